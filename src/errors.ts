@@ -1,0 +1,218 @@
+// The library's error hierarchy: one abstract base with a stable `code`, one subclass per failure kind.
+// No message ever contains a token value; the underlying error, when there is one, is in `cause`.
+
+/**
+ * Every stable error code this library throws, as constants.
+ *
+ * Compare `error.code` with these rather than with `instanceof` when errors may cross a module
+ * boundary (ESM and CJS copies of the library are different classes).
+ */
+export const ErrorCode = {
+  /** The lifecycle event or app-page request could not be parsed or failed validation. */
+  InvalidEvent: 'INVALID_EVENT',
+  /** The `event` field names an event this library does not handle. */
+  UnknownEvent: 'UNKNOWN_EVENT',
+  /** No record exists for the portal in the store. */
+  PortalNotInstalled: 'PORTAL_NOT_INSTALLED',
+  /** The portal's chain was revoked (the app was uninstalled, unpaid, or the chain was lost). */
+  PortalRevoked: 'PORTAL_REVOKED',
+  /** The OAuth server refused a token request for good (`invalid_grant`, `wrong_client`, ...). */
+  OAuthRejected: 'OAUTH_REJECTED',
+  /** The OAuth server could not be reached, timed out, or answered 5xx; retrying later may work. */
+  OAuthUnavailable: 'OAUTH_UNAVAILABLE',
+  /** The OAuth server answered something that is not a valid token response. */
+  OAuthInvalidResponse: 'OAUTH_INVALID_RESPONSE',
+  /** A lifecycle event or authorization result could not be proven genuine. */
+  VerificationFailed: 'VERIFICATION_FAILED',
+  /** The token store failed (I/O, connection, corrupt record). */
+  StoreFailure: 'STORE_FAILURE',
+  /** The per-portal lock could not be obtained in time. */
+  LockTimeout: 'LOCK_TIMEOUT',
+  /** An authorization-code `state` is malformed, forged, expired or already used. */
+  InvalidState: 'INVALID_STATE',
+  /** The pool was closed. */
+  PoolClosed: 'POOL_CLOSED',
+} as const;
+
+/** The union of every value in {@link ErrorCode}. */
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/** Options accepted by every error of this library. */
+export interface PortalTokensErrorOptions {
+  /** The underlying error, kept for debugging; never rendered into `message`. */
+  cause?: unknown;
+  /** The portal concerned, when known. A `member_id` is an identifier, not a secret. */
+  memberId?: string | undefined;
+}
+
+/**
+ * The base class of every error this library throws on purpose.
+ *
+ * Messages never contain token values, client secrets or application tokens.
+ */
+export abstract class PortalTokensError extends Error {
+  /** A stable, machine-readable code from {@link ErrorCode}. */
+  abstract readonly code: ErrorCode;
+  /** The portal concerned, when known. */
+  readonly memberId: string | undefined;
+
+  constructor(message: string, options: PortalTokensErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.memberId = options.memberId;
+  }
+}
+
+/** Why an event failed to parse: {@link ErrorCode.InvalidEvent} or {@link ErrorCode.UnknownEvent}. */
+export type InvalidEventCode = typeof ErrorCode.InvalidEvent | typeof ErrorCode.UnknownEvent;
+
+/**
+ * A lifecycle event or app-page request was malformed, too large, or named an unknown event.
+ *
+ * `field` names the offending field in Bitrix24's own spelling (`auth[expires]`, `event`, `body`);
+ * `reason` says what was wrong with it. The field's value is never included.
+ */
+export class InvalidEventError extends PortalTokensError {
+  readonly code: InvalidEventCode;
+  /** The offending field, such as `auth[member_id]`, or `body` for the input as a whole. */
+  readonly field: string;
+  /** A short machine-readable reason: `missing`, `type`, `format`, `too_large`, `too_many_keys`, `unknown`, `syntax`. */
+  readonly reason: string;
+
+  constructor(
+    field: string,
+    reason: string,
+    message: string,
+    options: PortalTokensErrorOptions & { code?: InvalidEventCode } = {},
+  ) {
+    super(message, options);
+    this.code = options.code ?? ErrorCode.InvalidEvent;
+    this.field = field;
+    this.reason = reason;
+  }
+}
+
+/** `clientFor` was asked for a portal that has no record in the store. */
+export class PortalNotInstalledError extends PortalTokensError {
+  readonly code = ErrorCode.PortalNotInstalled;
+  constructor(memberId: string, options: PortalTokensErrorOptions = {}) {
+    super(`Portal ${memberId} is not installed`, { ...options, memberId });
+  }
+}
+
+/** The portal's token chain is revoked; only a reinstall (or the authorization-code flow) revives it. */
+export class PortalRevokedError extends PortalTokensError {
+  readonly code = ErrorCode.PortalRevoked;
+  /** The OAuth error string that revoked it (`invalid_grant`, ...), when known. */
+  readonly reason: string | undefined;
+  constructor(memberId: string, reason?: string, options: PortalTokensErrorOptions = {}) {
+    super(`Portal ${memberId} is revoked${reason ? ` (${reason})` : ''}; it must be reinstalled`, {
+      ...options,
+      memberId,
+    });
+    this.reason = reason;
+  }
+}
+
+/**
+ * The OAuth server refused the request for good: the chain (or code) is dead for this app.
+ *
+ * Raised for `invalid_grant`, `invalid_client`, `wrong_client`, `NOT_INSTALLED`, `PAYMENT_REQUIRED`
+ * and any other error string not known to be transient.
+ */
+export class OAuthRejectedError extends PortalTokensError {
+  readonly code = ErrorCode.OAuthRejected;
+  /** The `error` string from the OAuth server, such as `invalid_grant`. */
+  readonly oauthError: string;
+  /** The HTTP status of the answer. */
+  readonly status: number;
+  constructor(oauthError: string, status: number, options: PortalTokensErrorOptions = {}) {
+    super(`OAuth server rejected the request: ${oauthError} (HTTP ${status})`, options);
+    this.oauthError = oauthError;
+    this.status = status;
+  }
+}
+
+/** The OAuth server was unreachable, timed out or answered 5xx. Nothing was changed; retry later. */
+export class OAuthUnavailableError extends PortalTokensError {
+  readonly code = ErrorCode.OAuthUnavailable;
+  /** The HTTP status, or 0 for a network failure or timeout. */
+  readonly status: number;
+  constructor(message: string, status: number, options: PortalTokensErrorOptions = {}) {
+    super(message, options);
+    this.status = status;
+  }
+}
+
+/** The OAuth server answered 2xx with a body that is not a usable token response. */
+export class OAuthInvalidResponseError extends PortalTokensError {
+  readonly code = ErrorCode.OAuthInvalidResponse;
+  constructor(message: string, options: PortalTokensErrorOptions = {}) {
+    super(message, options);
+  }
+}
+
+/** An event or authorization result could not be proven genuine; nothing was stored. */
+export class VerificationFailedError extends PortalTokensError {
+  readonly code = ErrorCode.VerificationFailed;
+  constructor(message: string, options: PortalTokensErrorOptions = {}) {
+    super(message, options);
+  }
+}
+
+/** The token store failed. The original error is in `cause`. */
+export class StoreError extends PortalTokensError {
+  readonly code = ErrorCode.StoreFailure;
+  constructor(message: string, options: PortalTokensErrorOptions = {}) {
+    super(message, options);
+  }
+}
+
+/** The per-portal lock was held by another worker for longer than the caller was willing to wait. */
+export class LockTimeoutError extends PortalTokensError {
+  readonly code = ErrorCode.LockTimeout;
+  constructor(memberId: string, waitedMs: number, options: PortalTokensErrorOptions = {}) {
+    super(`Timed out after ${waitedMs} ms waiting for the refresh lock of portal ${memberId}`, {
+      ...options,
+      memberId,
+    });
+  }
+}
+
+/** An authorization-code `state` was malformed, forged, expired or replayed. */
+export class InvalidStateError extends PortalTokensError {
+  readonly code = ErrorCode.InvalidState;
+  /** `malformed`, `signature`, `expired` or `replayed`. */
+  readonly reason: 'malformed' | 'signature' | 'expired' | 'replayed';
+  constructor(reason: InvalidStateError['reason'], options: PortalTokensErrorOptions = {}) {
+    super(`Authorization state is invalid (${reason})`, options);
+    this.reason = reason;
+  }
+}
+
+/** The pool was closed; no more clients are handed out. */
+export class PoolClosedError extends PortalTokensError {
+  readonly code = ErrorCode.PoolClosed;
+  constructor() {
+    super('The PortalClientPool is closed');
+  }
+}
+
+/**
+ * Finds this library's error behind an error thrown by the SDK.
+ *
+ * A refresh failure inside a `B24OAuth` call reaches the caller wrapped in the SDK's `AjaxError`
+ * (`originalError`) or as a `cause`; this walks both chains and returns the first
+ * {@link PortalTokensError}, or `undefined`.
+ */
+export function findPortalTokensError(error: unknown): PortalTokensError | undefined {
+  const seen = new Set<unknown>();
+  let current: unknown = error;
+  while (current !== null && typeof current === 'object' && !seen.has(current)) {
+    if (current instanceof PortalTokensError) return current;
+    seen.add(current);
+    const candidate = current as { originalError?: unknown; cause?: unknown };
+    current = candidate.originalError ?? candidate.cause;
+  }
+  return undefined;
+}

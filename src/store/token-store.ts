@@ -1,0 +1,174 @@
+// The TokenStore contract: what every adapter (ours or a user's) implements, method by method.
+// Adapters stay thin: timestamps, merging and retries live in the core; a store keeps records and versions.
+
+/**
+ * Bitrix24 app status letters: F free, D demo, T trial, P paid, L local, S subscription.
+ * Kept as a string so an unknown future letter is stored as given rather than rejected.
+ */
+export type AppStatus = 'F' | 'D' | 'T' | 'P' | 'L' | 'S' | (string & {});
+
+/** Lifecycle state of a stored portal. */
+export type PortalState = 'active' | 'revoked';
+
+/**
+ * One portal's record, keyed by `memberId`.
+ *
+ * Times: `expires` is unix **seconds** (as Bitrix24 sends it); every `...At` field is unix
+ * **milliseconds**. Absent values are `null`, never `undefined`, so a record survives JSON and SQL
+ * round-trips unchanged.
+ */
+export interface PortalRecord {
+  /** The portal's `member_id`: stable across renames, the key of everything. */
+  readonly memberId: string;
+  /** The portal's host as last seen (`acme.bitrix24.com`, or `host:port` on premises). Mutable. */
+  readonly domain: string;
+  /** The portal's REST root, such as `https://acme.bitrix24.com/rest/`. */
+  readonly clientEndpoint: string;
+  /** The OAuth server's REST root, such as `https://oauth.bitrix.info/rest/`. */
+  readonly serverEndpoint: string;
+  /** The current access token. */
+  readonly accessToken: string;
+  /** The current (single-use) refresh token. */
+  readonly refreshToken: string;
+  /** When the access token expires, unix seconds. */
+  readonly expires: number;
+  /** Comma-separated scopes, such as `crm,user_brief`. */
+  readonly scope: string;
+  /** App status letter. */
+  readonly status: AppStatus;
+  /** The Bitrix24 user the chain acts as, when known. */
+  readonly userId: number | null;
+  /** The per-portal `application_token` that authenticates later events, when known. */
+  readonly applicationToken: string | null;
+  /** `active`, or `revoked` once the OAuth server refused the chain for good. */
+  readonly state: PortalState;
+  /** Why the portal was revoked (the OAuth `error` string), or `null`. */
+  readonly revokedReason: string | null;
+  /** When the portal was first installed (this record created), unix ms. */
+  readonly installedAt: number;
+  /** When the record last changed in any way, unix ms. */
+  readonly updatedAt: number;
+  /** When the token pair last changed (install, update, refresh), unix ms. Feeds the keep-alive sweep. */
+  readonly chainUpdatedAt: number;
+  /** When the portal was revoked, unix ms, or `null`. */
+  readonly revokedAt: number | null;
+  /**
+   * A counter that every successful write increments (the first write gives 1). Conditional writes
+   * compare against it. Adapters must handle values up to `Number.MAX_SAFE_INTEGER`.
+   */
+  readonly version: number;
+}
+
+/** A full record without its `version`: what {@link TokenStore.upsert} takes. */
+export type PortalRecordInput = Omit<PortalRecord, 'version'>;
+
+/** The fields a conditional write may change (never `memberId` or `version`). */
+export type PortalRecordPatch = Partial<Omit<PortalRecord, 'memberId' | 'version'>>;
+
+/** The outcome of {@link TokenStore.update}: the new record, or the conflict with what is stored now. */
+export type ConditionalWriteResult =
+  | { readonly ok: true; readonly record: PortalRecord }
+  | {
+      readonly ok: false;
+      /** What is stored now (`undefined` when the record was deleted). */
+      readonly current: PortalRecord | undefined;
+    };
+
+/** A held per-portal lock. */
+export interface StoreLease {
+  /** A unique token identifying this holder (a fencing token where the store supports one). */
+  readonly token: string;
+  /** When the lease lapses unless released first, unix ms by the store's clock. */
+  readonly expiresAt: number;
+  /**
+   * Releases the lock if this lease still holds it; a no-op when it already lapsed and another
+   * holder took over. Idempotent. Throws only on I/O failure.
+   */
+  release(): Promise<void>;
+}
+
+/** One page of {@link TokenStore.list}. */
+export interface PortalListPage {
+  /** Records in ascending `memberId` order. */
+  readonly records: readonly PortalRecord[];
+  /** Pass as `after` to get the next page; `undefined` on the last page. */
+  readonly next: string | undefined;
+}
+
+/** Options of {@link TokenStore.list}. */
+export interface PortalListOptions {
+  /** Return records whose `memberId` sorts strictly after this one. */
+  readonly after?: string | undefined;
+  /** At most this many records. @defaultValue 100 */
+  readonly limit?: number | undefined;
+}
+
+/** What a store can do beyond the required methods. Declared, never faked. */
+export interface StoreCapabilities {
+  /** `tryLock` exists and gives mutual exclusion between holders of this store. */
+  readonly lock: boolean;
+  /** The lock (and the data) are shared with other processes that open the same store. */
+  readonly crossProcess: boolean;
+  /** `list` exists. */
+  readonly list: boolean;
+}
+
+/**
+ * The storage contract every token store implements.
+ *
+ * All methods are async and throw (preferably a {@link StoreError}) on I/O failure; they never
+ * report failure through a return value, and a thrown write leaves no half-written record.
+ * The conformance suite in `b24-portal-tokens/testing` checks every rule stated here.
+ */
+export interface TokenStore {
+  /** What this store can do beyond the required methods. */
+  readonly capabilities: StoreCapabilities;
+
+  /**
+   * Reads a portal's record.
+   * @returns the record, or `undefined` when no record exists (never throws for a missing one).
+   */
+  get(memberId: string): Promise<PortalRecord | undefined>;
+
+  /**
+   * Creates or replaces a portal's record unconditionally: used by a verified install or update.
+   * The stored `version` becomes the previous version + 1 (1 for a new record), so conditional
+   * writes based on the old record conflict afterwards.
+   * @returns the record as stored, with its new `version`.
+   */
+  upsert(record: PortalRecordInput): Promise<PortalRecord>;
+
+  /**
+   * Conditional write: applies `patch` only if the stored record's `version` is still
+   * `expectedVersion`, and increments the version. Atomic with respect to every other write to
+   * this store, in this process and in others sharing it.
+   * @returns `{ ok: true, record }` on success; `{ ok: false, current }` on a conflict, including
+   *   when the record no longer exists (`current` is then `undefined`). A conflict never overwrites.
+   */
+  update(memberId: string, expectedVersion: number, patch: PortalRecordPatch): Promise<ConditionalWriteResult>;
+
+  /**
+   * Deletes a portal's record. Idempotent.
+   * @returns `true` if a record was deleted, `false` if there was none.
+   */
+  delete(memberId: string): Promise<boolean>;
+
+  /**
+   * Tries once, without waiting, to take the portal's lock for `ttlMs` milliseconds.
+   * Present only when `capabilities.lock` is true.
+   *
+   * A lease that lapsed (its holder crashed or overran) may be taken over. Waiting and retrying
+   * are the caller's business. The lock is advisory: correctness still rests on {@link update}.
+   * @returns the lease, or `undefined` when another live lease holds the lock.
+   */
+  tryLock?(memberId: string, ttlMs: number): Promise<StoreLease | undefined>;
+
+  /**
+   * Lists records in ascending `memberId` order, a page at a time, for maintenance sweeps.
+   * Present only when `capabilities.list` is true.
+   */
+  list?(options?: PortalListOptions): Promise<PortalListPage>;
+
+  /** Releases connections or handles the store opened itself. Idempotent. */
+  close?(): Promise<void>;
+}

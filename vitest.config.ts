@@ -1,0 +1,11 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    testTimeout: 30_000,
+    hookTimeout: 30_000,
+    // Cross-process and database tests share real resources; files run in parallel, tests in a file serially.
+    pool: 'forks',
+  },
+});

@@ -115,10 +115,23 @@ export class PortalRevokedError extends PortalTokensError {
 }
 
 /**
- * The OAuth server refused the request for good: the chain (or code) is dead for this app.
+ * The `error` strings after which a portal's chain is dead for good: only a reinstall (or a new
+ * authorization) revives it (PROTOCOL.md section 3).
+ */
+export const TERMINAL_OAUTH_ERRORS: readonly string[] = Object.freeze([
+  'invalid_grant',
+  'invalid_client',
+  'wrong_client',
+  'NOT_INSTALLED',
+  'PAYMENT_REQUIRED',
+]);
+
+/**
+ * The OAuth server answered with an `error`: retrying the same request will not help.
  *
- * Raised for `invalid_grant`, `invalid_client`, `wrong_client`, `NOT_INSTALLED`, `PAYMENT_REQUIRED`
- * and any other error string not known to be transient.
+ * `terminal` is true for the errors in {@link TERMINAL_OAUTH_ERRORS} (`invalid_grant`,
+ * `wrong_client`, ...): the chain is dead. Other strings (`invalid_request`, `invalid_scope`, ...)
+ * say the request was wrong, not that the portal is lost.
  */
 export class OAuthRejectedError extends PortalTokensError {
   readonly code = ErrorCode.OAuthRejected;
@@ -126,10 +139,13 @@ export class OAuthRejectedError extends PortalTokensError {
   readonly oauthError: string;
   /** The HTTP status of the answer. */
   readonly status: number;
+  /** Whether the error means the chain is dead for good (see {@link TERMINAL_OAUTH_ERRORS}). */
+  readonly terminal: boolean;
   constructor(oauthError: string, status: number, options: PortalTokensErrorOptions = {}) {
     super(`OAuth server rejected the request: ${oauthError} (HTTP ${status})`, options);
     this.oauthError = oauthError;
     this.status = status;
+    this.terminal = TERMINAL_OAUTH_ERRORS.includes(oauthError);
   }
 }
 

@@ -1,0 +1,22 @@
+// The logger contract: the subset of pino's API the library calls, so a pino (or compatible) logger
+// plugs in as is. The library only ever passes identifiers and counts, never token values.
+
+/** A log method in pino's shape: a context object first, then an optional message. */
+export type LogMethod = (context: Record<string, unknown>, message?: string) => void;
+
+/** A pino-compatible logger: pass `pino()` or any object with these four methods. */
+export interface Logger {
+  /** Detailed flow (adoptions, cache hits). */
+  debug: LogMethod;
+  /** Notable events (refreshes, installs). */
+  info: LogMethod;
+  /** Something is off but handled (an unverified install, a lock takeover). */
+  warn: LogMethod;
+  /** A failure the operator should look at (a store failure, a revoked portal). */
+  error: LogMethod;
+}
+
+const noop: LogMethod = () => undefined;
+
+/** A logger that discards everything: the default. */
+export const silentLogger: Logger = Object.freeze({ debug: noop, info: noop, warn: noop, error: noop });

@@ -1,0 +1,272 @@
+// Talks to a Bitrix24 OAuth host with `fetch`: the token endpoint (refresh and code exchange) and
+// `app.info`. POST with form bodies (secrets stay out of URLs), a timeout, no redirects followed,
+// answers validated before use, failures classified by the `error` string (PROTOCOL.md section 3).
+
+import {
+  OAuthInvalidResponseError,
+  OAuthRejectedError,
+  OAuthUnavailableError,
+} from '../errors.js';
+
+/** The `fetch` signature the library needs; inject your own for proxies, tracing or tests. */
+export type FetchLike = (input: string, init: RequestInit) => Promise<Response>;
+
+/** Options shared by everything that calls an OAuth host. */
+export interface OAuthClientOptions {
+  /** The app's `client_id`. */
+  readonly clientId: string;
+  /** The app's `client_secret`. Never logged, never put in a URL. */
+  readonly clientSecret: string;
+  /** The `fetch` to use. @defaultValue `globalThis.fetch` */
+  readonly fetch?: FetchLike | undefined;
+  /** How long one request may take before it counts as a transient failure, ms. @defaultValue 10000 */
+  readonly timeoutMs?: number | undefined;
+  /** Clock in unix ms, used to compute `expires` when an answer lacks it. @defaultValue `Date.now` */
+  readonly now?: (() => number) | undefined;
+}
+
+/** A validated answer of the token endpoint. `expires` is unix seconds. */
+export interface TokenResponse {
+  readonly accessToken: string;
+  /** `undefined` when the answer carried none: the caller keeps the old one. */
+  readonly refreshToken: string | undefined;
+  readonly expires: number;
+  readonly expiresIn: number;
+  readonly scope: string | undefined;
+  readonly status: string | undefined;
+  readonly memberId: string | undefined;
+  readonly clientEndpoint: string | undefined;
+  readonly serverEndpoint: string | undefined;
+  readonly userId: number | null;
+  /** The portal's domain when the answer names one (the token endpoint names the OAuth host instead). */
+  readonly domain: string | undefined;
+}
+
+/** What the OAuth host's `app.info` says about the app a token belongs to. */
+export interface AppInfo {
+  /** The `client_id` of the app the token was issued to. */
+  readonly clientId: string;
+  /** The portal the app is installed on. */
+  readonly memberId: string;
+  /** The portal's domain, when the answer names it. */
+  readonly domain: string | undefined;
+  /** The portal's REST root, when the answer names it. */
+  readonly clientEndpoint: string | undefined;
+  /** The token's scopes, when named. */
+  readonly scope: string | undefined;
+  /** The app status letter, when named. */
+  readonly status: string | undefined;
+  /** Whether the installation is finished, when named. */
+  readonly installed: boolean | undefined;
+}
+
+const MAX_ANSWER_BYTES = 256 * 1024;
+const DEFAULT_EXPIRES_IN = 3600;
+
+/**
+ * The OAuth host's origin (plus any path prefix) from a `server_endpoint` such as
+ * `https://oauth.bitrix.info/rest/`: the token endpoint is `<that>/oauth/token/`.
+ * @throws TypeError when `serverEndpoint` is not an http(s) URL.
+ */
+export function oauthBaseFromServerEndpoint(serverEndpoint: string): string {
+  let url: URL;
+  try {
+    url = new URL(serverEndpoint);
+  } catch {
+    throw new TypeError('serverEndpoint is not a valid URL');
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+    throw new TypeError('serverEndpoint must be an http(s) URL');
+  }
+  const path = url.pathname.replace(/\/rest\/?$/, '').replace(/\/+$/, '');
+  return `${url.origin}${path}`;
+}
+
+/** Keeps a server-supplied error string printable and short: it ends up in messages. */
+function safeErrorString(value: unknown): string {
+  return typeof value === 'string' && /^[A-Za-z0-9_.:-]{1,64}$/.test(value) ? value : 'unknown_error';
+}
+
+function asString(value: unknown): string | undefined {
+  if (typeof value === 'string' && value !== '') return value;
+  if (typeof value === 'number' && Number.isFinite(value)) return String(value);
+  return undefined;
+}
+
+function asPositiveInt(value: unknown): number | undefined {
+  const n = typeof value === 'number' ? value : typeof value === 'string' && value.trim() !== '' ? Number(value) : NaN;
+  return Number.isSafeInteger(n) && n > 0 ? n : undefined;
+}
+
+/**
+ * A small client for one app's calls to Bitrix24 OAuth hosts.
+ *
+ * Every method throws {@link OAuthRejectedError} when the host answers with an `error`,
+ * {@link OAuthUnavailableError} on network failure, timeout, 429 or 5xx, and
+ * {@link OAuthInvalidResponseError} when a 2xx answer is not what was asked for.
+ */
+export class OAuthClient {
+  readonly #clientId: string;
+  readonly #clientSecret: string;
+  readonly #fetch: FetchLike;
+  readonly #timeoutMs: number;
+  readonly #now: () => number;
+
+  constructor(options: OAuthClientOptions) {
+    if (typeof options.clientId !== 'string' || options.clientId === '') {
+      throw new TypeError('clientId must be a non-empty string');
+    }
+    if (typeof options.clientSecret !== 'string' || options.clientSecret === '') {
+      throw new TypeError('clientSecret must be a non-empty string');
+    }
+    this.#clientId = options.clientId;
+    this.#clientSecret = options.clientSecret;
+    this.#fetch = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
+    this.#timeoutMs = options.timeoutMs ?? 10_000;
+    this.#now = options.now ?? Date.now;
+  }
+
+  /** The app's `client_id`. */
+  get clientId(): string {
+    return this.#clientId;
+  }
+
+  /**
+   * Exchanges a refresh token for a new pair at `<oauthBase>/oauth/token/`.
+   * @param oauthBase - from {@link oauthBaseFromServerEndpoint} of the portal's stored `server_endpoint`.
+   */
+  refresh(oauthBase: string, refreshToken: string): Promise<TokenResponse> {
+    return this.#token(oauthBase, { grant_type: 'refresh_token', refresh_token: refreshToken });
+  }
+
+  /** Exchanges an authorization code (it lives 30 s) for a first pair. */
+  exchangeCode(oauthBase: string, code: string): Promise<TokenResponse> {
+    return this.#token(oauthBase, { grant_type: 'authorization_code', code });
+  }
+
+  /**
+   * Asks the OAuth host which app and portal an access token belongs to (`<oauthBase>/rest/app.info`).
+   * Only call it with an `oauthBase` from your own allow-list, never one taken from a payload.
+   */
+  async appInfo(oauthBase: string, accessToken: string): Promise<AppInfo> {
+    const body = await this.#post(`${oauthBase}/rest/app.info`, new URLSearchParams({ auth: accessToken }));
+    const result = body['result'];
+    if (result === null || typeof result !== 'object') {
+      throw new OAuthInvalidResponseError('app.info answer has no result object');
+    }
+    const r = result as Record<string, unknown>;
+    const install = (r['install'] !== null && typeof r['install'] === 'object' ? r['install'] : {}) as Record<
+      string,
+      unknown
+    >;
+    const clientId = asString(r['client_id']);
+    const memberId = asString(install['member_id']) ?? asString(r['member_id']);
+    if (clientId === undefined || memberId === undefined) {
+      throw new OAuthInvalidResponseError('app.info answer lacks client_id or member_id');
+    }
+    const installed = install['installed'];
+    return {
+      clientId,
+      memberId,
+      domain: asString(install['domain']) ?? asString(r['domain']),
+      clientEndpoint: asString(install['client_endpoint']),
+      scope: asString(r['scope']),
+      status: asString(install['status']) ?? asString(r['status']),
+      installed: typeof installed === 'boolean' ? installed : installed === undefined ? undefined : installed === 'Y' || installed === 1 || installed === '1',
+    };
+  }
+
+  async #token(oauthBase: string, grant: Record<string, string>): Promise<TokenResponse> {
+    const form = new URLSearchParams({
+      ...grant,
+      client_id: this.#clientId,
+      client_secret: this.#clientSecret,
+    });
+    const body = await this.#post(`${oauthBase}/oauth/token/`, form);
+    const accessToken = asString(body['access_token']);
+    if (accessToken === undefined) {
+      throw new OAuthInvalidResponseError('Token answer has no access_token');
+    }
+    const expiresIn = asPositiveInt(body['expires_in']) ?? DEFAULT_EXPIRES_IN;
+    const expires = asPositiveInt(body['expires']) ?? Math.floor(this.#now() / 1000) + expiresIn;
+    const userId = asPositiveInt(body['user_id']);
+    return {
+      accessToken,
+      refreshToken: asString(body['refresh_token']),
+      expires,
+      expiresIn,
+      scope: asString(body['scope']),
+      status: asString(body['status']),
+      memberId: asString(body['member_id']),
+      clientEndpoint: asString(body['client_endpoint']),
+      serverEndpoint: asString(body['server_endpoint']),
+      userId: userId ?? null,
+      domain: asString(body['domain']),
+    };
+  }
+
+  /** POSTs a form and returns the parsed JSON object of a 2xx answer; classifies everything else. */
+  async #post(url: string, form: URLSearchParams): Promise<Record<string, unknown>> {
+    let response: Response;
+    try {
+      response = await this.#fetch(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
+        body: form.toString(),
+        redirect: 'manual',
+        signal: AbortSignal.timeout(this.#timeoutMs),
+      });
+    } catch (error) {
+      const timedOut = error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError');
+      throw new OAuthUnavailableError(
+        timedOut ? `OAuth host did not answer within ${this.#timeoutMs} ms` : 'OAuth host could not be reached',
+        0,
+        { cause: error },
+      );
+    }
+    const status = response.status;
+    let parsed: unknown;
+    try {
+      const text = await readBounded(response, MAX_ANSWER_BYTES);
+      parsed = text === '' ? undefined : JSON.parse(text);
+    } catch (error) {
+      if (status >= 500 || status === 429) {
+        throw new OAuthUnavailableError(`OAuth host answered HTTP ${status}`, status, { cause: error });
+      }
+      if (error instanceof OAuthUnavailableError) throw error;
+      parsed = undefined;
+    }
+    if (status >= 500 || status === 429) {
+      throw new OAuthUnavailableError(`OAuth host answered HTTP ${status}`, status);
+    }
+    const object =
+      parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : undefined;
+    const errorValue = object?.['error'];
+    if (errorValue !== undefined && errorValue !== null && errorValue !== '') {
+      const errorString =
+        typeof errorValue === 'object' ? safeErrorString((errorValue as Record<string, unknown>)['code']) : safeErrorString(errorValue);
+      throw new OAuthRejectedError(errorString, status);
+    }
+    if (status < 200 || status >= 300) {
+      // Redirects included: following one would send the secret somewhere not chosen by us.
+      throw new OAuthInvalidResponseError(`OAuth host answered HTTP ${status} without an error`);
+    }
+    if (object === undefined) {
+      throw new OAuthInvalidResponseError('OAuth host answered with a body that is not a JSON object');
+    }
+    return object;
+  }
+}
+
+async function readBounded(response: Response, limit: number): Promise<string> {
+  if (response.body === null) return '';
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  // Node's web streams are async-iterable; reading chunk by chunk bounds memory on a hostile answer.
+  for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+    total += chunk.byteLength;
+    if (total > limit) throw new OAuthInvalidResponseError(`OAuth answer exceeds ${limit} bytes`);
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}

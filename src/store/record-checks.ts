@@ -1,0 +1,180 @@
+// Runtime checks shared by the built-in stores: a caller's mistake becomes a TypeError naming the
+// argument or field (never its value), and a stored record that fails the same checks is corrupt.
+
+import { StoreError } from '../errors.js';
+import type { PortalRecord, PortalRecordInput, PortalRecordPatch, PortalListOptions } from './token-store.js';
+
+type FieldKind =
+  | 'nonEmptyString'
+  | 'string'
+  | 'finite'
+  | 'nullableString'
+  | 'nullableInteger'
+  | 'nullableFinite'
+  | 'state';
+
+// Every field of PortalRecordInput with what it must hold; the record's shape in one table so a new
+// field cannot be forgotten by one of the checks below (the `satisfies` makes the compiler insist).
+const FIELDS = {
+  memberId: 'nonEmptyString',
+  domain: 'string',
+  clientEndpoint: 'string',
+  serverEndpoint: 'string',
+  accessToken: 'string',
+  refreshToken: 'string',
+  expires: 'finite',
+  scope: 'string',
+  status: 'string',
+  userId: 'nullableInteger',
+  applicationToken: 'nullableString',
+  state: 'state',
+  revokedReason: 'nullableString',
+  installedAt: 'finite',
+  updatedAt: 'finite',
+  chainUpdatedAt: 'finite',
+  revokedAt: 'nullableFinite',
+} as const satisfies Record<keyof PortalRecordInput, FieldKind>;
+
+type FieldName = keyof typeof FIELDS;
+const FIELD_NAMES = Object.keys(FIELDS) as FieldName[];
+
+const KIND_TEXT: Record<FieldKind, string> = {
+  nonEmptyString: 'a non-empty string',
+  string: 'a string',
+  finite: 'a finite number',
+  nullableString: 'a string or null',
+  nullableInteger: 'a safe integer or null',
+  nullableFinite: 'a finite number or null',
+  state: "'active' or 'revoked'",
+};
+
+function fits(kind: FieldKind, value: unknown): boolean {
+  switch (kind) {
+    case 'nonEmptyString':
+      return typeof value === 'string' && value.length > 0;
+    case 'string':
+      return typeof value === 'string';
+    case 'finite':
+      return typeof value === 'number' && Number.isFinite(value);
+    case 'nullableString':
+      return value === null || typeof value === 'string';
+    case 'nullableInteger':
+      return value === null || Number.isSafeInteger(value);
+    case 'nullableFinite':
+      return value === null || (typeof value === 'number' && Number.isFinite(value));
+    case 'state':
+      return value === 'active' || value === 'revoked';
+  }
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Checks a `memberId` argument. */
+export function checkMemberId(memberId: unknown, argument = 'memberId'): asserts memberId is string {
+  if (typeof memberId !== 'string' || memberId.length === 0) {
+    throw new TypeError(`${argument} must be a non-empty string`);
+  }
+}
+
+/**
+ * Checks an upsert argument and returns a copy holding only the known fields, so extra properties
+ * a caller passed (or a later mutation of the caller's object) never reach the store.
+ */
+export function checkRecordInput(record: unknown): PortalRecordInput {
+  if (!isObject(record)) throw new TypeError('record must be an object');
+  const copy: Record<string, unknown> = {};
+  for (const name of FIELD_NAMES) {
+    const kind = FIELDS[name];
+    const value = record[name];
+    if (!fits(kind, value)) throw new TypeError(`record.${name} must be ${KIND_TEXT[kind]}`);
+    copy[name] = value;
+  }
+  return copy as unknown as PortalRecordInput;
+}
+
+/**
+ * Checks a conditional-write patch; returns a copy without keys whose value is `undefined`.
+ * Unknown keys are rejected rather than ignored: a misspelt field would otherwise be a silent no-op.
+ */
+export function checkPatch(patch: unknown): PortalRecordPatch {
+  if (!isObject(patch)) throw new TypeError('patch must be an object');
+  const copy: Record<string, unknown> = {};
+  for (const key of Object.keys(patch)) {
+    const value = patch[key];
+    if (value === undefined) continue;
+    if (key === 'memberId' || key === 'version') throw new TypeError(`patch.${key} cannot be changed by update`);
+    if (!Object.hasOwn(FIELDS, key)) throw new TypeError(`patch.${key} is not a PortalRecord field`);
+    const kind = FIELDS[key as FieldName];
+    if (!fits(kind, value)) throw new TypeError(`patch.${key} must be ${KIND_TEXT[kind]}`);
+    copy[key] = value;
+  }
+  return copy;
+}
+
+/** Checks the `expectedVersion` argument of update. */
+export function checkExpectedVersion(expectedVersion: unknown): asserts expectedVersion is number {
+  if (!Number.isSafeInteger(expectedVersion) || (expectedVersion as number) < 0) {
+    throw new TypeError('expectedVersion must be a non-negative safe integer');
+  }
+}
+
+/** Checks the `ttlMs` argument of tryLock. */
+export function checkTtlMs(ttlMs: unknown): asserts ttlMs is number {
+  if (typeof ttlMs !== 'number' || !Number.isFinite(ttlMs) || ttlMs <= 0) {
+    throw new TypeError('ttlMs must be a positive finite number of milliseconds');
+  }
+}
+
+/** The default page size of list. */
+export const DEFAULT_LIST_LIMIT = 100;
+
+/** Checks list options and fills in the default limit. */
+export function checkListOptions(options: PortalListOptions | undefined): { after: string | undefined; limit: number } {
+  if (options === undefined) return { after: undefined, limit: DEFAULT_LIST_LIMIT };
+  const given: unknown = options;
+  if (!isObject(given)) throw new TypeError('options must be an object');
+  const after = given['after'];
+  const limit = given['limit'] ?? DEFAULT_LIST_LIMIT;
+  if (after !== undefined && typeof after !== 'string') throw new TypeError('options.after must be a string');
+  if (typeof limit !== 'number' || !Number.isSafeInteger(limit) || limit < 1) {
+    throw new TypeError('options.limit must be a positive integer');
+  }
+  return { after, limit };
+}
+
+/**
+ * The version after `current` (0 for a missing record). Throws rather than store a version that
+ * no longer compares exactly.
+ */
+export function nextVersion(current: number, memberId: string): number {
+  if (current >= Number.MAX_SAFE_INTEGER) {
+    throw new StoreError(`Version of portal ${memberId} cannot be incremented past Number.MAX_SAFE_INTEGER`, {
+      memberId,
+    });
+  }
+  return current + 1;
+}
+
+/**
+ * Validates a record read back from storage.
+ * @returns the record (a fresh copy of the known fields), or the name of the first bad field.
+ */
+export function readStoredRecord(value: unknown): { record: PortalRecord } | { badField: string } {
+  if (!isObject(value)) return { badField: '(record)' };
+  const copy: Record<string, unknown> = {};
+  for (const name of FIELD_NAMES) {
+    if (!fits(FIELDS[name], value[name])) return { badField: name };
+    copy[name] = value[name];
+  }
+  const version = value['version'];
+  if (!Number.isSafeInteger(version) || (version as number) < 1) return { badField: 'version' };
+  copy['version'] = version;
+  return { record: copy as unknown as PortalRecord };
+}
+
+/** Applies a checked patch to a record and bumps the version. */
+export function applyPatch(record: PortalRecord, patch: PortalRecordPatch): PortalRecord {
+  return { ...record, ...patch, memberId: record.memberId, version: nextVersion(record.version, record.memberId) };
+}

@@ -14,3 +14,21 @@ export type * from './store/token-store.js';
 
 // Lifecycle events
 export type * from './events/types.js';
+
+// The client pool
+export { PortalClientPool, SDK_REFRESH_TOKEN_PLACEHOLDER } from './pool/pool.js';
+export type {
+  PortalClientPoolOptions,
+  PoolLifecycleChange,
+  SweepOptions,
+  SweepResult,
+} from './pool/pool.js';
+export type * from './pool/events.js';
+
+// The OAuth host client
+export { OAuthClient, oauthBaseFromServerEndpoint } from './oauth/oauth-client.js';
+export type { AppInfo, FetchLike, OAuthClientOptions, TokenResponse } from './oauth/oauth-client.js';
+
+// Logging
+export { silentLogger } from './logger.js';
+export type { Logger, LogMethod } from './logger.js';

@@ -3,4 +3,29 @@
  * stand-in Bitrix24 (OAuth server and portals' REST on one loopback port).
  * @packageDocumentation
  */
-export {};
+
+// The stand-in Bitrix24 (OAuth server and portals' REST on one loopback port)
+export { FakeBitrix24, DEFAULT_FAKE_CLIENT_ID, DEFAULT_FAKE_CLIENT_SECRET } from './fake-bitrix24.js';
+export type {
+  AppPageRequestOptions,
+  AuthorizeOptions,
+  FakeAppPageRequest,
+  FakeAuthorization,
+  FakeBitrix24Options,
+  FakeBitrix24Stats,
+  FakeChain,
+  FakeEventPayload,
+  FakeLifecycleEvent,
+  FakePortal,
+  FakePortalOptions,
+  FakeRestContext,
+  FakeRestMethod,
+  FakeRestOutcome,
+  FakeTokenStatus,
+  FakeUninstallEvent,
+  InstallEventOptions,
+  IssueChainOptions,
+  OAuthFailure,
+  UninstallEventOptions,
+  UpdateEventOptions,
+} from './fake-bitrix24.js';

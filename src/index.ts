@@ -14,6 +14,8 @@ export type * from './store/token-store.js';
 
 // Lifecycle events
 export type * from './events/types.js';
+export { parseInstallEvent, parseAppPageRequest } from './events/parse.js';
+export type { AppPageRequestInput, EventBody, ParseEventOptions } from './events/parse.js';
 
 // The client pool
 export { PortalClientPool, SDK_REFRESH_TOKEN_PLACEHOLDER } from './pool/pool.js';

@@ -1,0 +1,87 @@
+// toFetchHandler: mounts a PlainHandler wherever requests are Fetch `Request`s and answers are
+// `Response`s (Hono, Next.js route handlers, Bun, Deno, workers). Reads the body up to a limit.
+
+import {
+  DEFAULT_MAX_BODY_BYTES,
+  payloadTooLargeResponse,
+  type PlainHandler,
+  type PlainResponse,
+} from './types.js';
+
+/** Options of {@link toFetchHandler}. */
+export interface FetchHandlerOptions {
+  /**
+   * The largest body read, in bytes; reading stops (the stream is cancelled) as soon as it is
+   * passed, or at once when `content-length` announces more, and the answer is 413.
+   * @defaultValue the handler's own `maxBodyBytes`, else 65536
+   */
+  readonly maxBodyBytes?: number | undefined;
+}
+
+/** A Fetch-style request handler. */
+export type FetchRequestHandler = (request: Request) => Promise<Response>;
+
+/**
+ * Adapts a handler (such as the one from `createLifecycleHandler`) to the Fetch API.
+ *
+ * @example
+ * ```ts
+ * // Next.js app/bitrix24/events/route.ts
+ * export const POST = toFetchHandler(createLifecycleHandler({ pool }));
+ * // Bun
+ * Bun.serve({ fetch: toFetchHandler(handler) });
+ * ```
+ */
+export function toFetchHandler(handler: PlainHandler, options: FetchHandlerOptions = {}): FetchRequestHandler {
+  if (typeof handler !== 'function') throw new TypeError('handler must be a function');
+  const limit = options.maxBodyBytes ?? handler.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  if (!Number.isSafeInteger(limit) || limit <= 0) throw new TypeError('options.maxBodyBytes must be a positive integer');
+
+  return async (request) => {
+    const body = await readBody(request, limit);
+    if (body === 'too_large') return toResponse(payloadTooLargeResponse());
+    const response = await handler({
+      method: request.method,
+      headers: request.headers,
+      body,
+      query: new URL(request.url).searchParams,
+    });
+    return toResponse(response);
+  };
+}
+
+async function readBody(request: Request, limit: number): Promise<Uint8Array | undefined | 'too_large'> {
+  const announced = Number(request.headers.get('content-length') ?? NaN);
+  if (Number.isFinite(announced) && announced > limit) {
+    await request.body?.cancel().catch(() => undefined);
+    return 'too_large';
+  }
+  if (request.body === null) return undefined;
+  // A request body stream yields bytes; the DOM typings leave the chunk type open.
+  const reader = (request.body as ReadableStream<Uint8Array>).getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > limit) {
+      await reader.cancel().catch(() => undefined);
+      return 'too_large';
+    }
+    chunks.push(value);
+  }
+  if (total === 0) return undefined;
+  const bytes = new Uint8Array(total);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return bytes;
+}
+
+function toResponse(response: PlainResponse): Response {
+  const body = response.body === undefined ? null : JSON.stringify(response.body);
+  return new Response(body, { status: response.status, headers: response.headers });
+}

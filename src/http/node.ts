@@ -1,0 +1,142 @@
+// toNodeHandler: mounts a PlainHandler in node:http or Express. It reads the raw body up to a limit
+// (answering 413 as soon as the limit is passed), or takes the body an Express parser already produced.
+
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import {
+  DEFAULT_MAX_BODY_BYTES,
+  jsonResponse,
+  payloadTooLargeResponse,
+  type PlainHandler,
+  type PlainRequest,
+  type PlainResponse,
+} from './types.js';
+
+/** Options of {@link toNodeHandler}. */
+export interface NodeHandlerOptions {
+  /**
+   * The largest raw body read, in bytes. Reading stops as soon as it is passed (or at once when
+   * `content-length` announces more) and the answer is 413 with `connection: close`.
+   * @defaultValue the handler's own `maxBodyBytes`, else 65536
+   */
+  readonly maxBodyBytes?: number | undefined;
+}
+
+/**
+ * A `(req, res, next?)` function for `http.createServer`, an Express app or router, or anything
+ * else that passes Node's request and response. It never throws and never leaves a request
+ * unanswered; `next` (Express) only receives failures of the response itself.
+ */
+export type NodeRequestHandler = (req: IncomingMessage, res: ServerResponse, next?: (error?: unknown) => void) => void;
+
+/** Express and similar frameworks put a parsed body here. */
+interface MaybeParsedRequest extends IncomingMessage {
+  body?: unknown;
+}
+
+/**
+ * Adapts a handler (such as the one from `createLifecycleHandler`) to Node's `http` API and to
+ * Express.
+ *
+ * The body: when a framework's body parser already consumed the stream, `req.body` is used as it
+ * is: a `Buffer` or string (`express.raw()`, `express.text()`), a nested object
+ * (`express.urlencoded({ extended: true })`), a flat object with `auth[access_token]`-style keys
+ * (`extended: false`), or parsed JSON (`express.json()`). Otherwise the raw body is read here, up to
+ * `maxBodyBytes`. Mounting it before any body parser is simplest.
+ *
+ * @example
+ * ```ts
+ * http.createServer(toNodeHandler(handler)).listen(3000);
+ * // or, in Express:
+ * app.post('/bitrix24/events', toNodeHandler(handler));
+ * ```
+ */
+export function toNodeHandler(handler: PlainHandler, options: NodeHandlerOptions = {}): NodeRequestHandler {
+  if (typeof handler !== 'function') throw new TypeError('handler must be a function');
+  const limit = options.maxBodyBytes ?? handler.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  if (!Number.isSafeInteger(limit) || limit <= 0) throw new TypeError('options.maxBodyBytes must be a positive integer');
+
+  return (req, res, next) => {
+    serve(handler, limit, req as MaybeParsedRequest, res).catch((error: unknown) => {
+      if (next !== undefined) {
+        next(error);
+      } else if (!res.headersSent) {
+        send(res, jsonResponse(500, { error: 'INTERNAL_ERROR' }));
+      } else {
+        res.destroy();
+      }
+    });
+  };
+}
+
+async function serve(handler: PlainHandler, limit: number, req: MaybeParsedRequest, res: ServerResponse): Promise<void> {
+  let body: PlainRequest['body'];
+  if (req.body !== undefined && req.body !== null) {
+    body = adoptParsedBody(req.body);
+  } else if (!req.readableEnded) {
+    const read = await readBody(req, limit);
+    if (read === 'too_large') {
+      // Stop reading; Node closes the connection once this answer is flushed.
+      send(res, payloadTooLargeResponse(), { connection: 'close' });
+      return;
+    }
+    body = read;
+  }
+  const query = new URL(req.url ?? '/', 'http://localhost').searchParams;
+  const response = await handler({ method: req.method ?? 'GET', headers: req.headers, body, query });
+  send(res, response);
+}
+
+/** The shapes a framework's parser leaves in `req.body`, as the handler takes them. */
+function adoptParsedBody(value: unknown): PlainRequest['body'] {
+  if (typeof value === 'string' || value instanceof Uint8Array) return value;
+  if (value instanceof URLSearchParams) return value;
+  if (typeof value === 'object' && value !== null) return value as Readonly<Record<string, unknown>>;
+  // A number or boolean (`express.json({ strict: false })`) is no event; let the parser say so.
+  return JSON.stringify(value);
+}
+
+/** Reads the body into one Buffer, or gives up as soon as it exceeds `limit` bytes. */
+function readBody(req: IncomingMessage, limit: number): Promise<Uint8Array | undefined | 'too_large'> {
+  const announced = Number(req.headers['content-length']);
+  if (Number.isFinite(announced) && announced > limit) return Promise.resolve('too_large');
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    const cleanup = (): void => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onError);
+    };
+    const onData = (chunk: Buffer): void => {
+      total += chunk.byteLength;
+      if (total > limit) {
+        cleanup();
+        req.pause();
+        resolve('too_large');
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = (): void => {
+      cleanup();
+      resolve(total === 0 ? undefined : Buffer.concat(chunks, total));
+    };
+    const onError = (error: Error): void => {
+      cleanup();
+      reject(error);
+    };
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onError);
+  });
+}
+
+function send(res: ServerResponse, response: PlainResponse, extraHeaders: Record<string, string> = {}): void {
+  if (res.headersSent || res.writableEnded) return;
+  const payload = response.body === undefined ? undefined : Buffer.from(JSON.stringify(response.body), 'utf8');
+  res.statusCode = response.status;
+  for (const [name, value] of Object.entries({ ...response.headers, ...extraHeaders })) res.setHeader(name, value);
+  // Bytes, not characters: a multi-byte character in a body must not truncate it.
+  res.setHeader('content-length', payload === undefined ? 0 : payload.byteLength);
+  res.end(payload);
+}

@@ -1,0 +1,107 @@
+// The framework-neutral request and response the handlers speak, and the small helpers every adapter
+// shares to read them. Adapters only translate a runtime's objects to and from these shapes.
+
+/** A JSON value, as the handlers put in a response body. */
+export type JsonValue = string | number | boolean | null | readonly JsonValue[] | { readonly [key: string]: JsonValue };
+
+/**
+ * Request headers: a Fetch `Headers` object or a record such as Node's `req.headers`.
+ * Record keys are matched case-insensitively.
+ */
+export type HeaderBag = Headers | Readonly<Record<string, string | readonly string[] | undefined>>;
+
+/** A query string in any of the shapes runtimes hand out. */
+export type QueryInput = URLSearchParams | string | Readonly<Record<string, string | readonly string[] | undefined>>;
+
+/** A request in the shape the handlers take, whatever the HTTP framework. */
+export interface PlainRequest {
+  /** The HTTP method, any case. */
+  readonly method: string;
+  /** The request headers. */
+  readonly headers: HeaderBag;
+  /**
+   * The body: raw (`string` or bytes, the usual case), or an object a framework's body parser
+   * already produced (nested for `extended` urlencoded parsers, flat `auth[access_token]` keys
+   * otherwise, or parsed JSON). `undefined` when there is none.
+   */
+  readonly body?: string | Uint8Array | URLSearchParams | Readonly<Record<string, unknown>> | undefined;
+  /** The query string or its parsed form, when the handler needs one (the authorization callback does). */
+  readonly query?: QueryInput | undefined;
+}
+
+/** A response in the shape the handlers return; adapters serialise `body` as JSON. */
+export interface PlainResponse {
+  /** The HTTP status. */
+  readonly status: number;
+  /** Response headers, lower-case names. `content-type` is set whenever there is a body. */
+  readonly headers: Readonly<Record<string, string>>;
+  /** The JSON body, or `undefined` for none (a redirect). */
+  readonly body: JsonValue | undefined;
+}
+
+/**
+ * A framework-neutral handler: a {@link PlainRequest} in, a {@link PlainResponse} out. It never
+ * rejects: every failure is an answer. Mount it with `toNodeHandler` or `toFetchHandler`.
+ */
+export interface PlainHandler {
+  /** Handles one request. */
+  (request: PlainRequest): Promise<PlainResponse>;
+  /**
+   * The largest body the handler accepts, in bytes; adapters stop reading (and answer 413) beyond
+   * it unless told otherwise.
+   */
+  readonly maxBodyBytes?: number | undefined;
+}
+
+/**
+ * The default body limit of the lifecycle handler and the adapters: 64 KiB. Real lifecycle events
+ * are well under 2 KiB; the margin only covers long scopes and custom domains.
+ */
+export const DEFAULT_MAX_BODY_BYTES = 64 * 1024;
+
+/** Reads one header from either header shape; repeated values are joined with `, `. */
+export function headerValue(headers: HeaderBag, name: string): string | undefined {
+  if (typeof (headers as Headers).get === 'function' && typeof (headers as Headers).has === 'function') {
+    return (headers as Headers).get(name) ?? undefined;
+  }
+  const record = headers as Readonly<Record<string, string | readonly string[] | undefined>>;
+  const lower = name.toLowerCase();
+  let value = Object.prototype.hasOwnProperty.call(record, lower) ? record[lower] : undefined;
+  if (value === undefined) {
+    const key = Object.keys(record).find((candidate) => candidate.toLowerCase() === lower);
+    value = key === undefined ? undefined : record[key];
+  }
+  if (value === undefined) return undefined;
+  return typeof value === 'string' ? value : value.join(', ');
+}
+
+/** Reads one query parameter from any {@link QueryInput}; the first value wins when repeated. */
+export function queryValue(query: QueryInput | undefined, name: string): string | undefined {
+  if (query === undefined) return undefined;
+  if (typeof query === 'string') {
+    return new URLSearchParams(query.startsWith('?') ? query.slice(1) : query).get(name) ?? undefined;
+  }
+  if (query instanceof URLSearchParams) return query.get(name) ?? undefined;
+  const value = Object.prototype.hasOwnProperty.call(query, name) ? query[name] : undefined;
+  if (value === undefined) return undefined;
+  return typeof value === 'string' ? value : value[0];
+}
+
+/** A JSON response with the headers every answer of this library carries. */
+export function jsonResponse(status: number, body: JsonValue, extraHeaders: Record<string, string> = {}): PlainResponse {
+  return {
+    status,
+    headers: {
+      'content-type': 'application/json; charset=utf-8',
+      // Answers can describe a portal's state; no cache should keep them.
+      'cache-control': 'no-store',
+      ...extraHeaders,
+    },
+    body,
+  };
+}
+
+/** The 413 answer, shared by the handlers and the adapters that stop reading early. */
+export function payloadTooLargeResponse(): PlainResponse {
+  return jsonResponse(413, { error: 'PAYLOAD_TOO_LARGE' });
+}

@@ -44,7 +44,7 @@ function startWorker(memberId: string, calls: number) {
   const nextLine = async (): Promise<string> => {
     const { value, done } = await iterator.next();
     if (done) throw new Error(`worker ended early: ${stderr}`);
-    return value as string;
+    return value;
   };
   return { child, nextLine };
 }

@@ -62,7 +62,7 @@ async function profile(client: B24OAuth, version: 'v2' | 'v3'): Promise<boolean>
 /** Runs calls concurrently and counts outcomes; a thrown call counts as failed. */
 async function storm(calls: (() => Promise<boolean>)[]): Promise<{ ok: number; failed: number; errors: unknown[] }> {
   const results = await Promise.allSettled(calls.map((call) => call()));
-  const errors = results.filter((r) => r.status === 'rejected').map((r) => (r as PromiseRejectedResult).reason);
+  const errors = results.filter((r) => r.status === 'rejected').map((r) => (r).reason);
   const ok = results.filter((r) => r.status === 'fulfilled' && r.value).length;
   return { ok, failed: results.length - ok, errors };
 }

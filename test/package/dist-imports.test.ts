@@ -1,0 +1,43 @@
+// Every subpath of the published package resolves and loads from dist, in ESM and in CJS.
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+const pkg = JSON.parse(readFileSync(`${root}/package.json`, 'utf8')) as { exports: Record<string, unknown> };
+const subpaths = Object.keys(pkg.exports).filter((key) => key !== './package.json');
+
+function run(kind: 'esm' | 'cjs', specifier: string): string[] {
+  const code =
+    kind === 'esm'
+      ? `const m = await import(${JSON.stringify(specifier)}); console.log(JSON.stringify(Object.keys(m).sort()));`
+      : `const m = require(${JSON.stringify(specifier)}); console.log(JSON.stringify(Object.keys(m).sort()));`;
+  const out = execFileSync(process.execPath, kind === 'esm' ? ['--input-type=module', '-e', code] : ['-e', code], {
+    cwd: root,
+    encoding: 'utf8',
+  });
+  return JSON.parse(out.trim()) as string[];
+}
+
+describe('the built package', () => {
+  it('has a dist folder (the test command builds it first)', () => {
+    expect(existsSync(`${root}/dist/index.js`)).toBe(true);
+  });
+
+  for (const subpath of subpaths) {
+    const specifier = subpath === '.' ? 'b24-portal-tokens' : `b24-portal-tokens/${subpath.slice(2)}`;
+    it(`${specifier} loads in ESM and CJS with the same exports`, () => {
+      const esm = run('esm', specifier);
+      const cjs = run('cjs', specifier);
+      expect(esm.length).toBeGreaterThan(0);
+      expect(cjs).toEqual(esm);
+    });
+  }
+
+  it('the root entry does not load a database driver or vitest', () => {
+    const code = `require('b24-portal-tokens'); const loaded = Object.keys(require.cache).filter((f) => /node_modules[\\\\/](pg|better-sqlite3|ioredis|redis|vitest)[\\\\/]/.test(f)); console.log(JSON.stringify(loaded));`;
+    const out = execFileSync(process.execPath, ['-e', code], { cwd: root, encoding: 'utf8' });
+    expect(JSON.parse(out.trim())).toEqual([]);
+  });
+});

@@ -12,6 +12,12 @@ export * from './errors.js';
 // The TokenStore contract
 export type * from './store/token-store.js';
 
+// Token stores
+export { MemoryTokenStore } from './store/memory.js';
+export type { MemoryTokenStoreOptions } from './store/memory.js';
+export { FileTokenStore } from './store/file.js';
+export type { FileTokenStoreOptions } from './store/file.js';
+
 // Lifecycle events
 export type * from './events/types.js';
 export { parseInstallEvent, parseAppPageRequest } from './events/parse.js';
@@ -26,6 +32,18 @@ export type {
   SweepResult,
 } from './pool/pool.js';
 export type * from './pool/events.js';
+
+// The lifecycle handler and its HTTP adapters
+export { createLifecycleHandler, LifecycleAnswerError } from './http/handler.js';
+export type { LifecycleHandler, LifecycleHandlerOptions, LifecyclePool } from './http/handler.js';
+export { toNodeHandler } from './http/node.js';
+export type { NodeHandlerOptions, NodeRequestHandler } from './http/node.js';
+export { toFetchHandler } from './http/fetch.js';
+export type { FetchHandlerOptions, FetchRequestHandler } from './http/fetch.js';
+export { DEFAULT_MAX_BODY_BYTES } from './http/types.js';
+export type { HeaderBag, JsonValue, PlainHandler, PlainRequest, PlainResponse, QueryInput } from './http/types.js';
+export { DEFAULT_TRUSTED_OAUTH_HOSTS } from './http/trusted-hosts.js';
+export { portalRecordFromAuth } from './http/record.js';
 
 // The OAuth host client
 export { OAuthClient, oauthBaseFromServerEndpoint } from './oauth/oauth-client.js';

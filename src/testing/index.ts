@@ -4,6 +4,10 @@
  * @packageDocumentation
  */
 
+// The TokenStore conformance suite (registers vitest tests for any store)
+export { describeTokenStore } from './conformance.js';
+export type { CrossProcessOptions, TokenStoreSuiteOptions } from './conformance.js';
+
 // The stand-in Bitrix24 (OAuth server and portals' REST on one loopback port)
 export { FakeBitrix24, DEFAULT_FAKE_CLIENT_ID, DEFAULT_FAKE_CLIENT_SECRET } from './fake-bitrix24.js';
 export type {

@@ -22,16 +22,23 @@ export function toFlatObject(pairs: readonly [string, string][]): Record<string,
   return Object.fromEntries(pairs);
 }
 
-/** A nested object, as an extended (qs) body parser or a JSON body gives. */
+/**
+ * A nested object, as an extended (qs) body parser or a JSON body gives. Every key becomes an own
+ * property (as JSON.parse makes them), `__proto__` included, so the helper itself cannot pollute.
+ */
 export function toNestedObject(pairs: readonly [string, string][]): Record<string, unknown> {
+  const own = (target: object, key: string, value: unknown) =>
+    Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
   const out: Record<string, unknown> = {};
   for (const [key, value] of pairs) {
     const match = /^([^[]+)\[([^\]]+)\]$/.exec(key);
     if (match) {
-      const group = (out[match[1]!] ??= {}) as Record<string, string>;
-      group[match[2]!] = value;
+      const existing = Object.hasOwn(out, match[1]!) ? out[match[1]!] : undefined;
+      const group = typeof existing === 'object' && existing !== null ? existing : {};
+      own(out, match[1]!, group);
+      own(group, match[2]!, value);
     } else {
-      out[key] = value;
+      own(out, key, value);
     }
   }
   return out;

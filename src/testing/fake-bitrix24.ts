@@ -111,8 +111,11 @@ export interface IssueChainOptions {
   userId?: number;
 }
 
-/** A lifecycle event body as Bitrix24 sends it, decoded: every leaf is a string. */
-export interface FakeEventPayload {
+/**
+ * A lifecycle event body as Bitrix24 sends it, decoded: every leaf is a string. A type alias (not an
+ * interface) so it can be passed wherever a `Record<string, unknown>` is expected.
+ */
+export type FakeEventPayload = {
   /** `ONAPPINSTALL`, `ONAPPUPDATE` or `ONAPPUNINSTALL`. */
   readonly event: string;
   /** The event handler's id. */
@@ -123,7 +126,7 @@ export interface FakeEventPayload {
   readonly ts: string;
   /** The `auth` block: a full chain for install/update, identity only for uninstall. */
   readonly auth: Readonly<Record<string, string>>;
-}
+};
 
 /** An ONAPPUNINSTALL body in every form a handler may receive it. */
 export interface FakeUninstallEvent {
@@ -283,7 +286,19 @@ export interface FakeAppPageRequest {
  * A transient failure of `/oauth/token/`: an HTTP status (with an HTML body, like a proxy's error
  * page), a request that never gets an answer, or a connection reset.
  */
-export type OAuthFailure = { readonly status: number } | { readonly mode: 'hang' } | { readonly mode: 'reset' };
+export type OAuthFailure =
+  | {
+      /** The HTTP status to answer (400-599). */
+      readonly status: number;
+    }
+  | {
+      /** Never answer; {@link FakeBitrix24.close} tears the connection down. */
+      readonly mode: 'hang';
+    }
+  | {
+      /** Destroy the connection without an answer. */
+      readonly mode: 'reset';
+    };
 
 /** Options of {@link FakeBitrix24.authorize}. */
 export interface AuthorizeOptions {
@@ -363,8 +378,24 @@ export interface FakeRestContext {
 
 /** What a custom REST method answers: a result, or an error with its HTTP status. */
 export type FakeRestOutcome =
-  | { readonly result: unknown }
-  | { readonly error: string; readonly status?: number; readonly description?: string };
+  | {
+      /** The method's `result`, sent as `{ result, time }`. */
+      readonly result: unknown;
+    }
+  | {
+      /** The error code, sent as `error` (v2) or `error.code` (v3). */
+      readonly error: string;
+      /**
+       * The HTTP status.
+       * @defaultValue `400`
+       */
+      readonly status?: number;
+      /**
+       * The description, sent as `error_description` (v2) or `error.message` (v3).
+       * @defaultValue the error code
+       */
+      readonly description?: string;
+    };
 
 /** A custom REST method of the stand-in. */
 export type FakeRestMethod = (context: FakeRestContext) => FakeRestOutcome;
@@ -1249,6 +1280,8 @@ export class FakeBitrix24 {
       return { error: 'BITRIX_REST_V3_EXCEPTION_METHODNOTFOUNDEXCEPTION', status: 404, description: `Method '${method}' not found` };
     }
     switch (method) {
+      case 'batch':
+        return this.#batch(state, userId, params);
       case 'profile':
         return {
           result: {
@@ -1302,6 +1335,51 @@ export class FakeBitrix24 {
     }
   }
 
+  /** REST v2 `batch`: `cmd` rows `method?query` (an object or a list), run in order under one token. */
+  #batch(state: PortalState, userId: number, params: Params): FakeRestOutcome {
+    const cmd = params['cmd'];
+    if (cmd === null || typeof cmd !== 'object') {
+      return { error: 'ERROR_BATCH_METHOD_NOT_ALLOWED', status: 400, description: 'cmd is required' };
+    }
+    const rows = Object.entries(cmd as Record<string, unknown>);
+    const asList = Array.isArray(cmd);
+    const halt = str(params['halt']) === '1' || params['halt'] === true;
+    const result: Record<string, unknown> = {};
+    const errors: Record<string, unknown> = {};
+    const times: Record<string, unknown> = {};
+    for (const [key, row] of rows) {
+      if (typeof row !== 'string') continue;
+      const mark = row.indexOf('?');
+      const name = (mark === -1 ? row : row.slice(0, mark)).toLowerCase();
+      const query = decodePhpForm(new URLSearchParams(mark === -1 ? '' : row.slice(mark + 1)));
+      const outcome: FakeRestOutcome =
+        name === 'batch'
+          ? { error: 'ERROR_BATCH_METHOD_NOT_ALLOWED', description: 'Nested batch is not allowed' }
+          : this.#callMethod(state, userId, name, 'v2', query);
+      if ('error' in outcome) {
+        errors[key] = { error: outcome.error, error_description: outcome.description ?? outcome.error };
+        if (halt) break;
+      } else {
+        result[key] = outcome.result;
+        times[key] = this.#timeBlock();
+      }
+    }
+    // PHP encodes a list as a JSON array only while its keys run 0..n-1; a gap makes it an object.
+    const shape = (record: Record<string, unknown>): unknown => {
+      const keys = Object.keys(record);
+      return asList && keys.every((key, i) => key === String(i)) ? Object.values(record) : record;
+    };
+    return {
+      result: {
+        result: shape(result),
+        result_error: Object.keys(errors).length === 0 ? [] : shape(errors),
+        result_total: [],
+        result_next: [],
+        result_time: shape(times),
+      },
+    };
+  }
+
   #handleAuthorize(res: ServerResponse, state: PortalState | undefined, params: Params, httpMethod: string): void {
     if (httpMethod !== 'GET') {
       sendJson(res, 405, { error: 'METHOD_NOT_ALLOWED', error_description: 'Use GET' });
@@ -1330,8 +1408,9 @@ export class FakeBitrix24 {
 
   /** The `time` block of a successful REST answer; the SDK's limiter reads `operating` from it. */
   #timeBlock(): Record<string, unknown> {
-    const start = this.#now() / 1000;
-    const finish = start + 0.001;
+    const nowMs = this.#now();
+    const start = nowMs / 1000;
+    const finish = (nowMs + 1) / 1000;
     return {
       start,
       finish,
@@ -1363,8 +1442,7 @@ function emptyStats(): FakeBitrix24Stats {
 }
 
 function renderEvent(payload: FakeEventPayload): FakeUninstallEvent {
-  const tree = payload as unknown as Record<string, unknown>;
-  return { payload, form: encodePhpForm(tree), json: JSON.stringify(payload) };
+  return { payload, form: encodePhpForm(payload), json: JSON.stringify(payload) };
 }
 
 function randomHex(bytes: number): string {

@@ -472,6 +472,29 @@ describe('FakeBitrix24: portal REST', () => {
     expect(busy.body.error).toBe('QUERY_LIMIT_EXCEEDED');
   });
 
+  it('runs a v2 batch under one token, keyed by name or by position, with per-row errors', async () => {
+    await start();
+    const portal = b24.addPortal();
+    const { accessToken } = b24.issueChain(portal.memberId);
+    const url = `${portal.clientEndpoint}batch`;
+    const body = (cmd: unknown, halt: number): string => JSON.stringify({ auth: accessToken, halt, cmd });
+    const send = async (cmd: unknown, halt = 0): Promise<Answer['body']> =>
+      (await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: body(cmd, halt) })).json();
+
+    const named = await send({ me: 'profile', app: 'app.info?x=1' });
+    const listed = await send(['profile', 'no.such.method', 'server.time']);
+    const halted = await send(['no.such.method', 'profile'], 1);
+
+    expect(named.result.result.me).toMatchObject({ ID: '1' });
+    expect(named.result.result.app).toMatchObject({ CODE: b24.clientId });
+    expect(named.result.result_error).toEqual([]);
+    expect(named.result.result_time.me).toMatchObject({ operating: 0 });
+    expect(listed.result.result).toEqual({ 0: expect.any(Object), 2: expect.any(String) });
+    expect(listed.result.result_error).toEqual({ 1: { error: 'ERROR_METHOD_NOT_FOUND', error_description: expect.any(String) } });
+    expect(halted.result.result).toEqual([]);
+    expect(b24.stats.restByMethod['batch']).toBe(3);
+  });
+
   it('answers 302 to the new root from a renamed portal, without the token in Location', async () => {
     await start();
     const portal = b24.addPortal({ domain: 'old.bitrix24.test' });
@@ -701,6 +724,20 @@ describe('FakeBitrix24 with the real B24OAuth (@bitrix24/b24jssdk 2.2)', () => {
     expect(v3.getData()?.result).toMatchObject({ profile: { id: 1, admin: true } });
     expect(sdk.auth.isAdmin).toBe(true);
     expect(b24.stats.restByMethod['profile']).toBe(3);
+  });
+
+  it('serves the SDK batch (as B24HelperManager.loadData uses it)', async () => {
+    b24 = await FakeBitrix24.start();
+    const portal = b24.addPortal();
+    const sdk = sdkFor(portal.memberId, b24.issueChain(portal.memberId));
+
+    const response = await sdk.actions.v2.batch.make({
+      calls: { app: { method: 'app.info' }, me: { method: 'profile' } },
+      options: { isHaltOnError: true, returnAjaxResult: false },
+    });
+
+    expect(response.isSuccess).toBe(true);
+    expect(response.getData()).toMatchObject({ app: { CODE: b24.clientId }, me: { ID: '1', ADMIN: true } });
   });
 
   it('refreshes by itself after a server-side expiry: 401 expired_token, one refresh, success', async () => {

@@ -57,6 +57,7 @@ interface LifecycleEventBase {
 
 /** ONAPPINSTALL: the app was installed (or reinstalled) on a portal; carries a fresh chain. */
 export interface InstallEvent extends LifecycleEventBase {
+  /** The discriminant of the union. */
   readonly type: 'install';
   /** The raw event name. */
   readonly event: 'ONAPPINSTALL';
@@ -72,6 +73,7 @@ export interface InstallEvent extends LifecycleEventBase {
 
 /** ONAPPUPDATE: the app was updated on a portal; carries a fresh chain. */
 export interface UpdateEvent extends LifecycleEventBase {
+  /** The discriminant of the union. */
   readonly type: 'update';
   /** The raw event name. */
   readonly event: 'ONAPPUPDATE';
@@ -85,6 +87,7 @@ export interface UpdateEvent extends LifecycleEventBase {
 
 /** ONAPPUNINSTALL: the app was removed from a portal; API access is already revoked. */
 export interface UninstallEvent extends LifecycleEventBase {
+  /** The discriminant of the union. */
   readonly type: 'uninstall';
   /** The raw event name. */
   readonly event: 'ONAPPUNINSTALL';
@@ -102,6 +105,7 @@ export type LifecycleEvent = InstallEvent | UpdateEvent | UninstallEvent;
  * not the installer's, so storing it is a deliberate choice of the caller.
  */
 export interface AppPageRequest {
+  /** The discriminant of the union. */
   readonly type: 'app-page';
   /** The current user's chain (`AUTH_ID`, `REFRESH_ID`, `AUTH_EXPIRES` as a lifetime). */
   readonly auth: PortalAuth;

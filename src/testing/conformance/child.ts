@@ -46,7 +46,10 @@ const ops = {
     return (await store.get(memberId)) ?? null;
   },
   async race({ memberId, expectedVersion, attempts, startAt, tag }) {
-    await new Promise((done) => setTimeout(done, Math.max(0, startAt - Date.now())));
+    // Sleep to just before the shared start, then spin: timers alone scatter the processes by
+    // milliseconds, which is longer than a whole write and would hide a missing lock.
+    await new Promise((done) => setTimeout(done, Math.max(0, startAt - Date.now() - 5)));
+    while (Date.now() < startAt) {}
     return Promise.all(
       Array.from({ length: attempts }, async (_, i) => {
         const result = await store.update(memberId, expectedVersion, { accessToken: tag + '-' + i });

@@ -36,8 +36,10 @@ export interface ParseEventOptions {
    */
   contentType?: string | undefined;
   /**
-   * Largest accepted body, in bytes (UTF-8). Larger input is rejected with reason `too_large`
-   * before it is decoded. For the app page it bounds the query and the body each.
+   * Largest accepted body, in bytes (UTF-8). Larger text or bytes are rejected with reason
+   * `too_large` before they are decoded; for a `URLSearchParams` or an already-parsed object the
+   * total length of its keys and text values is counted instead. For the app page it bounds the
+   * query and the body each.
    * @defaultValue `65536` (64 KiB)
    */
   maxBytes?: number | undefined;

@@ -45,6 +45,17 @@ export type { HeaderBag, JsonValue, PlainHandler, PlainRequest, PlainResponse, Q
 export { DEFAULT_TRUSTED_OAUTH_HOSTS } from './http/trusted-hosts.js';
 export { portalRecordFromAuth } from './http/record.js';
 
+// The authorization-code flow
+export { createAuthorizationFlow, MemoryUsedStateStore } from './oauth/authorize.js';
+export type {
+  AuthorizationFlow,
+  AuthorizationFlowOptions,
+  AuthorizationResult,
+  AuthorizeUrlOptions,
+  MemoryUsedStateStoreOptions,
+  UsedStateStore,
+} from './oauth/authorize.js';
+
 // The OAuth host client
 export { OAuthClient, oauthBaseFromServerEndpoint } from './oauth/oauth-client.js';
 export type { AppInfo, FetchLike, OAuthClientOptions, TokenResponse } from './oauth/oauth-client.js';

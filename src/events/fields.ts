@@ -30,15 +30,30 @@ export interface IntegerRule {
  * up in its documented place first; present in both with different values is a conflict.
  */
 export class FieldReader {
+  /** The portal, once its `member_id` is known to be valid: errors carry it to help whoever reads the logs. */
+  memberIdForErrors: string | undefined;
+
   constructor(
     private readonly subject: Subject,
     private readonly roots: readonly FieldMap[],
   ) {}
 
+  /** Reads a valid `member_id` at `path` for error context, without failing when it is not one. */
+  adoptMemberId(path: readonly string[], preferred = 0): void {
+    try {
+      this.memberIdForErrors = this.memberId(path, preferred);
+    } catch {
+      // Reported properly when the field is read for real.
+    }
+  }
+
   /** Builds the error every rule throws. */
   fail(path: readonly string[], reason: string, problem: string, code?: 'UNKNOWN_EVENT'): InvalidEventError {
     const field = bracketName(path);
-    return new InvalidEventError(field, reason, `${this.subject} field ${field} ${problem}`, code ? { code } : {});
+    return new InvalidEventError(field, reason, `${this.subject} field ${field} ${problem}`, {
+      memberId: this.memberIdForErrors,
+      ...(code ? { code } : {}),
+    });
   }
 
   private walk(root: FieldMap, path: readonly string[]): FieldNode | undefined {

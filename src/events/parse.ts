@@ -173,6 +173,7 @@ function readUninstallAuth(reader: FieldReader): UninstallAuth {
 
 function parseLifecycle(tree: FieldMap, options: ResolvedOptions): LifecycleEvent {
   const reader = new FieldReader(LIFECYCLE, [tree]);
+  reader.adoptMemberId(['auth', 'member_id']);
   const name = reader.requiredText(['event']).toUpperCase();
   const type = Object.hasOwn(EVENT_TYPES, name) ? EVENT_TYPES[name as keyof typeof EVENT_TYPES] : undefined;
   if (type === undefined) {
@@ -365,6 +366,7 @@ export function parseAppPageRequest(request: AppPageRequestInput, options?: Pars
   const QUERY = 0;
   const BODY = 1;
   const reader = new FieldReader(APP_PAGE, [query, body]);
+  reader.adoptMemberId(['member_id'], BODY);
 
   const accessToken = reader.token(['AUTH_ID'], BODY);
   const refreshToken = reader.token(['REFRESH_ID'], BODY);

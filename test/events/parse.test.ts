@@ -353,6 +353,13 @@ describe('parseInstallEvent: unknown and malformed events', () => {
     expect(invalid(() => parseInstallEvent(input as never))).toMatchObject({ field: 'body', reason: 'type' });
   });
 
+  it('names the portal in the error when its member_id is valid', () => {
+    const error = invalid(() => parseInstallEvent(toFormText(withPair(install, 'auth[expires]', 'soon')), { now }));
+    expect(error.memberId).toBe('010b6886ebc205e43ae65000ee00addb');
+    const anonymous = invalid(() => parseInstallEvent(toFormText(withPair(install, 'auth[member_id]', 'a b')), { now }));
+    expect(anonymous.memberId).toBeUndefined();
+  });
+
   it('lets the content type override sniffing', () => {
     const json = fixture('install.json');
     expect(invalid(() => parseInstallEvent(json, { contentType: 'application/x-www-form-urlencoded' })).field).toBe(

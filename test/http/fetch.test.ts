@@ -71,7 +71,7 @@ describe('toFetchHandler', () => {
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
       body: endless,
       duplex: 'half',
-    } as RequestInit);
+    });
 
     const response = await fetchHandler(request);
 

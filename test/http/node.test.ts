@@ -92,9 +92,9 @@ describe('toNodeHandler in node:http', () => {
   it('answers 413 as soon as content-length announces too much, without calling the handler', async () => {
     let calls = 0;
     const counting: PlainHandler = Object.assign(
-      async () => {
+      () => {
         calls += 1;
-        return { status: 200, headers: {}, body: null };
+        return Promise.resolve({ status: 200, headers: {}, body: null });
       },
       { maxBodyBytes: 1000 },
     );
@@ -107,9 +107,9 @@ describe('toNodeHandler in node:http', () => {
 
   it('stops reading a chunked body at the limit and still serves the next request', async () => {
     let calls = 0;
-    const counting: PlainHandler = async () => {
+    const counting: PlainHandler = () => {
       calls += 1;
-      return { status: 200, headers: {}, body: { ok: true } };
+      return Promise.resolve({ status: 200, headers: {}, body: { ok: true } });
     };
     const url = await start(toNodeHandler(counting, { maxBodyBytes: 2048 }));
     const answer = await new Promise<number>((resolve, reject) => {
@@ -143,9 +143,9 @@ describe('toNodeHandler in node:http', () => {
   it('passes the query string to the handler', async () => {
     let seen: string | undefined;
     const url = await start(
-      toNodeHandler(async (request) => {
+      toNodeHandler((request) => {
         seen = request.query instanceof URLSearchParams ? request.query.get('code') ?? undefined : undefined;
-        return { status: 204, headers: {}, body: undefined };
+        return Promise.resolve({ status: 204, headers: {}, body: undefined });
       }),
     );
     await rawRequest(`${url}/cb?code=abc&state=s`, { method: 'GET' });

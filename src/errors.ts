@@ -76,7 +76,10 @@ export class InvalidEventError extends PortalTokensError {
   readonly code: InvalidEventCode;
   /** The offending field, such as `auth[member_id]`, or `body` for the input as a whole. */
   readonly field: string;
-  /** A short machine-readable reason: `missing`, `type`, `format`, `too_large`, `too_many_keys`, `unknown`, `syntax`. */
+  /**
+   * A short machine-readable reason: `missing`, `type`, `format`, `too_large`, `too_many_keys`,
+   * `too_deep`, `duplicate`, `content_type`, `unknown`, `syntax`.
+   */
   readonly reason: string;
 
   constructor(

@@ -367,6 +367,18 @@ export function describeTokenStore<S extends TokenStore>(name: string, options: 
       expect(await store().get(MEMBER)).toBeUndefined();
     });
 
+    test('a delete racing conditional writes never leaves the record resurrected', async () => {
+      // The delete lands at a different point of the writes' read-compare-write each round.
+      for (let round = 0; round < 12; round++) {
+        const { version } = await store().upsert(sampleRecord(MEMBER));
+        const writes = Array.from({ length: 5 }, (_, i) => store().update(MEMBER, version, { accessToken: `w${i}` }));
+        const late = sleep(round / 2).then(() => store().delete(MEMBER));
+        const [deleted] = await Promise.all([late, ...writes]);
+        expect(deleted).toBe(true);
+        expect(await store().get(MEMBER)).toBeUndefined();
+      }
+    });
+
     // ---- list -------------------------------------------------------------------------------
 
     test(

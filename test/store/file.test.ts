@@ -116,6 +116,22 @@ describeTokenStore('FileTokenStore', {
       await expect(store.get('member')).rejects.toThrow(/unknown format/);
     });
 
+    it('counts versions up to Number.MAX_SAFE_INTEGER exactly and refuses to go past it', async () => {
+      const store = getStore();
+      const path = join(store.directory, `${hex('member')}.json`);
+      await store.upsert(sampleRecord('member'));
+      const near = { ...sampleRecord('member'), version: Number.MAX_SAFE_INTEGER - 1 };
+      await writeFile(path, JSON.stringify({ format: 1, record: near }));
+      const last = await store.update('member', Number.MAX_SAFE_INTEGER - 1, { accessToken: 'last' });
+      expect(last.ok && last.record.version).toBe(Number.MAX_SAFE_INTEGER);
+      expect((await store.get('member'))?.version).toBe(Number.MAX_SAFE_INTEGER);
+      await expect(store.update('member', Number.MAX_SAFE_INTEGER, { accessToken: 'over' })).rejects.toBeInstanceOf(
+        StoreError,
+      );
+      await expect(store.upsert(sampleRecord('member'))).rejects.toBeInstanceOf(StoreError);
+      expect((await store.get('member'))?.accessToken).toBe('last');
+    });
+
     it('list skips temp files, lock files and files it did not write', async () => {
       const store = getStore();
       await store.upsert(sampleRecord('member'));

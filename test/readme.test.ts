@@ -1,0 +1,82 @@
+// Runs the README's example, as written, against the stand-in Bitrix24: it must serve a profile
+// through the pool, survive a server-side expiry with one refresh, and refuse an install from an
+// OAuth host it does not trust (the default allow-list names only the real ones).
+import { spawn } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { FileTokenStore } from '../src/store/file.js';
+import { FakeBitrix24 } from '../src/testing/fake-bitrix24.js';
+import { seedPortal } from './pool/helpers.js';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+let b24: FakeBitrix24;
+let dir: string;
+
+beforeAll(async () => {
+  b24 = await FakeBitrix24.start();
+  dir = await mkdtemp(join(tmpdir(), 'b24pt-readme-'));
+});
+afterAll(async () => {
+  await b24.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+it('the README example serves profiles through the pool and refuses an unverifiable install', async () => {
+  const readme = await readFile(join(root, 'README.md'), 'utf8');
+  const block = /<!-- readme-example:start -->\s*```ts\n([\s\S]*?)```/.exec(readme)?.[1];
+  expect(block).toBeDefined();
+  // Inside the package folder, 'b24-portal-tokens' resolves to the built dist (package self-reference).
+  await mkdir(join(root, '.tmp'), { recursive: true });
+  const file = join(root, '.tmp', 'readme-example.ts');
+  await writeFile(file, block!);
+
+  const store = new FileTokenStore({ directory: dir });
+  const portal = b24.addPortal();
+  await seedPortal(store, b24, portal.memberId, b24.issueChain(portal.memberId));
+  const port = await freePort();
+  const child = spawn(process.execPath, ['--import', 'tsx', file], {
+    cwd: root,
+    env: { ...process.env, PORT: String(port), TOKEN_DIR: dir, B24_CLIENT_ID: b24.clientId, B24_CLIENT_SECRET: b24.clientSecret },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  try {
+    const base = `http://127.0.0.1:${port}`;
+    let first: Response | undefined;
+    for (let i = 0; i < 100 && first === undefined; i++) {
+      first = await fetch(`${base}/?member_id=${portal.memberId}`).catch(() => undefined);
+      if (first === undefined) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(first?.status).toBe(200);
+    expect(await first!.json()).toMatchObject({ ID: String(portal.adminUserId) });
+
+    b24.resetStats();
+    b24.expireAccessTokens(portal.memberId);
+    const again = await fetch(`${base}/?member_id=${portal.memberId}`);
+    expect(again.status).toBe(200);
+    expect(b24.stats.refreshRequests).toBe(1);
+
+    const before = await store.get(portal.memberId);
+    const install = await fetch(`${base}/bitrix24/events`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: b24.installEvent(portal.memberId).form,
+    });
+    expect(install.status).toBe(403);
+    expect(await store.get(portal.memberId)).toEqual(before);
+  } finally {
+    child.kill();
+  }
+}, 60_000);

@@ -1,7 +1,7 @@
 // The TokenStore conformance suite: registers vitest tests that check every rule of the contract in
 // src/store/token-store.ts against any store factory, including the cross-process cases.
 
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type * as Vitest from 'vitest';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { PortalRecord, PortalRecordPatch, StoreCapabilities, TokenStore } from '../store/token-store.js';
 import { defaultExecArgv, moduleUrl, StoreChild } from './conformance/child.js';
@@ -86,7 +86,7 @@ const CLOCK_MARGIN_MS = 50;
  * import { describeTokenStore } from 'b24-portal-tokens/testing';
  * import { MyStore } from '../src/my-store.js';
  *
- * describeTokenStore('MyStore', {
+ * await describeTokenStore('MyStore', {
  *   create: () => new MyStore({ url: process.env.DB_URL, prefix: crypto.randomUUID() }),
  *   destroy: (store) => store.dropAndClose(),
  *   crossProcess: {
@@ -96,7 +96,13 @@ const CLOCK_MARGIN_MS = 50;
  * });
  * ```
  */
-export function describeTokenStore<S extends TokenStore>(name: string, options: TokenStoreSuiteOptions<S>): void {
+export async function describeTokenStore<S extends TokenStore>(
+  name: string,
+  options: TokenStoreSuiteOptions<S>,
+): Promise<void> {
+  // vitest refuses to be loaded outside its runner (and through require), so it is loaded only
+  // here: importing `b24-portal-tokens/testing` for FakeBitrix24 works anywhere, CJS included.
+  const { afterEach, beforeEach, describe, expect, it } = await loadVitest();
   if (typeof options.create !== 'function') throw new TypeError('options.create must be a function');
   const ttl = options.leaseTtlMs ?? 200;
   if (!Number.isFinite(ttl) || ttl <= 0) throw new TypeError('options.leaseTtlMs must be a positive number');
@@ -620,4 +626,8 @@ export function describeTokenStore<S extends TokenStore>(name: string, options: 
       throw new TypeError(`options.skip names tests that do not exist: ${unknown.map((t) => JSON.stringify(t)).join(', ')}`);
     }
   });
+}
+
+async function loadVitest(): Promise<typeof Vitest> {
+  return import('vitest');
 }

@@ -22,7 +22,7 @@ async function removeStore(store: FileTokenStore): Promise<void> {
   await rm(join(store.directory, '..'), { recursive: true, force: true });
 }
 
-describeTokenStore('FileTokenStore', {
+await describeTokenStore('FileTokenStore', {
   create: freshStore,
   destroy: removeStore,
   crossProcess: {

@@ -6,7 +6,7 @@ import type { PortalRecordInput } from '../../src/store/token-store.js';
 import { describeTokenStore } from '../../src/testing/conformance.js';
 import { sampleRecord } from '../../src/testing/conformance/records.js';
 
-describeTokenStore('MemoryTokenStore', { create: () => new MemoryTokenStore() });
+await describeTokenStore('MemoryTokenStore', { create: () => new MemoryTokenStore() });
 
 describe('MemoryTokenStore on an injected clock', () => {
   it('takes over a lease exactly when the clock passes its expiry, without waiting', async () => {

@@ -74,12 +74,14 @@ const CLOCK_MARGIN_MS = 50;
 /**
  * Registers the TokenStore conformance suite for one store implementation with vitest.
  *
- * Call it at the top level of a test file. Each test gets a fresh store from `create` and disposes
- * of it with `destroy`. Tests for a capability the store declares missing are skipped, and so are
- * the cross-process tests unless `crossProcess` is given.
+ * Await it at the top level of a test file (an ES module): it loads vitest, then registers every
+ * test in one `describe` block. Each test gets a fresh store from `create` and disposes of it with
+ * `destroy`. Tests for a capability the store declares missing are skipped, and so are the
+ * cross-process tests unless `crossProcess` is given.
  *
  * @param name - the name of the `describe` block, such as `'RedisTokenStore'`.
  * @param options - how to create, dispose of and share the store.
+ * @returns a promise that settles once the tests are registered.
  *
  * @example
  * ```ts

@@ -70,7 +70,7 @@ export function toNodeHandler(handler: PlainHandler, options: NodeHandlerOptions
 
 async function serve(handler: PlainHandler, limit: number, req: MaybeParsedRequest, res: ServerResponse): Promise<void> {
   let body: PlainRequest['body'];
-  if (req.body !== undefined && req.body !== null) {
+  if (req.body !== undefined && req.body !== null && !(isEmptyObject(req.body) && !req.readableEnded)) {
     body = adoptParsedBody(req.body);
   } else if (!req.readableEnded) {
     const read = await readBody(req, limit);
@@ -84,6 +84,20 @@ async function serve(handler: PlainHandler, limit: number, req: MaybeParsedReque
   const query = new URL(req.url ?? '/', 'http://localhost').searchParams;
   const response = await handler({ method: req.method ?? 'GET', headers: req.headers, body, query });
   send(res, response);
+}
+
+/**
+ * Express 4's parsers set `req.body = {}` even for a content type they skipped, leaving the stream
+ * unread: such a placeholder is not a parsed body.
+ */
+function isEmptyObject(value: unknown): boolean {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    !(value instanceof Uint8Array) &&
+    !(value instanceof URLSearchParams) &&
+    Object.keys(value).length === 0
+  );
 }
 
 /** The shapes a framework's parser leaves in `req.body`, as the handler takes them. */

@@ -60,6 +60,21 @@ describe('toNodeHandler in Express', () => {
     });
   }
 
+  it('reads the raw body when a parser left an empty placeholder object without consuming the stream', async () => {
+    const app = express();
+    // What Express 4's parsers do for a content type they do not handle.
+    app.use((req, _res, next) => {
+      (req as { body?: unknown }).body = {};
+      next();
+    });
+    app.post('/bitrix24/events', toNodeHandler(handler));
+    const url = await start(app);
+    const { portal, event } = freshInstall();
+
+    expect((await post(`${url}/bitrix24/events`, event.form)).status).toBe(200);
+    expect(await rig.store.get(portal.memberId)).toBeDefined();
+  });
+
   it('hands a failing handler to the error middleware through next()', async () => {
     const failing: PlainHandler = () => Promise.reject(new Error('boom'));
     const app = express();

@@ -5,8 +5,8 @@ import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { B24OAuth } from '@bitrix24/b24jssdk';
-// The stand-in's own module: the testing entry also holds the vitest conformance suite, which needs vitest.
-import { FakeBitrix24, type FakePortal } from '../src/testing/fake-bitrix24.js';
+// In your own tests: import { FakeBitrix24 } from 'b24-portal-tokens/testing'.
+import { FakeBitrix24, type FakePortal } from '../src/testing/index.js';
 import { start } from './node-http.js';
 
 const say = (text = ''): void => console.log(text);

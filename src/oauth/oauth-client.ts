@@ -27,18 +27,27 @@ export interface OAuthClientOptions {
 
 /** A validated answer of the token endpoint. `expires` is unix seconds. */
 export interface TokenResponse {
+  /** The new access token. */
   readonly accessToken: string;
-  /** `undefined` when the answer carried none: the caller keeps the old one. */
+  /** The new refresh token; `undefined` when the answer carried none (the caller keeps the old one). */
   readonly refreshToken: string | undefined;
+  /** When the access token expires, unix seconds; computed from `expiresIn` when the answer lacks it. */
   readonly expires: number;
+  /** The access token's lifetime, seconds (3600 when the answer lacks it). */
   readonly expiresIn: number;
+  /** Comma-separated scopes, when named. */
   readonly scope: string | undefined;
+  /** The app status letter, when named. */
   readonly status: string | undefined;
+  /** The portal's `member_id`, when named. */
   readonly memberId: string | undefined;
+  /** The portal's REST root, when named. */
   readonly clientEndpoint: string | undefined;
+  /** The OAuth server's REST root, when named. */
   readonly serverEndpoint: string | undefined;
+  /** The user the chain acts as, or `null`. */
   readonly userId: number | null;
-  /** The portal's domain when the answer names one (the token endpoint names the OAuth host instead). */
+  /** The `domain` field as sent (the token endpoint names the OAuth host there, not the portal). */
   readonly domain: string | undefined;
 }
 

@@ -3,26 +3,66 @@
 /** Why a client left the pool's cache. */
 export type EvictionReason = 'capacity' | 'manual' | 'revoked' | 'lifecycle' | 'endpoint-changed' | 'closed';
 
-/** Payloads of the events a {@link PortalClientPool} emits, by event name. */
+/** The payload of every pool event: the portal concerned. */
+export interface PortalEvent {
+  /** The portal's `member_id`. */
+  readonly memberId: string;
+}
+
+/** Payload of `refreshed`. */
+export interface RefreshedEvent extends PortalEvent {
+  /** The stored record's version after the write. */
+  readonly version: number;
+  /** When the new access token expires, unix seconds. */
+  readonly expires: number;
+  /** Why the chain was refreshed. */
+  readonly reason: RefreshReason;
+}
+
+/** Payload of `adopted`. */
+export interface AdoptedEvent extends PortalEvent {
+  /** The version of the record adopted. */
+  readonly version: number;
+}
+
+/** Payload of `revoked`. */
+export interface RevokedEvent extends PortalEvent {
+  /** The OAuth `error` string that revoked the chain, such as `invalid_grant`. */
+  readonly reason: string;
+}
+
+/** Payload of `evicted`. */
+export interface EvictedEvent extends PortalEvent {
+  /** Why the client left the cache. */
+  readonly reason: EvictionReason;
+}
+
+/** Payload of `refresh-failed`. */
+export interface RefreshFailedEvent extends PortalEvent {
+  /** The error's stable code (see `ErrorCode`), or `UNKNOWN`. */
+  readonly code: string;
+}
+
+/** Payloads of the events a `PortalClientPool` emits, by event name. */
 export interface PoolEventMap {
   /** This process refreshed the chain at the OAuth host and persisted the new pair. */
-  refreshed: { readonly memberId: string; readonly version: number; readonly expires: number; readonly reason: RefreshReason };
+  refreshed: RefreshedEvent;
   /** This process took a pair another worker (or an install) had already stored, without a network call. */
-  adopted: { readonly memberId: string; readonly version: number };
+  adopted: AdoptedEvent;
   /** The OAuth server refused the chain for good; the portal is marked revoked in the store. */
-  revoked: { readonly memberId: string; readonly reason: string };
+  revoked: RevokedEvent;
   /** A cached client was dropped. */
-  evicted: { readonly memberId: string; readonly reason: EvictionReason };
-  /** A verified install was stored (emitted via {@link PortalClientPool.notify}). */
-  installed: { readonly memberId: string };
+  evicted: EvictedEvent;
+  /** A verified install was stored (emitted via `PortalClientPool.notify`). */
+  installed: PortalEvent;
   /** A verified update was stored. */
-  updated: { readonly memberId: string };
+  updated: PortalEvent;
   /** An authenticated uninstall removed the portal. */
-  uninstalled: { readonly memberId: string };
+  uninstalled: PortalEvent;
   /** A chain obtained through the authorization-code flow was stored. */
-  authorized: { readonly memberId: string };
+  authorized: PortalEvent;
   /** A refresh failed without changing anything (OAuth host unavailable, store failure, lock timeout). */
-  'refresh-failed': { readonly memberId: string; readonly code: string };
+  'refresh-failed': RefreshFailedEvent;
 }
 
 /** Names of the pool's events. */
@@ -31,7 +71,7 @@ export type PoolEventName = keyof PoolEventMap;
 /** Why the pool refreshed a chain. */
 export type RefreshReason = 'expiring' | 'rejected' | 'keep-alive';
 
-/** A snapshot of the pool's counters, from {@link PortalClientPool.stats}. All counts since construction. */
+/** A snapshot of the pool's counters, from `PortalClientPool.stats()`. All counts since construction. */
 export interface PoolStats {
   /** Clients currently cached. */
   readonly cachedClients: number;

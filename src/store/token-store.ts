@@ -66,13 +66,23 @@ export type PortalRecordInput = Omit<PortalRecord, 'version'>;
 export type PortalRecordPatch = Partial<Omit<PortalRecord, 'memberId' | 'version'>>;
 
 /** The outcome of {@link TokenStore.update}: the new record, or the conflict with what is stored now. */
-export type ConditionalWriteResult =
-  | { readonly ok: true; readonly record: PortalRecord }
-  | {
-      readonly ok: false;
-      /** What is stored now (`undefined` when the record was deleted). */
-      readonly current: PortalRecord | undefined;
-    };
+export type ConditionalWriteResult = ConditionalWriteSuccess | ConditionalWriteConflict;
+
+/** A conditional write that was applied. */
+export interface ConditionalWriteSuccess {
+  /** Always `true`. */
+  readonly ok: true;
+  /** The record as stored, with its new `version`. */
+  readonly record: PortalRecord;
+}
+
+/** A conditional write that was refused because the stored version differed (or nothing was stored). */
+export interface ConditionalWriteConflict {
+  /** Always `false`. */
+  readonly ok: false;
+  /** What is stored now (`undefined` when the record was deleted). */
+  readonly current: PortalRecord | undefined;
+}
 
 /** A held per-portal lock. */
 export interface StoreLease {

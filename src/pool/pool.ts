@@ -406,15 +406,25 @@ export class PortalClientPool {
 
   /**
    * Puts the portal's current token on every request as it leaves (the SDK picks the token before
-   * its rate limiter makes the request wait), and re-sends a request refused for a token the
-   * chain has already moved past: that needs the current pair, not another refresh.
+   * its rate limiter makes the request wait; a request leaving during a refresh waits for it), and
+   * re-sends a request refused for a token the chain has already moved past: that needs the
+   * current pair, not another refresh.
    */
   #instrument(slot: PortalSlot, http: TypeHttp): void {
     const axios = http.ajaxClient;
-    axios.interceptors.request.use((config) => {
+    axios.interceptors.request.use(async (config) => {
       const stamped = config as unknown as StampedConfig;
       const data = stamped[ORIGINAL_DATA] ?? stamped.data;
       if (data !== null && typeof data === 'object' && typeof (data as { auth?: unknown }).auth === 'string') {
+        // A request leaving while this portal's refresh is in flight would carry the token that
+        // refresh is about to kill: hold it until the new pair is persisted.
+        const flight = this.#flights.get(slot.memberId);
+        if (flight !== undefined) {
+          await flight.then(
+            (record) => this.#adoptInto(slot, record),
+            () => undefined, // the request goes out with the old token; its 401 is handled below
+          );
+        }
         const original = data as Record<string, unknown>;
         stamped[ORIGINAL_DATA] = original;
         stamped[SENT_TOKEN] = slot.record.accessToken;

@@ -238,6 +238,22 @@ describe('PortalClientPool', () => {
     expect(pool.stats().resentRequests).toBeGreaterThan(0);
   });
 
+  it('puts the current token on requests that waited in the SDK rate limiter while the chain moved', async () => {
+    const store = new MemoryTokenStore();
+    const { portal } = await installedPortal(store);
+    // A small bucket makes most calls queue in the SDK's limiter, holding the token they read before waiting.
+    const pool = newPool(store, { restrictionParams: { rateLimit: { burstLimit: 3, drainRate: 25, adaptiveEnabled: false } } });
+    const client = await pool.clientFor(portal.memberId);
+    b24.expireAccessTokens(portal.memberId);
+
+    const outcome = await storm(Array.from({ length: 15 }, () => () => profile(client, 'v2')));
+
+    expect(outcome).toEqual({ ok: 15, failed: 0, errors: [] });
+    expect(b24.stats.refreshRequests).toBe(1);
+    // Queued requests left with the new token: none was refused as superseded.
+    expect(b24.stats.rest.invalidToken).toBe(0);
+  });
+
   it('throws a typed error for a portal that is not installed', async () => {
     const pool = newPool(new MemoryTokenStore());
     await expect(pool.clientFor('0123456789abcdef0123456789abcdef')).rejects.toBeInstanceOf(PortalNotInstalledError);

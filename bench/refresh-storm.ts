@@ -23,6 +23,7 @@ import { PortalClientPool } from '../src/pool/pool.js';
 import { FileTokenStore } from '../src/store/file.js';
 import type { TokenStore } from '../src/store/token-store.js';
 import { FakeBitrix24 } from '../src/testing/fake-bitrix24.js';
+import { seedPortal } from '../test/pool/helpers.js';
 
 type Strategy = 'pool' | 'shared' | 'per-request';
 const STRATEGIES: Strategy[] = ['pool', 'shared', 'per-request'];
@@ -86,27 +87,7 @@ async function countOutcomes(calls: Promise<boolean>[]): Promise<number> {
 
 async function seed(b24: FakeBitrix24, store: TokenStore): Promise<string> {
   const portal = b24.addPortal();
-  const chain = b24.issueChain(portal.memberId);
-  const now = Date.now();
-  await store.upsert({
-    memberId: portal.memberId,
-    domain: portal.domain,
-    clientEndpoint: portal.clientEndpoint,
-    serverEndpoint: b24.serverEndpoint,
-    accessToken: chain.accessToken,
-    refreshToken: chain.refreshToken,
-    expires: chain.expires,
-    scope: portal.scope,
-    status: portal.status,
-    userId: chain.userId,
-    applicationToken: portal.applicationToken,
-    state: 'active',
-    revokedReason: null,
-    installedAt: now,
-    updatedAt: now,
-    chainUpdatedAt: now,
-    revokedAt: null,
-  });
+  await seedPortal(store, b24, portal.memberId, b24.issueChain(portal.memberId));
   return portal.memberId;
 }
 

@@ -58,6 +58,11 @@ const WRITE_LEASE_MS = 5_000;
 const WRITE_LOCK_WAIT_MS = 10_000;
 /** The on-disk format of a record file, so a later release can migrate old files. */
 const FORMAT = 1;
+
+/** What a portal's file holds: its record, or the tombstone of a deleted one (no tokens). */
+type FileContent =
+  | { readonly format: typeof FORMAT; readonly record: PortalRecord }
+  | { readonly format: typeof FORMAT; readonly deleted: { readonly memberId: string; readonly version: number } };
 const RECORD_FILE = /^((?:[0-9a-f]{2})+)\.json$/;
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
@@ -122,9 +127,9 @@ export class FileTokenStore implements TokenStore {
     const name = fileBase(input.memberId);
     return this.#guard(input.memberId, 'write', () =>
       this.#exclusive(input.memberId, name, async (assertHeld) => {
-        const current = await this.#read(input.memberId, name);
-        const stored: PortalRecord = { ...input, version: nextVersion(current?.version ?? 0, input.memberId) };
-        await this.#write(name, stored, assertHeld);
+        const { lastVersion } = await this.#readEntry(input.memberId, name);
+        const stored: PortalRecord = { ...input, version: nextVersion(lastVersion, input.memberId) };
+        await this.#write(name, { format: FORMAT, record: stored }, assertHeld);
         return { ...stored };
       }),
     );
@@ -144,7 +149,7 @@ export class FileTokenStore implements TokenStore {
         const current = await this.#read(memberId, name);
         if (current?.version !== expectedVersion) return { ok: false, current };
         const next = applyPatch(current, changes);
-        await this.#write(name, next, assertHeld);
+        await this.#write(name, { format: FORMAT, record: next }, assertHeld);
         return { ok: true, record: { ...next } };
       });
     });
@@ -154,12 +159,14 @@ export class FileTokenStore implements TokenStore {
   async delete(memberId: string): Promise<boolean> {
     const name = fileBase(memberId);
     // Under the write lock: a conditional write that read the record before the delete must not
-    // rename it back into existence afterwards.
+    // rename it back into existence afterwards. The record is replaced by a tombstone holding only
+    // its version, so a re-created record continues the count (see PortalRecord.version).
     return this.#guard(memberId, 'delete', () =>
-      this.#exclusive(memberId, name, async () => {
-        const deleted = await unlinkIfPresent(join(this.directory, `${name}.json`));
-        if (deleted) await this.#syncDirectory();
-        return deleted;
+      this.#exclusive(memberId, name, async (assertHeld) => {
+        const { record } = await this.#readEntry(memberId, name);
+        if (record === undefined) return false;
+        await this.#write(name, { format: FORMAT, deleted: { memberId, version: record.version } }, assertHeld);
+        return true;
       }),
     );
   }
@@ -239,11 +246,16 @@ export class FileTokenStore implements TokenStore {
   }
 
   async #read(memberId: string, name: string): Promise<PortalRecord | undefined> {
+    return (await this.#readEntry(memberId, name)).record;
+  }
+
+  /** Reads a portal's file: its record, or nothing (no file, or a deleted portal's tombstone), and the last version. */
+  async #readEntry(memberId: string, name: string): Promise<{ record: PortalRecord | undefined; lastVersion: number }> {
     let text: string;
     try {
       text = await readFile(join(this.directory, `${name}.json`), 'utf8');
     } catch (error) {
-      if (errorCode(error) === 'ENOENT') return undefined;
+      if (errorCode(error) === 'ENOENT') return { record: undefined, lastVersion: 0 };
       throw error;
     }
     const corrupt = (why: string): StoreError =>
@@ -258,10 +270,17 @@ export class FileTokenStore implements TokenStore {
     if (typeof parsed !== 'object' || parsed === null || (parsed as { format?: unknown }).format !== FORMAT) {
       throw corrupt('unknown format');
     }
+    const deleted = (parsed as { deleted?: unknown }).deleted;
+    if (deleted !== undefined) {
+      const tomb = deleted;
+      if (tomb === null || typeof tomb !== 'object' || tomb.memberId !== memberId) throw corrupt('bad tombstone');
+      if (!Number.isSafeInteger(tomb.version) || (tomb.version as number) < 1) throw corrupt('bad tombstone version');
+      return { record: undefined, lastVersion: tomb.version as number };
+    }
     const result = readStoredRecord((parsed as { record?: unknown }).record);
     if ('badField' in result) throw corrupt(`bad field ${result.badField}`);
     if (result.record.memberId !== memberId) throw corrupt('memberId does not match the file name');
-    return result.record;
+    return { record: result.record, lastVersion: result.record.version };
   }
 
   /** Runs `section` holding this portal's write lock, queued behind this process's other writers. */
@@ -312,7 +331,7 @@ export class FileTokenStore implements TokenStore {
     }
   }
 
-  async #write(name: string, record: PortalRecord, assertHeld: () => Promise<void>): Promise<void> {
+  async #write(name: string, content: FileContent, assertHeld: () => Promise<void>): Promise<void> {
     const target = join(this.directory, `${name}.json`);
     const temp = join(this.directory, `.${name}.${randomBytes(8).toString('hex')}.tmp`);
     try {
@@ -320,7 +339,7 @@ export class FileTokenStore implements TokenStore {
       try {
         // Explicit, because the umask may have taken bits off the mode given to open.
         await handle.chmod(this.#fileMode);
-        await handle.writeFile(`${JSON.stringify({ format: FORMAT, record })}\n`);
+        await handle.writeFile(`${JSON.stringify(content)}\n`);
         await handle.sync();
       } finally {
         await handle.close();

@@ -61,6 +61,8 @@ export class MemoryTokenStore implements TokenStore {
   readonly capabilities: StoreCapabilities = { lock: true, crossProcess: false, list: true };
 
   readonly #records = new Map<string, PortalRecord>();
+  /** The last version of each deleted portal, so a re-created record continues from it. */
+  readonly #deletedVersions = new Map<string, number>();
   readonly #locks = new Map<string, HeldLock>();
   readonly #now: () => number;
 
@@ -79,8 +81,9 @@ export class MemoryTokenStore implements TokenStore {
   /** {@inheritDoc TokenStore.upsert} */
   async upsert(record: PortalRecordInput): Promise<PortalRecord> {
     const input = checkRecordInput(record);
-    const previous = this.#records.get(input.memberId);
-    const stored: PortalRecord = { ...input, version: nextVersion(previous?.version ?? 0, input.memberId) };
+    const previous = this.#records.get(input.memberId)?.version ?? this.#deletedVersions.get(input.memberId) ?? 0;
+    const stored: PortalRecord = { ...input, version: nextVersion(previous, input.memberId) };
+    this.#deletedVersions.delete(input.memberId);
     this.#records.set(stored.memberId, stored);
     return { ...stored };
   }
@@ -102,6 +105,9 @@ export class MemoryTokenStore implements TokenStore {
   /** {@inheritDoc TokenStore.delete} */
   async delete(memberId: string): Promise<boolean> {
     checkMemberId(memberId);
+    const record = this.#records.get(memberId);
+    if (record === undefined) return false;
+    this.#deletedVersions.set(memberId, record.version);
     return this.#records.delete(memberId);
   }
 

@@ -53,8 +53,12 @@ export interface PortalRecord {
   /** When the portal was revoked, unix ms, or `null`. */
   readonly revokedAt: number | null;
   /**
-   * A counter that every successful write increments (the first write gives 1). Conditional writes
-   * compare against it. Adapters must handle values up to `Number.MAX_SAFE_INTEGER`.
+   * A counter that every successful write increments (the first write of a portal gives 1).
+   * Conditional writes compare against it. It never repeats for a `memberId` in a store, not even
+   * across a delete and a re-create: a record created after a delete continues from the deleted
+   * one's version, so a conditional write based on a read from before the delete conflicts
+   * instead of landing on the new record. Adapters must handle values up to
+   * `Number.MAX_SAFE_INTEGER`.
    */
   readonly version: number;
 }
@@ -158,7 +162,8 @@ export interface TokenStore {
   update(memberId: string, expectedVersion: number, patch: PortalRecordPatch): Promise<ConditionalWriteResult>;
 
   /**
-   * Deletes a portal's record. Idempotent.
+   * Deletes a portal's record: its tokens are gone. Idempotent. The store may keep the last
+   * `version` (and nothing else) so that a re-created record continues from it.
    * @returns `true` if a record was deleted, `false` if there was none.
    */
   delete(memberId: string): Promise<boolean>;

@@ -375,6 +375,20 @@ export async function describeTokenStore<S extends TokenStore>(
       expect(await store().get(MEMBER)).toBeUndefined();
     });
 
+    test('a record re-created after a delete continues the version, so a write based on the old read conflicts', async () => {
+      // Without this, a refresh that read v1 before an uninstall and a reinstall would land on the new chain.
+      const { version } = await store().upsert(sampleRecord(MEMBER));
+      await store().delete(MEMBER);
+      const recreated = await store().upsert(sampleRecord(MEMBER, { accessToken: 'new-chain' }));
+      expect(recreated.version).toBeGreaterThan(version);
+      expect(await store().update(MEMBER, version, { accessToken: 'late-refresh' })).toStrictEqual({
+        ok: false,
+        current: recreated,
+      });
+      expect(await store().delete(MEMBER)).toBe(true);
+      expect(await store().delete(MEMBER)).toBe(false);
+    });
+
     test('a delete racing conditional writes never leaves the record resurrected', async () => {
       // The delete lands at a different point of the writes' read-compare-write each round.
       for (let round = 0; round < 12; round++) {

@@ -40,6 +40,18 @@ await describeTokenStore('FileTokenStore', {
       expect((await stat(join(store.directory, `${hex('member')}.json`))).mode & 0o777).toBe(0o600);
     });
 
+    it('turns a deleted portal into a tombstone that holds its version and no token', async () => {
+      const store = getStore();
+      await store.upsert(sampleRecord('member', { accessToken: SECRET, refreshToken: `${SECRET}-r` }));
+      await store.update('member', 1, { scope: 'crm' });
+      expect(await store.delete('member')).toBe(true);
+      const text = await readFile(join(store.directory, `${hex('member')}.json`), 'utf8');
+      expect(text).not.toContain(SECRET);
+      expect(JSON.parse(text)).toStrictEqual({ format: 1, deleted: { memberId: 'member', version: 2 } });
+      expect((await store.list()).records).toStrictEqual([]);
+      expect((await store.upsert(sampleRecord('member'))).version).toBe(3);
+    });
+
     it('keeps exactly one file per portal and no temp or lock files after writes', async () => {
       const store = getStore();
       for (const id of ['p1', 'p2', 'p3']) await store.upsert(sampleRecord(id));

@@ -272,10 +272,13 @@ export class FileTokenStore implements TokenStore {
     }
     const deleted = (parsed as { deleted?: unknown }).deleted;
     if (deleted !== undefined) {
-      const tomb = deleted;
-      if (tomb === null || typeof tomb !== 'object' || tomb.memberId !== memberId) throw corrupt('bad tombstone');
-      if (!Number.isSafeInteger(tomb.version) || (tomb.version as number) < 1) throw corrupt('bad tombstone version');
-      return { record: undefined, lastVersion: tomb.version as number };
+      if (deleted === null || typeof deleted !== 'object') throw corrupt('bad tombstone');
+      const { memberId: tombMember, version } = deleted as { memberId?: unknown; version?: unknown };
+      if (tombMember !== memberId) throw corrupt('bad tombstone');
+      if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 1) {
+        throw corrupt('bad tombstone version');
+      }
+      return { record: undefined, lastVersion: version };
     }
     const result = readStoredRecord((parsed as { record?: unknown }).record);
     if ('badField' in result) throw corrupt(`bad field ${result.badField}`);

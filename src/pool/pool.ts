@@ -108,7 +108,10 @@ export interface PoolLifecycleChange {
 /** The axios request config fields the pool touches; kept structural so axios stays the SDK's business. */
 interface StampedConfig {
   data?: unknown;
+  url?: string;
+  maxRedirects?: number;
   [SENT_TOKEN]?: string;
+  [MOVED]?: boolean;
   [ORIGINAL_DATA]?: Record<string, unknown>;
   [RESENDS]?: number;
 }
@@ -116,6 +119,7 @@ interface StampedConfig {
 const SENT_TOKEN = Symbol('b24pt.sentToken');
 const ORIGINAL_DATA = Symbol('b24pt.originalData');
 const RESENDS = Symbol('b24pt.resends');
+const MOVED = Symbol('b24pt.moved');
 const MAX_RESENDS = 2;
 
 /** Per-portal state shared by a cached client, its interceptors and its refresh hook. */
@@ -128,6 +132,8 @@ interface PortalSlot {
   /** An access token a portal refused while it was the current one. */
   rejectedToken: string | undefined;
   client: B24OAuth;
+  /** The REST root the SDK client was built with (the SDK never changes it). */
+  readonly sdkEndpoint: string;
 }
 
 interface RefreshRequest {
@@ -391,7 +397,14 @@ export class PortalClientPool {
       { clientId: this.#clientId, clientSecret: this.#clientSecret },
       this.#restrictionParams === undefined ? undefined : { restrictionParams: this.#restrictionParams },
     );
-    const slot: PortalSlot = { memberId: record.memberId, record, aheadSec, rejectedToken: undefined, client };
+    const slot: PortalSlot = {
+      memberId: record.memberId,
+      record,
+      aheadSec,
+      rejectedToken: undefined,
+      client,
+      sdkEndpoint: record.clientEndpoint,
+    };
     client.setCustomRefreshAuth(() => this.#sdkRefresh(slot));
     for (const version of [ApiVersion.v2, ApiVersion.v3]) {
       this.#instrument(slot, client.getHttpClient(version));
@@ -428,15 +441,30 @@ export class PortalClientPool {
         const original = data as Record<string, unknown>;
         stamped[ORIGINAL_DATA] = original;
         stamped[SENT_TOKEN] = slot.record.accessToken;
+        // A renamed portal answers 302; following it would turn the POST into a GET without its
+        // body (and token). The response interceptor re-sends it to the new address instead.
+        stamped.maxRedirects = 0;
         stamped.data = { ...original, auth: slot.record.accessToken };
       }
       return config;
     });
     axios.interceptors.response.use(undefined, async (error: unknown) => {
-      const failure = error as { response?: { status?: number; data?: unknown }; config?: StampedConfig };
+      const failure = error as {
+        response?: { status?: number; data?: unknown; headers?: Record<string, unknown> };
+        config?: StampedConfig;
+      };
       const config = failure.config;
       const code = restErrorCode(failure.response?.data);
       const sent = config?.[SENT_TOKEN];
+      const status = failure.response?.status ?? 0;
+      if (config !== undefined && sent !== undefined && status >= 300 && status < 400 && config[MOVED] !== true) {
+        const location = failure.response?.headers?.['location'];
+        const moved = typeof location === 'string' ? await this.#moveEndpoint(slot, config.url, location) : undefined;
+        if (moved === undefined) throw error;
+        config[MOVED] = true;
+        config.url = moved;
+        return axios.request(config);
+      }
       if (
         config === undefined ||
         sent === undefined ||
@@ -460,6 +488,48 @@ export class PortalClientPool {
       this.#counters.resentRequests++;
       return axios.request(config);
     });
+  }
+
+  /**
+   * A renamed portal answered 3xx to `requestUrl`: derives its new REST root from `location`,
+   * stores it (domain included) and evicts the client, whose endpoints the SDK fixed at
+   * construction. Returns the URL to re-send to, or `undefined` when the move is not acceptable
+   * (not http(s), a downgrade from https, or not the same method under another REST root).
+   */
+  async #moveEndpoint(slot: PortalSlot, requestUrl: string | undefined, location: string): Promise<string | undefined> {
+    const record = slot.record;
+    if (requestUrl === undefined) return undefined;
+    let target: URL;
+    let from: URL;
+    try {
+      from = new URL(requestUrl);
+      target = new URL(location, from);
+    } catch {
+      return undefined;
+    }
+    if (!isHttpUrl(target.href) || (from.protocol === 'https:' && target.protocol !== 'https:')) return undefined;
+    // The method part of the request (after the REST root), e.g. `profile` or `api/profile`.
+    const root = new URL(slot.sdkEndpoint);
+    const tail = from.pathname.slice(root.pathname.length).replace(/^\/+/, '');
+    const collapsed = target.pathname.replace(/\/{2,}/g, '/');
+    if (tail === '' || !collapsed.endsWith(`/${tail.replace(/\/{2,}/g, '/')}`)) return undefined;
+    const newRoot = `${target.origin}${collapsed.slice(0, collapsed.length - tail.replace(/\/{2,}/g, '/').length)}`;
+    if (newRoot !== record.clientEndpoint) {
+      const now = this.#now();
+      const result = await this.store.update(record.memberId, record.version, {
+        clientEndpoint: newRoot,
+        domain: target.host,
+        updatedAt: now,
+      });
+      const current = result.ok ? result.record : result.current;
+      if (current === undefined) return undefined;
+      this.#adoptInto(slot, current);
+      if (result.ok) {
+        this.logger.info({ memberId: record.memberId, domain: target.host }, 'portal moved to a new address; stored it');
+      }
+      this.#evict(record.memberId, 'endpoint-changed');
+    }
+    return target.href;
   }
 
   /** The SDK's refresh hook: called when the SDK's (shifted) expiry has passed or after a 401. */

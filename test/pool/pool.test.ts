@@ -254,6 +254,31 @@ describe('PortalClientPool', () => {
     expect(b24.stats.rest.invalidToken).toBe(0);
   });
 
+  it('follows a renamed portal: stores its new REST root and re-sends the POST there instead of following as GET', async () => {
+    const store = new MemoryTokenStore();
+    const { portal, record } = await installedPortal(store);
+    const pool = newPool(store);
+    const evicted: PoolEventMap['evicted'][] = [];
+    pool.on('evicted', (e) => evicted.push(e));
+    const client = await pool.clientFor(portal.memberId);
+    b24.rename(portal.memberId, `renamed-${portal.memberId.slice(0, 8)}.bitrix24.test`);
+
+    expect(await profile(client, 'v2')).toBe(true);
+    expect(await profile(client, 'v3')).toBe(true);
+
+    const stored = await store.get(portal.memberId);
+    expect(stored!.clientEndpoint).toBe(portal.clientEndpoint);
+    expect(stored!.clientEndpoint).not.toBe(record.clientEndpoint);
+    expect(stored!.accessToken).toBe(record.accessToken);
+    expect(evicted).toEqual([{ memberId: portal.memberId, reason: 'endpoint-changed' }]);
+    const redirects = b24.stats.rest.redirects;
+    expect(redirects).toBeGreaterThanOrEqual(1);
+
+    // A rebuilt client goes straight to the new address.
+    expect(await profile(await pool.clientFor(portal.memberId), 'v2')).toBe(true);
+    expect(b24.stats.rest.redirects).toBe(redirects);
+  });
+
   it('throws a typed error for a portal that is not installed', async () => {
     const pool = newPool(new MemoryTokenStore());
     await expect(pool.clientFor('0123456789abcdef0123456789abcdef')).rejects.toBeInstanceOf(PortalNotInstalledError);

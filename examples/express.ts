@@ -2,12 +2,11 @@
 // it also copes with a body express.urlencoded() or express.json() already parsed.
 // Run: B24_CLIENT_ID=… B24_CLIENT_SECRET=… tsx examples/express.ts
 
-import type { AddressInfo } from 'node:net';
 import { pathToFileURL } from 'node:url';
 import express from 'express';
 import { pino } from 'pino';
 import { createLifecycleHandler, toNodeHandler } from '../src/index.js';
-import { configFromEnv, createPool, profileOf, type ExampleConfig, type RunningExample } from './shared.js';
+import { configFromEnv, createPool, profileOf, runningExample, type ExampleConfig, type RunningExample } from './shared.js';
 
 export async function start(config: ExampleConfig): Promise<RunningExample> {
   const pool = createPool(config);
@@ -22,15 +21,7 @@ export async function start(config: ExampleConfig): Promise<RunningExample> {
 
   const server = app.listen(config.port ?? 0, '127.0.0.1');
   await new Promise<void>((resolve) => server.once('listening', resolve));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    pool,
-    async close() {
-      server.closeAllConnections();
-      await new Promise((resolve) => server.close(resolve));
-      await pool.close();
-    },
-  };
+  return runningExample(server, pool);
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {

@@ -2,6 +2,8 @@
 // and the one REST call they expose (`profile`, through the portal's pooled client).
 // In your app, import from 'b24-portal-tokens' instead of '../src/index.js'.
 
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import {
   ErrorCode,
   FileTokenStore,
@@ -34,6 +36,19 @@ export interface RunningExample {
   readonly url: string;
   readonly pool: PortalClientPool;
   close(): Promise<void>;
+}
+
+/** Wraps a listening `node:http` server (Express's included) and its pool as a {@link RunningExample}. */
+export function runningExample(server: Server, pool: PortalClientPool): RunningExample {
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    pool,
+    async close() {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+      await pool.close();
+    },
+  };
 }
 
 /** Reads the configuration from environment variables. */

@@ -1,6 +1,8 @@
 // The logger contract: the subset of pino's API the library calls, so a pino (or compatible) logger
 // plugs in as is. The library only ever passes identifiers and counts, never token values.
 
+import { PortalTokensError } from './errors.js';
+
 /** A log method in pino's shape: a context object first, then an optional message. */
 export type LogMethod = (context: Record<string, unknown>, message?: string) => void;
 
@@ -20,3 +22,14 @@ const noop: LogMethod = () => undefined;
 
 /** A logger that discards everything: the default. */
 export const silentLogger: Logger = Object.freeze({ debug: noop, info: noop, warn: noop, error: noop });
+
+/**
+ * What may be logged about an error: its class name, plus this library's code and message (which
+ * never carry token values). Messages of foreign errors are left out, since a driver or a user's
+ * hook may put values (tokens) in them.
+ */
+export function describeError(error: unknown): Record<string, string> {
+  if (error instanceof PortalTokensError) return { name: error.name, code: error.code, message: error.message };
+  if (error instanceof Error) return { name: error.name };
+  return { name: typeof error };
+}

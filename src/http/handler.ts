@@ -7,11 +7,10 @@ import {
   InvalidEventError,
   OAuthRejectedError,
   OAuthUnavailableError,
-  PortalTokensError,
 } from '../errors.js';
 import { parseInstallEvent } from '../events/parse.js';
 import type { InstallEvent, LifecycleEvent, PortalAuth, UninstallEvent, UpdateEvent } from '../events/types.js';
-import type { Logger } from '../logger.js';
+import { describeError, type Logger } from '../logger.js';
 import type { OAuthClient } from '../oauth/oauth-client.js';
 import type { PoolLifecycleChange } from '../pool/pool.js';
 import type { PortalRecord, TokenStore } from '../store/token-store.js';
@@ -394,12 +393,3 @@ function sameSecret(received: string, stored: string): boolean {
   return timingSafeEqual(a, b);
 }
 
-/**
- * What may be logged about an error: its class name, and this library's code. Messages of foreign
- * errors are left out, since a driver or a user's hook may put values (tokens) in them.
- */
-export function describeError(error: unknown): Record<string, string> {
-  if (error instanceof PortalTokensError) return { name: error.name, code: error.code, message: error.message };
-  if (error instanceof Error) return { name: error.name };
-  return { name: typeof error };
-}

@@ -15,11 +15,11 @@ import {
   VerificationFailedError,
 } from '../errors.js';
 import type { PortalAuth } from '../events/types.js';
-import { describeError, type LifecyclePool } from '../http/handler.js';
+import type { LifecyclePool } from '../http/handler.js';
 import { portalRecordFromAuth } from '../http/record.js';
 import { normalizeTrustedHosts, serverEndpointOf, trustedBaseForServerDomain } from '../http/trusted-hosts.js';
 import { jsonResponse, queryValue, type PlainHandler, type PlainResponse, type QueryInput } from '../http/types.js';
-import type { Logger } from '../logger.js';
+import { describeError, type Logger } from '../logger.js';
 import type { PortalRecord } from '../store/token-store.js';
 
 /**

@@ -16,7 +16,7 @@ import {
   StoreError,
 } from '../errors.js';
 import type { Logger } from '../logger.js';
-import { silentLogger } from '../logger.js';
+import { describeError, silentLogger } from '../logger.js';
 import { OAuthClient, oauthBaseFromServerEndpoint } from '../oauth/oauth-client.js';
 import type { FetchLike, TokenResponse } from '../oauth/oauth-client.js';
 import type { PortalRecord, PortalRecordPatch, StoreLease, TokenStore } from '../store/token-store.js';
@@ -612,14 +612,14 @@ export class PortalClientPool {
         return await this.#refreshAndPersist(current, request.reason);
       } finally {
         await lease.lease?.release().catch((error: unknown) => {
-          this.logger.warn({ memberId, err: errorSummary(error) }, 'releasing the refresh lock failed');
+          this.logger.warn({ memberId, err: describeError(error) }, 'releasing the refresh lock failed');
         });
       }
     } catch (error) {
       if (!(error instanceof PortalRevokedError) && !(error instanceof PortalNotInstalledError)) {
         this.#counters.refreshFailures++;
         const code = error instanceof PortalTokensError ? error.code : 'UNKNOWN';
-        this.logger.warn({ memberId, code, err: errorSummary(error) }, 'refresh failed; stored chain unchanged');
+        this.logger.warn({ memberId, code, err: describeError(error) }, 'refresh failed; stored chain unchanged');
         this.#emit('refresh-failed', { memberId, code });
       }
       throw error;
@@ -718,7 +718,7 @@ export class PortalClientPool {
         result = await this.store.update(base.memberId, expected.version, patch);
       } catch (error) {
         // The old refresh token is spent; the new pair exists only here. Try again before giving up.
-        this.logger.error({ memberId: base.memberId, attempt, err: errorSummary(error) }, 'persisting a refreshed pair failed');
+        this.logger.error({ memberId: base.memberId, attempt, err: describeError(error) }, 'persisting a refreshed pair failed');
         if (attempt === 4) {
           throw error instanceof StoreError
             ? error
@@ -814,15 +814,8 @@ export class PortalClientPool {
       try {
         (listener as (p: PoolEventMap[E]) => void)(payload);
       } catch (error) {
-        this.logger.warn({ event, err: errorSummary(error) }, 'a pool event listener threw');
+        this.logger.warn({ event, err: describeError(error) }, 'a pool event listener threw');
       }
     }
   }
-}
-
-/** A loggable summary of an error: its name, code and message, which never carry token values. */
-function errorSummary(error: unknown): Record<string, unknown> {
-  if (error instanceof PortalTokensError) return { name: error.name, code: error.code, message: error.message };
-  if (error instanceof Error) return { name: error.name };
-  return { name: typeof error };
 }

@@ -179,11 +179,20 @@ export class VerificationFailedError extends PortalTokensError {
   }
 }
 
-/** The token store failed. The original error is in `cause`. */
+/**
+ * The token store failed. The original error is in `cause`.
+ *
+ * `transient` is `true` when the failure is about reaching the store (a connection refused or
+ * lost, a timeout, a database restarting) and the same call may succeed later; `false` for a
+ * corrupt record, a wrong schema or a misconfiguration, which need a person.
+ */
 export class StoreError extends PortalTokensError {
   readonly code = ErrorCode.StoreFailure;
-  constructor(message: string, options: PortalTokensErrorOptions = {}) {
+  /** Whether retrying later may succeed (the store was unreachable rather than wrong). */
+  readonly transient: boolean;
+  constructor(message: string, options: PortalTokensErrorOptions & { transient?: boolean | undefined } = {}) {
     super(message, options);
+    this.transient = options.transient ?? false;
   }
 }
 

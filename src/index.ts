@@ -11,6 +11,7 @@ export * from './errors.js';
 
 // The TokenStore contract
 export type * from './store/token-store.js';
+export { PORTAL_CHAIN, userChain } from './store/token-store.js';
 
 // Token stores
 export { MemoryTokenStore } from './store/memory.js';

@@ -14,8 +14,10 @@ import {
   checkRecordInput,
   checkTtlMs,
   nextVersion,
+  resolveKey,
 } from './record-checks.js';
 import type {
+  ChainKey,
   ConditionalWriteResult,
   PortalListOptions,
   PortalListPage,
@@ -60,8 +62,9 @@ export class MemoryTokenStore implements TokenStore {
   /** Locks and listing work; nothing is shared with other processes. */
   readonly capabilities: StoreCapabilities = { lock: true, crossProcess: false, list: true };
 
-  readonly #records = new Map<string, PortalRecord>();
-  /** The last version of each deleted portal, so a re-created record continues from it. */
+  /** Every portal's chains: memberId → chain → record. */
+  readonly #portals = new Map<string, Map<string, PortalRecord>>();
+  /** The last version of each deleted chain (`memberId chain`), so a re-created record continues from it. */
   readonly #deletedVersions = new Map<string, number>();
   readonly #locks = new Map<string, HeldLock>();
   readonly #now: () => number;
@@ -71,62 +74,83 @@ export class MemoryTokenStore implements TokenStore {
     this.#now = options.now ?? Date.now;
   }
 
+  /** Nothing to prepare: always ready. */
+  async ready(): Promise<void> {}
+
   /** {@inheritDoc TokenStore.get} */
-  async get(memberId: string): Promise<PortalRecord | undefined> {
-    checkMemberId(memberId);
-    const record = this.#records.get(memberId);
+  async get(key: ChainKey): Promise<PortalRecord | undefined> {
+    const { memberId, chain } = resolveKey(key);
+    const record = this.#portals.get(memberId)?.get(chain);
     return record === undefined ? undefined : { ...record };
   }
 
   /** {@inheritDoc TokenStore.upsert} */
   async upsert(record: PortalRecordInput): Promise<PortalRecord> {
     const input = checkRecordInput(record);
-    const previous = this.#records.get(input.memberId)?.version ?? this.#deletedVersions.get(input.memberId) ?? 0;
+    const tomb = `${input.memberId} ${input.chain}`;
+    const chains = this.#portals.get(input.memberId) ?? new Map<string, PortalRecord>();
+    const previous = chains.get(input.chain)?.version ?? this.#deletedVersions.get(tomb) ?? 0;
     const stored: PortalRecord = { ...input, version: nextVersion(previous, input.memberId) };
-    this.#deletedVersions.delete(input.memberId);
-    this.#records.set(stored.memberId, stored);
+    this.#deletedVersions.delete(tomb);
+    chains.set(stored.chain, stored);
+    this.#portals.set(stored.memberId, chains);
     return { ...stored };
   }
 
   /** {@inheritDoc TokenStore.update} */
-  async update(memberId: string, expectedVersion: number, patch: PortalRecordPatch): Promise<ConditionalWriteResult> {
-    checkMemberId(memberId);
+  async update(key: ChainKey, expectedVersion: number, patch: PortalRecordPatch): Promise<ConditionalWriteResult> {
+    const { memberId, chain } = resolveKey(key);
     checkExpectedVersion(expectedVersion);
     const changes = checkPatch(patch);
-    const current = this.#records.get(memberId);
-    if (current?.version !== expectedVersion) {
+    const chains = this.#portals.get(memberId);
+    const current = chains?.get(chain);
+    if (chains === undefined || current?.version !== expectedVersion) {
       return { ok: false, current: current === undefined ? undefined : { ...current } };
     }
     const next = applyPatch(current, changes);
-    this.#records.set(memberId, next);
+    chains.set(chain, next);
     return { ok: true, record: { ...next } };
   }
 
   /** {@inheritDoc TokenStore.delete} */
-  async delete(memberId: string): Promise<boolean> {
+  async delete(key: ChainKey): Promise<boolean> {
+    const { memberId, chain } = resolveKey(key);
+    const chains = this.#portals.get(memberId);
+    const record = chains?.get(chain);
+    if (chains === undefined || record === undefined) return false;
+    this.#deletedVersions.set(`${memberId} ${chain}`, record.version);
+    chains.delete(chain);
+    if (chains.size === 0) this.#portals.delete(memberId);
+    return true;
+  }
+
+  /** {@inheritDoc TokenStore.deletePortal} */
+  async deletePortal(memberId: string): Promise<number> {
     checkMemberId(memberId);
-    const record = this.#records.get(memberId);
-    if (record === undefined) return false;
-    this.#deletedVersions.set(memberId, record.version);
-    return this.#records.delete(memberId);
+    const chains = this.#portals.get(memberId);
+    if (chains === undefined) return 0;
+    for (const record of chains.values()) this.#deletedVersions.set(`${memberId} ${record.chain}`, record.version);
+    this.#portals.delete(memberId);
+    return chains.size;
   }
 
   /** {@inheritDoc TokenStore.tryLock} */
-  async tryLock(memberId: string, ttlMs: number): Promise<StoreLease | undefined> {
-    checkMemberId(memberId);
+  async tryLock(key: ChainKey, ttlMs: number): Promise<StoreLease | undefined> {
+    const { memberId, chain } = resolveKey(key);
     checkTtlMs(ttlMs);
+    const name = `${memberId} ${chain}`;
     const now = this.#now();
-    const held = this.#locks.get(memberId);
+    const held = this.#locks.get(name);
     if (held !== undefined && held.expiresAt > now) return undefined;
     const lock: HeldLock = { token: randomUUID(), expiresAt: now + ttlMs };
-    this.#locks.set(memberId, lock);
+    this.#locks.set(name, lock);
     const locks = this.#locks;
     return {
       token: lock.token,
       expiresAt: lock.expiresAt,
       // Compares tokens, not objects' ages: a lapsed lease whose lock was taken over must not free it.
       release: async () => {
-        if (locks.get(memberId)?.token === lock.token) locks.delete(memberId);
+        if (locks.get(name)?.token === lock.token) locks.delete(name);
       },
     };
   }
@@ -134,11 +158,27 @@ export class MemoryTokenStore implements TokenStore {
   /** {@inheritDoc TokenStore.list} */
   async list(options?: PortalListOptions): Promise<PortalListPage> {
     const { after, limit } = checkListOptions(options);
-    const keys = [...this.#records.keys()]
-      .filter((memberId) => after === undefined || memberId > after)
-      .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    const keys = [...this.#portals.entries()]
+      .filter(([memberId, chains]) => chains.has('portal') && (after === undefined || memberId > after))
+      .map(([memberId]) => memberId)
+      .sort(byCodeUnits);
     const page = keys.slice(0, limit);
-    const records = page.map((memberId) => ({ ...(this.#records.get(memberId) as PortalRecord) }));
+    const records = page.map((memberId) => ({ ...(this.#portals.get(memberId)?.get('portal') as PortalRecord) }));
     return { records, next: keys.length > limit ? page.at(-1) : undefined };
   }
+
+  /** {@inheritDoc TokenStore.listChains} */
+  async listChains(memberId: string): Promise<readonly PortalRecord[]> {
+    checkMemberId(memberId);
+    const chains = this.#portals.get(memberId);
+    if (chains === undefined) return [];
+    return [...chains.values()]
+      .filter((record) => record.chain !== 'portal')
+      .sort((a, b) => byCodeUnits(a.chain, b.chain))
+      .map((record) => ({ ...record }));
+  }
+}
+
+function byCodeUnits(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }

@@ -2,7 +2,7 @@
 // argument or field (never its value), and a stored record that fails the same checks is corrupt.
 
 import { StoreError } from '../errors.js';
-import type { PortalRecord, PortalRecordInput, PortalRecordPatch, PortalListOptions } from './token-store.js';
+import type { ChainId, ChainKey, PortalRecord, PortalRecordInput, PortalRecordPatch, PortalListOptions } from './token-store.js';
 
 type FieldKind =
   | 'nonEmptyString'
@@ -11,12 +11,14 @@ type FieldKind =
   | 'nullableString'
   | 'nullableInteger'
   | 'nullableFinite'
-  | 'state';
+  | 'state'
+  | 'chain';
 
 // Every field of PortalRecordInput with what it must hold; the record's shape in one table so a new
 // field cannot be forgotten by one of the checks below (the `satisfies` makes the compiler insist).
 const FIELDS = {
   memberId: 'nonEmptyString',
+  chain: 'chain',
   domain: 'string',
   clientEndpoint: 'string',
   serverEndpoint: 'string',
@@ -46,7 +48,15 @@ const KIND_TEXT: Record<FieldKind, string> = {
   nullableInteger: 'a safe integer or null',
   nullableFinite: 'a finite number or null',
   state: "'active' or 'revoked'",
+  chain: "'portal' or 'user:<positive integer>'",
 };
+
+const USER_CHAIN = /^user:[1-9][0-9]{0,15}$/;
+
+/** Whether `value` is a {@link ChainId}: `'portal'` or `'user:<positive safe integer>'`. */
+export function isChainId(value: unknown): value is ChainId {
+  return value === 'portal' || (typeof value === 'string' && USER_CHAIN.test(value) && Number.isSafeInteger(Number(value.slice(5))));
+}
 
 function fits(kind: FieldKind, value: unknown): boolean {
   switch (kind) {
@@ -64,6 +74,8 @@ function fits(kind: FieldKind, value: unknown): boolean {
       return value === null || (typeof value === 'number' && Number.isFinite(value));
     case 'state':
       return value === 'active' || value === 'revoked';
+    case 'chain':
+      return isChainId(value);
   }
 }
 
@@ -71,27 +83,54 @@ function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-/** Checks a `memberId` argument. */
+/**
+ * Checks a `memberId` argument: a non-empty, well-formed Unicode string (a lone surrogate would make
+ * two different ids encode to the same bytes in files, keys and columns).
+ */
 export function checkMemberId(memberId: unknown, argument = 'memberId'): asserts memberId is string {
   if (typeof memberId !== 'string' || memberId.length === 0) {
     throw new TypeError(`${argument} must be a non-empty string`);
   }
+  if (!memberId.isWellFormed()) throw new TypeError(`${argument} must be well-formed Unicode (no lone surrogates)`);
+}
+
+/** A {@link ChainKey} checked and normalised: a string key names the portal's chain. */
+export interface ResolvedKey {
+  /** The portal. */
+  readonly memberId: string;
+  /** The chain. */
+  readonly chain: ChainId;
+}
+
+/** Checks a {@link ChainKey} argument and normalises it to `{ memberId, chain }`. */
+export function resolveKey(key: unknown, argument = 'key'): ResolvedKey {
+  if (typeof key === 'string') {
+    checkMemberId(key, argument);
+    return { memberId: key, chain: 'portal' };
+  }
+  if (!isObject(key)) throw new TypeError(`${argument} must be a memberId string or { memberId, chain }`);
+  checkMemberId(key['memberId'], `${argument}.memberId`);
+  const chain = key['chain'];
+  if (!isChainId(chain)) throw new TypeError(`${argument}.chain must be ${KIND_TEXT.chain}`);
+  return { memberId: key['memberId'], chain };
 }
 
 /**
  * Checks an upsert argument and returns a copy holding only the known fields, so extra properties
  * a caller passed (or a later mutation of the caller's object) never reach the store.
  */
-export function checkRecordInput(record: unknown): PortalRecordInput {
+export function checkRecordInput(record: unknown): Omit<PortalRecord, 'version'> {
   if (!isObject(record)) throw new TypeError('record must be an object');
   const copy: Record<string, unknown> = {};
+  checkMemberId(record['memberId'], 'record.memberId');
   for (const name of FIELD_NAMES) {
     const kind = FIELDS[name];
-    const value = record[name];
+    // A record written without a chain is the portal's chain (the contract before chains existed).
+    const value = name === 'chain' && record[name] === undefined ? 'portal' : record[name];
     if (!fits(kind, value)) throw new TypeError(`record.${name} must be ${KIND_TEXT[kind]}`);
     copy[name] = value;
   }
-  return copy as unknown as PortalRecordInput;
+  return copy as unknown as Omit<PortalRecord, 'version'>;
 }
 
 /**
@@ -104,7 +143,7 @@ export function checkPatch(patch: unknown): PortalRecordPatch {
   for (const key of Object.keys(patch)) {
     const value = patch[key];
     if (value === undefined) continue;
-    if (key === 'memberId' || key === 'version') throw new TypeError(`patch.${key} cannot be changed by update`);
+    if (key === 'memberId' || key === 'chain' || key === 'version') throw new TypeError(`patch.${key} cannot be changed by update`);
     if (!Object.hasOwn(FIELDS, key)) throw new TypeError(`patch.${key} is not a PortalRecord field`);
     const kind = FIELDS[key as FieldName];
     if (!fits(kind, value)) throw new TypeError(`patch.${key} must be ${KIND_TEXT[kind]}`);
@@ -165,8 +204,10 @@ export function readStoredRecord(value: unknown): { record: PortalRecord } | { b
   if (!isObject(value)) return { badField: '(record)' };
   const copy: Record<string, unknown> = {};
   for (const name of FIELD_NAMES) {
-    if (!fits(FIELDS[name], value[name])) return { badField: name };
-    copy[name] = value[name];
+    // Records stored before chains existed have no `chain`: they are the portal's chain.
+    const field = name === 'chain' && value[name] === undefined ? 'portal' : value[name];
+    if (!fits(FIELDS[name], field)) return { badField: name };
+    copy[name] = field;
   }
   const version = value['version'];
   if (!Number.isSafeInteger(version) || (version as number) < 1) return { badField: 'version' };
@@ -176,5 +217,11 @@ export function readStoredRecord(value: unknown): { record: PortalRecord } | { b
 
 /** Applies a checked patch to a record and bumps the version. */
 export function applyPatch(record: PortalRecord, patch: PortalRecordPatch): PortalRecord {
-  return { ...record, ...patch, memberId: record.memberId, version: nextVersion(record.version, record.memberId) };
+  return {
+    ...record,
+    ...patch,
+    memberId: record.memberId,
+    chain: record.chain,
+    version: nextVersion(record.version, record.memberId),
+  };
 }

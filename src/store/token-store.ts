@@ -11,7 +11,30 @@ export type AppStatus = 'F' | 'D' | 'T' | 'P' | 'L' | 'S' | (string & {});
 export type PortalState = 'active' | 'revoked';
 
 /**
- * One portal's record, keyed by `memberId`.
+ * Which of a portal's chains a record holds: `'portal'`, the portal's own chain (the installer's,
+ * what `clientFor(memberId)` uses), or `'user:<id>'`, the chain of one Bitrix24 user of the portal
+ * (what `clientFor(memberId, { userId })` uses). Build the second with {@link userChain}.
+ */
+export type ChainId = 'portal' | `user:${number}`;
+
+/** The chain id of the portal's own chain. */
+export const PORTAL_CHAIN = 'portal' satisfies ChainId;
+
+/** The chain id of one user's chain: `userChain(7)` is `'user:7'`. */
+export function userChain(userId: number): ChainId {
+  if (!Number.isSafeInteger(userId) || userId < 1) throw new TypeError('userId must be a positive safe integer');
+  return `user:${userId}`;
+}
+
+/**
+ * Names one record: a `memberId` string names the portal's chain; `{ memberId, chain }` names any
+ * chain of the portal. Stores normalise it with `resolveKey` semantics: a string is
+ * `{ memberId, chain: 'portal' }`.
+ */
+export type ChainKey = string | { readonly memberId: string; readonly chain: ChainId };
+
+/**
+ * One chain's record, keyed by `memberId` and `chain`.
  *
  * Times: `expires` is unix **seconds** (as Bitrix24 sends it); every `...At` field is unix
  * **milliseconds**. Absent values are `null`, never `undefined`, so a record survives JSON and SQL
@@ -20,6 +43,11 @@ export type PortalState = 'active' | 'revoked';
 export interface PortalRecord {
   /** The portal's `member_id`: stable across renames, the key of everything. */
   readonly memberId: string;
+  /**
+   * Which chain of the portal this record holds: `'portal'` or `'user:<id>'`. With `memberId`, the
+   * record's key. Records written before chains existed read as `'portal'`.
+   */
+  readonly chain: ChainId;
   /** The portal's host as last seen (`acme.bitrix24.com`, or `host:port` on premises). Mutable. */
   readonly domain: string;
   /** The portal's REST root, such as `https://acme.bitrix24.com/rest/`. */
@@ -36,7 +64,7 @@ export interface PortalRecord {
   readonly scope: string;
   /** App status letter. */
   readonly status: AppStatus;
-  /** The Bitrix24 user the chain acts as, when known. */
+  /** The Bitrix24 user the chain acts as, when known (for a `'user:<id>'` chain, that id). */
   readonly userId: number | null;
   /** The per-portal `application_token` that authenticates later events, when known. */
   readonly applicationToken: string | null;
@@ -53,8 +81,8 @@ export interface PortalRecord {
   /** When the portal was revoked, unix ms, or `null`. */
   readonly revokedAt: number | null;
   /**
-   * A counter that every successful write increments (the first write of a portal gives 1).
-   * Conditional writes compare against it. It never repeats for a `memberId` in a store, not even
+   * A counter that every successful write increments (the first write of a chain gives 1).
+   * Conditional writes compare against it. It never repeats for a key in a store, not even
    * across a delete and a re-create: a record created after a delete continues from the deleted
    * one's version, so a conditional write based on a read from before the delete conflicts
    * instead of landing on the new record. Adapters must handle values up to
@@ -63,11 +91,14 @@ export interface PortalRecord {
   readonly version: number;
 }
 
-/** A full record without its `version`: what {@link TokenStore.upsert} takes. */
-export type PortalRecordInput = Omit<PortalRecord, 'version'>;
+/**
+ * A full record without its `version`: what {@link TokenStore.upsert} takes. `chain` may be left
+ * out for the portal's chain.
+ */
+export type PortalRecordInput = Omit<PortalRecord, 'version' | 'chain'> & { readonly chain?: ChainId | undefined };
 
-/** The fields a conditional write may change (never `memberId` or `version`). */
-export type PortalRecordPatch = Partial<Omit<PortalRecord, 'memberId' | 'version'>>;
+/** The fields a conditional write may change (never `memberId`, `chain` or `version`). */
+export type PortalRecordPatch = Partial<Omit<PortalRecord, 'memberId' | 'chain' | 'version'>>;
 
 /** The outcome of {@link TokenStore.update}: the new record, or the conflict with what is stored now. */
 export type ConditionalWriteResult = ConditionalWriteSuccess | ConditionalWriteConflict;
@@ -123,8 +154,43 @@ export interface StoreCapabilities {
   readonly lock: boolean;
   /** The lock (and the data) are shared with other processes that open the same store. */
   readonly crossProcess: boolean;
-  /** `list` exists. */
+  /** `list` and `listChains` exist. */
   readonly list: boolean;
+  /**
+   * `subscribe` exists: every write, by any process sharing the store, is delivered as a
+   * {@link StoreChange} to every subscriber. Absent means `false`.
+   */
+  readonly changes?: boolean | undefined;
+}
+
+/** One write, as a change feed delivers it. Carries no token. */
+export interface StoreChange {
+  /** The portal written. */
+  readonly memberId: string;
+  /** The chain written; `undefined` when the write concerned every chain of the portal ({@link TokenStore.deletePortal}). */
+  readonly chain: ChainId | undefined;
+  /** The record's version after the write (the tombstone's version for a delete), when known. */
+  readonly version: number | undefined;
+  /** `true` when the write deleted the record(s). */
+  readonly deleted: boolean;
+}
+
+/** What {@link TokenStore.subscribe} calls. Listeners must not throw; the store ignores what they throw. */
+export interface StoreChangeListener {
+  /** A write happened (in this process or another). */
+  onChange(change: StoreChange): void;
+  /**
+   * The feed lost its connection (`'lost'`: changes may be missed until it is back) or came back
+   * (`'restored'`: changes made in between were not delivered, so anything cached must be re-read).
+   * The store reconnects by itself.
+   */
+  onStatus?(status: 'lost' | 'restored'): void;
+}
+
+/** A live subscription to a store's change feed. */
+export interface StoreSubscription {
+  /** Stops delivery and frees the connection the feed used. Idempotent. */
+  close(): Promise<void>;
 }
 
 /**
@@ -139,15 +205,24 @@ export interface TokenStore {
   readonly capabilities: StoreCapabilities;
 
   /**
-   * Reads a portal's record.
-   * @returns the record, or `undefined` when no record exists (never throws for a missing one).
+   * Checks, once at startup, that the store can be used: the database answers, the schema exists
+   * (creating or migrating it), the directory is a writable directory. Fails fast with a
+   * {@link StoreError} that says what to fix. Idempotent; the other methods also prepare the store
+   * on first use, so calling it is optional but recommended.
    */
-  get(memberId: string): Promise<PortalRecord | undefined>;
+  ready?(): Promise<void>;
 
   /**
-   * Creates or replaces a portal's record unconditionally: used by a verified install or update.
-   * The stored `version` becomes the previous version + 1 (1 for a new record), so conditional
-   * writes based on the old record conflict afterwards.
+   * Reads one chain's record (`key` a `memberId` for the portal's chain).
+   * @returns the record, or `undefined` when no record exists (never throws for a missing one).
+   */
+  get(key: ChainKey): Promise<PortalRecord | undefined>;
+
+  /**
+   * Creates or replaces a chain's record (keyed by `record.memberId` and `record.chain`)
+   * unconditionally: used by a verified install or update. The stored `version` becomes the
+   * previous version + 1 (1 for a new record), so conditional writes based on the old record
+   * conflict afterwards.
    * @returns the record as stored, with its new `version`.
    */
   upsert(record: PortalRecordInput): Promise<PortalRecord>;
@@ -159,30 +234,50 @@ export interface TokenStore {
    * @returns `{ ok: true, record }` on success; `{ ok: false, current }` on a conflict, including
    *   when the record no longer exists (`current` is then `undefined`). A conflict never overwrites.
    */
-  update(memberId: string, expectedVersion: number, patch: PortalRecordPatch): Promise<ConditionalWriteResult>;
+  update(key: ChainKey, expectedVersion: number, patch: PortalRecordPatch): Promise<ConditionalWriteResult>;
 
   /**
-   * Deletes a portal's record: its tokens are gone. Idempotent. The store may keep the last
+   * Deletes one chain's record: its tokens are gone. Idempotent. The store keeps the last
    * `version` (and nothing else) so that a re-created record continues from it.
    * @returns `true` if a record was deleted, `false` if there was none.
    */
-  delete(memberId: string): Promise<boolean>;
+  delete(key: ChainKey): Promise<boolean>;
 
   /**
-   * Tries once, without waiting, to take the portal's lock for `ttlMs` milliseconds.
-   * Present only when `capabilities.lock` is true.
+   * Deletes every chain of a portal (its own and every user's), as an uninstall does. Idempotent;
+   * versions continue across a re-create as with {@link delete}.
+   * @returns how many records were deleted.
+   */
+  deletePortal(memberId: string): Promise<number>;
+
+  /**
+   * Tries once, without waiting, to take one chain's lock for `ttlMs` milliseconds.
+   * Present only when `capabilities.lock` is true. Chains of one portal lock independently.
    *
    * A lease that lapsed (its holder crashed or overran) may be taken over. Waiting and retrying
    * are the caller's business. The lock is advisory: correctness still rests on {@link update}.
    * @returns the lease, or `undefined` when another live lease holds the lock.
    */
-  tryLock?(memberId: string, ttlMs: number): Promise<StoreLease | undefined>;
+  tryLock?(key: ChainKey, ttlMs: number): Promise<StoreLease | undefined>;
 
   /**
-   * Lists records in ascending `memberId` order, a page at a time, for maintenance sweeps.
-   * Present only when `capabilities.list` is true.
+   * Lists portal chains (`chain: 'portal'` only) in ascending `memberId` order, a page at a time,
+   * for maintenance sweeps. Present only when `capabilities.list` is true.
    */
   list?(options?: PortalListOptions): Promise<PortalListPage>;
+
+  /**
+   * Lists the user chains (every chain but `'portal'`) of one portal, in ascending `chain` order.
+   * Present only when `capabilities.list` is true.
+   */
+  listChains?(memberId: string): Promise<readonly PortalRecord[]>;
+
+  /**
+   * Subscribes to the change feed: every later write by any process sharing the store is delivered
+   * to `listener`. Present only when `capabilities.changes` is true. Rejects with a
+   * {@link StoreError} when the feed cannot be set up.
+   */
+  subscribe?(listener: StoreChangeListener): Promise<StoreSubscription>;
 
   /** Releases connections or handles the store opened itself. Idempotent. */
   close?(): Promise<void>;

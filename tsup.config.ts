@@ -5,6 +5,9 @@ export default defineConfig({
   entry: {
     index: 'src/index.ts',
     'testing/index': 'src/testing/index.ts',
+    'stores/postgres': 'src/store/postgres/index.ts',
+    'stores/redis': 'src/store/redis/index.ts',
+    'stores/sqlite': 'src/store/sqlite/index.ts',
   },
   format: ['esm', 'cjs'],
   dts: true,

@@ -1,0 +1,5 @@
+/**
+ * Placeholder: the postgres adapter is being built.
+ * @packageDocumentation
+ */
+export {};

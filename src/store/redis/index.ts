@@ -1,0 +1,5 @@
+/**
+ * Placeholder: the redis adapter is being built.
+ * @packageDocumentation
+ */
+export {};

@@ -1,0 +1,5 @@
+/**
+ * Placeholder: the sqlite adapter is being built.
+ * @packageDocumentation
+ */
+export {};

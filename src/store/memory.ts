@@ -152,6 +152,14 @@ export class MemoryTokenStore implements TokenStore {
       release: async () => {
         if (locks.get(name)?.token === lock.token) locks.delete(name);
       },
+      renew: async (ttl: number) => {
+        checkTtlMs(ttl);
+        const now = this.#now();
+        const current = locks.get(name);
+        if (current?.token !== lock.token || current.expiresAt <= now) return false;
+        locks.set(name, { token: lock.token, expiresAt: now + ttl });
+        return true;
+      },
     };
   }
 

@@ -130,6 +130,13 @@ export interface StoreLease {
    * holder took over. Idempotent. Throws only on I/O failure.
    */
   release(): Promise<void>;
+  /**
+   * Extends the lease to `ttlMs` from now if this holder still holds it (a holder whose work runs
+   * long renews before the lease lapses). Optional: stores without it rely on the fence of the
+   * conditional write alone.
+   * @returns `true` if renewed; `false` if the lease had lapsed and another holder may have it.
+   */
+  renew?(ttlMs: number): Promise<boolean>;
 }
 
 /** One page of {@link TokenStore.list}. */

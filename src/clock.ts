@@ -18,12 +18,12 @@ export const systemClock: Clock = Object.freeze({
   sleep: (ms: number, signal?: AbortSignal): Promise<void> =>
     new Promise<void>((resolve, reject) => {
       if (signal?.aborted) {
-        reject(signal.reason);
+        reject(abortReason(signal));
         return;
       }
       const onAbort = (): void => {
         clearTimeout(timer);
-        reject(signal?.reason);
+        reject(abortReason(signal));
       };
       const timer = setTimeout(() => {
         signal?.removeEventListener('abort', onAbort);
@@ -56,7 +56,7 @@ export class ManualClock implements Clock {
   sleep(ms: number, signal?: AbortSignal): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       if (signal?.aborted) {
-        reject(signal.reason);
+        reject(abortReason(signal));
         return;
       }
       const sleeper = { at: this.#now + Math.max(0, ms), seq: this.#seq++, resolve };
@@ -65,7 +65,7 @@ export class ManualClock implements Clock {
         'abort',
         () => {
           this.#sleepers = this.#sleepers.filter((s) => s !== sleeper);
-          reject(signal.reason);
+          reject(abortReason(signal));
         },
         { once: true },
       );
@@ -105,4 +105,9 @@ export class ManualClock implements Clock {
 async function flush(): Promise<void> {
   for (let i = 0; i < 20; i++) await Promise.resolve();
   await new Promise<void>((resolve) => setImmediate(resolve));
+}
+
+function abortReason(signal: AbortSignal | undefined): Error {
+  const reason: unknown = signal?.reason;
+  return reason instanceof Error ? reason : new DOMException('The wait was aborted', 'AbortError');
 }

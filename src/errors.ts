@@ -32,6 +32,8 @@ export const ErrorCode = {
   InvalidState: 'INVALID_STATE',
   /** The pool was closed. */
   PoolClosed: 'POOL_CLOSED',
+  /** No live chain is kept for the user a client was asked for. */
+  UserChainMissing: 'USER_CHAIN_MISSING',
 } as const;
 
 /** The union of every value in {@link ErrorCode}. */
@@ -243,4 +245,22 @@ export function findPortalTokensError(error: unknown): PortalTokensError | undef
     current = candidate.originalError ?? candidate.cause;
   }
   return undefined;
+}
+
+/**
+ * `clientFor(memberId, { userId })` found no live chain for that user: the user never opened the
+ * app (or the code flow) since the chain was kept, or the chain died. Send the user through the
+ * app page (`pool.rememberUser`) or the authorization-code flow again.
+ */
+export class UserChainMissingError extends PortalTokensError {
+  readonly code = ErrorCode.UserChainMissing;
+  /** The user whose chain is missing. */
+  readonly userId: number;
+  constructor(memberId: string, userId: number, options: PortalTokensErrorOptions = {}) {
+    super(`Portal ${memberId} holds no live chain for user ${userId}; the user must open the app again`, {
+      ...options,
+      memberId,
+    });
+    this.userId = userId;
+  }
 }

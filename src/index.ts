@@ -32,7 +32,7 @@ export type {
   SweepOptions,
   SweepResult,
 } from './pool/pool.js';
-export type * from './pool/events.js';
+export type * from './pool-events.js';
 
 // The lifecycle handler and its HTTP adapters
 export { createLifecycleHandler, LifecycleAnswerError } from './http/handler.js';

@@ -12,7 +12,7 @@ import {
   findPortalTokensError,
 } from '../../src/errors.js';
 import { PortalClientPool } from '../../src/pool/pool.js';
-import type { PoolEventMap } from '../../src/pool/events.js';
+import type { PoolEventMap } from '../../src/pool-events.js';
 import { FileTokenStore } from '../../src/store/file.js';
 import { MemoryTokenStore } from '../../src/store/memory.js';
 import { FakeBitrix24 } from '../../src/testing/fake-bitrix24.js';
@@ -293,7 +293,7 @@ describe('PortalClientPool', () => {
     pool.on('evicted', (e) => evicted.push(e));
     for (const { portal } of portals) await pool.clientFor(portal.memberId);
     expect(pool.stats().cachedClients).toBe(2);
-    expect(evicted).toEqual([{ memberId: portals[0]!.portal.memberId, reason: 'capacity' }]);
+    expect(evicted).toEqual([{ memberId: portals[0]!.portal.memberId, chain: 'portal', reason: 'capacity' }]);
     expect(pool.evict(portals[2]!.portal.memberId)).toBe(true);
     expect(pool.evict(portals[2]!.portal.memberId)).toBe(false);
     await pool.close();

@@ -1,4 +1,6 @@
-// The pool's typed events and counters.
+// The pool's typed events and counters: plain types, below the coordinator and the pool that emit them.
+
+import type { ChainId } from './store/token-store.js';
 
 /** Why a client left the pool's cache. */
 export type EvictionReason = 'capacity' | 'manual' | 'revoked' | 'lifecycle' | 'endpoint-changed' | 'closed';
@@ -9,8 +11,14 @@ export interface PortalEvent {
   readonly memberId: string;
 }
 
+/** The payload of an event about one chain of a portal. */
+export interface ChainEvent extends PortalEvent {
+  /** The chain concerned: `'portal'` or `'user:<id>'`. */
+  readonly chain: ChainId;
+}
+
 /** Payload of `refreshed`. */
-export interface RefreshedEvent extends PortalEvent {
+export interface RefreshedEvent extends ChainEvent {
   /** The stored record's version after the write. */
   readonly version: number;
   /** When the new access token expires, unix seconds. */
@@ -20,25 +28,25 @@ export interface RefreshedEvent extends PortalEvent {
 }
 
 /** Payload of `adopted`. */
-export interface AdoptedEvent extends PortalEvent {
+export interface AdoptedEvent extends ChainEvent {
   /** The version of the record adopted. */
   readonly version: number;
 }
 
 /** Payload of `revoked`. */
-export interface RevokedEvent extends PortalEvent {
+export interface RevokedEvent extends ChainEvent {
   /** The OAuth `error` string that revoked the chain, such as `invalid_grant`. */
   readonly reason: string;
 }
 
 /** Payload of `evicted`. */
-export interface EvictedEvent extends PortalEvent {
+export interface EvictedEvent extends ChainEvent {
   /** Why the client left the cache. */
   readonly reason: EvictionReason;
 }
 
 /** Payload of `refresh-failed`. */
-export interface RefreshFailedEvent extends PortalEvent {
+export interface RefreshFailedEvent extends ChainEvent {
   /** The error's stable code (see `ErrorCode`), or `UNKNOWN`. */
   readonly code: string;
 }

@@ -1,0 +1,323 @@
+// The refresh coordinator: one refresh per expiry of each chain, across the v2/v3 clients of this
+// process and across every process sharing the store, the new pair persisted before anyone uses it.
+// The seven steps (README "Architecture"): 1 single flight, 2 re-read and adopt, 3 the store's lock
+// (waiting, re-reading), 4 re-read under the lock, 5 refresh, 6 conditional write, 7 release.
+
+import {
+  LockTimeoutError,
+  OAuthRejectedError,
+  PortalNotInstalledError,
+  PortalRevokedError,
+  PortalTokensError,
+  StoreError,
+} from '../errors.js';
+import { describeError } from '../logger.js';
+import type { TokenResponse } from '../oauth/oauth-client.js';
+import type { ChainId, PortalRecord, PortalRecordPatch, StoreLease } from '../store/token-store.js';
+import { afterConflict } from './conflict.js';
+import { isUsable, refreshWindow } from './freshness.js';
+import type { ChainView, CoordinatorCounters, CoordinatorOptions, RefreshRequest } from './types.js';
+
+/** Attempts of a conditional write before giving up (each conflict or store failure is one). */
+const WRITE_ATTEMPTS = 5;
+/** First pause before retrying a failed store write, ms; doubles each time. */
+const WRITE_RETRY_MS = 20;
+/** Lock polling: first and longest pause between tries, ms. */
+const LOCK_POLL_MIN_MS = 10;
+const LOCK_POLL_MAX_MS = 250;
+/** How many times a caller joins a flight before it settles for what it has. */
+const FLIGHT_ROUNDS = 3;
+
+type Lock = { readonly lease: StoreLease | undefined } | { readonly adopt: PortalRecord };
+
+/** The key of a chain in this process's maps. */
+export function chainKeyOf(memberId: string, chain: ChainId): string {
+  return `${memberId} ${chain}`;
+}
+
+/** Whether `url` parses as an http(s) URL. */
+export function isHttpUrl(value: string): boolean {
+  try {
+    const url = new URL(value);
+    return url.protocol === 'https:' || url.protocol === 'http:';
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Coordinates every refresh of every chain this process holds. Depends only on a store, a refresh
+ * function, a clock and a logger, so each branch can be driven by a test without the SDK.
+ */
+export class RefreshCoordinator {
+  /** Counts since construction. */
+  readonly counters: CoordinatorCounters = { refreshes: 0, adoptions: 0, refreshFailures: 0, revocations: 0, lockWaits: 0 };
+  readonly #o: CoordinatorOptions;
+  readonly #flights = new Map<string, Promise<PortalRecord>>();
+
+  /** Creates a coordinator; it holds no timers and no connections. */
+  constructor(options: CoordinatorOptions) {
+    this.#o = options;
+  }
+
+  /** The refresh of this chain running in this process right now, if any. */
+  flight(memberId: string, chain: ChainId): Promise<PortalRecord> | undefined {
+    return this.#flights.get(chainKeyOf(memberId, chain));
+  }
+
+  /** The refresh-ahead window of a record for a cached holder (with this holder's jitter). */
+  windowFor(record: PortalRecord): number {
+    return refreshWindow(record, this.#o, this.#o.random());
+  }
+
+  /**
+   * Step 1: gives `view` a pair it can use, joining this process's flight for the chain or
+   * starting one. A caller joining a flight started for another reason checks the outcome
+   * against its own need.
+   */
+  async ensureFresh(view: ChainView, request: RefreshRequest): Promise<PortalRecord> {
+    for (let round = 0; round < FLIGHT_ROUNDS; round++) {
+      if (isUsable(view.record, view.windowSec, this.#o.clock.now(), request.rejectedToken)) return view.record;
+      const record = await this.#join(view.record, request);
+      view.adopt(record);
+      if (record.accessToken !== request.rejectedToken) return record;
+    }
+    return view.record;
+  }
+
+  /**
+   * Keeps an idle chain alive (the sweep): refreshes it unless another worker did since `record`
+   * was read. Never throws.
+   */
+  async keepAlive(record: PortalRecord, idleMs: number): Promise<{ outcome: 'refreshed' | 'revoked' | 'failed'; record?: PortalRecord }> {
+    try {
+      const fresh = await this.#join(record, { reason: 'keep-alive' });
+      return { outcome: this.#o.clock.now() - fresh.chainUpdatedAt <= idleMs ? 'refreshed' : 'failed', record: fresh };
+    } catch (error) {
+      return { outcome: error instanceof PortalRevokedError ? 'revoked' : 'failed' };
+    }
+  }
+
+  /**
+   * Stores a chain's new REST root (a renamed portal) with the conditional write, under the one
+   * conflict rule. Returns the record stored now, or `undefined` when the chain is gone.
+   */
+  async moveEndpoint(record: PortalRecord, clientEndpoint: string, domain: string): Promise<PortalRecord | undefined> {
+    const patch: PortalRecordPatch = { clientEndpoint, domain, updatedAt: this.#o.clock.now() };
+    const outcome = await this.#write(record, patch, 'moving a portal to its new address');
+    if (outcome.kind === 'written') {
+      this.#o.logger.info({ memberId: record.memberId, chain: record.chain, domain }, 'portal moved to a new address; stored it');
+      this.#o.hooks.drop(record.memberId, record.chain, 'endpoint-changed');
+      return outcome.record;
+    }
+    return outcome.kind === 'gone' ? undefined : outcome.record;
+  }
+
+  /** Reads a chain; store failures become a {@link StoreError}. */
+  async read(memberId: string, chain: ChainId): Promise<PortalRecord | undefined> {
+    try {
+      return await this.#o.store.get({ memberId, chain });
+    } catch (error) {
+      throw error instanceof PortalTokensError ? error : new StoreError('The token store failed to read', { cause: error, memberId });
+    }
+  }
+
+  /** Reads a chain that must be active; a missing or revoked one is dropped and thrown as typed. */
+  async readActive(memberId: string, chain: ChainId): Promise<PortalRecord> {
+    const record = await this.read(memberId, chain);
+    if (record === undefined) {
+      this.#o.hooks.drop(memberId, chain, 'lifecycle');
+      throw new PortalNotInstalledError(memberId);
+    }
+    if (record.state === 'revoked') {
+      this.#o.hooks.drop(memberId, chain, 'revoked');
+      throw new PortalRevokedError(memberId, record.revokedReason ?? undefined);
+    }
+    return record;
+  }
+
+  #join(known: PortalRecord, request: RefreshRequest): Promise<PortalRecord> {
+    const key = chainKeyOf(known.memberId, known.chain);
+    let flight = this.#flights.get(key);
+    if (flight === undefined) {
+      flight = this.#refresh(known, request).finally(() => this.#flights.delete(key));
+      this.#flights.set(key, flight);
+    }
+    return flight;
+  }
+
+  /** Steps 2-7 for one chain; runs at most once at a time per chain in this process. */
+  async #refresh(known: PortalRecord, request: RefreshRequest): Promise<PortalRecord> {
+    const { memberId, chain } = known;
+    try {
+      // Step 2: another worker (or an install) may already have moved the chain on.
+      const stored = await this.readActive(memberId, chain);
+      if (this.#movedOn(stored, known, request)) return this.#adopted(stored);
+
+      // Step 3: the store's lock, waiting while another worker holds it.
+      const lock = await this.#lock(known, request);
+      if ('adopt' in lock) return this.#adopted(lock.adopt);
+      try {
+        // Step 4: re-read under the lock.
+        const current = await this.readActive(memberId, chain);
+        if (this.#movedOn(current, known, request)) return this.#adopted(current);
+        // Steps 5 and 6.
+        return await this.#refreshAndPersist(current, request);
+      } finally {
+        // Step 7.
+        await lock.lease?.release().catch((error: unknown) => {
+          this.#o.logger.warn({ memberId, chain, err: describeError(error) }, 'releasing the refresh lock failed');
+        });
+      }
+    } catch (error) {
+      if (!(error instanceof PortalRevokedError) && !(error instanceof PortalNotInstalledError)) {
+        this.counters.refreshFailures++;
+        const code = error instanceof PortalTokensError ? error.code : 'UNKNOWN';
+        this.#o.logger.warn({ memberId, chain, code, err: describeError(error) }, 'refresh failed; stored chain unchanged');
+        this.#o.hooks.emit('refresh-failed', { memberId, chain, code });
+      }
+      throw error;
+    }
+  }
+
+  /** Whether the stored record already holds a pair this request can use without refreshing. */
+  #movedOn(stored: PortalRecord, known: PortalRecord, request: RefreshRequest): boolean {
+    if (request.reason === 'keep-alive') return stored.chainUpdatedAt > known.chainUpdatedAt;
+    return (
+      stored.accessToken !== known.accessToken &&
+      isUsable(stored, refreshWindow(stored, this.#o), this.#o.clock.now(), request.rejectedToken)
+    );
+  }
+
+  #adopted(record: PortalRecord): PortalRecord {
+    this.counters.adoptions++;
+    this.#o.logger.debug({ memberId: record.memberId, chain: record.chain, version: record.version }, 'adopted a pair from the store');
+    this.#o.hooks.emit('adopted', { memberId: record.memberId, chain: record.chain, version: record.version });
+    return record;
+  }
+
+  /**
+   * Step 3: takes the chain's lock, polling with back-off while another worker holds it; a pair
+   * that worker stored meanwhile is adopted at once. Time waited counts by the clock and by the
+   * pauses taken, so a clock that stands still still times out.
+   */
+  async #lock(known: PortalRecord, request: RefreshRequest): Promise<Lock> {
+    const store = this.#o.store;
+    const tryLock = store.tryLock?.bind(store);
+    if (tryLock === undefined || !store.capabilities.lock) return { lease: undefined };
+    const { memberId, chain } = known;
+    const started = this.#o.clock.now();
+    let paused = 0;
+    let delay = LOCK_POLL_MIN_MS;
+    for (;;) {
+      const lease = await tryLock({ memberId, chain }, this.#o.lockTtlMs);
+      if (lease !== undefined) return { lease };
+      if (paused === 0) this.counters.lockWaits++;
+      const pause = delay + Math.floor(this.#o.random() * delay);
+      await this.#o.clock.sleep(pause);
+      paused += pause;
+      delay = Math.min(delay * 2, LOCK_POLL_MAX_MS);
+      const stored = await this.readActive(memberId, chain);
+      if (this.#movedOn(stored, known, request)) return { adopt: stored };
+      const waited = Math.max(this.#o.clock.now() - started, paused);
+      if (waited > this.#o.lockWaitMs) throw new LockTimeoutError(memberId, waited);
+    }
+  }
+
+  /** Steps 5 and 6: refreshes at the chain's own OAuth host and persists the pair before anyone sees it. */
+  async #refreshAndPersist(current: PortalRecord, request: RefreshRequest): Promise<PortalRecord> {
+    const { memberId, chain } = current;
+    let tokens: TokenResponse;
+    this.counters.refreshes++;
+    try {
+      tokens = await this.#o.refresh(current);
+    } catch (error) {
+      if (error instanceof OAuthRejectedError && error.terminal) return this.#revoke(current, error);
+      throw error;
+    }
+    const patch = pairPatch(current, tokens, this.#o.clock.now());
+    const outcome = await this.#write(current, patch, 'saving a refreshed pair');
+    if (outcome.kind === 'gone') throw new PortalNotInstalledError(memberId);
+    if (outcome.kind === 'revoked') throw new PortalRevokedError(memberId, outcome.record.revokedReason ?? undefined);
+    if (outcome.kind === 'replaced') {
+      // Ours branched from a chain that is no longer stored: the stored one wins.
+      this.#o.logger.warn({ memberId, chain }, 'the chain was replaced while refreshing; adopting the stored one');
+      return outcome.record;
+    }
+    const record = outcome.record;
+    this.#o.logger.info({ memberId, chain, version: record.version, reason: request.reason }, 'refreshed the token pair');
+    this.#o.hooks.emit('refreshed', { memberId, chain, version: record.version, expires: record.expires, reason: request.reason });
+    if (record.clientEndpoint !== current.clientEndpoint) this.#o.hooks.drop(memberId, chain, 'endpoint-changed');
+    return record;
+  }
+
+  /** Step 6 for a chain's terminal OAuth error: marks it revoked, unless a live chain was stored meanwhile. */
+  async #revoke(current: PortalRecord, error: OAuthRejectedError): Promise<PortalRecord> {
+    const { memberId, chain } = current;
+    const now = this.#o.clock.now();
+    const patch: PortalRecordPatch = { state: 'revoked', revokedAt: now, revokedReason: error.oauthError, updatedAt: now };
+    const outcome = await this.#write(current, patch, 'marking a chain revoked');
+    if (outcome.kind === 'replaced') return this.#adopted(outcome.record);
+    if (outcome.kind === 'written') {
+      this.counters.revocations++;
+      this.#o.logger.error({ memberId, chain, reason: error.oauthError }, 'chain revoked by the OAuth server');
+      this.#o.hooks.emit('revoked', { memberId, chain, reason: error.oauthError });
+    }
+    this.#o.hooks.drop(memberId, chain, outcome.kind === 'gone' ? 'lifecycle' : 'revoked');
+    if (outcome.kind === 'gone') throw new PortalNotInstalledError(memberId, { cause: error });
+    throw new PortalRevokedError(memberId, outcome.kind === 'revoked' ? outcome.record.revokedReason ?? error.oauthError : error.oauthError, {
+      cause: error,
+    });
+  }
+
+  /**
+   * The conditional write with the one conflict rule: a change that left the chain alone is
+   * merged and the write applied again; a replaced, revoked or deleted chain ends it. A store
+   * failure is retried with back-off before it is thrown: after a refresh the new pair exists
+   * only here.
+   */
+  async #write(
+    base: PortalRecord,
+    patch: PortalRecordPatch,
+    what: string,
+  ): Promise<{ kind: 'written' | 'replaced' | 'revoked'; record: PortalRecord } | { kind: 'gone' }> {
+    const { memberId, chain } = base;
+    let expected = base;
+    for (let attempt = 1; attempt <= WRITE_ATTEMPTS; attempt++) {
+      let result;
+      try {
+        result = await this.#o.store.update({ memberId, chain }, expected.version, patch);
+      } catch (error) {
+        this.#o.logger.error({ memberId, chain, attempt, err: describeError(error) }, `the token store failed ${what}`);
+        if (attempt === WRITE_ATTEMPTS) {
+          throw error instanceof StoreError ? error : new StoreError(`The token store failed ${what}`, { cause: error, memberId });
+        }
+        await this.#o.clock.sleep(WRITE_RETRY_MS * 2 ** (attempt - 1));
+        continue;
+      }
+      if (result.ok) return { kind: 'written', record: result.record };
+      const outcome = afterConflict(base, result.current);
+      if (outcome.kind !== 'retry') return outcome;
+      expected = outcome.record;
+    }
+    throw new StoreError(`The record kept changing while ${what}`, { memberId });
+  }
+}
+
+/** The fields a refresh answer changes; what the answer lacks is carried forward (PROTOCOL.md section 3). */
+export function pairPatch(current: PortalRecord, tokens: TokenResponse, nowMs: number): PortalRecordPatch {
+  const clientEndpoint =
+    tokens.clientEndpoint !== undefined && isHttpUrl(tokens.clientEndpoint) ? tokens.clientEndpoint : current.clientEndpoint;
+  return {
+    accessToken: tokens.accessToken,
+    refreshToken: tokens.refreshToken ?? current.refreshToken,
+    expires: tokens.expires,
+    scope: tokens.scope ?? current.scope,
+    status: tokens.status ?? current.status,
+    userId: tokens.userId ?? current.userId,
+    clientEndpoint,
+    domain: clientEndpoint === current.clientEndpoint ? current.domain : new URL(clientEndpoint).host,
+    updatedAt: nowMs,
+    chainUpdatedAt: nowMs,
+  };
+}

@@ -1,0 +1,103 @@
+// One cached chain: its SDK client, the newest record this process knows for it, and the glue
+// between the SDK layer (refresh hook, interceptors) and the coordinator.
+
+import type { B24OAuth, HandlerRefreshAuth } from '@bitrix24/b24jssdk';
+import { ApiVersion } from '@bitrix24/b24jssdk';
+import type { Clock } from '../clock.js';
+import type { RefreshCoordinator } from '../coordinator/coordinator.js';
+import type { ChainView } from '../coordinator/types.js';
+import { createSdkClient, refreshHookAnswer, type SdkClientSettings } from '../sdk/client.js';
+import { interceptHttpClient, type InterceptedChain } from '../sdk/interceptors.js';
+import { portalMove } from '../sdk/move.js';
+import type { PortalRecord } from '../store/token-store.js';
+
+/** What a slot needs from the pool that owns it. */
+export interface SlotContext {
+  readonly coordinator: RefreshCoordinator;
+  readonly clock: Clock;
+  readonly settings: SdkClientSettings;
+  /** Counts a request re-sent with the current token. */
+  countResend(): void;
+}
+
+/** A cached chain. */
+export class ChainSlot implements ChainView, InterceptedChain {
+  /** The newest record this process knows. Only ever replaced by a persisted one. */
+  record: PortalRecord;
+  /** Seconds before `expires` at which this pair counts as expiring (refresh-ahead plus jitter). */
+  windowSec: number;
+  /** The chain's SDK client. */
+  readonly client: B24OAuth;
+  /** An access token a portal refused while it was the current one. */
+  #rejectedToken: string | undefined;
+  /** The REST root the SDK client was built with (the SDK never changes it). */
+  readonly #sdkEndpoint: string;
+  readonly #context: SlotContext;
+
+  /** Builds the chain's SDK client, its refresh hook and its interceptors. */
+  constructor(record: PortalRecord, context: SlotContext) {
+    this.#context = context;
+    this.record = record;
+    this.windowSec = context.coordinator.windowFor(record);
+    this.#sdkEndpoint = record.clientEndpoint;
+    this.client = createSdkClient(record, this.windowSec, context.settings);
+    this.client.setCustomRefreshAuth(() => this.#sdkRefresh());
+    for (const version of [ApiVersion.v2, ApiVersion.v3]) interceptHttpClient(this.client.getHttpClient(version), this);
+  }
+
+  /** Takes a newer persisted record (a no-op for the one held). */
+  adopt(record: PortalRecord): void {
+    if (record.version !== this.record.version || record.accessToken !== this.record.accessToken) {
+      this.record = record;
+      this.windowSec = this.#context.coordinator.windowFor(record);
+      this.#rejectedToken = undefined;
+    }
+  }
+
+  /** {@inheritDoc InterceptedChain.settleFlight} */
+  async settleFlight(): Promise<void> {
+    const flight = this.#context.coordinator.flight(this.record.memberId, this.record.chain);
+    if (flight === undefined) return;
+    await flight.then(
+      (record) => this.adopt(record),
+      () => undefined, // the request goes out with the old token; its 401 is handled by the interceptor
+    );
+  }
+
+  /** {@inheritDoc InterceptedChain.replaceRejected} */
+  replaceRejected(rejectedToken: string): Promise<PortalRecord> {
+    return this.#context.coordinator.ensureFresh(this, { reason: 'rejected', rejectedToken });
+  }
+
+  /** {@inheritDoc InterceptedChain.markRejected} */
+  markRejected(token: string): void {
+    this.#rejectedToken = token;
+  }
+
+  /** {@inheritDoc InterceptedChain.countResend} */
+  countResend(): void {
+    this.#context.countResend();
+  }
+
+  /** {@inheritDoc InterceptedChain.move} */
+  async move(requestUrl: string | undefined, location: string): Promise<string | undefined> {
+    const move = portalMove(this.#sdkEndpoint, requestUrl, location);
+    if (move === undefined) return undefined;
+    if (move.root !== this.record.clientEndpoint) {
+      const stored = await this.#context.coordinator.moveEndpoint(this.record, move.root, move.host);
+      if (stored === undefined) return undefined;
+      this.adopt(stored);
+    }
+    return move.url;
+  }
+
+  /** The SDK's refresh hook: called when the SDK's (shifted) expiry has passed or after a 401. */
+  async #sdkRefresh(): Promise<HandlerRefreshAuth> {
+    const rejected = this.#rejectedToken;
+    const record = await this.#context.coordinator.ensureFresh(this, {
+      reason: rejected !== undefined && rejected === this.record.accessToken ? 'rejected' : 'expiring',
+      rejectedToken: rejected,
+    });
+    return refreshHookAnswer(record, this.windowSec, this.#context.clock.now());
+  }
+}

@@ -1,0 +1,71 @@
+// Building the SDK's B24OAuth for one chain, and the answer its refresh hook returns. The only
+// module besides interceptors.ts that imports @bitrix24/b24jssdk (the stand-in in src/testing aside).
+
+import { B24OAuth, EnumAppStatus } from '@bitrix24/b24jssdk';
+import type { B24OAuthParams, HandlerRefreshAuth, RestrictionParams } from '@bitrix24/b24jssdk';
+import type { PortalRecord } from '../store/token-store.js';
+
+/**
+ * What the SDK client is given as its refresh token. The pool owns every refresh, so the real
+ * refresh token never lives inside the SDK; if anyone removes the pool's refresh hook, the SDK's
+ * own refresh fails with `invalid_grant` instead of silently branching the chain.
+ */
+export const SDK_REFRESH_TOKEN_PLACEHOLDER = 'managed-by-b24-portal-tokens';
+
+/** The app's credentials and the SDK options every client gets. */
+export interface SdkClientSettings {
+  /** The app's `client_id`. */
+  readonly clientId: string;
+  /** The app's `client_secret`. */
+  readonly clientSecret: string;
+  /** Passed to every client as its `restrictionParams`. */
+  readonly restrictionParams?: Partial<RestrictionParams> | undefined;
+}
+
+function sdkStatus(status: string): B24OAuthParams['status'] {
+  const known = Object.values(EnumAppStatus) as string[];
+  return (known.includes(status) ? status : EnumAppStatus.Local) as B24OAuthParams['status'];
+}
+
+/**
+ * A `B24OAuth` for `record`, told its pair expires `windowSec` early so the SDK's own expiry check
+ * calls the refresh hook ahead of time.
+ */
+export function createSdkClient(record: PortalRecord, windowSec: number, settings: SdkClientSettings): B24OAuth {
+  const params: B24OAuthParams = {
+    applicationToken: record.applicationToken ?? '',
+    userId: record.userId ?? 0,
+    memberId: record.memberId,
+    accessToken: record.accessToken,
+    refreshToken: SDK_REFRESH_TOKEN_PLACEHOLDER,
+    expires: record.expires - windowSec,
+    expiresIn: Math.max(1, record.expires - Math.floor(record.chainUpdatedAt / 1000)),
+    scope: record.scope,
+    domain: record.domain,
+    clientEndpoint: record.clientEndpoint,
+    serverEndpoint: record.serverEndpoint,
+    status: sdkStatus(record.status),
+  };
+  return new B24OAuth(
+    params,
+    { clientId: settings.clientId, clientSecret: settings.clientSecret },
+    settings.restrictionParams === undefined ? undefined : { restrictionParams: settings.restrictionParams },
+  );
+}
+
+/** What the SDK's refresh hook returns for a persisted record (its real refresh token stays out). */
+export function refreshHookAnswer(record: PortalRecord, windowSec: number, nowMs: number): HandlerRefreshAuth {
+  return {
+    access_token: record.accessToken,
+    refresh_token: SDK_REFRESH_TOKEN_PLACEHOLDER,
+    // The SDK parses these two with Number.parseInt (its types say string).
+    expires: String(record.expires - windowSec),
+    expires_in: String(Math.max(1, record.expires - Math.floor(nowMs / 1000))),
+    client_endpoint: record.clientEndpoint,
+    server_endpoint: record.serverEndpoint,
+    member_id: record.memberId,
+    scope: record.scope,
+    status: sdkStatus(record.status),
+    domain: record.domain,
+  };
+}

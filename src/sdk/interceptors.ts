@@ -1,0 +1,97 @@
+// Axios interceptors on each SDK HTTP client (v2 and v3) of a chain's B24OAuth:
+// - every request leaves with the chain's current token (the SDK picks the token before its rate
+//   limiter makes the request wait) and, while a refresh of the chain is in flight, waits for it;
+// - a 401 for a token the chain has already moved past is re-sent with the current one; a 401 for
+//   the current token asks the coordinator first;
+// - a 3xx from a renamed portal is re-sent to the new address rather than followed as a GET.
+
+import type { TypeHttp } from '@bitrix24/b24jssdk';
+import { restErrorCode } from '../protocol/rest-errors.js';
+import type { PortalRecord } from '../store/token-store.js';
+
+/** What the interceptors need from the chain they serve. */
+export interface InterceptedChain {
+  /** The newest persisted record this process knows for the chain. */
+  readonly record: PortalRecord;
+  /** Waits for a refresh of this chain in flight in this process (if any) and takes its outcome. */
+  settleFlight(): Promise<void>;
+  /** Asks the coordinator for a pair other than `rejectedToken`. */
+  replaceRejected(rejectedToken: string): Promise<PortalRecord>;
+  /** Remembers a token the portal refused while it was current (the SDK's refresh hook reads it). */
+  markRejected(token: string): void;
+  /** Stores a portal's move; resolves the URL to re-send to, or `undefined` to refuse the move. */
+  move(requestUrl: string | undefined, location: string): Promise<string | undefined>;
+  /** Counts a re-sent request. */
+  countResend(): void;
+}
+
+/** The axios request config fields touched here; structural, so axios stays the SDK's business. */
+interface StampedConfig {
+  data?: unknown;
+  url?: string;
+  maxRedirects?: number;
+  [SENT_TOKEN]?: string;
+  [MOVED]?: boolean;
+  [ORIGINAL_DATA]?: Record<string, unknown>;
+  [RESENDS]?: number;
+}
+
+interface AxiosFailure {
+  response?: { status?: number; data?: unknown; headers?: Record<string, unknown> };
+  config?: StampedConfig;
+}
+
+const SENT_TOKEN = Symbol('b24pt.sentToken');
+const ORIGINAL_DATA = Symbol('b24pt.originalData');
+const RESENDS = Symbol('b24pt.resends');
+const MOVED = Symbol('b24pt.moved');
+/** A request is re-sent at most this many times for superseded tokens. */
+const MAX_RESENDS = 2;
+
+/** Installs the interceptors on one SDK HTTP client. */
+export function interceptHttpClient(http: TypeHttp, chain: InterceptedChain): void {
+  const axios = http.ajaxClient;
+  axios.interceptors.request.use(async (config) => {
+    const stamped = config as unknown as StampedConfig;
+    const data = stamped[ORIGINAL_DATA] ?? stamped.data;
+    if (data !== null && typeof data === 'object' && typeof (data as { auth?: unknown }).auth === 'string') {
+      // A request leaving while a refresh is in flight would carry the token that refresh is about
+      // to kill: hold it until the new pair is persisted.
+      await chain.settleFlight();
+      const original = data as Record<string, unknown>;
+      stamped[ORIGINAL_DATA] = original;
+      stamped[SENT_TOKEN] = chain.record.accessToken;
+      stamped.maxRedirects = 0;
+      stamped.data = { ...original, auth: chain.record.accessToken };
+    }
+    return config;
+  });
+  axios.interceptors.response.use(undefined, async (error: unknown) => {
+    const failure = error as AxiosFailure;
+    const config = failure.config;
+    const sent = config?.[SENT_TOKEN];
+    const status = failure.response?.status ?? 0;
+    if (config === undefined || sent === undefined) throw error;
+    if (status >= 300 && status < 400 && config[MOVED] !== true) {
+      const location = failure.response?.headers?.['location'];
+      const url = typeof location === 'string' ? await chain.move(config.url, location) : undefined;
+      if (url === undefined) throw error;
+      config[MOVED] = true;
+      config.url = url;
+      return axios.request(config);
+    }
+    const code = restErrorCode(failure.response?.data);
+    if (status !== 401 || (code !== 'expired_token' && code !== 'invalid_token')) throw error;
+    const resends = config[RESENDS] ?? 0;
+    if (resends >= MAX_RESENDS) {
+      chain.markRejected(sent);
+      throw error;
+    }
+    // The current token itself was refused: the coordinator decides between adopting and refreshing.
+    const current = chain.record.accessToken === sent ? await chain.replaceRejected(sent) : chain.record;
+    if (current.accessToken === sent) throw error;
+    config[RESENDS] = resends + 1;
+    chain.countResend();
+    return axios.request(config);
+  });
+}

@@ -3,7 +3,7 @@
 import type { ChainId } from './store/token-store.js';
 
 /** Why a client left the pool's cache. */
-export type EvictionReason = 'capacity' | 'manual' | 'revoked' | 'lifecycle' | 'endpoint-changed' | 'closed';
+export type EvictionReason = 'capacity' | 'manual' | 'revoked' | 'lifecycle' | 'endpoint-changed' | 'closed' | 'resync';
 
 /** The payload of every pool event: the portal concerned. */
 export interface PortalEvent {

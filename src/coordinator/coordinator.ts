@@ -256,7 +256,10 @@ export class RefreshCoordinator {
     const { memberId, chain } = current;
     const now = this.#o.clock.now();
     const patch: PortalRecordPatch = { state: 'revoked', revokedAt: now, revokedReason: error.oauthError, updatedAt: now };
-    const outcome = await this.#write(current, patch, 'marking a chain revoked');
+    // A user's dead chain is removed in effect: its tokens go, the record stays as the fence that
+    // keeps versions moving (a user chain comes back through the app page or the code flow).
+    const write = chain === 'portal' ? patch : { ...patch, accessToken: '', refreshToken: '' };
+    const outcome = await this.#write(current, write, 'marking a chain revoked');
     if (outcome.kind === 'replaced') return this.#adopted(outcome.record);
     if (outcome.kind === 'written') {
       this.counters.revocations++;

@@ -11,63 +11,21 @@ import { PoolClosedError, PortalNotInstalledError, PortalRevokedError, UserChain
 import type { Logger } from '../logger.js';
 import { describeError, silentLogger } from '../logger.js';
 import { OAuthClient, oauthBaseFromServerEndpoint } from '../oauth/oauth-client.js';
-import type { FetchLike } from '../oauth/oauth-client.js';
 import type { EvictionReason, PoolEventMap, PoolEventName, PoolStats } from '../pool-events.js';
 import { userChain, type ChainId, type TokenStore } from '../store/token-store.js';
+import type { AppPageRequest } from '../events/types.js';
+import { normalizeTrustedHosts } from '../http/trusted-hosts.js';
+import type { PortalRecord, StoreChange } from '../store/token-store.js';
+import { ChangeFollower } from './coherence.js';
 import { ChainSlot } from './slot.js';
+import { rememberUser } from './users.js';
 import { runSweep, type SweepOptions, type SweepResult } from './sweep.js';
 
-export type { SweepOptions, SweepResult } from './sweep.js';
-export { SDK_REFRESH_TOKEN_PLACEHOLDER } from '../sdk/client.js';
+import type { PortalClientPoolOptions } from './options.js';
 
-/** Options of {@link PortalClientPool}. */
-export interface PortalClientPoolOptions {
-  /** Where portals' records live. Share one store between workers to coordinate their refreshes. */
-  readonly store: TokenStore;
-  /** The app's `client_id`. */
-  readonly clientId: string;
-  /** The app's `client_secret`. */
-  readonly clientSecret: string;
-  /**
-   * At most this many clients are cached; the least recently used is dropped beyond it. One
-   * `B24OAuth` costs about 19 KB of heap, so the default keeps the cache near 20 MB.
-   * @defaultValue 1000
-   */
-  readonly max?: number | undefined;
-  /**
-   * Refresh a chain when its access token has less than this many seconds left, so calls rarely
-   * meet an expired token. Capped at half the token's lifetime.
-   * @defaultValue 300
-   */
-  readonly refreshAheadSec?: number | undefined;
-  /**
-   * Up to this many extra seconds, chosen at random per pair, are added to `refreshAheadSec`, so
-   * portals installed together do not all refresh in the same second.
-   * @defaultValue 60
-   */
-  readonly refreshJitterSec?: number | undefined;
-  /** How long a refresh may hold a portal's lock before another worker may take it over, ms. @defaultValue 15000 */
-  readonly lockTtlMs?: number | undefined;
-  /** How long to wait for another worker's refresh before giving up with {@link LockTimeoutError}, ms. @defaultValue 20000 */
-  readonly lockWaitMs?: number | undefined;
-  /** Timeout of one request to an OAuth host, ms. @defaultValue 10000 */
-  readonly oauthTimeoutMs?: number | undefined;
-  /** The `fetch` used for OAuth hosts. @defaultValue `globalThis.fetch` */
-  readonly fetch?: FetchLike | undefined;
-  /** A pino-compatible logger. It receives member ids and counts, never tokens. @defaultValue silent */
-  readonly logger?: Logger | undefined;
-  /**
-   * The clock for every reading of the time and every wait (lock back-off, write retries). Inject
-   * a {@link ManualClock} in tests. @defaultValue the system clock
-   */
-  readonly clock?: Clock | undefined;
-  /** Clock, unix ms, for reading the time only; `clock` wins when both are given. @defaultValue `Date.now` */
-  readonly now?: (() => number) | undefined;
-  /** Random source in [0, 1) for jitter. @defaultValue `Math.random` */
-  readonly random?: (() => number) | undefined;
-  /** Passed to every `B24OAuth` as its `restrictionParams` (rate limits, retries). */
-  readonly restrictionParams?: Partial<RestrictionParams> | undefined;
-}
+export type { SweepOptions, SweepResult } from './sweep.js';
+export type { PortalClientPoolOptions } from './options.js';
+export { SDK_REFRESH_TOKEN_PLACEHOLDER } from '../sdk/client.js';
 
 /** A lifecycle change the lifecycle handler (or your own code) reports after writing the store. */
 export interface PoolLifecycleChange {
@@ -127,6 +85,9 @@ export class PortalClientPool {
   readonly #cache: LRUCache<string, ChainSlot>;
   readonly #building = new Map<string, Promise<ChainSlot>>();
   readonly #pendingEvictReason = new Map<string, EvictionReason>();
+  readonly #follower: ChangeFollower;
+  readonly #trustedHosts: readonly string[];
+  #following = false;
   #closed = false;
   #counters = { cacheHits: 0, clientsBuilt: 0, resentRequests: 0, evictions: 0 };
 
@@ -168,6 +129,13 @@ export class PortalClientPool {
         drop: (memberId, chain, reason) => this.#evict(chainKeyOf(memberId, chain), reason),
       },
     });
+    this.#trustedHosts = normalizeTrustedHosts(options.trustedOAuthHosts, 'trustedOAuthHosts');
+    this.#follower = new ChangeFollower(store, this.clock, this.logger, {
+      changed: (change) => this.#changed(change),
+      resync: () => {
+        for (const key of [...this.#cache.keys()]) this.#evict(key, 'resync');
+      },
+    });
     const max = options.max ?? 1000;
     if (!Number.isSafeInteger(max) || max < 1) throw new TypeError('max must be a positive integer');
     this.#cache = new LRUCache<string, ChainSlot>({
@@ -187,6 +155,37 @@ export class PortalClientPool {
   }
 
   /**
+   * Checks at startup that the store can be used (its `ready()`) and, when it offers a change
+   * feed, subscribes to it so this process follows other workers' writes. Fails fast with the
+   * store's {@link StoreError}; optional (the pool also starts both on first use).
+   */
+  async ready(): Promise<void> {
+    if (this.#closed) throw new PoolClosedError();
+    await this.store.ready?.();
+    this.#following = true;
+    await this.#follower.start();
+  }
+
+  /**
+   * Keeps the chain of the user who opened the app: proves the page's chain at a trusted OAuth
+   * host (refreshing it, which yields the authority's `member_id` and `user_id`) and stores the
+   * fresh pair as that user's chain, for `clientFor(memberId, { userId })`. Never touches the
+   * portal's chain.
+   * @param page a request parsed with `parseAppPageRequest`.
+   * @returns the stored record of the user's chain (hold no reference to its tokens).
+   * @throws VerificationFailedError when the OAuth host refuses the chain or names another portal.
+   */
+  async rememberUser(page: AppPageRequest): Promise<PortalRecord> {
+    if (this.#closed) throw new PoolClosedError();
+    const record = await rememberUser(
+      { store: this.store, oauth: this.oauth, logger: this.logger, now: () => this.clock.now(), trustedHosts: this.#trustedHosts },
+      page,
+    );
+    this.#evict(chainKeyOf(record.memberId, record.chain), 'lifecycle');
+    return record;
+  }
+
+  /**
    * Returns the portal's ready client (or, with `userId`, one acting as that user with the user's
    * own chain), building and caching it on first use.
    * @throws PortalNotInstalledError when the store has no record for `memberId`.
@@ -197,6 +196,12 @@ export class PortalClientPool {
   async clientFor(memberId: string, options: ClientForOptions = {}): Promise<B24OAuth> {
     if (this.#closed) throw new PoolClosedError();
     if (typeof memberId !== 'string' || memberId === '') throw new TypeError('memberId must be a non-empty string');
+    if (!this.#following) {
+      this.#following = true;
+      this.#follower.start().catch((error: unknown) => {
+        this.logger.warn({ err: describeError(error) }, 'subscribing to the store change feed failed; retrying in the background');
+      });
+    }
     const chain: ChainId = options.userId === undefined ? 'portal' : userChain(options.userId);
     const key = chainKeyOf(memberId, chain);
     const cached = this.#cache.get(key);
@@ -272,13 +277,42 @@ export class PortalClientPool {
     });
   }
 
-  /** Drops every cached client and refuses further `clientFor` calls. Does not close the store. */
-  close(): Promise<void> {
+  /**
+   * Drops every cached client, ends the change-feed subscription and refuses further
+   * `clientFor` calls. Does not close the store.
+   */
+  async close(): Promise<void> {
     if (!this.#closed) {
       this.#closed = true;
       for (const key of [...this.#cache.keys()]) this.#evict(key, 'closed');
+      await this.#follower.close();
     }
-    return Promise.resolve();
+  }
+
+  /** Another writer changed a chain: drop it, or re-read and adopt the newer record. */
+  #changed(change: StoreChange): void {
+    if (change.chain === undefined) {
+      this.#evictPortal(change.memberId, 'lifecycle');
+      return;
+    }
+    const key = chainKeyOf(change.memberId, change.chain);
+    const slot = this.#cache.peek(key);
+    if (slot === undefined) return;
+    if (change.deleted) {
+      this.#evict(key, 'lifecycle');
+      return;
+    }
+    if (change.version !== undefined && change.version <= slot.record.version) return;
+    this.#coordinator.read(change.memberId, change.chain).then(
+      (record) => {
+        if (this.#cache.peek(key) !== slot) return;
+        if (record === undefined) this.#evict(key, 'lifecycle');
+        else if (record.state === 'revoked') this.#evict(key, 'revoked');
+        else if (record.clientEndpoint !== slot.record.clientEndpoint) this.#evict(key, 'endpoint-changed');
+        else slot.adopt(record);
+      },
+      () => this.#evict(key, 'lifecycle'),
+    );
   }
 
   async #build(memberId: string, chain: ChainId): Promise<ChainSlot> {

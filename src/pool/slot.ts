@@ -9,6 +9,7 @@ import type { ChainView } from '../coordinator/types.js';
 import { createSdkClient, refreshHookAnswer, type SdkClientSettings } from '../sdk/client.js';
 import { interceptHttpClient, type InterceptedChain } from '../sdk/interceptors.js';
 import { portalMove } from '../sdk/move.js';
+import { PortalNotInstalledError, PortalRevokedError, UserChainMissingError } from '../errors.js';
 import type { PortalRecord } from '../store/token-store.js';
 
 /** What a slot needs from the pool that owns it. */
@@ -47,7 +48,7 @@ export class ChainSlot implements ChainView, InterceptedChain {
 
   /** Takes a newer persisted record (a no-op for the one held). */
   adopt(record: PortalRecord): void {
-    if (record.version !== this.record.version || record.accessToken !== this.record.accessToken) {
+    if (record.version > this.record.version) {
       this.record = record;
       this.windowSec = this.#context.coordinator.windowFor(record);
       this.#rejectedToken = undefined;
@@ -66,7 +67,27 @@ export class ChainSlot implements ChainView, InterceptedChain {
 
   /** {@inheritDoc InterceptedChain.replaceRejected} */
   replaceRejected(rejectedToken: string): Promise<PortalRecord> {
-    return this.#context.coordinator.ensureFresh(this, { reason: 'rejected', rejectedToken });
+    return this.#typed(this.#context.coordinator.ensureFresh(this, { reason: 'rejected', rejectedToken }));
+  }
+
+  /** {@inheritDoc InterceptedChain.recheck} */
+  async recheck(): Promise<PortalRecord> {
+    const { memberId, chain } = this.record;
+    this.adopt(await this.#typed(this.#context.coordinator.readActive(memberId, chain)));
+    return this.record;
+  }
+
+  /** A user's chain that is gone or revoked surfaces as {@link UserChainMissingError}. */
+  async #typed<T>(work: Promise<T>): Promise<T> {
+    try {
+      return await work;
+    } catch (error) {
+      const { memberId, chain } = this.record;
+      if (chain !== 'portal' && (error instanceof PortalRevokedError || error instanceof PortalNotInstalledError)) {
+        throw new UserChainMissingError(memberId, Number(chain.slice(5)), { cause: error });
+      }
+      throw error;
+    }
   }
 
   /** {@inheritDoc InterceptedChain.markRejected} */
@@ -94,10 +115,12 @@ export class ChainSlot implements ChainView, InterceptedChain {
   /** The SDK's refresh hook: called when the SDK's (shifted) expiry has passed or after a 401. */
   async #sdkRefresh(): Promise<HandlerRefreshAuth> {
     const rejected = this.#rejectedToken;
-    const record = await this.#context.coordinator.ensureFresh(this, {
-      reason: rejected !== undefined && rejected === this.record.accessToken ? 'rejected' : 'expiring',
-      rejectedToken: rejected,
-    });
+    const record = await this.#typed(
+      this.#context.coordinator.ensureFresh(this, {
+        reason: rejected !== undefined && rejected === this.record.accessToken ? 'rejected' : 'expiring',
+        rejectedToken: rejected,
+      }),
+    );
     return refreshHookAnswer(record, this.windowSec, this.#context.clock.now());
   }
 }

@@ -17,6 +17,11 @@ export interface InterceptedChain {
   settleFlight(): Promise<void>;
   /** Asks the coordinator for a pair other than `rejectedToken`. */
   replaceRejected(rejectedToken: string): Promise<PortalRecord>;
+  /**
+   * Re-reads the chain from the store after the portal refused its current token for a reason
+   * other than expiry; throws the library's typed error when the chain is gone or revoked.
+   */
+  recheck(): Promise<PortalRecord>;
   /** Remembers a token the portal refused while it was current (the SDK's refresh hook reads it). */
   markRejected(token: string): void;
   /** Stores a portal's move; resolves the URL to re-send to, or `undefined` to refuse the move. */
@@ -47,6 +52,10 @@ const RESENDS = Symbol('b24pt.resends');
 const MOVED = Symbol('b24pt.moved');
 /** A request is re-sent at most this many times for superseded tokens. */
 const MAX_RESENDS = 2;
+/** A token the portal refused because the chain moved on (a refresh) or lapsed. */
+const SUPERSEDED = new Set(['expired_token', 'invalid_token']);
+/** A token refused because the app may be gone from the portal: the store knows first (PROTOCOL.md section 4). */
+const RECHECK = new Set(['ERROR_OAUTH', 'NO_AUTH_FOUND', 'APPLICATION_NOT_FOUND']);
 
 /** Installs the interceptors on one SDK HTTP client. */
 export function interceptHttpClient(http: TypeHttp, chain: InterceptedChain): void {
@@ -80,15 +89,20 @@ export function interceptHttpClient(http: TypeHttp, chain: InterceptedChain): vo
       config.url = url;
       return axios.request(config);
     }
-    const code = restErrorCode(failure.response?.data);
-    if (status !== 401 || (code !== 'expired_token' && code !== 'invalid_token')) throw error;
+    const code = restErrorCode(failure.response?.data) ?? '';
+    const superseded = SUPERSEDED.has(code);
+    if (status !== 401 || (!superseded && !RECHECK.has(code))) throw error;
     const resends = config[RESENDS] ?? 0;
     if (resends >= MAX_RESENDS) {
-      chain.markRejected(sent);
+      if (superseded) chain.markRejected(sent);
       throw error;
     }
-    // The current token itself was refused: the coordinator decides between adopting and refreshing.
-    const current = chain.record.accessToken === sent ? await chain.replaceRejected(sent) : chain.record;
+    let current = chain.record;
+    if (current.accessToken === sent) {
+      // The current token itself was refused: the coordinator decides between adopting and
+      // refreshing; for an app that may be gone, the store is asked first.
+      current = superseded ? await chain.replaceRejected(sent) : await chain.recheck();
+    }
     if (current.accessToken === sent) throw error;
     config[RESENDS] = resends + 1;
     chain.countResend();

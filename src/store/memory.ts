@@ -25,7 +25,10 @@ import type {
   PortalRecordInput,
   PortalRecordPatch,
   StoreCapabilities,
+  StoreChange,
+  StoreChangeListener,
   StoreLease,
+  StoreSubscription,
   TokenStore,
 } from './token-store.js';
 
@@ -59,14 +62,15 @@ interface HeldLock {
  * ```
  */
 export class MemoryTokenStore implements TokenStore {
-  /** Locks and listing work; nothing is shared with other processes. */
-  readonly capabilities: StoreCapabilities = { lock: true, crossProcess: false, list: true };
+  /** Locks, listing and the change feed work; nothing is shared with other processes. */
+  readonly capabilities: StoreCapabilities = { lock: true, crossProcess: false, list: true, changes: true };
 
   /** Every portal's chains: memberId → chain → record. */
   readonly #portals = new Map<string, Map<string, PortalRecord>>();
   /** The last version of each deleted chain (`memberId chain`), so a re-created record continues from it. */
   readonly #deletedVersions = new Map<string, number>();
   readonly #locks = new Map<string, HeldLock>();
+  readonly #listeners = new Set<StoreChangeListener>();
   readonly #now: () => number;
 
   /** Creates an empty store. */
@@ -94,6 +98,7 @@ export class MemoryTokenStore implements TokenStore {
     this.#deletedVersions.delete(tomb);
     chains.set(stored.chain, stored);
     this.#portals.set(stored.memberId, chains);
+    this.#publish({ memberId: stored.memberId, chain: stored.chain, version: stored.version, deleted: false });
     return { ...stored };
   }
 
@@ -109,6 +114,7 @@ export class MemoryTokenStore implements TokenStore {
     }
     const next = applyPatch(current, changes);
     chains.set(chain, next);
+    this.#publish({ memberId, chain, version: next.version, deleted: false });
     return { ok: true, record: { ...next } };
   }
 
@@ -121,6 +127,7 @@ export class MemoryTokenStore implements TokenStore {
     this.#deletedVersions.set(`${memberId} ${chain}`, record.version);
     chains.delete(chain);
     if (chains.size === 0) this.#portals.delete(memberId);
+    this.#publish({ memberId, chain, version: record.version, deleted: true });
     return true;
   }
 
@@ -131,7 +138,34 @@ export class MemoryTokenStore implements TokenStore {
     if (chains === undefined) return 0;
     for (const record of chains.values()) this.#deletedVersions.set(`${memberId} ${record.chain}`, record.version);
     this.#portals.delete(memberId);
+    this.#publish({ memberId, chain: undefined, version: undefined, deleted: true });
     return chains.size;
+  }
+
+  /** {@inheritDoc TokenStore.subscribe} */
+  async subscribe(listener: StoreChangeListener): Promise<StoreSubscription> {
+    if (listener === null || typeof listener !== 'object' || typeof listener.onChange !== 'function') {
+      throw new TypeError('listener must have an onChange function');
+    }
+    this.#listeners.add(listener);
+    return {
+      close: async () => {
+        this.#listeners.delete(listener);
+      },
+    };
+  }
+
+  /** Delivers a change after the write, outside the write (a listener that throws changes nothing). */
+  #publish(change: StoreChange): void {
+    for (const listener of this.#listeners) {
+      queueMicrotask(() => {
+        try {
+          listener.onChange(change);
+        } catch {
+          // Listeners must not throw; the store ignores what they throw (see StoreChangeListener).
+        }
+      });
+    }
   }
 
   /** {@inheritDoc TokenStore.tryLock} */

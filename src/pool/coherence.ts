@@ -1,0 +1,107 @@
+// Keeps this process's cached clients right when another process writes the store: follows the
+// store's change feed (when it offers one), re-subscribing after failures, and tells the pool
+// which chains to re-read or drop.
+
+import type { Clock } from '../clock.js';
+import { describeError, type Logger } from '../logger.js';
+import type { StoreChange, StoreSubscription, TokenStore } from '../store/token-store.js';
+
+/** What the follower asks the pool to do. */
+export interface CoherenceTarget {
+  /** A chain (or, with `chain` undefined, every chain of a portal) was written by someone. */
+  changed(change: StoreChange): void;
+  /** Changes may have been missed (the feed was down): everything cached must be re-read. */
+  resync(): void;
+}
+
+const RETRY_MIN_MS = 250;
+const RETRY_MAX_MS = 30_000;
+
+/** Subscribes to a store's change feed and keeps the subscription alive. */
+export class ChangeFollower {
+  readonly #store: TokenStore;
+  readonly #clock: Clock;
+  readonly #logger: Logger;
+  readonly #target: CoherenceTarget;
+  #started: Promise<void> | undefined;
+  #subscription: StoreSubscription | undefined;
+  #closed = false;
+  readonly #stop = new AbortController();
+
+  /** Creates a follower; nothing is subscribed until {@link start}. */
+  constructor(store: TokenStore, clock: Clock, logger: Logger, target: CoherenceTarget) {
+    this.#store = store;
+    this.#clock = clock;
+    this.#logger = logger;
+    this.#target = target;
+  }
+
+  /** Whether the store offers a change feed. */
+  get available(): boolean {
+    return this.#store.capabilities.changes === true && typeof this.#store.subscribe === 'function';
+  }
+
+  /**
+   * Subscribes once (later calls share the first). Resolves when subscribed; rejects with the
+   * store's error when the first attempt fails, while attempts go on in the background.
+   */
+  start(): Promise<void> {
+    if (!this.available) return Promise.resolve();
+    this.#started ??= this.#subscribe().catch((error: unknown) => {
+      void this.#retry();
+      throw error;
+    });
+    return this.#started;
+  }
+
+  /** Ends the subscription and any retrying. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#stop.abort();
+    const subscription = this.#subscription;
+    this.#subscription = undefined;
+    await subscription?.close().catch(() => undefined);
+  }
+
+  async #subscribe(): Promise<void> {
+    const subscribe = this.#store.subscribe?.bind(this.#store);
+    if (subscribe === undefined) return;
+    const subscription = await subscribe({
+      onChange: (change) => {
+        if (!this.#closed) this.#target.changed(change);
+      },
+      onStatus: (status) => {
+        if (this.#closed) return;
+        if (status === 'lost') {
+          this.#logger.warn({}, 'the store change feed is down; cached clients fall back to re-reading on a refused token');
+        } else {
+          this.#logger.info({}, 'the store change feed is back; re-reading cached chains');
+          this.#target.resync();
+        }
+      },
+    });
+    if (this.#closed) {
+      await subscription.close();
+      return;
+    }
+    this.#subscription = subscription;
+  }
+
+  async #retry(): Promise<void> {
+    for (let delay = RETRY_MIN_MS; !this.#closed; delay = Math.min(delay * 2, RETRY_MAX_MS)) {
+      try {
+        await this.#clock.sleep(delay, this.#stop.signal);
+      } catch {
+        return; // closed
+      }
+      try {
+        await this.#subscribe();
+        this.#target.resync();
+        this.#logger.info({}, 'subscribed to the store change feed');
+        return;
+      } catch (error) {
+        this.#logger.warn({ err: describeError(error), retryInMs: delay }, 'subscribing to the store change feed failed');
+      }
+    }
+  }
+}

@@ -1,0 +1,62 @@
+// The options of PortalClientPool, with their defaults.
+
+import type { RestrictionParams } from '@bitrix24/b24jssdk';
+import type { Clock } from '../clock.js';
+import type { Logger } from '../logger.js';
+import type { FetchLike } from '../oauth/oauth-client.js';
+import type { TokenStore } from '../store/token-store.js';
+
+/** Options of `PortalClientPool`. */
+export interface PortalClientPoolOptions {
+  /** Where portals' records live. Share one store between workers to coordinate their refreshes. */
+  readonly store: TokenStore;
+  /** The app's `client_id`. */
+  readonly clientId: string;
+  /** The app's `client_secret`. */
+  readonly clientSecret: string;
+  /**
+   * At most this many clients are cached; the least recently used is dropped beyond it. One
+   * `B24OAuth` costs about 19 KB of heap, so the default keeps the cache near 20 MB.
+   * @defaultValue 1000
+   */
+  readonly max?: number | undefined;
+  /**
+   * Refresh a chain when its access token has less than this many seconds left, so calls rarely
+   * meet an expired token. Capped at half the token's lifetime.
+   * @defaultValue 300
+   */
+  readonly refreshAheadSec?: number | undefined;
+  /**
+   * Up to this many extra seconds, chosen at random per pair, are added to `refreshAheadSec`, so
+   * portals installed together do not all refresh in the same second.
+   * @defaultValue 60
+   */
+  readonly refreshJitterSec?: number | undefined;
+  /** How long a refresh may hold a portal's lock before another worker may take it over, ms. @defaultValue 15000 */
+  readonly lockTtlMs?: number | undefined;
+  /** How long to wait for another worker's refresh before giving up with `LockTimeoutError`, ms. @defaultValue 20000 */
+  readonly lockWaitMs?: number | undefined;
+  /** Timeout of one request to an OAuth host, ms. @defaultValue 10000 */
+  readonly oauthTimeoutMs?: number | undefined;
+  /** The `fetch` used for OAuth hosts. @defaultValue `globalThis.fetch` */
+  readonly fetch?: FetchLike | undefined;
+  /** A pino-compatible logger. It receives member ids and counts, never tokens. @defaultValue silent */
+  readonly logger?: Logger | undefined;
+  /**
+   * The clock for every reading of the time and every wait (lock back-off, write retries). Inject
+   * a `ManualClock` in tests. @defaultValue the system clock
+   */
+  readonly clock?: Clock | undefined;
+  /** Clock, unix ms, for reading the time only; `clock` wins when both are given. @defaultValue `Date.now` */
+  readonly now?: (() => number) | undefined;
+  /** Random source in [0, 1) for jitter. @defaultValue `Math.random` */
+  readonly random?: (() => number) | undefined;
+  /**
+   * The OAuth hosts a user's app-page chain is proven at (`PortalClientPool.rememberUser`).
+   * @defaultValue `DEFAULT_TRUSTED_OAUTH_HOSTS`
+   */
+  readonly trustedOAuthHosts?: readonly string[] | undefined;
+  /** Passed to every `B24OAuth` as its `restrictionParams` (rate limits, retries). */
+  readonly restrictionParams?: Partial<RestrictionParams> | undefined;
+}
+

@@ -126,6 +126,15 @@ export async function describeTokenStore<S extends TokenStore>(
   const skip = new Set(options.skip ?? []);
   const capabilities = options.capabilities ?? (await probeCapabilities(options));
   const crossProcess = capabilities.crossProcess && cross !== undefined;
+  const groups = capabilityGroups(capabilities, crossProcess);
+  // vitest runs nested describe blocks after their parent's, so the titles are gathered by a dry run.
+  const registered = new Set<string>();
+  const dryRun = { test: (title: string) => void registered.add(title), capabilities } as unknown as SuiteContext;
+  for (const [, register] of groups) register(dryRun);
+  const unknown = [...skip].filter((title) => !registered.has(title));
+  if (unknown.length > 0) {
+    throw new TypeError(`options.skip names tests that do not exist: ${unknown.map((t) => JSON.stringify(t)).join(', ')}`);
+  }
   if (!crossProcess) {
     const why = capabilities.crossProcess ? 'no crossProcess option was given' : 'the store declares crossProcess: false';
     console.warn(`[describeTokenStore] ${name}: the cross-process cases were skipped (${why})`);
@@ -165,38 +174,40 @@ export async function describeTokenStore<S extends TokenStore>(
       return child;
     };
 
-    const registered = new Set<string>();
     const test: Register = (title, body, timeout) => {
-      registered.add(title);
       if (skip.has(title)) it.skip(title, body);
       else it(title, body, timeout);
     };
     const context: SuiteContext = { test, describe, expect, store, capabilities, ttl, spawnChild };
-    const group = (title: string, register: (suite: SuiteContext) => void): void => {
-      describe(title, () => register(context));
-    };
-
-    group('basic records', registerBasicCases);
-    group('conditional writes', registerConditionalCases);
-    group('deletes and versions', registerDeleteCases);
-    group('chains', registerChainCases);
-    if (capabilities.lock) group('lock', registerLockCases);
-    if (capabilities.list) group('list', registerListCases);
-    if (capabilities.changes === true) group('change feed', registerChangeCases);
-    if (crossProcess) {
-      group('across processes', (suite) => {
-        registerCrossProcessCases(suite);
-        if (capabilities.changes === true) registerCrossProcessChangeCases(suite);
-      });
-    }
+    for (const [title, register] of groups) describe(title, () => register(context));
 
     options.extraTests?.(store);
-
-    const unknown = [...skip].filter((title) => !registered.has(title));
-    if (unknown.length > 0) {
-      throw new TypeError(`options.skip names tests that do not exist: ${unknown.map((t) => JSON.stringify(t)).join(', ')}`);
-    }
   });
+}
+
+type Group = readonly [title: string, register: (suite: SuiteContext) => void];
+
+/** The suite's case modules, each only when the store declares its capability. */
+function capabilityGroups(capabilities: StoreCapabilities, crossProcess: boolean): Group[] {
+  const groups: Group[] = [
+    ['basic records', registerBasicCases],
+    ['conditional writes', registerConditionalCases],
+    ['deletes and versions', registerDeleteCases],
+    ['chains', registerChainCases],
+  ];
+  if (capabilities.lock) groups.push(['lock', registerLockCases]);
+  if (capabilities.list) groups.push(['list', registerListCases]);
+  if (capabilities.changes === true) groups.push(['change feed', registerChangeCases]);
+  if (crossProcess) {
+    groups.push([
+      'across processes',
+      (suite) => {
+        registerCrossProcessCases(suite);
+        if (capabilities.changes === true) registerCrossProcessChangeCases(suite);
+      },
+    ]);
+  }
+  return groups;
 }
 
 /** Creates one store to read what it declares, then disposes of it. */

@@ -15,7 +15,7 @@
 // version compare under the store's write lock) is what fences writers, never the lease alone.
 
 import { randomBytes, randomUUID } from 'node:crypto';
-import { link, open, readFile, stat, unlink } from 'node:fs/promises';
+import { link, open, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { StoreError } from '../errors.js';
@@ -29,6 +29,12 @@ const GUARD_WAIT_MS = 5_000;
 export interface FileLease {
   readonly token: string;
   readonly expiresAt: number;
+}
+
+/** A lease just taken, with the token of the lapsed lease it replaced (when it took one over). */
+export interface AcquiredLease extends FileLease {
+  /** The token of the lapsed lease this one took over, or `undefined` (a free lock, or an unreadable one). */
+  readonly replaced: string | undefined;
 }
 
 type LockState =
@@ -81,22 +87,23 @@ export class FileLock {
    * Tries once (apart from brief waits on the guard) to take the lock for `ttlMs`.
    * @returns the lease, or `undefined` when a live lease of someone else holds it.
    */
-  async tryAcquire(ttlMs: number): Promise<FileLease | undefined> {
+  async tryAcquire(ttlMs: number): Promise<AcquiredLease | undefined> {
     // A few rounds only cover a lock that vanished between our failed link and our read.
     for (let round = 0; round < 3; round++) {
       const lease = await this.#link(ttlMs);
-      if (lease !== undefined) return lease;
+      if (lease !== undefined) return { ...lease, replaced: undefined };
       const seen = await this.#read();
       if (seen.kind === 'missing') continue;
       if (this.#isLive(seen.lease)) return undefined;
-      const outcome = await this.#withGuard(async (): Promise<FileLease | 'held' | 'retry'> => {
+      const outcome = await this.#withGuard(async (): Promise<AcquiredLease | 'held' | 'retry'> => {
         const again = await this.#read();
         if (again.kind === 'missing') return 'retry';
         // Someone else already took over (or released and re-took) since we looked: judge that lease.
         if (again.raw !== seen.raw) return this.#isLive(again.lease) ? 'held' : 'retry';
         await unlinkIfPresent(this.#path);
         // A fresh acquirer may link between our unlink and link; then it holds the lock and we lose.
-        return (await this.#link(ttlMs)) ?? 'held';
+        const taken = await this.#link(ttlMs);
+        return taken === undefined ? 'held' : { ...taken, replaced: again.lease?.token };
       });
       if (outcome === 'held') return undefined;
       if (outcome !== 'retry') return outcome;
@@ -109,6 +116,33 @@ export class FileLock {
     await this.#withGuard(async () => {
       const seen = await this.#read();
       if (seen.kind === 'present' && seen.lease?.token === token) await unlinkIfPresent(this.#path);
+    });
+  }
+
+  /**
+   * Extends the lease of `token` to `ttlMs` from now if it still holds a live one. The new lease
+   * replaces the file in one rename, so the lock path never stops existing and no fresh acquirer
+   * can link in between; takeovers and releases run under the guard, as this does.
+   * @returns the new expiry, or `undefined` when `token` no longer holds the lock.
+   */
+  async renew(token: string, ttlMs: number): Promise<number | undefined> {
+    return this.#withGuard(async () => {
+      const seen = await this.#read();
+      if (seen.kind !== 'present' || seen.lease?.token !== token || !this.#isLive(seen.lease)) return undefined;
+      const lease: FileLease = { token, expiresAt: this.#now() + ttlMs };
+      const temp = this.#tempPath();
+      try {
+        const handle = await open(temp, 'wx', this.#fileMode);
+        try {
+          await handle.writeFile(JSON.stringify(lease));
+        } finally {
+          await handle.close();
+        }
+        await rename(temp, this.#path);
+      } finally {
+        await unlinkIfPresent(temp);
+      }
+      return lease.expiresAt;
     });
   }
 
@@ -137,7 +171,7 @@ export class FileLock {
   /** Writes a complete lease to a temp file and links it onto the lock path; `undefined` on EEXIST. */
   async #link(ttlMs: number): Promise<FileLease | undefined> {
     const lease: FileLease = { token: randomUUID(), expiresAt: this.#now() + ttlMs };
-    const temp = join(dirname(this.#path), `.${basename(this.#path)}.${randomBytes(8).toString('hex')}.tmp`);
+    const temp = this.#tempPath();
     const handle = await open(temp, 'wx', this.#fileMode);
     try {
       try {
@@ -153,6 +187,10 @@ export class FileLock {
     } finally {
       await unlinkIfPresent(temp);
     }
+  }
+
+  #tempPath(): string {
+    return join(dirname(this.#path), `.${basename(this.#path)}.${randomBytes(8).toString('hex')}.tmp`);
   }
 
   async #withGuard<T>(section: () => Promise<T>): Promise<T> {

@@ -88,10 +88,11 @@ describe('MemoryTokenStore properties', () => {
     await fc.assert(
       fc.asyncProperty(recordArbitrary, fc.string(), async (input, accessToken) => {
         const store = new MemoryTokenStore();
-        expect(await store.upsert(input)).toStrictEqual({ ...input, version: 1 });
-        expect(await store.get(input.memberId)).toStrictEqual({ ...input, version: 1 });
+        const stored = { ...input, chain: 'portal', version: 1 };
+        expect(await store.upsert(input)).toStrictEqual(stored);
+        expect(await store.get(input.memberId)).toStrictEqual(stored);
         const result = await store.update(input.memberId, 1, { accessToken });
-        expect(result).toStrictEqual({ ok: true, record: { ...input, accessToken, version: 2 } });
+        expect(result).toStrictEqual({ ok: true, record: { ...stored, accessToken, version: 2 } });
       }),
       { numRuns: 200 },
     );

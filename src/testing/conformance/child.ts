@@ -30,29 +30,50 @@ try {
   process.exit(1);
 }
 const leases = new Map();
+// Every op names its record by key (a memberId string or { memberId, chain }); memberId is the older spelling.
+const keyOf = (message) => message.key ?? message.memberId;
 const ops = {
-  async tryLock({ memberId, ttlMs }) {
-    const lease = await store.tryLock(memberId, ttlMs);
+  async tryLock(message) {
+    const lease = await store.tryLock(keyOf(message), message.ttlMs);
     if (lease === undefined) return null;
     leases.set(lease.token, lease);
     return { token: lease.token, expiresAt: lease.expiresAt };
+  },
+  async renew({ token, ttlMs }) {
+    const lease = leases.get(token);
+    if (lease === undefined || typeof lease.renew !== 'function') return null;
+    return { renewed: await lease.renew(ttlMs), expiresAt: lease.expiresAt };
   },
   async release({ token }) {
     await leases.get(token)?.release();
     leases.delete(token);
     return null;
   },
-  async get({ memberId }) {
-    return (await store.get(memberId)) ?? null;
+  async get(message) {
+    return (await store.get(keyOf(message))) ?? null;
   },
-  async race({ memberId, expectedVersion, attempts, startAt, tag }) {
+  async upsert({ record }) {
+    return store.upsert(record);
+  },
+  async update(message) {
+    const result = await store.update(keyOf(message), message.expectedVersion, message.patch);
+    return result.ok ? result : { ok: false, current: result.current ?? null };
+  },
+  async delete(message) {
+    return store.delete(keyOf(message));
+  },
+  async deletePortal({ memberId }) {
+    return store.deletePortal(memberId);
+  },
+  async race(message) {
+    const { expectedVersion, attempts, startAt, tag } = message;
     // Sleep to just before the shared start, then spin: timers alone scatter the processes by
     // milliseconds, which is longer than a whole write and would hide a missing lock.
     await new Promise((done) => setTimeout(done, Math.max(0, startAt - Date.now() - 5)));
     while (Date.now() < startAt) {}
     return Promise.all(
       Array.from({ length: attempts }, async (_, i) => {
-        const result = await store.update(memberId, expectedVersion, { accessToken: tag + '-' + i });
+        const result = await store.update(keyOf(message), expectedVersion, { accessToken: tag + '-' + i });
         return result.ok ? { ok: true, record: result.record } : { ok: false, current: result.current ?? null };
       }),
     );

@@ -1,7 +1,7 @@
 // Record builders for the conformance suite: realistic fixed records and seeded random ones, so a
 // failing random case can be reproduced from the seed printed in the test name.
 
-import type { PortalRecord, PortalRecordInput } from '../../store/token-store.js';
+import type { ChainId, PortalRecord, PortalRecordInput } from '../../store/token-store.js';
 
 /** A realistic record; `memberId` is the key, `overrides` replace any other field. */
 export function sampleRecord(memberId: string, overrides: Partial<PortalRecordInput> = {}): PortalRecordInput {
@@ -28,9 +28,21 @@ export function sampleRecord(memberId: string, overrides: Partial<PortalRecordIn
   };
 }
 
-/** The record `input` becomes once stored with `version`. */
+/** A realistic record of one user's chain of `memberId` (its `userId` set to match). */
+export function chainRecord(memberId: string, userId: number, overrides: Partial<PortalRecordInput> = {}): PortalRecordInput {
+  const chain: ChainId = `user:${userId}`;
+  return sampleRecord(memberId, {
+    chain,
+    userId,
+    accessToken: `user-${userId}-access-0000000000000000000000000000000000000000000000`,
+    refreshToken: `user-${userId}-refresh-000000000000000000000000000000000000000000000`,
+    ...overrides,
+  });
+}
+
+/** The record `input` becomes once stored with `version` (a missing `chain` is the portal's). */
 export function withVersion(input: PortalRecordInput, version: number): PortalRecord {
-  return { ...input, version };
+  return { ...input, chain: input.chain ?? 'portal', version };
 }
 
 /** A small deterministic PRNG (mulberry32): the same seed gives the same records on every machine. */

@@ -189,6 +189,11 @@ export class RefreshCoordinator {
     );
   }
 
+  /** Counts and reports a pair a holder took from the store's change feed. */
+  noteAdopted(record: PortalRecord): void {
+    this.#adopted(record);
+  }
+
   #adopted(record: PortalRecord): PortalRecord {
     this.counters.adoptions++;
     this.#o.logger.debug({ memberId: record.memberId, chain: record.chain, version: record.version }, 'adopted a pair from the store');

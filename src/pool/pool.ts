@@ -309,7 +309,11 @@ export class PortalClientPool {
         if (record === undefined) this.#evict(key, 'lifecycle');
         else if (record.state === 'revoked') this.#evict(key, 'revoked');
         else if (record.clientEndpoint !== slot.record.clientEndpoint) this.#evict(key, 'endpoint-changed');
-        else slot.adopt(record);
+        else if (record.version > slot.record.version) {
+          const moved = record.accessToken !== slot.record.accessToken;
+          slot.adopt(record);
+          if (moved) this.#coordinator.noteAdopted(record);
+        }
       },
       () => this.#evict(key, 'lifecycle'),
     );

@@ -146,8 +146,8 @@ describe('PortalClientPool', () => {
     expect(findPortalTokensError(error)).toBeInstanceOf(PortalRevokedError);
     const stored = await store.get(portal.memberId);
     expect(stored).toMatchObject({ state: 'revoked', revokedReason: 'invalid_grant' });
-    expect(revoked).toEqual([{ memberId: portal.memberId, reason: 'invalid_grant' }]);
-    expect(evicted).toEqual([{ memberId: portal.memberId, reason: 'revoked' }]);
+    expect(revoked).toEqual([{ memberId: portal.memberId, chain: 'portal', reason: 'invalid_grant' }]);
+    expect(evicted).toEqual([{ memberId: portal.memberId, chain: 'portal', reason: 'revoked' }]);
     await expect(pool.clientFor(portal.memberId)).rejects.toBeInstanceOf(PortalRevokedError);
 
     // The stale client someone still holds, and further clientFor calls: no more refresh requests.
@@ -270,7 +270,7 @@ describe('PortalClientPool', () => {
     expect(stored!.clientEndpoint).toBe(portal.clientEndpoint);
     expect(stored!.clientEndpoint).not.toBe(record.clientEndpoint);
     expect(stored!.accessToken).toBe(record.accessToken);
-    expect(evicted).toEqual([{ memberId: portal.memberId, reason: 'endpoint-changed' }]);
+    expect(evicted).toEqual([{ memberId: portal.memberId, chain: 'portal', reason: 'endpoint-changed' }]);
     const redirects = b24.stats.rest.redirects;
     expect(redirects).toBeGreaterThanOrEqual(1);
 

@@ -87,11 +87,11 @@ export interface ReadBoundedOptions {
  * @returns the bytes, `undefined` for an empty body, or {@link TOO_LARGE}.
  */
 export async function readBounded(
-  source: AsyncIterable<Uint8Array>,
+  source: AsyncIterable<Uint8Array> | ReadableStream<Uint8Array>,
   limit: number,
   options: ReadBoundedOptions = {},
 ): Promise<Uint8Array | undefined | typeof TOO_LARGE> {
-  const iterator = source[Symbol.asyncIterator]();
+  const iterator = 'getReader' in source ? readerIterator(source.getReader()) : source[Symbol.asyncIterator]();
   const chunks: Uint8Array[] = [];
   let total = 0;
   for (;;) {
@@ -112,6 +112,20 @@ export async function readBounded(
     offset += chunk.byteLength;
   }
   return bytes;
+}
+
+/** A web stream's reader as an iterator (not every runtime makes streams async-iterable). */
+function readerIterator(reader: ReadableStreamDefaultReader<Uint8Array>): AsyncIterator<Uint8Array> {
+  return {
+    next: async () => {
+      const { done, value } = await reader.read();
+      return done ? { done: true, value: undefined } : { done: false, value };
+    },
+    return: async () => {
+      await reader.cancel();
+      return { done: true, value: undefined };
+    },
+  };
 }
 
 /** Whether an announced `content-length` already exceeds `limit`. */

@@ -4,7 +4,7 @@
 
 import type { Clock } from './clock.js';
 import type { Logger } from './logger.js';
-import type { OAuthClient } from './oauth/oauth-client.js';
+import type { AppInfo, TokenResponse } from './oauth/oauth-client.js';
 import type { TokenStore } from './store/token-store.js';
 
 /** A lifecycle change the lifecycle handler or the authorization flow reports after writing the store. */
@@ -16,6 +16,19 @@ export interface LifecycleChange {
 }
 
 /**
+ * The calls the lifecycle handler and the authorization flow make to an OAuth host. The pool's
+ * OAuth client implements it; a test can script it.
+ */
+export interface OAuthHostClient {
+  /** The app's `client_id`, which `app.info` must name for a chain to be this app's. */
+  readonly clientId: string;
+  /** Asks the OAuth host at `oauthBase` which app and portal `accessToken` belongs to. */
+  appInfo(oauthBase: string, accessToken: string): Promise<AppInfo>;
+  /** Exchanges an authorization code (it lives 30 s) at `oauthBase` for a first pair. */
+  exchangeCode(oauthBase: string, code: string): Promise<TokenResponse>;
+}
+
+/**
  * What the lifecycle handler and the authorization flow need from their surroundings. Pass your
  * `PortalClientPool` (it implements this); nothing here hands out clients.
  */
@@ -23,7 +36,7 @@ export interface PortalTokensContext {
   /** Where portals' records live. */
   readonly store: TokenStore;
   /** The app's client for the OAuth hosts (verification and code exchange). */
-  readonly oauth: OAuthClient;
+  readonly oauth: OAuthHostClient;
   /** Where to log; only identifiers and outcomes, never token values. */
   readonly logger: Logger;
   /** The clock every timestamp and wait uses. */

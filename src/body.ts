@@ -91,12 +91,14 @@ export async function readBounded(
   limit: number,
   options: ReadBoundedOptions = {},
 ): Promise<Uint8Array | undefined | typeof TOO_LARGE> {
-  const iterator = 'getReader' in source ? readerIterator(source.getReader()) : source[Symbol.asyncIterator]();
+  const iterator: AsyncIterator<Uint8Array, unknown> =
+    'getReader' in source ? readerIterator(source.getReader()) : source[Symbol.asyncIterator]();
   const chunks: Uint8Array[] = [];
   let total = 0;
   for (;;) {
-    const { done, value } = await iterator.next();
-    if (done === true) break;
+    const step = await iterator.next();
+    if (step.done === true) break;
+    const value = step.value;
     total += value.byteLength;
     if (total > limit) {
       if (options.cancel ?? true) await iterator.return?.().catch(() => undefined);

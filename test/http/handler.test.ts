@@ -4,6 +4,7 @@
 import { createServer } from 'node:http';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { PortalNotInstalledError } from '../../src/errors.js';
+import { parseInstallEvent } from '../../src/events/parse.js';
 import { createLifecycleHandler, type LifecycleHandlerOptions } from '../../src/http/handler.js';
 import { toNodeHandler } from '../../src/http/node.js';
 import { PortalClientPool } from '../../src/pool/pool.js';
@@ -110,6 +111,21 @@ describe('install and update', () => {
     expect((await send(eventB.json, null)).status).toBe(200);
     expect((await rig.store.get(a.memberId))?.accessToken).toBe(eventA.chain.accessToken);
     expect((await rig.store.get(b.memberId))?.accessToken).toBe(eventB.chain.accessToken);
+  });
+
+  it('accepts a JSON event sent as bytes with a UTF-8 byte-order mark and no content type, as the parser does', async () => {
+    // Regression: the handler sniffed bodies on its own, saw the mark before `{`, read a form and answered 400.
+    const portal = rig.b24.addPortal();
+    const event = rig.b24.installEvent(portal.memberId);
+    rig.secrets.add(event.chain.accessToken, event.chain.refreshToken, portal.applicationToken);
+    const bytes = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(event.json, 'utf8')]);
+    expect(parseInstallEvent(bytes).auth.memberId).toBe(portal.memberId);
+
+    const answer = await post(`${server.url}/bitrix24/events`, bytes, null);
+    transcript.push(answer.text);
+
+    expect(answer.status).toBe(200);
+    expect((await rig.store.get(portal.memberId))?.accessToken).toBe(event.chain.accessToken);
   });
 
   it('a verified reinstall replaces the chain, keeps installedAt and drops the cached client', async () => {

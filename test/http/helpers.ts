@@ -79,7 +79,7 @@ export async function startRig(
     fetch: secrets.observingFetch(),
     ...(options.now === undefined ? {} : { now: options.now }),
   });
-  const clock: Clock = options.now === undefined ? systemClock : { now: options.now, sleep: systemClock.sleep };
+  const clock: Clock = options.now === undefined ? systemClock : { now: options.now, sleep: (ms, signal) => systemClock.sleep(ms, signal) };
   return { b24, store, pool, context: contextOf(pool, clock), logger, secrets };
 }
 

@@ -1,6 +1,8 @@
 // The library's error hierarchy: one abstract base with a stable `code`, one subclass per failure kind.
 // No message ever contains a token value; the underlying error, when there is one, is in `cause`.
 
+import { isTerminalOAuthError } from './protocol/oauth-errors.js';
+
 /**
  * Every stable error code this library throws, as constants.
  *
@@ -34,6 +36,14 @@ export const ErrorCode = {
   PoolClosed: 'POOL_CLOSED',
   /** No live chain is kept for the user a client was asked for. */
   UserChainMissing: 'USER_CHAIN_MISSING',
+  /** A handler was called with a method it does not serve (405). */
+  MethodNotAllowed: 'METHOD_NOT_ALLOWED',
+  /** A request body exceeded the handler's limit (413). */
+  PayloadTooLarge: 'PAYLOAD_TOO_LARGE',
+  /** A request body was neither form-urlencoded nor JSON (415). */
+  UnsupportedMediaType: 'UNSUPPORTED_MEDIA_TYPE',
+  /** An unexpected failure inside a handler (500). */
+  Internal: 'INTERNAL_ERROR',
 } as const;
 
 /** The union of every value in {@link ErrorCode}. */
@@ -119,23 +129,15 @@ export class PortalRevokedError extends PortalTokensError {
   }
 }
 
-/**
- * The `error` strings after which a portal's chain is dead for good: only a reinstall (or a new
- * authorization) revives it (PROTOCOL.md section 3).
- */
-export const TERMINAL_OAUTH_ERRORS: readonly string[] = Object.freeze([
-  'invalid_grant',
-  'invalid_client',
-  'wrong_client',
-  'NOT_INSTALLED',
-  'PAYMENT_REQUIRED',
-]);
+// What is terminal is a Bitrix24 fact; it lives with the other OAuth facts. Re-exported here for
+// callers inside the library that still import it from this module (not from the root entry).
+export { TERMINAL_OAUTH_ERRORS } from './protocol/oauth-errors.js';
 
 /**
  * The OAuth server answered with an `error`: retrying the same request will not help.
  *
- * `terminal` is true for the errors in {@link TERMINAL_OAUTH_ERRORS} (`invalid_grant`,
- * `wrong_client`, ...): the chain is dead. Other strings (`invalid_request`, `invalid_scope`, ...)
+ * `terminal` is true for `invalid_grant`, `NOT_INSTALLED`, `PAYMENT_REQUIRED`, `invalid_client`
+ * and `wrong_client`: the chain cannot be refreshed. Other strings (`invalid_request`, `invalid_scope`, ...)
  * say the request was wrong, not that the portal is lost.
  */
 export class OAuthRejectedError extends PortalTokensError {
@@ -144,13 +146,13 @@ export class OAuthRejectedError extends PortalTokensError {
   readonly oauthError: string;
   /** The HTTP status of the answer. */
   readonly status: number;
-  /** Whether the error means the chain is dead for good (see {@link TERMINAL_OAUTH_ERRORS}). */
+  /** Whether the error means the chain cannot be refreshed (`invalid_grant`, `wrong_client`, ...). */
   readonly terminal: boolean;
   constructor(oauthError: string, status: number, options: PortalTokensErrorOptions = {}) {
     super(`OAuth server rejected the request: ${oauthError} (HTTP ${status})`, options);
     this.oauthError = oauthError;
     this.status = status;
-    this.terminal = TERMINAL_OAUTH_ERRORS.includes(oauthError);
+    this.terminal = isTerminalOAuthError(oauthError);
   }
 }
 

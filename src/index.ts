@@ -7,7 +7,24 @@
  */
 
 // Errors
-export * from './errors.js';
+export {
+  ErrorCode,
+  findPortalTokensError,
+  InvalidEventError,
+  InvalidStateError,
+  LockTimeoutError,
+  OAuthInvalidResponseError,
+  OAuthRejectedError,
+  OAuthUnavailableError,
+  PoolClosedError,
+  PortalNotInstalledError,
+  PortalRevokedError,
+  PortalTokensError,
+  StoreError,
+  UserChainMissingError,
+  VerificationFailedError,
+} from './errors.js';
+export type { InvalidEventCode, PortalTokensErrorOptions } from './errors.js';
 
 // The TokenStore contract
 export type * from './store/token-store.js';
@@ -25,26 +42,26 @@ export { parseInstallEvent, parseAppPageRequest } from './events/parse.js';
 export type { AppPageRequestInput, EventBody, ParseEventOptions } from './events/parse.js';
 
 // The client pool
-export { PortalClientPool, SDK_REFRESH_TOKEN_PLACEHOLDER } from './pool/pool.js';
-export type {
-  PortalClientPoolOptions,
-  PoolLifecycleChange,
-  SweepOptions,
-  SweepResult,
-} from './pool/pool.js';
+export { PortalClientPool } from './pool/pool.js';
+export type { ClientForOptions, PortalClientPoolOptions, PoolLifecycleChange, SweepOptions, SweepResult } from './pool/pool.js';
 export type * from './pool-events.js';
 
+// What the lifecycle handler and the authorization flow need (a PortalClientPool is one)
+export type { LifecycleChange, OAuthHostClient, PortalTokensContext } from './context.js';
+
 // The lifecycle handler and its HTTP adapters
-export { createLifecycleHandler, LifecycleAnswerError } from './http/handler.js';
-export type { LifecycleHandler, LifecycleHandlerOptions, LifecyclePool } from './http/handler.js';
+export { createLifecycleHandler } from './http/handler.js';
+export type { LifecycleHandler, LifecycleHandlerOptions } from './http/handler.js';
+export { LifecycleAnswerError } from './http/answers.js';
+export type { LifecycleAnswerCode, LifecycleAnswerErrorOptions } from './http/answers.js';
 export { toNodeHandler } from './http/node.js';
 export type { NodeHandlerOptions, NodeRequestHandler } from './http/node.js';
 export { toFetchHandler } from './http/fetch.js';
 export type { FetchHandlerOptions, FetchRequestHandler } from './http/fetch.js';
-export { DEFAULT_MAX_BODY_BYTES } from './http/types.js';
-export type { HeaderBag, JsonValue, PlainHandler, PlainRequest, PlainResponse, QueryInput } from './http/types.js';
-export { DEFAULT_TRUSTED_OAUTH_HOSTS } from './http/trusted-hosts.js';
-export { portalRecordFromAuth } from './http/record.js';
+export { DEFAULT_MAX_BODY_BYTES } from './body.js';
+export type { HeaderBag, JsonValue, PlainHandler, PlainRequest, PlainResponse, QueryInput } from './plain.js';
+export { DEFAULT_TRUSTED_OAUTH_HOSTS } from './protocol/oauth-hosts.js';
+export { portalRecordFromAuth } from './oauth/record.js';
 
 // The authorization-code flow
 export { createAuthorizationFlow, MemoryUsedStateStore } from './oauth/authorize.js';
@@ -57,9 +74,12 @@ export type {
   UsedStateStore,
 } from './oauth/authorize.js';
 
-// The OAuth host client
-export { OAuthClient, oauthBaseFromServerEndpoint } from './oauth/oauth-client.js';
-export type { AppInfo, FetchLike, OAuthClientOptions, TokenResponse } from './oauth/oauth-client.js';
+// What the OAuth host answers (AppInfo, TokenResponse) and the fetch the pool takes
+export type { AppInfo, FetchLike, TokenResponse } from './oauth/oauth-client.js';
+
+// Time (the pool, the handler and the stores wait on a Clock; ManualClock drives them in tests)
+export { ManualClock, systemClock } from './clock.js';
+export type { Clock } from './clock.js';
 
 // Logging
 export { silentLogger } from './logger.js';

@@ -1,6 +1,7 @@
 // Turns every accepted input form (form or JSON text or bytes, URLSearchParams, nested or flat-key
 // objects) into one bounded tree of Maps, so the parser reads known keys from a structure no key can pollute.
 
+import { formatOfContentType, sniffTextFormat, type TextFormat } from '../body.js';
 import { InvalidEventError } from '../errors.js';
 
 /** A leaf value: form bodies give strings; JSON and parsed objects may also give numbers and booleans. */
@@ -31,8 +32,6 @@ export interface TreeLimits {
   readonly maxDepth: number;
 }
 
-/** What the caller's `contentType`, or sniffing, decided a text body is. */
-export type TextFormat = 'form' | 'json';
 
 /** The context an error message names: "Lifecycle event" or "App page request". */
 export type Subject = string;
@@ -218,13 +217,10 @@ export function jsonToNode(text: string, budget: Omit<Budget, 'keys' | 'bytes'>)
   return convertValue(parsed, 0, { ...budget, keys: 0, bytes: 0 }) ?? null;
 }
 
-/** Decides form or JSON from a `Content-Type` value; `undefined` means "sniff". */
+/** Decides form or JSON from a `Content-Type` value (the shared rule of `src/body.ts`); `undefined` means "sniff". */
 function formatFromContentType(contentType: string | undefined, budget: Budget): TextFormat | undefined {
-  if (contentType === undefined) return undefined;
-  const mediaType = (contentType.split(';')[0] ?? '').trim().toLowerCase();
-  if (mediaType === '') return undefined;
-  if (mediaType === 'application/x-www-form-urlencoded') return 'form';
-  if (mediaType === 'application/json' || /^application\/[a-z0-9.+-]*\+json$/.test(mediaType)) return 'json';
+  const format = formatOfContentType(contentType);
+  if (format !== 'unsupported') return format;
   throw new InvalidEventError(
     budget.field,
     'content_type',
@@ -248,7 +244,7 @@ function textToTree(text: string, contentType: string | undefined, budget: Budge
     throw tooLarge(budget);
   }
   const format =
-    formatFromContentType(contentType, budget) ?? (/^[\s\uFEFF]*\{/.test(text) ? 'json' : 'form');
+    formatFromContentType(contentType, budget) ?? sniffTextFormat(text);
   if (format === 'form') {
     // Raw whitespace never belongs to a form body (spaces are encoded), but files and shells add newlines.
     return formToTree(new URLSearchParams(text.trim()), budget);

@@ -1,138 +1,34 @@
-// parseInstallEvent and parseAppPageRequest: raw Bitrix24 requests in, typed and validated events out.
-// Pure functions: no I/O, the clock injectable, every failure one InvalidEventError naming the field.
+// parseInstallEvent: a raw lifecycle event (ONAPPINSTALL, ONAPPUPDATE, ONAPPUNINSTALL) in, a typed and
+// validated event out. Pure: no I/O, the clock injectable, every failure one InvalidEventError naming the field.
 
 import { ErrorCode } from '../errors.js';
-import { toFieldTree, toPlainData, jsonToNode, type FieldMap, type TreeLimits } from './field-tree.js';
-import { FieldReader, MAX_EXPIRES_SECONDS } from './fields.js';
-import type {
-  AppPageRequest,
-  InstallEvent,
-  LifecycleEvent,
-  PortalAuth,
-  UninstallAuth,
-  UninstallEvent,
-  UpdateEvent,
-} from './types.js';
+import { toFieldTree, type FieldMap } from './field-tree.js';
+import { FieldReader } from './fields.js';
+import {
+  DEFAULT_EXPIRES_IN,
+  EXPIRES_RULE,
+  ID_RULE,
+  LIFETIME_RULE,
+  nowSeconds,
+  resolveOptions,
+  TS_RULE,
+  VERSION_RULE,
+  type EventBody,
+  type ParseEventOptions,
+  type ResolvedOptions,
+} from './options.js';
+import type { InstallEvent, LifecycleEvent, PortalAuth, UninstallAuth, UninstallEvent, UpdateEvent } from './types.js';
 
-/**
- * A request body in any form this library accepts:
- * - form-urlencoded or JSON **text**, or the same as **bytes** (`Uint8Array`, `Buffer`, `ArrayBuffer`),
- *   decoded as UTF-8;
- * - a `URLSearchParams`;
- * - an **object** from a body parser: nested (`{ event, data: {...}, auth: {...} }`, as Express's
- *   extended parser or a JSON parser gives) or flat (`{ 'auth[access_token]': ... }`, as a
- *   non-extended urlencoded parser gives), or a mix of both.
- */
-export type EventBody = string | Uint8Array | ArrayBuffer | URLSearchParams | Readonly<Record<string, unknown>>;
-
-/** Options of {@link parseInstallEvent} and {@link parseAppPageRequest}. */
-export interface ParseEventOptions {
-  /**
-   * The request's `Content-Type`, used for text and bytes only: `application/x-www-form-urlencoded`
-   * means form, `application/json` (or any `+json` type) means JSON, anything else is rejected with
-   * reason `content_type`. When absent or empty, the body is sniffed: JSON if its first
-   * non-whitespace character is `{`, form otherwise.
-   * @defaultValue `undefined` (sniff)
-   */
-  contentType?: string | undefined;
-  /**
-   * Largest accepted body, in bytes (UTF-8). Larger text or bytes are rejected with reason
-   * `too_large` before they are decoded; for a `URLSearchParams` or an already-parsed object the
-   * total length of its keys and text values is counted instead. For the app page it bounds the
-   * query and the body each.
-   * @defaultValue `65536` (64 KiB)
-   */
-  maxBytes?: number | undefined;
-  /**
-   * Most keys accepted: form pairs, or JSON/object properties and array elements at every level.
-   * More are rejected with reason `too_many_keys`. For the app page it bounds the query and the body each.
-   * @defaultValue `256`
-   */
-  maxKeys?: number | undefined;
-  /**
-   * The clock, in unix **milliseconds**; used only to compute `expires` when the input gives a
-   * lifetime instead of an absolute time.
-   * @defaultValue `Date.now`
-   */
-  now?: (() => number) | undefined;
-}
-
-/** The parts of an app-page (iframe) request that {@link parseAppPageRequest} reads. */
-export interface AppPageRequestInput {
-  /**
-   * The query string: a `URLSearchParams`, an object (`req.query`), or a string (with or without the
-   * leading `?`, or a whole request target such as `/app?DOMAIN=...`).
-   */
-  query?: string | URLSearchParams | Readonly<Record<string, unknown>> | undefined;
-  /** The POST body, in any {@link EventBody} form. */
-  body?: EventBody | undefined;
-}
-
-/** Default of {@link ParseEventOptions.maxBytes}. */
-const DEFAULT_MAX_BYTES = 64 * 1024;
-/** Default of {@link ParseEventOptions.maxKeys}. */
-const DEFAULT_MAX_KEYS = 256;
-/** Deepest nesting accepted (`auth[access_token]` is 2); real payloads use 2, placement options a few more. */
-const MAX_DEPTH = 16;
-/** Access-token lifetime assumed when the input gives none: Bitrix24's one hour. */
-const DEFAULT_EXPIRES_IN = 3600;
-/** Used for the app page when the portal is too old to send `SERVER_ENDPOINT`. Not trusted until verified. */
-const DEFAULT_SERVER_ENDPOINT = 'https://oauth.bitrix.info/rest/';
+export type { EventBody, ParseEventOptions } from './options.js';
+export { parseAppPageRequest, type AppPageRequestInput } from './app-page.js';
 
 const LIFECYCLE = 'Lifecycle event';
-const APP_PAGE = 'App page request';
 
 const EVENT_TYPES = {
   ONAPPINSTALL: 'install',
   ONAPPUPDATE: 'update',
   ONAPPUNINSTALL: 'uninstall',
 } as const;
-
-interface ResolvedOptions {
-  readonly limits: TreeLimits;
-  readonly contentType: string | undefined;
-  readonly now: () => number;
-}
-
-function positiveInteger(value: number | undefined, name: string, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (!Number.isSafeInteger(value) || value < 1) {
-    throw new TypeError(`options.${name} must be a positive integer`);
-  }
-  return value;
-}
-
-function resolveOptions(options: ParseEventOptions | undefined): ResolvedOptions {
-  const { contentType, now = Date.now } = options ?? {};
-  if (contentType !== undefined && typeof contentType !== 'string') {
-    throw new TypeError('options.contentType must be a string');
-  }
-  if (typeof now !== 'function') throw new TypeError('options.now must be a function');
-  return {
-    limits: {
-      maxBytes: positiveInteger(options?.maxBytes, 'maxBytes', DEFAULT_MAX_BYTES),
-      maxKeys: positiveInteger(options?.maxKeys, 'maxKeys', DEFAULT_MAX_KEYS),
-      maxDepth: MAX_DEPTH,
-    },
-    contentType,
-    now,
-  };
-}
-
-/** Current unix seconds from the injected clock; a broken clock is the caller's bug, not bad input. */
-function nowSeconds(options: ResolvedOptions): number {
-  const ms = options.now();
-  if (typeof ms !== 'number' || !Number.isFinite(ms) || ms <= 0) {
-    throw new TypeError('options.now must return a positive number of unix milliseconds');
-  }
-  return Math.floor(ms / 1000);
-}
-
-const EXPIRES_RULE = { min: 1, max: MAX_EXPIRES_SECONDS, expected: 'a positive integer (unix seconds)' };
-const LIFETIME_RULE = { min: 1, max: 1_000_000_000, expected: 'a positive integer (seconds)' };
-const ID_RULE = { min: 0, max: Number.MAX_SAFE_INTEGER, expected: 'a non-negative integer' };
-const TS_RULE = { min: 0, max: MAX_EXPIRES_SECONDS, expected: 'a non-negative integer (unix seconds)' };
-const VERSION_RULE = { min: 0, max: 1_000_000_000, expected: 'a non-negative integer' };
 
 /** Reads `auth[...]` of ONAPPINSTALL and ONAPPUPDATE. */
 function readPortalAuth(reader: FieldReader, options: ResolvedOptions): PortalAuth {
@@ -281,127 +177,3 @@ export function parseInstallEvent(input: EventBody, options?: ParseEventOptions)
   });
   return parseLifecycle(tree, resolved);
 }
-
-/** Query-string input into a tree: accepts `?a=b`, `a=b`, a request target, URLSearchParams or an object. */
-function queryTree(query: AppPageRequestInput['query'], options: ResolvedOptions): FieldMap {
-  if (query === undefined) return new Map();
-  let input: unknown = query;
-  if (typeof query === 'string') {
-    const mark = query.indexOf('?');
-    const isTarget = query.startsWith('/') || /^[a-z][a-z0-9+.-]*:\/\//i.test(query);
-    input = isTarget ? (mark === -1 ? '' : query.slice(mark + 1)) : query.replace(/^\?/, '');
-  }
-  // Always form, whatever it looks like: a query string is never JSON.
-  return toFieldTree(input, {
-    limits: options.limits,
-    subject: APP_PAGE,
-    field: 'query',
-    contentType: 'application/x-www-form-urlencoded',
-  });
-}
-
-/** `PLACEMENT_OPTIONS`: a JSON string (usually), an already-parsed object, or `undefined`. */
-function readPlacementOptions(reader: FieldReader, options: ResolvedOptions): unknown {
-  const path = ['PLACEMENT_OPTIONS'];
-  const node = reader.node(path, 1);
-  if (node === undefined || node === null || node === '' || node === 'undefined') return null;
-  if (typeof node === 'string') {
-    const parsed = jsonToNode(node, { limits: options.limits, subject: APP_PAGE, field: 'PLACEMENT_OPTIONS' });
-    return toPlainData(parsed) ?? null;
-  }
-  const plain = toPlainData(node);
-  if (plain === undefined) throw reader.fail(path, 'duplicate', 'has a key that appears more than once');
-  return plain;
-}
-
-/**
- * Parses and validates the app-page (iframe) request: what Bitrix24 POSTs to the app's handler URL
- * when a user opens the app. It carries **that user's** chain, not the installer's: store it only
- * when that is what you want.
- *
- * Where fields are read (each is looked up in its documented place, then in the other; present in
- * both with different values is rejected as `duplicate`):
- * - query: `DOMAIN` (required, host with optional `:port`), `PROTOCOL` (`1` https, `0` http; https
- *   when absent), `LANG`, `APP_SID`;
- * - body: `AUTH_ID` and `REFRESH_ID` (required tokens), `AUTH_EXPIRES` (the token's lifetime in
- *   **seconds**; `expires = now + AUTH_EXPIRES`, 3600 when absent), `member_id` (required),
- *   `status` (required letter), `PLACEMENT`, `PLACEMENT_OPTIONS`, and from newer portals
- *   `SERVER_ENDPOINT` (default `https://oauth.bitrix.info/rest/`), `APPLICATION_TOKEN` (else `null`),
- *   `APPLICATION_SCOPE` (else empty scope).
- *
- * `clientEndpoint` is `http(s)://DOMAIN/rest/`; `userId` is `null` (the request does not say).
- * `PLACEMENT_OPTIONS` is decoded from JSON; absent, empty or the literal `undefined` give `null`;
- * text that is not valid JSON is rejected (reason `syntax`) rather than silently dropped. Decoded
- * objects have a null prototype and never keep `__proto__`, `constructor` or `prototype` keys.
- *
- * @param request - The query and the body of the request.
- * @param options - Content type of the body, size limits (applied to query and body each) and clock.
- * @returns A frozen {@link AppPageRequest}.
- * @throws {@link InvalidEventError} as {@link parseInstallEvent} does, naming fields as Bitrix24
- *   spells them (`AUTH_EXPIRES`, `DOMAIN`).
- * @throws `TypeError` when `options` are invalid.
- * @example
- * ```ts
- * app.post('/app', express.urlencoded({ extended: true }), (req, res) => {
- *   const page = parseAppPageRequest({ query: req.query, body: req.body });
- *   res.render('app', { domain: page.auth.domain, placement: page.placement });
- * });
- * ```
- */
-export function parseAppPageRequest(request: AppPageRequestInput, options?: ParseEventOptions): AppPageRequest {
-  const resolved = resolveOptions(options);
-  if (request === null || typeof request !== 'object') {
-    throw new TypeError('parseAppPageRequest expects { query, body }');
-  }
-  const query = queryTree(request.query, resolved);
-  const body =
-    request.body === undefined
-      ? new Map()
-      : toFieldTree(request.body, {
-          limits: resolved.limits,
-          subject: APP_PAGE,
-          field: 'body',
-          contentType: resolved.contentType,
-        });
-  const QUERY = 0;
-  const BODY = 1;
-  const reader = new FieldReader(APP_PAGE, [query, body]);
-  reader.adoptMemberId(['member_id'], BODY);
-
-  const accessToken = reader.token(['AUTH_ID'], BODY);
-  const refreshToken = reader.token(['REFRESH_ID'], BODY);
-  const expiresIn = reader.integer(['AUTH_EXPIRES'], LIFETIME_RULE, BODY) ?? DEFAULT_EXPIRES_IN;
-  const domain = reader.domain(['DOMAIN'], QUERY);
-  const protocol = reader.scalar(['PROTOCOL'], QUERY);
-  if (protocol !== undefined && protocol !== '1' && protocol !== '0' && protocol !== 1 && protocol !== 0) {
-    throw reader.fail(['PROTOCOL'], 'format', 'must be 1 (https) or 0 (http)');
-  }
-  const scheme = protocol === '0' || protocol === 0 ? 'http' : 'https';
-  const serverEndpointText = reader.text(['SERVER_ENDPOINT'], BODY);
-  const auth: PortalAuth = {
-    accessToken,
-    refreshToken,
-    expires: nowSeconds(resolved) + expiresIn,
-    expiresIn,
-    scope: reader.text(['APPLICATION_SCOPE'], BODY) ?? '',
-    domain,
-    // Built from a validated host; checked anyway so one rule covers every endpoint.
-    clientEndpoint: reader.endpointFrom(['DOMAIN'], `${scheme}://${domain}/rest/`),
-    serverEndpoint:
-      serverEndpointText === undefined ? DEFAULT_SERVER_ENDPOINT : reader.endpoint(['SERVER_ENDPOINT'], BODY),
-    status: reader.status(['status'], BODY),
-    memberId: reader.memberId(['member_id'], BODY),
-    userId: null,
-    applicationToken: reader.optionalToken(['APPLICATION_TOKEN'], BODY),
-  };
-  const page: AppPageRequest = {
-    type: 'app-page',
-    auth: Object.freeze(auth),
-    placement: reader.label(['PLACEMENT'], 256, BODY),
-    placementOptions: readPlacementOptions(reader, resolved),
-    lang: reader.label(['LANG'], 32, QUERY),
-    appSid: reader.label(['APP_SID'], 256, QUERY),
-  };
-  return Object.freeze(page);
-}
-

@@ -1,12 +1,8 @@
 // toFetchHandler: mounts a PlainHandler wherever requests are Fetch `Request`s and answers are
 // `Response`s (Hono, Next.js route handlers, Bun, Deno, workers). Reads the body up to a limit.
 
-import {
-  DEFAULT_MAX_BODY_BYTES,
-  payloadTooLargeResponse,
-  type PlainHandler,
-  type PlainResponse,
-} from './types.js';
+import { announcedTooLarge, DEFAULT_MAX_BODY_BYTES, readBounded, TOO_LARGE } from '../body.js';
+import { payloadTooLargeResponse, type PlainHandler, type PlainResponse } from '../plain.js';
 
 /** Options of {@link toFetchHandler}. */
 export interface FetchHandlerOptions {
@@ -39,7 +35,7 @@ export function toFetchHandler(handler: PlainHandler, options: FetchHandlerOptio
 
   return async (request) => {
     const body = await readBody(request, limit);
-    if (body === 'too_large') return toResponse(payloadTooLargeResponse());
+    if (body === TOO_LARGE) return toResponse(payloadTooLargeResponse());
     const response = await handler({
       method: request.method,
       headers: request.headers,
@@ -50,35 +46,14 @@ export function toFetchHandler(handler: PlainHandler, options: FetchHandlerOptio
   };
 }
 
-async function readBody(request: Request, limit: number): Promise<Uint8Array | undefined | 'too_large'> {
-  const announced = Number(request.headers.get('content-length') ?? NaN);
-  if (Number.isFinite(announced) && announced > limit) {
+async function readBody(request: Request, limit: number): Promise<Uint8Array | undefined | typeof TOO_LARGE> {
+  if (announcedTooLarge(request.headers.get('content-length'), limit)) {
     await request.body?.cancel().catch(() => undefined);
-    return 'too_large';
+    return TOO_LARGE;
   }
   if (request.body === null) return undefined;
   // A request body stream yields bytes; the DOM typings leave the chunk type open.
-  const reader = (request.body as ReadableStream<Uint8Array>).getReader();
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.byteLength;
-    if (total > limit) {
-      await reader.cancel().catch(() => undefined);
-      return 'too_large';
-    }
-    chunks.push(value);
-  }
-  if (total === 0) return undefined;
-  const bytes = new Uint8Array(total);
-  let offset = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return bytes;
+  return readBounded(request.body as ReadableStream<Uint8Array>, limit);
 }
 
 function toResponse(response: PlainResponse): Response {

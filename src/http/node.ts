@@ -2,14 +2,8 @@
 // (answering 413 as soon as the limit is passed), or takes the body an Express parser already produced.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import {
-  DEFAULT_MAX_BODY_BYTES,
-  jsonResponse,
-  payloadTooLargeResponse,
-  type PlainHandler,
-  type PlainRequest,
-  type PlainResponse,
-} from './types.js';
+import { announcedTooLarge, DEFAULT_MAX_BODY_BYTES, readBounded, TOO_LARGE } from '../body.js';
+import { internalErrorResponse, payloadTooLargeResponse, type PlainHandler, type PlainRequest, type PlainResponse } from '../plain.js';
 
 /** Options of {@link toNodeHandler}. */
 export interface NodeHandlerOptions {
@@ -60,7 +54,7 @@ export function toNodeHandler(handler: PlainHandler, options: NodeHandlerOptions
       if (next !== undefined) {
         next(error);
       } else if (!res.headersSent) {
-        send(res, jsonResponse(500, { error: 'INTERNAL_ERROR' }));
+        send(res, internalErrorResponse());
       } else {
         res.destroy();
       }
@@ -73,8 +67,11 @@ async function serve(handler: PlainHandler, limit: number, req: MaybeParsedReque
   if (req.body !== undefined && req.body !== null && !(isEmptyObject(req.body) && !req.readableEnded)) {
     body = adoptParsedBody(req.body);
   } else if (!req.readableEnded) {
-    const read = await readBody(req, limit);
-    if (read === 'too_large') {
+    const read = announcedTooLarge(req.headers['content-length'], limit)
+      ? TOO_LARGE
+      : // Left unread beyond the limit rather than destroyed: the socket must carry the 413 back.
+        await readBounded(req as AsyncIterable<Uint8Array>, limit, { cancel: false });
+    if (read === TOO_LARGE) {
       // Stop reading; Node closes the connection once this answer is flushed.
       send(res, payloadTooLargeResponse(), { connection: 'close' });
       return;
@@ -107,42 +104,6 @@ function adoptParsedBody(value: unknown): PlainRequest['body'] {
   if (typeof value === 'object' && value !== null) return value as Readonly<Record<string, unknown>>;
   // A number or boolean (`express.json({ strict: false })`) is no event; let the parser say so.
   return JSON.stringify(value);
-}
-
-/** Reads the body into one Buffer, or gives up as soon as it exceeds `limit` bytes. */
-function readBody(req: IncomingMessage, limit: number): Promise<Uint8Array | undefined | 'too_large'> {
-  const announced = Number(req.headers['content-length']);
-  if (Number.isFinite(announced) && announced > limit) return Promise.resolve('too_large');
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let total = 0;
-    const cleanup = (): void => {
-      req.off('data', onData);
-      req.off('end', onEnd);
-      req.off('error', onError);
-    };
-    const onData = (chunk: Buffer): void => {
-      total += chunk.byteLength;
-      if (total > limit) {
-        cleanup();
-        req.pause();
-        resolve('too_large');
-        return;
-      }
-      chunks.push(chunk);
-    };
-    const onEnd = (): void => {
-      cleanup();
-      resolve(total === 0 ? undefined : Buffer.concat(chunks, total));
-    };
-    const onError = (error: Error): void => {
-      cleanup();
-      reject(error);
-    };
-    req.on('data', onData);
-    req.on('end', onEnd);
-    req.on('error', onError);
-  });
 }
 
 function send(res: ServerResponse, response: PlainResponse, extraHeaders: Record<string, string> = {}): void {

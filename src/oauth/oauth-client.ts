@@ -2,11 +2,17 @@
 // `app.info`. POST with form bodies (secrets stay out of URLs), a timeout, no redirects followed,
 // answers validated before use, failures classified by the `error` string (PROTOCOL.md section 3).
 
+import { MAX_OAUTH_ANSWER_BYTES, readBounded, TOO_LARGE } from '../body.js';
 import {
   OAuthInvalidResponseError,
   OAuthRejectedError,
   OAuthUnavailableError,
 } from '../errors.js';
+import { isTransientOAuthStatus, sanitizeOAuthError } from '../protocol/oauth-errors.js';
+import { appInfoEndpointOf, tokenEndpointOf } from '../protocol/oauth-hosts.js';
+
+// The pool still imports it from here; its home is src/protocol/oauth-hosts.ts.
+export { oauthBaseFromServerEndpoint } from '../protocol/oauth-hosts.js';
 
 /** The `fetch` signature the library needs; inject your own for proxies, tracing or tests. */
 export type FetchLike = (input: string, init: RequestInit) => Promise<Response>;
@@ -69,32 +75,7 @@ export interface AppInfo {
   readonly installed: boolean | undefined;
 }
 
-const MAX_ANSWER_BYTES = 256 * 1024;
 const DEFAULT_EXPIRES_IN = 3600;
-
-/**
- * The OAuth host's origin (plus any path prefix) from a `server_endpoint` such as
- * `https://oauth.bitrix.info/rest/`: the token endpoint is `<that>/oauth/token/`.
- * @throws TypeError when `serverEndpoint` is not an http(s) URL.
- */
-export function oauthBaseFromServerEndpoint(serverEndpoint: string): string {
-  let url: URL;
-  try {
-    url = new URL(serverEndpoint);
-  } catch {
-    throw new TypeError('serverEndpoint is not a valid URL');
-  }
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
-    throw new TypeError('serverEndpoint must be an http(s) URL');
-  }
-  const path = url.pathname.replace(/\/rest\/?$/, '').replace(/\/+$/, '');
-  return `${url.origin}${path}`;
-}
-
-/** Keeps a server-supplied error string printable and short: it ends up in messages. */
-function safeErrorString(value: unknown): string {
-  return typeof value === 'string' && /^[A-Za-z0-9_.:-]{1,64}$/.test(value) ? value : 'unknown_error';
-}
 
 function asString(value: unknown): string | undefined {
   if (typeof value === 'string' && value !== '') return value;
@@ -142,7 +123,7 @@ export class OAuthClient {
 
   /**
    * Exchanges a refresh token for a new pair at `<oauthBase>/oauth/token/`.
-   * @param oauthBase - from {@link oauthBaseFromServerEndpoint} of the portal's stored `server_endpoint`.
+   * @param oauthBase - the OAuth host of the portal's stored `server_endpoint` (`https://oauth.bitrix.info`).
    */
   refresh(oauthBase: string, refreshToken: string): Promise<TokenResponse> {
     return this.#token(oauthBase, { grant_type: 'refresh_token', refresh_token: refreshToken });
@@ -158,7 +139,7 @@ export class OAuthClient {
    * Only call it with an `oauthBase` from your own allow-list, never one taken from a payload.
    */
   async appInfo(oauthBase: string, accessToken: string): Promise<AppInfo> {
-    const body = await this.#post(`${oauthBase}/rest/app.info`, new URLSearchParams({ auth: accessToken }));
+    const body = await this.#post(appInfoEndpointOf(oauthBase), new URLSearchParams({ auth: accessToken }));
     const result = body['result'];
     if (result === null || typeof result !== 'object') {
       throw new OAuthInvalidResponseError('app.info answer has no result object');
@@ -191,7 +172,7 @@ export class OAuthClient {
       client_id: this.#clientId,
       client_secret: this.#clientSecret,
     });
-    const body = await this.#post(`${oauthBase}/oauth/token/`, form);
+    const body = await this.#post(tokenEndpointOf(oauthBase), form);
     const accessToken = asString(body['access_token']);
     if (accessToken === undefined) {
       throw new OAuthInvalidResponseError('Token answer has no access_token');
@@ -234,26 +215,29 @@ export class OAuthClient {
       );
     }
     const status = response.status;
+    const transient = isTransientOAuthStatus(status);
+    let bytes: Uint8Array | undefined | typeof TOO_LARGE;
+    try {
+      const body = response.body as ReadableStream<Uint8Array> | null;
+      bytes = body === null ? undefined : await readBounded(body, MAX_OAUTH_ANSWER_BYTES);
+    } catch (error) {
+      if (transient) throw new OAuthUnavailableError(`OAuth host answered HTTP ${status}`, status, { cause: error });
+      bytes = undefined; // an answer that broke off is judged by its status, like an empty one
+    }
+    if (transient) throw new OAuthUnavailableError(`OAuth host answered HTTP ${status}`, status);
+    if (bytes === TOO_LARGE) throw new OAuthInvalidResponseError(`OAuth answer exceeds ${MAX_OAUTH_ANSWER_BYTES} bytes`);
     let parsed: unknown;
     try {
-      const text = await readBounded(response, MAX_ANSWER_BYTES);
-      parsed = text === '' ? undefined : JSON.parse(text);
-    } catch (error) {
-      if (status >= 500 || status === 429) {
-        throw new OAuthUnavailableError(`OAuth host answered HTTP ${status}`, status, { cause: error });
-      }
-      if (error instanceof OAuthUnavailableError) throw error;
+      parsed = bytes === undefined ? undefined : JSON.parse(Buffer.from(bytes).toString('utf8'));
+    } catch {
       parsed = undefined;
-    }
-    if (status >= 500 || status === 429) {
-      throw new OAuthUnavailableError(`OAuth host answered HTTP ${status}`, status);
     }
     const object =
       parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : undefined;
     const errorValue = object?.['error'];
     if (errorValue !== undefined && errorValue !== null && errorValue !== '') {
       const errorString =
-        typeof errorValue === 'object' ? safeErrorString((errorValue as Record<string, unknown>)['code']) : safeErrorString(errorValue);
+        typeof errorValue === 'object' ? sanitizeOAuthError((errorValue as Record<string, unknown>)['code']) : sanitizeOAuthError(errorValue);
       throw new OAuthRejectedError(errorString, status);
     }
     if (status < 200 || status >= 300) {
@@ -265,17 +249,4 @@ export class OAuthClient {
     }
     return object;
   }
-}
-
-async function readBounded(response: Response, limit: number): Promise<string> {
-  if (response.body === null) return '';
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  // Node's web streams are async-iterable; reading chunk by chunk bounds memory on a hostile answer.
-  for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
-    total += chunk.byteLength;
-    if (total > limit) throw new OAuthInvalidResponseError(`OAuth answer exceeds ${limit} bytes`);
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks).toString('utf8');
 }

@@ -10,11 +10,12 @@ import { chainKeyOf, RefreshCoordinator } from '../coordinator/coordinator.js';
 import { PoolClosedError, PortalNotInstalledError, PortalRevokedError, UserChainMissingError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { describeError, silentLogger } from '../logger.js';
-import { OAuthClient, oauthBaseFromServerEndpoint } from '../oauth/oauth-client.js';
+import { OAuthClient } from '../oauth/oauth-client.js';
 import type { EvictionReason, PoolEventMap, PoolEventName, PoolStats } from '../pool-events.js';
 import { userChain, type ChainId, type TokenStore } from '../store/token-store.js';
+import type { LifecycleChange, PortalTokensContext } from '../context.js';
 import type { AppPageRequest } from '../events/types.js';
-import { normalizeTrustedHosts } from '../http/trusted-hosts.js';
+import { normalizeTrustedHosts, oauthBaseFromServerEndpoint } from '../protocol/oauth-hosts.js';
 import type { PortalRecord, StoreChange } from '../store/token-store.js';
 import { ChangeFollower } from './coherence.js';
 import { ChainSlot } from './slot.js';
@@ -27,13 +28,8 @@ export type { SweepOptions, SweepResult } from './sweep.js';
 export type { PortalClientPoolOptions } from './options.js';
 export { SDK_REFRESH_TOKEN_PLACEHOLDER } from '../sdk/client.js';
 
-/** A lifecycle change the lifecycle handler (or your own code) reports after writing the store. */
-export interface PoolLifecycleChange {
-  /** What happened. */
-  readonly type: 'installed' | 'updated' | 'uninstalled' | 'authorized';
-  /** The portal concerned. */
-  readonly memberId: string;
-}
+/** A lifecycle change reported to {@link PortalClientPool.notify} (the same as `LifecycleChange`). */
+export type PoolLifecycleChange = LifecycleChange;
 
 /** Options of {@link PortalClientPool.clientFor}. */
 export interface ClientForOptions {
@@ -69,7 +65,7 @@ function positive(name: string, value: number | undefined, fallback: number): nu
  * const profile = await b24.actions.v2.call.make({ method: 'profile' });
  * ```
  */
-export class PortalClientPool {
+export class PortalClientPool implements PortalTokensContext {
   /** The store every record is read from and written to. */
   readonly store: TokenStore;
   /** The OAuth-host client built from the app's credentials (also used by the lifecycle handler). */

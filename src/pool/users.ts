@@ -4,7 +4,7 @@
 
 import { VerificationFailedError } from '../errors.js';
 import type { AppPageRequest } from '../events/types.js';
-import { serverEndpointOf, trustedBaseForServerEndpoint } from '../http/trusted-hosts.js';
+import { serverEndpointOf, trustedBaseForServerEndpoint } from '../protocol/oauth-hosts.js';
 import type { Logger } from '../logger.js';
 import type { OAuthClient } from '../oauth/oauth-client.js';
 import { userChain, type PortalRecord, type TokenStore } from '../store/token-store.js';

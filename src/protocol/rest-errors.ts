@@ -1,6 +1,9 @@
-// Portal REST error shapes (PROTOCOL.md section 4).
+// Portal REST error bodies (PROTOCOL.md section 4): their two shapes, and the codes that concern tokens.
 
-/** The `error` code of a portal REST error body: v2 `{error: 'x'}`, v3 `{error: {code: 'x'}}`. */
+/**
+ * The `error` code of a portal REST error body: v2 `{ error: 'x' }`, v3 `{ error: { code: 'x' } }`.
+ * @returns the code, or `undefined` when `data` is neither shape.
+ */
 export function restErrorCode(data: unknown): string | undefined {
   if (data === null || typeof data !== 'object') return undefined;
   const error = (data as { error?: unknown }).error;
@@ -10,4 +13,15 @@ export function restErrorCode(data: unknown): string | undefined {
     return typeof code === 'string' ? code : undefined;
   }
   return undefined;
+}
+
+/** 401 `expired_token`: the access token expired; refresh and retry once. */
+export const REST_EXPIRED_TOKEN = 'expired_token';
+
+/** 401 `invalid_token`: the access token is dead (superseded by a refresh, or revoked). */
+export const REST_INVALID_TOKEN = 'invalid_token';
+
+/** Whether a REST error code says the access token the call carried is no longer usable. */
+export function isRestTokenError(code: string | undefined): boolean {
+  return code === REST_EXPIRED_TOKEN || code === REST_INVALID_TOKEN;
 }

@@ -11,7 +11,7 @@ let fetchHandler: FetchRequestHandler;
 
 beforeEach(async () => {
   rig = await startRig();
-  fetchHandler = toFetchHandler(createLifecycleHandler({ pool: rig.pool, trustedOAuthHosts: [rig.b24.oauthUrl], maxBodyBytes: 4096 }));
+  fetchHandler = toFetchHandler(createLifecycleHandler({ pool: rig.context, trustedOAuthHosts: [rig.b24.oauthUrl], maxBodyBytes: 4096 }));
 });
 
 afterEach(async () => {

@@ -16,7 +16,7 @@ let server: { url: string; close: () => Promise<void> };
 
 beforeAll(async () => {
   rig = await startRig();
-  const handler = createLifecycleHandler({ pool: rig.pool, trustedOAuthHosts: [rig.b24.oauthUrl], maxBodyBytes: LIMIT });
+  const handler = createLifecycleHandler({ pool: rig.context, trustedOAuthHosts: [rig.b24.oauthUrl], maxBodyBytes: LIMIT });
   server = await listen(createServer(toNodeHandler(handler)));
 });
 

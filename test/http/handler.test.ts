@@ -4,13 +4,14 @@
 import { createServer } from 'node:http';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { PortalNotInstalledError } from '../../src/errors.js';
+import { parseInstallEvent } from '../../src/events/parse.js';
 import { createLifecycleHandler, type LifecycleHandlerOptions } from '../../src/http/handler.js';
 import { toNodeHandler } from '../../src/http/node.js';
 import { PortalClientPool } from '../../src/pool/pool.js';
 import { MemoryTokenStore } from '../../src/store/memory.js';
 import type { PortalRecordInput, TokenStore } from '../../src/store/token-store.js';
 import type { FakePortal } from '../../src/testing/fake-bitrix24.js';
-import { forgedUninstall, listen, post, startRig, toForm, withAuth, type Rig } from './helpers.js';
+import { contextOf, forgedUninstall, listen, post, startRig, toForm, withAuth, type Rig } from './helpers.js';
 
 let rig: Rig;
 let server: { url: string; close: () => Promise<void> };
@@ -18,7 +19,7 @@ let server: { url: string; close: () => Promise<void> };
 const transcript: string[] = [];
 const allSecrets = new Set<string>();
 
-async function mount(options: Partial<LifecycleHandlerOptions> = {}, pool: LifecycleHandlerOptions['pool'] = rig.pool) {
+async function mount(options: Partial<LifecycleHandlerOptions> = {}, pool: LifecycleHandlerOptions['pool'] = rig.context) {
   await server?.close();
   const handler = createLifecycleHandler({ pool, trustedOAuthHosts: [rig.b24.oauthUrl], ...options });
   server = await listen(createServer(toNodeHandler(handler)));
@@ -110,6 +111,21 @@ describe('install and update', () => {
     expect((await send(eventB.json, null)).status).toBe(200);
     expect((await rig.store.get(a.memberId))?.accessToken).toBe(eventA.chain.accessToken);
     expect((await rig.store.get(b.memberId))?.accessToken).toBe(eventB.chain.accessToken);
+  });
+
+  it('accepts a JSON event sent as bytes with a UTF-8 byte-order mark and no content type, as the parser does', async () => {
+    // Regression: the handler sniffed bodies on its own, saw the mark before `{`, read a form and answered 400.
+    const portal = rig.b24.addPortal();
+    const event = rig.b24.installEvent(portal.memberId);
+    rig.secrets.add(event.chain.accessToken, event.chain.refreshToken, portal.applicationToken);
+    const bytes = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(event.json, 'utf8')]);
+    expect(parseInstallEvent(bytes).auth.memberId).toBe(portal.memberId);
+
+    const answer = await post(`${server.url}/bitrix24/events`, bytes, null);
+    transcript.push(answer.text);
+
+    expect(answer.status).toBe(200);
+    expect((await rig.store.get(portal.memberId))?.accessToken).toBe(event.chain.accessToken);
   });
 
   it('a verified reinstall replaces the chain, keeps installedAt and drops the cached client', async () => {
@@ -236,7 +252,7 @@ describe('forged installs', () => {
 
   it("refuses tokens issued to another app (client_id differs from this app's)", async () => {
     const otherApp = new PortalClientPool({ store: rig.store, clientId: 'local.other.app', clientSecret: 'x'.repeat(32), logger: rig.logger });
-    await mount({}, otherApp);
+    await mount({}, contextOf(otherApp));
     const portal = rig.b24.addPortal();
     const event = rig.b24.installEvent(portal.memberId);
     rig.secrets.add(event.chain.accessToken, event.chain.refreshToken);
@@ -360,6 +376,7 @@ describe('failures', () => {
         fail.upsert ? Promise.reject(new Error('write failed: secret-looking detail')) : inner.upsert(record),
       update: (memberId, version, patch) => inner.update(memberId, version, patch),
       delete: (memberId) => (fail.delete ? Promise.reject(new Error('delete failed')) : inner.delete(memberId)),
+      deletePortal: (memberId) => (fail.delete ? Promise.reject(new Error('delete failed')) : inner.deletePortal(memberId)),
       list: (options) => inner.list(options),
     };
   }
@@ -369,7 +386,7 @@ describe('failures', () => {
     const pool = new PortalClientPool({ store, clientId: rig.b24.clientId, clientSecret: rig.b24.clientSecret, logger: rig.logger });
     const told: string[] = [];
     pool.on('installed', ({ memberId }) => told.push(memberId));
-    await mount({}, pool);
+    await mount({}, contextOf(pool));
     const portal = rig.b24.addPortal();
     const event = rig.b24.installEvent(portal.memberId);
     rig.secrets.add(event.chain.accessToken, event.chain.refreshToken);
@@ -386,7 +403,7 @@ describe('failures', () => {
   it('answers 500 when the store cannot be read for an uninstall', async () => {
     const store = failingStore({ get: true });
     const pool = new PortalClientPool({ store, clientId: rig.b24.clientId, clientSecret: rig.b24.clientSecret, logger: rig.logger });
-    await mount({}, pool);
+    await mount({}, contextOf(pool));
     const portal = rig.b24.addPortal();
     expect(await send(rig.b24.uninstallEvent(portal.memberId).form)).toMatchObject({ status: 500, json: { error: 'STORE_FAILURE' } });
     await pool.close();

@@ -4,6 +4,8 @@
 
 import { createServer, request as httpRequest, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { systemClock, type Clock } from '../../src/clock.js';
+import type { PortalTokensContext } from '../../src/context.js';
 import type { Logger } from '../../src/logger.js';
 import { PortalClientPool } from '../../src/pool/pool.js';
 import { MemoryTokenStore } from '../../src/store/memory.js';
@@ -54,6 +56,8 @@ export interface Rig {
   readonly b24: FakeBitrix24;
   readonly store: TokenStore;
   readonly pool: PortalClientPool;
+  /** The pool as the handler and the flow see it, on the rig's clock. */
+  readonly context: PortalTokensContext;
   readonly logger: Logger & { lines: string[] };
   readonly secrets: SecretLedger;
 }
@@ -75,7 +79,13 @@ export async function startRig(
     fetch: secrets.observingFetch(),
     ...(options.now === undefined ? {} : { now: options.now }),
   });
-  return { b24, store, pool, logger, secrets };
+  const clock: Clock = options.now === undefined ? systemClock : { now: options.now, sleep: (ms, signal) => systemClock.sleep(ms, signal) };
+  return { b24, store, pool, context: contextOf(pool, clock), logger, secrets };
+}
+
+/** A pool's store, OAuth client, logger and notifications, with `clock`, as a {@link PortalTokensContext}. */
+export function contextOf(pool: PortalClientPool, clock: Clock = systemClock): PortalTokensContext {
+  return { store: pool.store, oauth: pool.oauth, logger: pool.logger, clock, notify: (change) => pool.notify(change) };
 }
 
 /** Listens on an ephemeral loopback port; returns the base URL and a closer. */

@@ -6,7 +6,7 @@ import express from 'express';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createLifecycleHandler, type LifecycleHandler } from '../../src/http/handler.js';
 import { toNodeHandler } from '../../src/http/node.js';
-import type { PlainHandler } from '../../src/http/types.js';
+import type { PlainHandler } from '../../src/plain.js';
 import { listen, post, rawRequest, startRig, type Rig } from './helpers.js';
 
 let rig: Rig;
@@ -15,7 +15,7 @@ const closers: (() => Promise<void>)[] = [];
 
 beforeEach(async () => {
   rig = await startRig();
-  handler = createLifecycleHandler({ pool: rig.pool, trustedOAuthHosts: [rig.b24.oauthUrl] });
+  handler = createLifecycleHandler({ pool: rig.context, trustedOAuthHosts: [rig.b24.oauthUrl] });
 });
 
 afterEach(async () => {

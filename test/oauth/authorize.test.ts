@@ -22,7 +22,7 @@ beforeEach(async () => {
   app = await listen(createServer((req, res) => route(req, res)));
   clock = Date.now();
   rig = await startRig({ standIn: { redirectUri: `${app.url}/bitrix24/callback` }, now: () => clock });
-  flow = createAuthorizationFlow({ pool: rig.pool, stateSecret: SECRET, trustedOAuthHosts: [rig.b24.oauthUrl] });
+  flow = createAuthorizationFlow({ pool: rig.context, stateSecret: SECRET, trustedOAuthHosts: [rig.b24.oauthUrl] });
   route = toNodeHandler(flow.callbackHandler);
 });
 
@@ -79,8 +79,8 @@ describe('authorizeUrl', () => {
     for (const bad of ['', 'acme.bitrix24.com/evil', 'ftp://acme', 'a b.com', 'https://u:p@acme.com', 'https://acme.com/?x=1']) {
       expect(() => flow.authorizeUrl(bad), bad).toThrow(TypeError);
     }
-    expect(() => createAuthorizationFlow({ pool: rig.pool, stateSecret: 'short' })).toThrow(/stateSecret/);
-    expect(() => createAuthorizationFlow({ pool: rig.pool, stateSecret: new Uint8Array(31) })).toThrow(/stateSecret/);
+    expect(() => createAuthorizationFlow({ pool: rig.context, stateSecret: 'short' })).toThrow(/stateSecret/);
+    expect(() => createAuthorizationFlow({ pool: rig.context, stateSecret: new Uint8Array(31) })).toThrow(/stateSecret/);
   });
 });
 
@@ -169,7 +169,7 @@ describe('the callback', () => {
   });
 
   it('refuses an expired state (the clock moved past stateTtlMs)', async () => {
-    const short = createAuthorizationFlow({ pool: rig.pool, stateSecret: SECRET, stateTtlMs: 60_000, trustedOAuthHosts: [rig.b24.oauthUrl] });
+    const short = createAuthorizationFlow({ pool: rig.context, stateSecret: SECRET, stateTtlMs: 60_000, trustedOAuthHosts: [rig.b24.oauthUrl] });
     const portal = rig.b24.addPortal();
     const state = stateOf(short.authorizeUrl('x.bitrix24.com'));
     const { code, redirectUrl } = rig.b24.authorize(portal.memberId, { state });
@@ -187,7 +187,7 @@ describe('the callback', () => {
     const [payload, signature] = genuine.split('.') as [string, string];
     const decoded = JSON.parse(Buffer.from(payload, 'base64url').toString()) as { e: number };
     const extended = Buffer.from(JSON.stringify({ ...decoded, e: decoded.e + 86_400_000 })).toString('base64url');
-    const otherKey = createAuthorizationFlow({ pool: rig.pool, stateSecret: `${SECRET}-other`, trustedOAuthHosts: [rig.b24.oauthUrl] });
+    const otherKey = createAuthorizationFlow({ pool: rig.context, stateSecret: `${SECRET}-other`, trustedOAuthHosts: [rig.b24.oauthUrl] });
     const cases: [string | undefined, InvalidStateError['reason']][] = [
       [`${extended}.${signature}`, 'signature'],
       [stateOf(otherKey.authorizeUrl('x.bitrix24.com')), 'signature'],

@@ -1,14 +1,15 @@
-// The allow-list of Bitrix24 OAuth hosts: the only places tokens are verified at and codes exchanged at.
+// Bitrix24's OAuth hosts and their endpoints: the allow-list (the only places tokens are verified at
+// and codes exchanged at) and the URL arithmetic between a host, a `server_endpoint` and an endpoint.
 // A payload's own `server_endpoint` or a redirect's `server_domain` only ever selects an entry of it.
+
+/** The global OAuth host. */
+export const GLOBAL_OAUTH_HOST = 'https://oauth.bitrix.info';
 
 /**
  * The OAuth hosts Bitrix24 runs: the global one and the Russian region's.
  * Tests and on-premise setups pass their own list (`trustedOAuthHosts`).
  */
-export const DEFAULT_TRUSTED_OAUTH_HOSTS: readonly string[] = Object.freeze([
-  'https://oauth.bitrix.info',
-  'https://oauth.bitrix24.tech',
-]);
+export const DEFAULT_TRUSTED_OAUTH_HOSTS: readonly string[] = Object.freeze([GLOBAL_OAUTH_HOST, 'https://oauth.bitrix24.tech']);
 
 /** An OAuth base (`origin` + optional path prefix, no trailing slash) from a host or `server_endpoint` URL. */
 function baseOf(value: string): string | undefined {
@@ -21,8 +22,12 @@ function baseOf(value: string): string | undefined {
   if ((url.protocol !== 'https:' && url.protocol !== 'http:') || url.username !== '' || url.password !== '') {
     return undefined;
   }
-  const path = url.pathname.replace(/\/rest\/?$/, '').replace(/\/+$/, '');
-  return `${url.origin}${path}`;
+  return `${url.origin}${stripRest(url.pathname)}`;
+}
+
+/** `/prefix/rest/` to `/prefix`. */
+function stripRest(pathname: string): string {
+  return pathname.replace(/\/rest\/?$/, '').replace(/\/+$/, '');
 }
 
 /**
@@ -64,7 +69,35 @@ export function trustedBaseForServerDomain(serverDomain: string, trusted: readon
   return trusted.find((candidate) => new URL(candidate).host === wanted);
 }
 
-/** The `server_endpoint` stored for a portal served by the trusted `base`. */
+/** The `server_endpoint` stored for a portal served by the OAuth `base`: `<base>/rest/`. */
 export function serverEndpointOf(base: string): string {
   return `${base}/rest/`;
+}
+
+/**
+ * The OAuth host's origin (plus any path prefix) from a `server_endpoint` such as
+ * `https://oauth.bitrix.info/rest/`: the token endpoint is `<that>/oauth/token/`.
+ * @throws TypeError when `serverEndpoint` is not an http(s) URL.
+ */
+export function oauthBaseFromServerEndpoint(serverEndpoint: string): string {
+  let url: URL;
+  try {
+    url = new URL(serverEndpoint);
+  } catch {
+    throw new TypeError('serverEndpoint is not a valid URL');
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+    throw new TypeError('serverEndpoint must be an http(s) URL');
+  }
+  return `${url.origin}${stripRest(url.pathname)}`;
+}
+
+/** The token endpoint (refresh and code exchange) of the OAuth `base`. */
+export function tokenEndpointOf(base: string): string {
+  return `${base}/oauth/token/`;
+}
+
+/** The OAuth host's `app.info` method at `base`. */
+export function appInfoEndpointOf(base: string): string {
+  return `${base}/rest/app.info`;
 }

@@ -1,5 +1,10 @@
-// The framework-neutral request and response the handlers speak, and the small helpers every adapter
-// shares to read them. Adapters only translate a runtime's objects to and from these shapes.
+// The framework-neutral request and response the handlers speak (the lifecycle handler, the
+// authorization callback), and the small helpers every adapter shares to read them. Adapters only
+// translate a runtime's objects to and from these shapes.
+
+import { ErrorCode } from './errors.js';
+
+export { DEFAULT_MAX_BODY_BYTES } from './body.js';
 
 /** A JSON value, as the handlers put in a response body. */
 export type JsonValue = string | number | boolean | null | readonly JsonValue[] | { readonly [key: string]: JsonValue };
@@ -53,12 +58,6 @@ export interface PlainHandler {
   readonly maxBodyBytes?: number | undefined;
 }
 
-/**
- * The default body limit of the lifecycle handler and the adapters: 64 KiB. Real lifecycle events
- * are well under 2 KiB; the margin only covers long scopes and custom domains.
- */
-export const DEFAULT_MAX_BODY_BYTES = 64 * 1024;
-
 /** Reads one header from either header shape; repeated values are joined with `, `. */
 export function headerValue(headers: HeaderBag, name: string): string | undefined {
   if (typeof (headers as Headers).get === 'function' && typeof (headers as Headers).has === 'function') {
@@ -103,5 +102,15 @@ export function jsonResponse(status: number, body: JsonValue, extraHeaders: Reco
 
 /** The 413 answer, shared by the handlers and the adapters that stop reading early. */
 export function payloadTooLargeResponse(): PlainResponse {
-  return jsonResponse(413, { error: 'PAYLOAD_TOO_LARGE' });
+  return jsonResponse(413, { error: ErrorCode.PayloadTooLarge });
+}
+
+/** The 405 answer: `allow` names the one method served. */
+export function methodNotAllowedResponse(allow: 'GET' | 'POST'): PlainResponse {
+  return jsonResponse(405, { error: ErrorCode.MethodNotAllowed }, { allow });
+}
+
+/** The 500 answer for an unexpected failure inside a handler. */
+export function internalErrorResponse(): PlainResponse {
+  return jsonResponse(500, { error: ErrorCode.Internal });
 }

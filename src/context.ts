@@ -1,0 +1,70 @@
+// The narrow context the lifecycle handler and the authorization flow depend on: where records live,
+// the OAuth host client, the logger, the clock, and whom to tell after a write. `PortalClientPool`
+// implements it; a test or a custom setup can pass any object of this shape.
+
+import type { Clock } from './clock.js';
+import type { Logger } from './logger.js';
+import type { AppInfo, TokenResponse } from './oauth/oauth-client.js';
+import type { TokenStore } from './store/token-store.js';
+
+/** A lifecycle change the lifecycle handler or the authorization flow reports after writing the store. */
+export interface LifecycleChange {
+  /** What happened. */
+  readonly type: 'installed' | 'updated' | 'uninstalled' | 'authorized';
+  /** The portal concerned. */
+  readonly memberId: string;
+}
+
+/**
+ * The calls the lifecycle handler and the authorization flow make to an OAuth host. The pool's
+ * OAuth client implements it; a test can script it.
+ */
+export interface OAuthHostClient {
+  /** The app's `client_id`, which `app.info` must name for a chain to be this app's. */
+  readonly clientId: string;
+  /** Asks the OAuth host at `oauthBase` which app and portal `accessToken` belongs to. */
+  appInfo(oauthBase: string, accessToken: string): Promise<AppInfo>;
+  /** Exchanges an authorization code (it lives 30 s) at `oauthBase` for a first pair. */
+  exchangeCode(oauthBase: string, code: string): Promise<TokenResponse>;
+}
+
+/**
+ * What the lifecycle handler and the authorization flow need from their surroundings. Pass your
+ * `PortalClientPool` (it implements this); nothing here hands out clients.
+ */
+export interface PortalTokensContext {
+  /** Where portals' records live. */
+  readonly store: TokenStore;
+  /** The app's client for the OAuth hosts (verification and code exchange). */
+  readonly oauth: OAuthHostClient;
+  /** Where to log; only identifiers and outcomes, never token values. */
+  readonly logger: Logger;
+  /** The clock every timestamp and wait uses. */
+  readonly clock: Clock;
+  /**
+   * Called after each write the handler or the flow made: the pool drops the portal's cached
+   * client and emits the matching event. A throw is logged and does not undo the write.
+   */
+  notify(change: LifecycleChange): void;
+}
+
+/**
+ * Checks that `value` looks like a {@link PortalTokensContext}.
+ * @throws TypeError naming `argument` otherwise.
+ */
+export function assertContext(value: unknown, argument: string): asserts value is PortalTokensContext {
+  const context = value as Partial<PortalTokensContext> | null;
+  if (
+    context === null ||
+    typeof context !== 'object' ||
+    context.store === undefined ||
+    context.oauth === undefined ||
+    context.logger === undefined ||
+    context.clock === undefined ||
+    typeof context.clock.now !== 'function' ||
+    typeof context.clock.sleep !== 'function' ||
+    typeof context.notify !== 'function'
+  ) {
+    throw new TypeError(`${argument} must be a PortalClientPool (store, oauth, logger, clock, notify)`);
+  }
+}

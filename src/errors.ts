@@ -36,6 +36,10 @@ export const ErrorCode = {
   PoolClosed: 'POOL_CLOSED',
   /** No live chain is kept for the user a client was asked for. */
   UserChainMissing: 'USER_CHAIN_MISSING',
+  /** The OAuth host refused the app's own credentials (`invalid_client`, `wrong_client`). */
+  OAuthCredentials: 'OAUTH_CREDENTIALS',
+  /** The portal's chain is paused because its plan is unpaid (`PAYMENT_REQUIRED`); it may come back. */
+  PortalSuspended: 'PORTAL_SUSPENDED',
   /** A handler was called with a method it does not serve (405). */
   MethodNotAllowed: 'METHOD_NOT_ALLOWED',
   /** A request body exceeded the handler's limit (413). */
@@ -264,5 +268,39 @@ export class UserChainMissingError extends PortalTokensError {
       memberId,
     });
     this.userId = userId;
+  }
+}
+
+/**
+ * The OAuth host refused the app's own `client_id` / `client_secret` (`invalid_client`,
+ * `wrong_client`). It says nothing about the portal: no record was changed. Check the worker's
+ * configuration; the pool pauses its refreshes for a while so a misconfigured worker cannot
+ * hammer the OAuth host.
+ */
+export class OAuthCredentialsError extends PortalTokensError {
+  readonly code = ErrorCode.OAuthCredentials;
+  /** The OAuth `error` string, `invalid_client` or `wrong_client`. */
+  readonly oauthError: string;
+  constructor(oauthError: string, options: PortalTokensErrorOptions = {}) {
+    super(`The OAuth host refused this app's client credentials (${oauthError}); check clientId and clientSecret`, options);
+    this.oauthError = oauthError;
+  }
+}
+
+/**
+ * The portal's chain is suspended: the OAuth host answered `PAYMENT_REQUIRED`. Unlike a revocation
+ * it may clear once the portal's administrator pays; the pool tries the stored chain again after
+ * `retryAt` (or at once with `pool.reactivate`).
+ */
+export class PortalSuspendedError extends PortalTokensError {
+  readonly code = ErrorCode.PortalSuspended;
+  /** When the pool will try the chain again, unix ms. */
+  readonly retryAt: number;
+  constructor(memberId: string, retryAt: number, options: PortalTokensErrorOptions = {}) {
+    super(`Portal ${memberId} is suspended (PAYMENT_REQUIRED); the chain is tried again after ${new Date(retryAt).toISOString()}`, {
+      ...options,
+      memberId,
+    });
+    this.retryAt = retryAt;
   }
 }

@@ -22,16 +22,11 @@ export const PAYMENT_OAUTH_ERROR = 'PAYMENT_REQUIRED';
 export const CREDENTIAL_OAUTH_ERRORS: readonly string[] = Object.freeze(['invalid_client', 'wrong_client']);
 
 /**
- * The `error` strings the library treats as terminal today: every kind except `request` (the pool
- * revokes the portal on them). Kept as one list so `OAuthRejectedError.terminal` and the pool agree.
+ * The `error` strings after which a portal's chain is dead for good: the `chain` kind. Credential
+ * errors are about the app and change no portal; `PAYMENT_REQUIRED` may clear. Kept as one list so
+ * `OAuthRejectedError.terminal` and the coordinator agree.
  */
-export const TERMINAL_OAUTH_ERRORS: readonly string[] = Object.freeze([
-  'invalid_grant',
-  'invalid_client',
-  'wrong_client',
-  'NOT_INSTALLED',
-  'PAYMENT_REQUIRED',
-]);
+export const TERMINAL_OAUTH_ERRORS: readonly string[] = CHAIN_OAUTH_ERRORS;
 
 /** Classifies an OAuth `error` string (compared exactly: Bitrix24 mixes cases between codes). */
 export function classifyOAuthError(error: string): OAuthErrorKind {

@@ -47,7 +47,7 @@ const KIND_TEXT: Record<FieldKind, string> = {
   nullableString: 'a string or null',
   nullableInteger: 'a safe integer or null',
   nullableFinite: 'a finite number or null',
-  state: "'active' or 'revoked'",
+  state: "'active', 'revoked' or 'suspended'",
   chain: "'portal' or 'user:<positive integer>'",
 };
 
@@ -73,7 +73,7 @@ function fits(kind: FieldKind, value: unknown): boolean {
     case 'nullableFinite':
       return value === null || (typeof value === 'number' && Number.isFinite(value));
     case 'state':
-      return value === 'active' || value === 'revoked';
+      return value === 'active' || value === 'revoked' || value === 'suspended';
     case 'chain':
       return isChainId(value);
   }

@@ -7,8 +7,12 @@
  */
 export type AppStatus = 'F' | 'D' | 'T' | 'P' | 'L' | 'S' | (string & {});
 
-/** Lifecycle state of a stored portal. */
-export type PortalState = 'active' | 'revoked';
+/**
+ * Lifecycle state of a stored chain: `active`; `revoked` once the OAuth host refused the chain for
+ * good (`invalid_grant`, `NOT_INSTALLED`); `suspended` while the portal is unpaid
+ * (`PAYMENT_REQUIRED`), which may clear.
+ */
+export type PortalState = 'active' | 'revoked' | 'suspended';
 
 /**
  * Which of a portal's chains a record holds: `'portal'`, the portal's own chain (the installer's,
@@ -70,7 +74,7 @@ export interface PortalRecord {
   readonly applicationToken: string | null;
   /** `active`, or `revoked` once the OAuth server refused the chain for good. */
   readonly state: PortalState;
-  /** Why the portal was revoked (the OAuth `error` string), or `null`. */
+  /** Why the chain is revoked or suspended (the OAuth `error` string), or `null` while active. */
   readonly revokedReason: string | null;
   /** When the portal was first installed (this record created), unix ms. */
   readonly installedAt: number;
@@ -78,7 +82,7 @@ export interface PortalRecord {
   readonly updatedAt: number;
   /** When the token pair last changed (install, update, refresh), unix ms. Feeds the keep-alive sweep. */
   readonly chainUpdatedAt: number;
-  /** When the portal was revoked, unix ms, or `null`. */
+  /** When the chain was revoked or suspended, unix ms, or `null` while active. */
   readonly revokedAt: number | null;
   /**
    * A counter that every successful write increments (the first write of a chain gives 1).

@@ -38,8 +38,10 @@ export type { FileTokenStoreOptions } from './store/file.js';
 
 // Lifecycle events
 export type * from './events/types.js';
-export { parseInstallEvent, parseAppPageRequest } from './events/parse.js';
-export type { AppPageRequestInput, EventBody, ParseEventOptions } from './events/parse.js';
+export { parseInstallEvent } from './events/parse.js';
+export { parseAppPageRequest } from './events/app-page.js';
+export type { AppPageRequestInput } from './events/app-page.js';
+export type { EventBody, ParseEventOptions } from './events/options.js';
 
 // The client pool
 export { PortalClientPool } from './pool/pool.js';
@@ -48,6 +50,8 @@ export type * from './pool-events.js';
 
 // What the lifecycle handler and the authorization flow need (a PortalClientPool is one)
 export type { LifecycleChange, OAuthHostClient, PortalTokensContext } from './context.js';
+export { systemClock } from './clock.js';
+export type { Clock } from './clock.js';
 
 // The lifecycle handler and its HTTP adapters
 export { createLifecycleHandler } from './http/handler.js';

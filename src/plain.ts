@@ -4,7 +4,9 @@
 
 import { ErrorCode } from './errors.js';
 
-export { DEFAULT_MAX_BODY_BYTES } from './body.js';
+import { DEFAULT_MAX_BODY_BYTES } from './body.js';
+
+export { DEFAULT_MAX_BODY_BYTES };
 
 /** A JSON value, as the handlers put in a response body. */
 export type JsonValue = string | number | boolean | null | readonly JsonValue[] | { readonly [key: string]: JsonValue };
@@ -113,4 +115,15 @@ export function methodNotAllowedResponse(allow: 'GET' | 'POST'): PlainResponse {
 /** The 500 answer for an unexpected failure inside a handler. */
 export function internalErrorResponse(): PlainResponse {
   return jsonResponse(500, { error: ErrorCode.Internal });
+}
+
+/**
+ * The body limit an adapter enforces: its own option, else the handler's `maxBodyBytes`, else
+ * {@link DEFAULT_MAX_BODY_BYTES}.
+ * @throws TypeError when the result is not a positive integer.
+ */
+export function adapterBodyLimit(handler: PlainHandler, override: number | undefined): number {
+  const limit = override ?? handler.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  if (!Number.isSafeInteger(limit) || limit <= 0) throw new TypeError('options.maxBodyBytes must be a positive integer');
+  return limit;
 }

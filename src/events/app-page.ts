@@ -2,6 +2,7 @@
 // current user's chain and the placement, typed and validated, out. Pure, like the lifecycle parser.
 
 import { GLOBAL_OAUTH_HOST, serverEndpointOf } from '../protocol/oauth-hosts.js';
+import { portalRestEndpoint } from '../protocol/portal.js';
 import { toFieldTree, toPlainData, jsonToNode, type FieldMap } from './field-tree.js';
 import { FieldReader } from './fields.js';
 import {
@@ -134,7 +135,7 @@ export function parseAppPageRequest(request: AppPageRequestInput, options?: Pars
     scope: reader.text(['APPLICATION_SCOPE'], BODY) ?? '',
     domain,
     // Built from a validated host; checked anyway so one rule covers every endpoint.
-    clientEndpoint: reader.endpointFrom(['DOMAIN'], `${scheme}://${domain}/rest/`),
+    clientEndpoint: reader.endpointFrom(['DOMAIN'], portalRestEndpoint(domain, scheme === 'https')),
     serverEndpoint:
       serverEndpointText === undefined ? DEFAULT_SERVER_ENDPOINT : reader.endpoint(['SERVER_ENDPOINT'], BODY),
     status: reader.status(['status'], BODY),

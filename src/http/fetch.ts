@@ -1,8 +1,8 @@
 // toFetchHandler: mounts a PlainHandler wherever requests are Fetch `Request`s and answers are
 // `Response`s (Hono, Next.js route handlers, Bun, Deno, workers). Reads the body up to a limit.
 
-import { announcedTooLarge, DEFAULT_MAX_BODY_BYTES, readBounded, TOO_LARGE } from '../body.js';
-import { payloadTooLargeResponse, type PlainHandler, type PlainResponse } from '../plain.js';
+import { announcedTooLarge, readBounded, TOO_LARGE } from '../body.js';
+import { adapterBodyLimit, payloadTooLargeResponse, type PlainHandler, type PlainResponse } from '../plain.js';
 
 /** Options of {@link toFetchHandler}. */
 export interface FetchHandlerOptions {
@@ -30,8 +30,7 @@ export type FetchRequestHandler = (request: Request) => Promise<Response>;
  */
 export function toFetchHandler(handler: PlainHandler, options: FetchHandlerOptions = {}): FetchRequestHandler {
   if (typeof handler !== 'function') throw new TypeError('handler must be a function');
-  const limit = options.maxBodyBytes ?? handler.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
-  if (!Number.isSafeInteger(limit) || limit <= 0) throw new TypeError('options.maxBodyBytes must be a positive integer');
+  const limit = adapterBodyLimit(handler, options.maxBodyBytes);
 
   return async (request) => {
     const body = await readBody(request, limit);

@@ -80,12 +80,6 @@ export interface LifecycleHandler extends PlainHandler {
   readonly maxBodyBytes: number;
 }
 
-/** The handler {@link createLifecycleHandler} returns: a {@link PlainHandler} with its body limit. */
-export interface LifecycleHandler extends PlainHandler {
-  /** The largest raw body accepted, in bytes. */
-  readonly maxBodyBytes: number;
-}
-
 const DEFAULT_HOOK_TIMEOUT_MS = 2000;
 
 /**

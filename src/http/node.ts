@@ -2,8 +2,8 @@
 // (answering 413 as soon as the limit is passed), or takes the body an Express parser already produced.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { announcedTooLarge, DEFAULT_MAX_BODY_BYTES, readBounded, TOO_LARGE } from '../body.js';
-import { internalErrorResponse, payloadTooLargeResponse, type PlainHandler, type PlainRequest, type PlainResponse } from '../plain.js';
+import { announcedTooLarge, readBounded, TOO_LARGE } from '../body.js';
+import { adapterBodyLimit, internalErrorResponse, payloadTooLargeResponse, type PlainHandler, type PlainRequest, type PlainResponse } from '../plain.js';
 
 /** Options of {@link toNodeHandler}. */
 export interface NodeHandlerOptions {
@@ -46,8 +46,7 @@ interface MaybeParsedRequest extends IncomingMessage {
  */
 export function toNodeHandler(handler: PlainHandler, options: NodeHandlerOptions = {}): NodeRequestHandler {
   if (typeof handler !== 'function') throw new TypeError('handler must be a function');
-  const limit = options.maxBodyBytes ?? handler.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
-  if (!Number.isSafeInteger(limit) || limit <= 0) throw new TypeError('options.maxBodyBytes must be a positive integer');
+  const limit = adapterBodyLimit(handler, options.maxBodyBytes);
 
   return (req, res, next) => {
     serve(handler, limit, req as MaybeParsedRequest, res).catch((error: unknown) => {

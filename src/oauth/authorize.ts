@@ -1,7 +1,6 @@
 // The authorization-code flow: how an app re-obtains a portal's chain it lost (or takes a chosen user's).
 // A signed, expiring, single-use `state` out; the code exchanged and verified at a trusted OAuth host back.
 
-import type { Clock } from '../clock.js';
 import { assertContext, type PortalTokensContext } from '../context.js';
 import { ErrorCode, InvalidEventError, OAuthInvalidResponseError, OAuthRejectedError, PortalTokensError, StoreError, VerificationFailedError } from '../errors.js';
 import type { PortalAuth } from '../events/types.js';
@@ -10,6 +9,7 @@ import { queryValue, type PlainHandler, type QueryInput } from '../plain.js';
 import { DEFAULT_APP_STATUS } from '../protocol/app-status.js';
 import { sanitizeOAuthError } from '../protocol/oauth-errors.js';
 import { normalizeTrustedHosts, serverEndpointOf, trustedBaseForServerDomain } from '../protocol/oauth-hosts.js';
+import { portalRestEndpoint } from '../protocol/portal.js';
 import type { PortalRecord } from '../store/token-store.js';
 import { createCallbackHandler } from './callback.js';
 import { portalRecordFromAuth } from './record.js';
@@ -137,8 +137,7 @@ export function createAuthorizationFlow(options: AuthorizationFlowOptions): Auth
   const stateTtlMs = options.stateTtlMs ?? DEFAULT_STATE_TTL_MS;
   if (!Number.isSafeInteger(stateTtlMs) || stateTtlMs <= 0) throw new TypeError('options.stateTtlMs must be a positive integer');
   const trusted = normalizeTrustedHosts(options.trustedOAuthHosts, 'options.trustedOAuthHosts');
-  const clock: Clock = pool.clock;
-  const now = (): number => clock.now();
+  const now = (): number => pool.clock.now();
   const usedStates: UsedStateStore = options.usedStates ?? new MemoryUsedStateStore({ now });
   const logger = options.logger ?? pool.logger;
   const states = createStateSigner(secret, stateTtlMs, now, usedStates);
@@ -184,7 +183,7 @@ export function createAuthorizationFlow(options: AuthorizationFlowOptions): Auth
         expiresIn: token.expiresIn,
         scope: token.scope ?? info.scope ?? queryValue(query, 'scope') ?? existing?.scope ?? '',
         domain: portalDomain,
-        clientEndpoint: info.clientEndpoint ?? token.clientEndpoint ?? existing?.clientEndpoint ?? `https://${portalDomain}/rest/`,
+        clientEndpoint: info.clientEndpoint ?? token.clientEndpoint ?? existing?.clientEndpoint ?? portalRestEndpoint(portalDomain),
         serverEndpoint: serverEndpointOf(base),
         status: info.status ?? token.status ?? existing?.status ?? DEFAULT_APP_STATUS,
         memberId,

@@ -21,6 +21,8 @@ export {
   PortalRevokedError,
   PortalTokensError,
   StoreError,
+  OAuthCredentialsError,
+  PortalSuspendedError,
   UserChainMissingError,
   VerificationFailedError,
 } from './errors.js';
@@ -50,8 +52,6 @@ export type * from './pool-events.js';
 
 // What the lifecycle handler and the authorization flow need (a PortalClientPool is one)
 export type { LifecycleChange, OAuthHostClient, PortalTokensContext } from './context.js';
-export { systemClock } from './clock.js';
-export type { Clock } from './clock.js';
 
 // The lifecycle handler and its HTTP adapters
 export { createLifecycleHandler } from './http/handler.js';

@@ -20,8 +20,32 @@ export interface Logger {
 
 const noop: LogMethod = () => undefined;
 
-/** A logger that discards everything: the default. */
+/** A logger that discards everything: pass it to turn the library's logging off. */
 export const silentLogger: Logger = Object.freeze({ debug: noop, info: noop, warn: noop, error: noop });
+
+function toConsole(write: (line: string) => void, level: string): LogMethod {
+  return (context, message) => {
+    let details: string;
+    try {
+      details = JSON.stringify(context);
+    } catch {
+      details = '{}';
+    }
+    write(`[b24-portal-tokens] ${level}: ${message ?? ''} ${details}`);
+  };
+}
+
+/**
+ * The default logger: warnings and errors on the console (stderr), debug and info dropped. Like
+ * every logger of this library it only ever receives member ids, codes and counts, never a token.
+ * Pass `silentLogger` to turn it off, or a pino-compatible logger of your own.
+ */
+export const consoleLogger: Logger = Object.freeze({
+  debug: noop,
+  info: noop,
+  warn: toConsole((line) => console.warn(line), 'warn'),
+  error: toConsole((line) => console.error(line), 'error'),
+});
 
 /**
  * What may be logged about an error: its class name, plus this library's code and message (which

@@ -39,6 +39,22 @@ export interface RevokedEvent extends ChainEvent {
   readonly reason: string;
 }
 
+/** Payload of `suspended`. */
+export interface SuspendedEvent extends ChainEvent {
+  /** The OAuth `error` string, `PAYMENT_REQUIRED`. */
+  readonly reason: string;
+  /** When the chain is tried again, unix ms. */
+  readonly retryAt: number;
+}
+
+/** Payload of `credentials-rejected`. */
+export interface CredentialsRejectedEvent extends ChainEvent {
+  /** The OAuth `error` string, `invalid_client` or `wrong_client`. */
+  readonly oauthError: string;
+  /** Until when this pool sends no refresh, unix ms. */
+  readonly pausedUntil: number;
+}
+
 /** Payload of `evicted`. */
 export interface EvictedEvent extends ChainEvent {
   /** Why the client left the cache. */
@@ -59,6 +75,13 @@ export interface PoolEventMap {
   adopted: AdoptedEvent;
   /** The OAuth server refused the chain for good; the portal is marked revoked in the store. */
   revoked: RevokedEvent;
+  /** The OAuth host answered `PAYMENT_REQUIRED`: the chain is suspended until it is tried again. */
+  suspended: SuspendedEvent;
+  /**
+   * The OAuth host refused the app's own credentials: no record changed; this pool pauses its
+   * refreshes. Emitted once per pause, not once per portal.
+   */
+  'credentials-rejected': CredentialsRejectedEvent;
   /** A cached client was dropped. */
   evicted: EvictedEvent;
   /** A verified install was stored (emitted via `PortalClientPool.notify`). */
@@ -77,7 +100,7 @@ export interface PoolEventMap {
 export type PoolEventName = keyof PoolEventMap;
 
 /** Why the pool refreshed a chain. */
-export type RefreshReason = 'expiring' | 'rejected' | 'keep-alive';
+export type RefreshReason = 'expiring' | 'rejected' | 'keep-alive' | 'reactivate';
 
 /** A snapshot of the pool's counters, from `PortalClientPool.stats()`. All counts since construction. */
 export interface PoolStats {

@@ -7,7 +7,7 @@ import type { PortalRecord } from '../store/token-store.js';
 export type ConflictOutcome =
   /** Nothing is stored any more: the portal (or this chain) was uninstalled or forgotten. */
   | { readonly kind: 'gone' }
-  /** The chain was revoked meanwhile; nothing may be written over it. */
+  /** The chain was revoked or suspended meanwhile; nothing may be written over it. */
   | { readonly kind: 'revoked'; readonly record: PortalRecord }
   /** Another chain was stored meanwhile (an install, a re-authorization, another worker's refresh): it wins. */
   | { readonly kind: 'replaced'; readonly record: PortalRecord }
@@ -20,12 +20,26 @@ export function sameChain(a: PortalRecord, b: PortalRecord): boolean {
 }
 
 /**
+ * What the refused write was: a pair freshly minted from `base`'s refresh token, a state mark
+ * (revoked or suspended), or a portal's new address.
+ */
+export type WriteIntent = 'pair' | 'mark' | 'move';
+
+/**
  * Classifies a conflict. `base` is the record the refused write was based on, `current` what the
  * store holds now (`undefined` when nothing).
+ *
+ * One exception to "a revoked chain is final": a pair minted from the very refresh token the
+ * revoked record still holds wins over that revocation. The revocation was caused by spending the
+ * same token (another worker sent it after this one, whose lease had lapsed, and got
+ * `invalid_grant`); the minted pair is the chain's live continuation.
  */
-export function afterConflict(base: PortalRecord, current: PortalRecord | undefined): ConflictOutcome {
+export function afterConflict(base: PortalRecord, current: PortalRecord | undefined, intent: WriteIntent = 'move'): ConflictOutcome {
   if (current === undefined) return { kind: 'gone' };
-  if (current.state === 'revoked') return { kind: 'revoked', record: current };
+  if (current.state !== 'active') {
+    if (intent === 'pair' && current.refreshToken === base.refreshToken) return { kind: 'retry', record: current };
+    return { kind: 'revoked', record: current };
+  }
   if (!sameChain(base, current)) return { kind: 'replaced', record: current };
   return { kind: 'retry', record: current };
 }

@@ -5,18 +5,27 @@
 
 import {
   LockTimeoutError,
+  OAuthCredentialsError,
   OAuthRejectedError,
+  OAuthUnavailableError,
   PortalNotInstalledError,
   PortalRevokedError,
+  PortalSuspendedError,
   PortalTokensError,
   StoreError,
 } from '../errors.js';
 import { describeError } from '../logger.js';
 import type { TokenResponse } from '../oauth/oauth-client.js';
+import { classifyOAuthError } from '../protocol/oauth-errors.js';
 import type { ChainId, PortalRecord, PortalRecordPatch, StoreLease } from '../store/token-store.js';
-import { afterConflict } from './conflict.js';
+import { Backoff } from './backoff.js';
+import { afterConflict, type WriteIntent } from './conflict.js';
 import { isUsable, refreshWindow } from './freshness.js';
+import { HostClock } from './host-clock.js';
+import { chainKeyOf, pairPatch } from './records.js';
 import type { ChainView, CoordinatorCounters, CoordinatorOptions, RefreshRequest } from './types.js';
+
+export { chainKeyOf, isHttpUrl, pairPatch } from './records.js';
 
 /** Attempts of a conditional write before giving up (each conflict or store failure is one). */
 const WRITE_ATTEMPTS = 5;
@@ -29,21 +38,7 @@ const LOCK_POLL_MAX_MS = 250;
 const FLIGHT_ROUNDS = 3;
 
 type Lock = { readonly lease: StoreLease | undefined } | { readonly adopt: PortalRecord };
-
-/** The key of a chain in this process's maps. */
-export function chainKeyOf(memberId: string, chain: ChainId): string {
-  return `${memberId} ${chain}`;
-}
-
-/** Whether `url` parses as an http(s) URL. */
-export function isHttpUrl(value: string): boolean {
-  try {
-    const url = new URL(value);
-    return url.protocol === 'https:' || url.protocol === 'http:';
-  } catch {
-    return false;
-  }
-}
+type Written = { kind: 'written' | 'replaced' | 'revoked'; record: PortalRecord } | { kind: 'gone' };
 
 /**
  * Coordinates every refresh of every chain this process holds. Depends only on a store, a refresh
@@ -52,12 +47,16 @@ export function isHttpUrl(value: string): boolean {
 export class RefreshCoordinator {
   /** Counts since construction. */
   readonly counters: CoordinatorCounters = { refreshes: 0, adoptions: 0, refreshFailures: 0, revocations: 0, lockWaits: 0 };
+  /** The OAuth host's clock, learned from its answers. */
+  readonly hostClock = new HostClock();
   readonly #o: CoordinatorOptions;
   readonly #flights = new Map<string, Promise<PortalRecord>>();
+  readonly #backoff: Backoff;
 
   /** Creates a coordinator; it holds no timers and no connections. */
   constructor(options: CoordinatorOptions) {
     this.#o = options;
+    this.#backoff = new Backoff(options.backoff, options.random);
   }
 
   /** The refresh of this chain running in this process right now, if any. */
@@ -70,14 +69,20 @@ export class RefreshCoordinator {
     return refreshWindow(record, this.#o, this.#o.random());
   }
 
+  /** The OAuth host's time now, unix ms: freshness is judged by it. */
+  hostNow(): number {
+    return this.hostClock.now(this.#o.clock.now());
+  }
+
   /**
    * Step 1: gives `view` a pair it can use, joining this process's flight for the chain or
    * starting one. A caller joining a flight started for another reason checks the outcome
    * against its own need.
    */
   async ensureFresh(view: ChainView, request: RefreshRequest): Promise<PortalRecord> {
+    this.hostClock.learnFromRecord(view.record);
     for (let round = 0; round < FLIGHT_ROUNDS; round++) {
-      if (isUsable(view.record, view.windowSec, this.#o.clock.now(), request.rejectedToken)) return view.record;
+      if (isUsable(view.record, view.windowSec, this.hostNow(), request.rejectedToken)) return view.record;
       const record = await this.#join(view.record, request);
       view.adopt(record);
       if (record.accessToken !== request.rejectedToken) return record;
@@ -99,12 +104,25 @@ export class RefreshCoordinator {
   }
 
   /**
+   * Tries a revoked or suspended chain's stored refresh token once (an operator's call): a fresh
+   * pair makes it active again; a refusal leaves it as it was (with the new reason).
+   * @returns the chain's record afterwards.
+   */
+  async reactivate(memberId: string, chain: ChainId): Promise<PortalRecord> {
+    const record = await this.read(memberId, chain);
+    if (record === undefined) throw new PortalNotInstalledError(memberId);
+    if (record.state === 'active') return record;
+    this.#backoff.succeeded(chainKeyOf(memberId, chain));
+    return this.#join(record, { reason: 'reactivate' });
+  }
+
+  /**
    * Stores a chain's new REST root (a renamed portal) with the conditional write, under the one
    * conflict rule. Returns the record stored now, or `undefined` when the chain is gone.
    */
   async moveEndpoint(record: PortalRecord, clientEndpoint: string, domain: string): Promise<PortalRecord | undefined> {
     const patch: PortalRecordPatch = { clientEndpoint, domain, updatedAt: this.#o.clock.now() };
-    const outcome = await this.#write(record, patch, 'moving a portal to its new address');
+    const outcome = await this.#write(record, patch, 'move', 'moving a portal to its new address');
     if (outcome.kind === 'written') {
       this.#o.logger.info({ memberId: record.memberId, chain: record.chain, domain }, 'portal moved to a new address; stored it');
       this.#o.hooks.drop(record.memberId, record.chain, 'endpoint-changed');
@@ -122,7 +140,10 @@ export class RefreshCoordinator {
     }
   }
 
-  /** Reads a chain that must be active; a missing or revoked one is dropped and thrown as typed. */
+  /**
+   * Reads a chain that must be usable; a missing, revoked or (until its retry time) suspended one
+   * is dropped and thrown as typed.
+   */
   async readActive(memberId: string, chain: ChainId): Promise<PortalRecord> {
     const record = await this.read(memberId, chain);
     if (record === undefined) {
@@ -133,44 +154,72 @@ export class RefreshCoordinator {
       this.#o.hooks.drop(memberId, chain, 'revoked');
       throw new PortalRevokedError(memberId, record.revokedReason ?? undefined);
     }
+    if (record.state === 'suspended') {
+      const retryAt = (record.revokedAt ?? 0) + this.#o.suspendRetryMs;
+      if (this.#o.clock.now() < retryAt) {
+        this.#o.hooks.drop(memberId, chain, 'revoked');
+        throw new PortalSuspendedError(memberId, retryAt);
+      }
+    }
     return record;
+  }
+
+  /** Counts and reports a pair a holder took from the store's change feed. */
+  noteAdopted(record: PortalRecord): void {
+    this.#adopted(record);
   }
 
   #join(known: PortalRecord, request: RefreshRequest): Promise<PortalRecord> {
     const key = chainKeyOf(known.memberId, known.chain);
     let flight = this.#flights.get(key);
     if (flight === undefined) {
+      this.#backoff.check(key, known.memberId, this.#o.clock.now());
       flight = this.#refresh(known, request).finally(() => this.#flights.delete(key));
       this.#flights.set(key, flight);
     }
     return flight;
   }
 
+  /** Reads for a request: an operator's reactivation may read a chain that is not active. */
+  async #readFor(known: PortalRecord, request: RefreshRequest): Promise<PortalRecord> {
+    if (request.reason !== 'reactivate') return this.readActive(known.memberId, known.chain);
+    const record = await this.read(known.memberId, known.chain);
+    if (record === undefined) throw new PortalNotInstalledError(known.memberId);
+    return record;
+  }
+
   /** Steps 2-7 for one chain; runs at most once at a time per chain in this process. */
   async #refresh(known: PortalRecord, request: RefreshRequest): Promise<PortalRecord> {
     const { memberId, chain } = known;
+    const key = chainKeyOf(memberId, chain);
     try {
       // Step 2: another worker (or an install) may already have moved the chain on.
-      const stored = await this.readActive(memberId, chain);
+      const stored = await this.#readFor(known, request);
       if (this.#movedOn(stored, known, request)) return this.#adopted(stored);
 
       // Step 3: the store's lock, waiting while another worker holds it.
       const lock = await this.#lock(known, request);
       if ('adopt' in lock) return this.#adopted(lock.adopt);
+      const renewing = this.#renew(lock.lease, known);
       try {
         // Step 4: re-read under the lock.
-        const current = await this.readActive(memberId, chain);
+        const current = await this.#readFor(known, request);
         if (this.#movedOn(current, known, request)) return this.#adopted(current);
         // Steps 5 and 6.
-        return await this.#refreshAndPersist(current, request);
+        const record = await this.#refreshAndPersist(current, request);
+        this.#backoff.succeeded(key);
+        return record;
       } finally {
+        renewing.abort();
         // Step 7.
         await lock.lease?.release().catch((error: unknown) => {
           this.#o.logger.warn({ memberId, chain, err: describeError(error) }, 'releasing the refresh lock failed');
         });
       }
     } catch (error) {
-      if (!(error instanceof PortalRevokedError) && !(error instanceof PortalNotInstalledError)) {
+      if (error instanceof OAuthUnavailableError) this.#backoff.transientFailure(key, this.#o.clock.now(), error);
+      const expected = error instanceof PortalRevokedError || error instanceof PortalNotInstalledError || error instanceof PortalSuspendedError;
+      if (!expected) {
         this.counters.refreshFailures++;
         const code = error instanceof PortalTokensError ? error.code : 'UNKNOWN';
         this.#o.logger.warn({ memberId, chain, code, err: describeError(error) }, 'refresh failed; stored chain unchanged');
@@ -182,16 +231,12 @@ export class RefreshCoordinator {
 
   /** Whether the stored record already holds a pair this request can use without refreshing. */
   #movedOn(stored: PortalRecord, known: PortalRecord, request: RefreshRequest): boolean {
+    if (request.reason === 'reactivate') return stored.state === 'active';
     if (request.reason === 'keep-alive') return stored.chainUpdatedAt > known.chainUpdatedAt;
     return (
       stored.accessToken !== known.accessToken &&
-      isUsable(stored, refreshWindow(stored, this.#o), this.#o.clock.now(), request.rejectedToken)
+      isUsable(stored, refreshWindow(stored, this.#o), this.hostNow(), request.rejectedToken)
     );
-  }
-
-  /** Counts and reports a pair a holder took from the store's change feed. */
-  noteAdopted(record: PortalRecord): void {
-    this.#adopted(record);
   }
 
   #adopted(record: PortalRecord): PortalRecord {
@@ -222,11 +267,37 @@ export class RefreshCoordinator {
       await this.#o.clock.sleep(pause);
       paused += pause;
       delay = Math.min(delay * 2, LOCK_POLL_MAX_MS);
-      const stored = await this.readActive(memberId, chain);
+      const stored = await this.#readFor(known, request);
       if (this.#movedOn(stored, known, request)) return { adopt: stored };
       const waited = Math.max(this.#o.clock.now() - started, paused);
       if (waited > this.#o.lockWaitMs) throw new LockTimeoutError(memberId, waited);
     }
+  }
+
+  /**
+   * Keeps the lease while this holder works: renews it every third of its lifetime, so a slow
+   * OAuth answer or a paused process does not hand the chain to another worker mid-refresh.
+   * (When a pause outlasts the lease anyway, the conditional write is the fence.)
+   */
+  #renew(lease: StoreLease | undefined, known: PortalRecord): AbortController {
+    const stop = new AbortController();
+    const renew = lease?.renew?.bind(lease);
+    if (renew === undefined) return stop;
+    const every = Math.max(1, Math.floor(this.#o.lockTtlMs / 3));
+    void (async () => {
+      while (!stop.signal.aborted) {
+        try {
+          await this.#o.clock.sleep(every, stop.signal);
+          if (!(await renew(this.#o.lockTtlMs))) return;
+        } catch (error) {
+          if (!stop.signal.aborted) {
+            this.#o.logger.warn({ memberId: known.memberId, chain: known.chain, err: describeError(error) }, 'renewing the refresh lock failed');
+          }
+          return;
+        }
+      }
+    })();
+    return stop;
   }
 
   /** Steps 5 and 6: refreshes at the chain's own OAuth host and persists the pair before anyone sees it. */
@@ -237,11 +308,11 @@ export class RefreshCoordinator {
     try {
       tokens = await this.#o.refresh(current);
     } catch (error) {
-      if (error instanceof OAuthRejectedError && error.terminal) return this.#revoke(current, error);
+      if (error instanceof OAuthRejectedError) return this.#rejected(current, error);
       throw error;
     }
-    const patch = pairPatch(current, tokens, this.#o.clock.now());
-    const outcome = await this.#write(current, patch, 'saving a refreshed pair');
+    this.hostClock.learnFromAnswer(tokens.expires, tokens.expiresIn, this.#o.clock.now());
+    const outcome = await this.#write(current, pairPatch(current, tokens, this.#o.clock.now()), 'pair', 'saving a refreshed pair');
     if (outcome.kind === 'gone') throw new PortalNotInstalledError(memberId);
     if (outcome.kind === 'revoked') throw new PortalRevokedError(memberId, outcome.record.revokedReason ?? undefined);
     if (outcome.kind === 'replaced') {
@@ -256,39 +327,58 @@ export class RefreshCoordinator {
     return record;
   }
 
-  /** Step 6 for a chain's terminal OAuth error: marks it revoked, unless a live chain was stored meanwhile. */
-  async #revoke(current: PortalRecord, error: OAuthRejectedError): Promise<PortalRecord> {
+  /** What a refused refresh means depends on whose fault it is (PROTOCOL.md section 3). */
+  async #rejected(current: PortalRecord, error: OAuthRejectedError): Promise<PortalRecord> {
+    const kind = classifyOAuthError(error.oauthError);
+    if (kind === 'chain') return this.#mark(current, error, 'revoked');
+    if (kind === 'payment') return this.#mark(current, error, 'suspended');
+    if (kind === 'credentials') {
+      // About the app, not the portal: nothing is written, the pool pauses its refreshes.
+      const now = this.#o.clock.now();
+      const typed = new OAuthCredentialsError(error.oauthError, { memberId: current.memberId, cause: error });
+      if (this.#backoff.credentialsRefused(typed, now)) {
+        const pausedUntil = now + this.#o.backoff.credentialsMs;
+        this.#o.logger.error({ oauthError: error.oauthError, pausedUntil }, 'the OAuth host refused the app credentials; pausing refreshes');
+        this.#o.hooks.emit('credentials-rejected', { memberId: current.memberId, chain: current.chain, oauthError: error.oauthError, pausedUntil });
+      }
+      throw typed;
+    }
+    throw error;
+  }
+
+  /** Marks a chain revoked or suspended, unless a live chain was stored meanwhile. */
+  async #mark(current: PortalRecord, error: OAuthRejectedError, state: 'revoked' | 'suspended'): Promise<PortalRecord> {
     const { memberId, chain } = current;
     const now = this.#o.clock.now();
-    const patch: PortalRecordPatch = { state: 'revoked', revokedAt: now, revokedReason: error.oauthError, updatedAt: now };
+    const patch: PortalRecordPatch = { state, revokedAt: now, revokedReason: error.oauthError, updatedAt: now };
     // A user's dead chain is removed in effect: its tokens go, the record stays as the fence that
     // keeps versions moving (a user chain comes back through the app page or the code flow).
-    const write = chain === 'portal' ? patch : { ...patch, accessToken: '', refreshToken: '' };
-    const outcome = await this.#write(current, write, 'marking a chain revoked');
+    const write = chain !== 'portal' && state === 'revoked' ? { ...patch, accessToken: '', refreshToken: '' } : patch;
+    const outcome = await this.#write(current, write, 'mark', `marking a chain ${state}`);
     if (outcome.kind === 'replaced') return this.#adopted(outcome.record);
-    if (outcome.kind === 'written') {
+    const retryAt = now + this.#o.suspendRetryMs;
+    if (outcome.kind === 'written' && state === 'revoked') {
       this.counters.revocations++;
       this.#o.logger.error({ memberId, chain, reason: error.oauthError }, 'chain revoked by the OAuth server');
       this.#o.hooks.emit('revoked', { memberId, chain, reason: error.oauthError });
+    } else if (outcome.kind === 'written') {
+      this.#o.logger.warn({ memberId, chain, reason: error.oauthError, retryAt }, 'chain suspended by the OAuth server');
+      this.#o.hooks.emit('suspended', { memberId, chain, reason: error.oauthError, retryAt });
     }
     this.#o.hooks.drop(memberId, chain, outcome.kind === 'gone' ? 'lifecycle' : 'revoked');
     if (outcome.kind === 'gone') throw new PortalNotInstalledError(memberId, { cause: error });
-    throw new PortalRevokedError(memberId, outcome.kind === 'revoked' ? outcome.record.revokedReason ?? error.oauthError : error.oauthError, {
-      cause: error,
-    });
+    const stored = outcome.record;
+    if (stored.state === 'suspended') throw new PortalSuspendedError(memberId, (stored.revokedAt ?? now) + this.#o.suspendRetryMs, { cause: error });
+    throw new PortalRevokedError(memberId, stored.revokedReason ?? error.oauthError, { cause: error });
   }
 
   /**
-   * The conditional write with the one conflict rule: a change that left the chain alone is
-   * merged and the write applied again; a replaced, revoked or deleted chain ends it. A store
-   * failure is retried with back-off before it is thrown: after a refresh the new pair exists
-   * only here.
+   * The conditional write with the one conflict rule (see `afterConflict`): a change that left the
+   * chain alone is merged and the write applied again; a replaced, revoked or deleted chain ends
+   * it. A store failure is retried with back-off before it is thrown: after a refresh the new pair
+   * exists only here.
    */
-  async #write(
-    base: PortalRecord,
-    patch: PortalRecordPatch,
-    what: string,
-  ): Promise<{ kind: 'written' | 'replaced' | 'revoked'; record: PortalRecord } | { kind: 'gone' }> {
+  async #write(base: PortalRecord, patch: PortalRecordPatch, intent: WriteIntent, what: string): Promise<Written> {
     const { memberId, chain } = base;
     let expected = base;
     for (let attempt = 1; attempt <= WRITE_ATTEMPTS; attempt++) {
@@ -304,28 +394,10 @@ export class RefreshCoordinator {
         continue;
       }
       if (result.ok) return { kind: 'written', record: result.record };
-      const outcome = afterConflict(base, result.current);
+      const outcome = afterConflict(base, result.current, intent);
       if (outcome.kind !== 'retry') return outcome;
       expected = outcome.record;
     }
     throw new StoreError(`The record kept changing while ${what}`, { memberId });
   }
-}
-
-/** The fields a refresh answer changes; what the answer lacks is carried forward (PROTOCOL.md section 3). */
-export function pairPatch(current: PortalRecord, tokens: TokenResponse, nowMs: number): PortalRecordPatch {
-  const clientEndpoint =
-    tokens.clientEndpoint !== undefined && isHttpUrl(tokens.clientEndpoint) ? tokens.clientEndpoint : current.clientEndpoint;
-  return {
-    accessToken: tokens.accessToken,
-    refreshToken: tokens.refreshToken ?? current.refreshToken,
-    expires: tokens.expires,
-    scope: tokens.scope ?? current.scope,
-    status: tokens.status ?? current.status,
-    userId: tokens.userId ?? current.userId,
-    clientEndpoint,
-    domain: clientEndpoint === current.clientEndpoint ? current.domain : new URL(clientEndpoint).host,
-    updatedAt: nowMs,
-    chainUpdatedAt: nowMs,
-  };
 }

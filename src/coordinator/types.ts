@@ -2,6 +2,7 @@
 // and a logger in; typed events and cache notices out. Nothing here knows the SDK or HTTP.
 
 import type { Clock } from '../clock.js';
+import type { BackoffPolicy } from './backoff.js';
 import type { Logger } from '../logger.js';
 import type { TokenResponse } from '../oauth/oauth-client.js';
 import type { PortalRecord, TokenStore } from '../store/token-store.js';
@@ -38,6 +39,10 @@ export interface CoordinatorOptions {
   readonly lockTtlMs: number;
   /** How long to wait for another holder of the lock before giving up, ms. */
   readonly lockWaitMs: number;
+  /** Pauses after transient failures and refused credentials. */
+  readonly backoff: BackoffPolicy;
+  /** How long a suspended (`PAYMENT_REQUIRED`) chain waits before it is tried again, ms. */
+  readonly suspendRetryMs: number;
   /** Reports events and cache notices. */
   readonly hooks: CoordinatorHooks;
 }

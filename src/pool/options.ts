@@ -2,6 +2,7 @@
 
 import type { RestrictionParams } from '@bitrix24/b24jssdk';
 import type { Clock } from '../clock.js';
+import type { BackoffPolicy } from '../coordinator/backoff.js';
 import type { Logger } from '../logger.js';
 import type { FetchLike } from '../oauth/oauth-client.js';
 import type { TokenStore } from '../store/token-store.js';
@@ -40,7 +41,10 @@ export interface PortalClientPoolOptions {
   readonly oauthTimeoutMs?: number | undefined;
   /** The `fetch` used for OAuth hosts. @defaultValue `globalThis.fetch` */
   readonly fetch?: FetchLike | undefined;
-  /** A pino-compatible logger. It receives member ids and counts, never tokens. @defaultValue silent */
+  /**
+   * A pino-compatible logger. It receives member ids and counts, never tokens. Pass `silentLogger`
+   * to turn logging off. @defaultValue `consoleLogger` (warnings and errors on stderr)
+   */
   readonly logger?: Logger | undefined;
   /**
    * The clock for every reading of the time and every wait (lock back-off, write retries). Inject
@@ -56,6 +60,19 @@ export interface PortalClientPoolOptions {
    * @defaultValue `DEFAULT_TRUSTED_OAUTH_HOSTS`
    */
   readonly trustedOAuthHosts?: readonly string[] | undefined;
+  /**
+   * Pauses after failures, so a failing chain or a misconfigured worker cannot hammer the OAuth
+   * host: a chain whose refresh failed transiently waits `transientMinMs` (doubling per failure, with
+   * jitter, up to `transientMaxMs`) before its next refresh is sent, and after `invalid_client` /
+   * `wrong_client` the pool sends none for `credentialsMs`. Callers get the typed error at once
+   * meanwhile. @defaultValue `{ transientMinMs: 1000, transientMaxMs: 300000, credentialsMs: 60000 }`
+   */
+  readonly backoff?: Partial<BackoffPolicy> | undefined;
+  /**
+   * How long a chain suspended by `PAYMENT_REQUIRED` waits before it is tried again, ms (the
+   * portal's admin may pay meanwhile; `reactivate` tries at once). @defaultValue 3600000
+   */
+  readonly suspendRetryMs?: number | undefined;
   /** Passed to every `B24OAuth` as its `restrictionParams` (rate limits, retries). */
   readonly restrictionParams?: Partial<RestrictionParams> | undefined;
 }

@@ -7,13 +7,14 @@ import type { B24OAuth, RestrictionParams } from '@bitrix24/b24jssdk';
 import { LRUCache } from 'lru-cache';
 import { systemClock, type Clock } from '../clock.js';
 import { chainKeyOf, RefreshCoordinator } from '../coordinator/coordinator.js';
-import { PoolClosedError, PortalNotInstalledError, PortalRevokedError, UserChainMissingError } from '../errors.js';
+import { PoolClosedError, PortalNotInstalledError, UserChainMissingError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import { describeError, silentLogger } from '../logger.js';
+import { consoleLogger, describeError } from '../logger.js';
+import { DEFAULT_BACKOFF } from '../coordinator/backoff.js';
 import { OAuthClient } from '../oauth/oauth-client.js';
 import type { EvictionReason, PoolEventMap, PoolEventName, PoolStats } from '../pool-events.js';
 import { userChain, type ChainId, type TokenStore } from '../store/token-store.js';
-import type { LifecycleChange, PortalTokensContext } from '../context.js';
+import type { LifecycleChange, OAuthHostClient, PortalTokensContext } from '../context.js';
 import type { AppPageRequest } from '../events/types.js';
 import { normalizeTrustedHosts, oauthBaseFromServerEndpoint } from '../protocol/oauth-hosts.js';
 import type { PortalRecord, StoreChange } from '../store/token-store.js';
@@ -68,13 +69,14 @@ function positive(name: string, value: number | undefined, fallback: number): nu
 export class PortalClientPool implements PortalTokensContext {
   /** The store every record is read from and written to. */
   readonly store: TokenStore;
-  /** The OAuth-host client built from the app's credentials (also used by the lifecycle handler). */
-  readonly oauth: OAuthClient;
-  /** The logger given in the options (silent by default). */
+  /** The OAuth-host client built from the app's credentials (used by the lifecycle handler and the code flow). */
+  readonly oauth: OAuthHostClient;
+  /** The logger given in the options (warnings and errors on the console by default). */
   readonly logger: Logger;
   /** The clock every reading of the time and every wait goes through. */
   readonly clock: Clock;
 
+  readonly #oauth: OAuthClient;
   readonly #coordinator: RefreshCoordinator;
   readonly #settings: { clientId: string; clientSecret: string; restrictionParams: Partial<RestrictionParams> | undefined };
   readonly #emitter = new EventEmitter();
@@ -97,14 +99,16 @@ export class PortalClientPool implements PortalTokensContext {
     this.store = store;
     const now = options.now;
     this.clock = options.clock ?? (now === undefined ? systemClock : { now, sleep: (ms, signal) => systemClock.sleep(ms, signal) });
-    this.oauth = new OAuthClient({
+    const oauth = new OAuthClient({
       clientId: options.clientId,
       clientSecret: options.clientSecret,
       fetch: options.fetch,
       timeoutMs: options.oauthTimeoutMs,
       now: () => this.clock.now(),
     });
-    this.logger = options.logger ?? silentLogger;
+    this.oauth = oauth;
+    this.#oauth = oauth;
+    this.logger = options.logger ?? consoleLogger;
     this.#settings = {
       clientId: options.clientId,
       clientSecret: options.clientSecret,
@@ -112,7 +116,7 @@ export class PortalClientPool implements PortalTokensContext {
     };
     this.#coordinator = new RefreshCoordinator({
       store,
-      refresh: (record) => this.oauth.refresh(oauthBaseFromServerEndpoint(record.serverEndpoint), record.refreshToken),
+      refresh: (record) => oauth.refresh(oauthBaseFromServerEndpoint(record.serverEndpoint), record.refreshToken),
       clock: this.clock,
       logger: this.logger,
       random: options.random ?? Math.random,
@@ -120,6 +124,12 @@ export class PortalClientPool implements PortalTokensContext {
       refreshJitterSec: nonNegative('refreshJitterSec', options.refreshJitterSec, 60),
       lockTtlMs: positive('lockTtlMs', options.lockTtlMs, 15_000),
       lockWaitMs: positive('lockWaitMs', options.lockWaitMs, 20_000),
+      backoff: {
+        transientMinMs: nonNegative('backoff.transientMinMs', options.backoff?.transientMinMs, DEFAULT_BACKOFF.transientMinMs),
+        transientMaxMs: nonNegative('backoff.transientMaxMs', options.backoff?.transientMaxMs, DEFAULT_BACKOFF.transientMaxMs),
+        credentialsMs: nonNegative('backoff.credentialsMs', options.backoff?.credentialsMs, DEFAULT_BACKOFF.credentialsMs),
+      },
+      suspendRetryMs: nonNegative('suspendRetryMs', options.suspendRetryMs, 3_600_000),
       hooks: {
         emit: (event, payload) => this.#emit(event, payload),
         drop: (memberId, chain, reason) => this.#evict(chainKeyOf(memberId, chain), reason),
@@ -174,7 +184,7 @@ export class PortalClientPool implements PortalTokensContext {
   async rememberUser(page: AppPageRequest): Promise<PortalRecord> {
     if (this.#closed) throw new PoolClosedError();
     const record = await rememberUser(
-      { store: this.store, oauth: this.oauth, logger: this.logger, now: () => this.clock.now(), trustedHosts: this.#trustedHosts },
+      { store: this.store, oauth: this.#oauth, logger: this.logger, now: () => this.clock.now(), trustedHosts: this.#trustedHosts },
       page,
     );
     this.#evict(chainKeyOf(record.memberId, record.chain), 'lifecycle');
@@ -211,6 +221,22 @@ export class PortalClientPool implements PortalTokensContext {
       this.#building.set(key, building);
     }
     return (await building).client;
+  }
+
+  /**
+   * Brings back a revoked or suspended chain (an operator's call, after the cause was fixed): tries
+   * its stored refresh token once at the OAuth host. A fresh pair makes it active again; a refusal
+   * leaves it revoked (with the new reason) and throws the typed error.
+   * @returns the chain's record afterwards (active).
+   * @throws PortalRevokedError, PortalSuspendedError, PortalNotInstalledError, OAuthUnavailableError.
+   */
+  async reactivate(memberId: string, options: ClientForOptions = {}): Promise<PortalRecord> {
+    if (this.#closed) throw new PoolClosedError();
+    const chain: ChainId = options.userId === undefined ? 'portal' : userChain(options.userId);
+    const record = await this.#coordinator.reactivate(memberId, chain);
+    this.#evict(chainKeyOf(memberId, chain), 'lifecycle');
+    this.logger.info({ memberId, chain, state: record.state }, 'reactivated a chain');
+    return record;
   }
 
   /**
@@ -321,7 +347,7 @@ export class PortalClientPool implements PortalTokensContext {
       throw new UserChainMissingError(memberId, Number(chain.slice(5)));
     }
     if (record === undefined) throw new PortalNotInstalledError(memberId);
-    if (record.state === 'revoked') throw new PortalRevokedError(memberId, record.revokedReason ?? undefined);
+    if (record.state !== 'active') await this.#coordinator.readActive(memberId, chain);
     if (this.#closed) throw new PoolClosedError();
     const slot = new ChainSlot(record, {
       coordinator: this.#coordinator,

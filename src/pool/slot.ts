@@ -41,7 +41,7 @@ export class ChainSlot implements ChainView, InterceptedChain {
     this.record = record;
     this.windowSec = context.coordinator.windowFor(record);
     this.#sdkEndpoint = record.clientEndpoint;
-    this.client = createSdkClient(record, this.windowSec, context.settings);
+    this.client = createSdkClient(record, this.#shiftSec(), context.settings);
     this.client.setCustomRefreshAuth(() => this.#sdkRefresh());
     for (const version of [ApiVersion.v2, ApiVersion.v3]) interceptHttpClient(this.client.getHttpClient(version), this);
   }
@@ -121,6 +121,11 @@ export class ChainSlot implements ChainView, InterceptedChain {
         rejectedToken: rejected,
       }),
     );
-    return refreshHookAnswer(record, this.windowSec, this.#context.clock.now());
+    return refreshHookAnswer(record, this.#shiftSec(), this.#context.coordinator.hostNow());
+  }
+
+  /** How early the SDK is told the pair expires: the window, plus the OAuth host's clock offset. */
+  #shiftSec(): number {
+    return this.windowSec + this.#context.coordinator.hostClock.offsetSec;
   }
 }

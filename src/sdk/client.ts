@@ -28,17 +28,18 @@ function sdkStatus(status: string): B24OAuthParams['status'] {
 }
 
 /**
- * A `B24OAuth` for `record`, told its pair expires `windowSec` early so the SDK's own expiry check
- * calls the refresh hook ahead of time.
+ * A `B24OAuth` for `record`, told its pair expires `shiftSec` early (the refresh-ahead window plus
+ * the OAuth host's clock offset, so the SDK's machine-clock expiry check calls the refresh hook
+ * ahead of time by the host's clock).
  */
-export function createSdkClient(record: PortalRecord, windowSec: number, settings: SdkClientSettings): B24OAuth {
+export function createSdkClient(record: PortalRecord, shiftSec: number, settings: SdkClientSettings): B24OAuth {
   const params: B24OAuthParams = {
     applicationToken: record.applicationToken ?? '',
     userId: record.userId ?? 0,
     memberId: record.memberId,
     accessToken: record.accessToken,
     refreshToken: SDK_REFRESH_TOKEN_PLACEHOLDER,
-    expires: record.expires - windowSec,
+    expires: record.expires - shiftSec,
     expiresIn: Math.max(1, record.expires - Math.floor(record.chainUpdatedAt / 1000)),
     scope: record.scope,
     domain: record.domain,
@@ -53,14 +54,17 @@ export function createSdkClient(record: PortalRecord, windowSec: number, setting
   );
 }
 
-/** What the SDK's refresh hook returns for a persisted record (its real refresh token stays out). */
-export function refreshHookAnswer(record: PortalRecord, windowSec: number, nowMs: number): HandlerRefreshAuth {
+/**
+ * What the SDK's refresh hook returns for a persisted record (its real refresh token stays out),
+ * its expiry shifted by `shiftSec` as in {@link createSdkClient}; `hostNowMs` is the host's time.
+ */
+export function refreshHookAnswer(record: PortalRecord, shiftSec: number, hostNowMs: number): HandlerRefreshAuth {
   return {
     access_token: record.accessToken,
     refresh_token: SDK_REFRESH_TOKEN_PLACEHOLDER,
     // The SDK parses these two with Number.parseInt (its types say string).
-    expires: String(record.expires - windowSec),
-    expires_in: String(Math.max(1, record.expires - Math.floor(nowMs / 1000))),
+    expires: String(record.expires - shiftSec),
+    expires_in: String(Math.max(1, record.expires - Math.floor(hostNowMs / 1000))),
     client_endpoint: record.clientEndpoint,
     server_endpoint: record.serverEndpoint,
     member_id: record.memberId,

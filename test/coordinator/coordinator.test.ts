@@ -278,18 +278,33 @@ describe('RefreshCoordinator: the conditional write (step 6) and its one conflic
     await expect(h.coordinator.ensureFresh(view(record), { reason: 'expiring' })).rejects.toBeInstanceOf(PortalNotInstalledError);
   });
 
-  it('throws PortalRevokedError when the chain was revoked while refreshing', async () => {
+  it('throws PortalRevokedError when another chain was stored and revoked while refreshing', async () => {
     const h = harness();
     const record = await seeded(h);
     h.store.beforeUpdate = async (key) => {
       h.store.beforeUpdate = undefined;
       const current = (await h.store.get(key)) as PortalRecord;
-      await h.store.update(key, current.version, { state: 'revoked', revokedReason: 'NOT_INSTALLED' });
+      await h.store.update(key, current.version, { refreshToken: 'other-chain', state: 'revoked', revokedReason: 'NOT_INSTALLED' });
     };
     await expect(h.coordinator.ensureFresh(view(record), { reason: 'expiring' })).rejects.toMatchObject({
       constructor: PortalRevokedError,
       reason: 'NOT_INSTALLED',
     });
+  });
+
+  it('a pair minted from the stored refresh token wins over a revocation caused by spending that token', async () => {
+    const h = harness();
+    const record = await seeded(h);
+    // Another worker, whose lease had lapsed into ours, sent the same (now spent) token, got
+    // invalid_grant and marked the chain revoked while our answer was on its way.
+    h.store.beforeUpdate = async (key) => {
+      h.store.beforeUpdate = undefined;
+      const current = (await h.store.get(key)) as PortalRecord;
+      await h.store.update(key, current.version, { state: 'revoked', revokedReason: 'invalid_grant', revokedAt: NOW });
+    };
+    const result = await h.coordinator.ensureFresh(view(record), { reason: 'expiring' });
+    expect(result).toMatchObject({ accessToken: 'access-1', state: 'active', revokedReason: null, revokedAt: null });
+    expect(await h.store.get('member-a')).toMatchObject({ accessToken: 'access-1', state: 'active' });
   });
 
   it('gives up with a StoreError when the record keeps changing', async () => {

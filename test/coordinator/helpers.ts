@@ -2,6 +2,7 @@
 // test can interpose on, a scripted refresher and a ManualClock.
 
 import { ManualClock } from '../../src/clock.js';
+import type { BackoffPolicy } from '../../src/coordinator/backoff.js';
 import { RefreshCoordinator } from '../../src/coordinator/coordinator.js';
 import type { ChainView, RefreshFunction } from '../../src/coordinator/types.js';
 import type { Logger } from '../../src/logger.js';
@@ -98,7 +99,9 @@ export interface Harness {
   script(...steps: ((record: PortalRecord) => Promise<TokenResponse> | TokenResponse)[]): void;
 }
 
-export function harness(options: { store?: TokenStore; lockWaitMs?: number; lockTtlMs?: number } = {}): Harness {
+export function harness(
+  options: { store?: TokenStore; lockWaitMs?: number; lockTtlMs?: number; backoff?: Partial<BackoffPolicy>; suspendRetryMs?: number } = {},
+): Harness {
   const store = new ScriptedStore({ now: () => clock.now() });
   const clock = new ManualClock(T0);
   const events: Harness['events'] = [];
@@ -127,6 +130,8 @@ export function harness(options: { store?: TokenStore; lockWaitMs?: number; lock
     refreshJitterSec: 60,
     lockTtlMs: options.lockTtlMs ?? 15_000,
     lockWaitMs: options.lockWaitMs ?? 20_000,
+    backoff: { transientMinMs: 0, transientMaxMs: 0, credentialsMs: 60_000, ...options.backoff },
+    suspendRetryMs: options.suspendRetryMs ?? 3_600_000,
     hooks: {
       emit: <E extends PoolEventName>(event: E, payload: PoolEventMap[E]) => events.push({ event, payload }),
       drop: (memberId, chain, reason) => drops.push({ memberId, chain, reason }),

@@ -72,9 +72,9 @@ describe('OAuthClient', () => {
 
   it.each([
     ['invalid_grant', 400, true],
-    ['wrong_client', 401, true],
+    ['wrong_client', 401, false],
     ['NOT_INSTALLED', 401, true],
-    ['PAYMENT_REQUIRED', 402, true],
+    ['PAYMENT_REQUIRED', 402, false],
     ['invalid_request', 400, false],
     ['invalid_scope', 400, false],
   ])('classifies error %s (HTTP %i) as rejected, terminal=%s', async (error, status, terminal) => {

@@ -32,13 +32,16 @@ describe('OAuth error kinds', () => {
     expect(classifyOAuthError(error)).toBe(kind);
   });
 
-  it('keeps what is terminal as it was: every kind but request, and OAuthRejectedError agrees', () => {
-    for (const error of ['invalid_grant', 'NOT_INSTALLED', 'PAYMENT_REQUIRED', 'invalid_client', 'wrong_client']) {
+  it('counts only errors about the chain as terminal, and OAuthRejectedError agrees', () => {
+    for (const error of ['invalid_grant', 'NOT_INSTALLED']) {
       expect(isTerminalOAuthError(error)).toBe(true);
       expect(new OAuthRejectedError(error, 400).terminal).toBe(true);
     }
-    expect(isTerminalOAuthError('invalid_request')).toBe(false);
-    expect(new OAuthRejectedError('invalid_request', 400).terminal).toBe(false);
+    // Credentials are about the app, payment may clear: neither kills a chain.
+    for (const error of ['PAYMENT_REQUIRED', 'invalid_client', 'wrong_client', 'invalid_request']) {
+      expect(isTerminalOAuthError(error)).toBe(false);
+      expect(new OAuthRejectedError(error, 400).terminal).toBe(false);
+    }
   });
 
   it('treats 429 and 5xx as transient, other statuses not', () => {

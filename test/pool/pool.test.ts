@@ -158,8 +158,8 @@ describe('PortalClientPool', () => {
   });
 
   it.each([
-    ['answering 503', { status: 503 } as const, {}],
-    ['not answering', { mode: 'hang' } as const, { oauthTimeoutMs: 300 }],
+    ['answering 503', { status: 503 } as const, { backoff: { transientMinMs: 0 } }],
+    ['not answering', { mode: 'hang' } as const, { oauthTimeoutMs: 300, backoff: { transientMinMs: 0 } }],
   ])('surfaces a typed transient error when the OAuth host is %s, keeps the chain, and refreshes next time', async (_label, failure, options) => {
     const store = new MemoryTokenStore();
     const { portal } = await installedPortal(store);

@@ -2,7 +2,7 @@
 // argument or field (never its value), and a stored record that fails the same checks is corrupt.
 
 import { StoreError } from '../errors.js';
-import type { ChainId, ChainKey, PortalRecord, PortalRecordInput, PortalRecordPatch, PortalListOptions } from './token-store.js';
+import type { ChainId, PortalRecord, PortalRecordInput, PortalRecordPatch, PortalListOptions } from './token-store.js';
 
 type FieldKind =
   | 'nonEmptyString'

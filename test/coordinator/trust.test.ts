@@ -118,7 +118,7 @@ describe('the lease while a refresh is in flight', () => {
     const pending = h.coordinator.ensureFresh(view(record), { reason: 'expiring' });
     // Ten lease lifetimes pass while the OAuth answer is on its way.
     for (let i = 0; i < 30; i++) await h.clock.advance(1000);
-    const other = (await h.store.tryLock('member-a', 3000)) as StoreLease | undefined;
+    const other: StoreLease | undefined = await h.store.tryLock('member-a', 3000);
     expect(other).toBeUndefined();
     answer();
     expect((await pending).accessToken).toBe('access-1');

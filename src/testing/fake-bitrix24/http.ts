@@ -39,6 +39,7 @@ export function mergeParams(query: URLSearchParams, body: string, contentType: s
   return Object.assign(merged, decodePhpForm(new URLSearchParams(body)));
 }
 
+/** Answers JSON, unless the response is already answered or gone. */
 export function sendJson(res: ServerResponse, status: number, body: unknown): void {
   if (res.headersSent || res.destroyed) return;
   const text = JSON.stringify(body);

@@ -3,9 +3,22 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    // Builds dist/ once, before any file runs, when it is missing or older than src/ (the package
+    // and README tests import the built package).
+    globalSetup: ['test/global-setup.ts'],
     testTimeout: 30_000,
     hookTimeout: 30_000,
     // Cross-process and database tests share real resources; files run in parallel, tests in a file serially.
     pool: 'forks',
+    // Off unless asked for (`--coverage`, as .ci/test.sh does when CI=true). Child processes
+    // (cross-process tests, examples) are not measured, only the test workers.
+    coverage: {
+      provider: 'v8',
+      include: ['src/**'],
+      reporter: ['text-summary', 'json-summary'],
+      reportsDirectory: 'coverage',
+      // No thresholds yet. When the coordinator lands (src/coordinator/), enable:
+      // thresholds: { 'src/coordinator/**': { branches: 95 } },
+    },
   },
 });

@@ -22,8 +22,7 @@ import { B24OAuth } from '@bitrix24/b24jssdk';
 import { PortalClientPool } from '../src/pool/pool.js';
 import { FileTokenStore } from '../src/store/file.js';
 import type { TokenStore } from '../src/store/token-store.js';
-import { FakeBitrix24 } from '../src/testing/fake-bitrix24.js';
-import { seedPortal } from '../test/pool/helpers.js';
+import { FakeBitrix24, seedStore } from '../src/testing/fake-bitrix24.js';
 
 type Strategy = 'pool' | 'shared' | 'per-request';
 const STRATEGIES: Strategy[] = ['pool', 'shared', 'per-request'];
@@ -87,7 +86,7 @@ async function countOutcomes(calls: Promise<boolean>[]): Promise<number> {
 
 async function seed(b24: FakeBitrix24, store: TokenStore): Promise<string> {
   const portal = b24.addPortal();
-  await seedPortal(store, b24, portal.memberId, b24.issueChain(portal.memberId));
+  await seedStore(store, b24, portal.memberId);
   return portal.memberId;
 }
 

@@ -1,16 +1,14 @@
 // Runs the README's example, as written, against the stand-in Bitrix24: it must serve a profile
 // through the pool, survive a server-side expiry with one refresh, and refuse an install from an
 // OAuth host it does not trust (the default allow-list names only the real ones).
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { FileTokenStore } from '../src/store/file.js';
-import { FakeBitrix24 } from '../src/testing/fake-bitrix24.js';
-import { seedPortal } from './pool/helpers.js';
+import { FakeBitrix24, seedStore } from '../src/testing/fake-bitrix24.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 let b24: FakeBitrix24;
@@ -25,12 +23,23 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
+/**
+ * The port the child's server bound. The child listens on PORT=0 (the kernel picks a free port,
+ * nothing to race for) and a preloaded module reports the bound port over IPC.
+ */
+function boundPort(child: ChildProcess): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const onMessage = (message: unknown): void => {
+      const port = (message as { listening?: unknown } | null)?.listening;
+      if (typeof port === 'number') {
+        child.off('exit', onExit);
+        child.off('message', onMessage);
+        resolve(port);
+      }
+    };
+    const onExit = (code: number | null): void => reject(new Error(`the README example exited (${code}) before listening`));
+    child.on('message', onMessage);
+    child.once('exit', onExit);
   });
 }
 
@@ -45,22 +54,18 @@ it('the README example serves profiles through the pool and refuses an unverifia
 
   const store = new FileTokenStore({ directory: dir });
   const portal = b24.addPortal();
-  await seedPortal(store, b24, portal.memberId, b24.issueChain(portal.memberId));
-  const port = await freePort();
-  const child = spawn(process.execPath, ['--import', 'tsx', file], {
+  await seedStore(store, b24, portal.memberId);
+  const reporter = join(root, 'test', 'fixtures', 'report-port.ts');
+  const child = spawn(process.execPath, ['--import', 'tsx', '--import', reporter, file], {
     cwd: root,
-    env: { ...process.env, PORT: String(port), TOKEN_DIR: dir, B24_CLIENT_ID: b24.clientId, B24_CLIENT_SECRET: b24.clientSecret },
-    stdio: ['ignore', 'inherit', 'inherit'],
+    env: { ...process.env, PORT: '0', TOKEN_DIR: dir, B24_CLIENT_ID: b24.clientId, B24_CLIENT_SECRET: b24.clientSecret },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   try {
-    const base = `http://127.0.0.1:${port}`;
-    let first: Response | undefined;
-    for (let i = 0; i < 100 && first === undefined; i++) {
-      first = await fetch(`${base}/?member_id=${portal.memberId}`).catch(() => undefined);
-      if (first === undefined) await new Promise((r) => setTimeout(r, 100));
-    }
-    expect(first?.status).toBe(200);
-    expect(await first!.json()).toMatchObject({ ID: String(portal.adminUserId) });
+    const base = `http://127.0.0.1:${await boundPort(child)}`;
+    const first = await fetch(`${base}/?member_id=${portal.memberId}`);
+    expect(first.status).toBe(200);
+    expect(await first.json()).toMatchObject({ ID: String(portal.adminUserId) });
 
     b24.resetStats();
     b24.expireAccessTokens(portal.memberId);

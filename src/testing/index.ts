@@ -9,27 +9,35 @@ export { describeTokenStore } from './conformance.js';
 export type { CrossProcessOptions, TokenStoreSuiteOptions } from './conformance.js';
 
 // The stand-in Bitrix24 (OAuth server and portals' REST on one loopback port)
-export { FakeBitrix24, DEFAULT_FAKE_CLIENT_ID, DEFAULT_FAKE_CLIENT_SECRET } from './fake-bitrix24.js';
+export { FakeBitrix24, DEFAULT_FAKE_CLIENT_ID, DEFAULT_FAKE_CLIENT_SECRET, seedStore } from './fake-bitrix24.js';
 export type {
   AppPageRequestOptions,
   AuthorizeOptions,
+  ExpireOptions,
   FakeAppPageRequest,
   FakeAuthorization,
   FakeBitrix24Options,
   FakeBitrix24Stats,
   FakeChain,
+  FakeEventData,
   FakeEventPayload,
   FakeLifecycleEvent,
   FakePortal,
   FakePortalOptions,
   FakeRestContext,
+  FakeRestEvent,
+  FakeRestEventPayload,
   FakeRestMethod,
   FakeRestOutcome,
   FakeTokenStatus,
   FakeUninstallEvent,
+  FakeUserOptions,
   InstallEventOptions,
   IssueChainOptions,
   OAuthFailure,
+  RestEventOptions,
+  SeededChain,
+  SeedStoreOptions,
   UninstallEventOptions,
   UpdateEventOptions,
 } from './fake-bitrix24.js';

@@ -21,7 +21,7 @@ function run(kind: 'esm' | 'cjs', specifier: string): string[] {
 }
 
 describe('the built package', () => {
-  it('has a dist folder (the test command builds it first)', () => {
+  it('has a dist folder (test/global-setup.ts builds it first)', () => {
     expect(existsSync(`${root}/dist/index.js`)).toBe(true);
   });
 

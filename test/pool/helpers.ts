@@ -1,10 +1,14 @@
 // Shared set-up for pool tests: a stand-in Bitrix24, stores seeded with its chains, a logger that
 // records every line so tests can prove no token ever reaches it.
 import type { FakeBitrix24, FakeChain } from '../../src/testing/fake-bitrix24.js';
+import { seedStore } from '../../src/testing/fake-bitrix24.js';
 import type { Logger } from '../../src/logger.js';
 import type { PortalRecord, PortalRecordInput, TokenStore } from '../../src/store/token-store.js';
 
-/** Stores the chain as the current record of the portal, as a verified install would. */
+/**
+ * Stores the chain as the current record of the portal, as a verified install would. A thin
+ * wrapper of `seedStore` (b24-portal-tokens/testing) for the tests written before it.
+ */
 export async function seedPortal(
   store: TokenStore,
   b24: FakeBitrix24,
@@ -12,29 +16,7 @@ export async function seedPortal(
   chain: FakeChain,
   overrides: Partial<PortalRecordInput> = {},
 ): Promise<PortalRecord> {
-  const portal = b24.portal(memberId);
-  if (portal === undefined) throw new Error(`no portal ${memberId}`);
-  const now = Date.now();
-  return store.upsert({
-    memberId,
-    domain: portal.domain,
-    clientEndpoint: portal.clientEndpoint,
-    serverEndpoint: b24.serverEndpoint,
-    accessToken: chain.accessToken,
-    refreshToken: chain.refreshToken,
-    expires: chain.expires,
-    scope: portal.scope,
-    status: portal.status,
-    userId: chain.userId,
-    applicationToken: portal.applicationToken,
-    state: 'active',
-    revokedReason: null,
-    installedAt: now,
-    updatedAt: now,
-    chainUpdatedAt: now,
-    revokedAt: null,
-    ...overrides,
-  });
+  return (await seedStore(store, b24, memberId, { chain, record: overrides })).record;
 }
 
 /** A logger that keeps every line as JSON text. */

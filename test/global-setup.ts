@@ -1,0 +1,44 @@
+// Vitest global setup: the package tests import the built `dist/` (the README example resolves
+// 'b24-portal-tokens' to it), so build it with tsup once, before any test file runs, when it is
+// missing or older than the sources. A fresh clone's `npx vitest run` then works, and a run right
+// after a build does not build again. SKIP_DIST_BUILD=1 skips the check (for runs that need no dist).
+import { execFileSync } from 'node:child_process';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+
+/** Outputs that only a complete build leaves (declarations come last, in their own pass). */
+const OUTPUTS = ['index.js', 'index.cjs', 'index.d.ts', 'index.d.cts', 'testing/index.js', 'testing/index.d.cts'];
+
+/** The newest modification time of the files below `path` (or of `path` itself), in ms. */
+function newestMtime(path: string): number {
+  const stat = statSync(path);
+  if (!stat.isDirectory()) return stat.mtimeMs;
+  let newest = 0;
+  for (const entry of readdirSync(path)) newest = Math.max(newest, newestMtime(join(path, entry)));
+  return newest;
+}
+
+/** Why dist must be (re)built, or `null` when it is up to date. */
+export function staleReason(base: string = root): string | null {
+  const outputs = OUTPUTS.map((file) => join(base, 'dist', file));
+  if (!outputs.every((file) => existsSync(file))) return 'dist/ is missing or incomplete';
+  const built = Math.min(...outputs.map((file) => statSync(file).mtimeMs));
+  const inputs = [join(base, 'src'), join(base, 'tsup.config.ts'), join(base, 'package.json')].filter((p) => existsSync(p));
+  return inputs.some((input) => newestMtime(input) > built) ? 'dist/ is older than the sources' : null;
+}
+
+export default function setup(): void {
+  if (process.env['SKIP_DIST_BUILD'] === '1') return;
+  const reason = staleReason();
+  if (reason === null) return;
+  process.stdout.write(`global setup: ${reason}; building it with tsup\n`);
+  try {
+    execFileSync(join(root, 'node_modules', '.bin', 'tsup'), ['--silent'], { cwd: root, stdio: ['ignore', 'inherit', 'inherit'] });
+  } catch {
+    // Not fatal: the tests that need dist/ fail on their own (test/package says so first), the rest run.
+    process.stderr.write('global setup: WARNING: building dist/ with tsup failed (output above); tests of the built package will fail\n');
+  }
+}

@@ -76,6 +76,16 @@ export function interceptHttpClient(http: TypeHttp, chain: InterceptedChain): vo
     return config;
   });
   axios.interceptors.response.use(undefined, async (error: unknown) => {
+    try {
+      return await recover(error);
+    } catch (thrown) {
+      // Whatever leaves here reaches the caller (wrapped by the SDK): no token may ride along.
+      scrub(thrown);
+      throw thrown;
+    }
+  });
+
+  async function recover(error: unknown): Promise<unknown> {
     const failure = error as AxiosFailure;
     const config = failure.config;
     const sent = config?.[SENT_TOKEN];
@@ -107,5 +117,26 @@ export function interceptHttpClient(http: TypeHttp, chain: InterceptedChain): vo
     config[RESENDS] = resends + 1;
     chain.countResend();
     return axios.request(config);
-  });
+  }
+}
+
+const REDACTED = '[redacted]';
+const AUTH_IN_JSON = /("auth"\s*:\s*)"(?:[^"\\]|\\.)*"/g;
+
+/**
+ * Removes the access token from a failed request's config before the error reaches the caller:
+ * the SDK keeps axios' error (config, body, symbols of ours) in its own error, where error
+ * reporters that walk every property would find it.
+ */
+function scrub(error: unknown): void {
+  if (error === null || typeof error !== 'object') return;
+  const failure = error as AxiosFailure & { response?: { config?: StampedConfig } };
+  for (const config of [failure.config, failure.response?.config]) {
+    if (config === undefined || config === null) continue;
+    delete config[ORIGINAL_DATA];
+    delete config[SENT_TOKEN];
+    const data = config.data;
+    if (typeof data === 'string') config.data = data.replace(AUTH_IN_JSON, `$1"${REDACTED}"`);
+    else if (data !== null && typeof data === 'object' && 'auth' in data) config.data = { ...(data as object), auth: REDACTED };
+  }
 }

@@ -108,6 +108,9 @@ export async function openOwnedDatabase(filename: string, busyTimeoutMs: number)
     // Every commit is fsynced before the call returns: a refresh token is single-use, so losing a
     // committed refresh to a power cut would lose the portal's chain (WAL's NORMAL level may).
     database.prepare('PRAGMA synchronous = FULL').run();
+    // Overwrite deleted and replaced content with zeros, so a tombstone's tokens do not linger in
+    // free pages of the file.
+    database.prepare('PRAGMA secure_delete = ON').run();
     return database;
   } catch (cause) {
     database.close();

@@ -16,7 +16,7 @@ const SECRET = 'SECRET-ACCESS-TOKEN-7f3a';
 
 /** A second, raw connection to the store's file: what another program (or an attacker) would see. */
 function raw(store: SqliteTokenStore): Database.Database {
-  return new Database(store.filename as string, { timeout: 5000 });
+  return new Database(store.filename, { timeout: 5000 });
 }
 
 function leaks(error: unknown): boolean {

@@ -4,11 +4,11 @@
  * (`npm install better-sqlite3`), which is loaded only when a store opens a file.
  * @packageDocumentation
  */
-export {
-  SqliteTokenStore,
-  type SqliteTokenStoreOptions,
-  type SqliteTokenStoreCommonOptions,
-  type SqliteTokenStoreFileOptions,
-  type SqliteTokenStoreDatabaseOptions,
-} from './store.js';
+export { SqliteTokenStore } from './store.js';
+export type {
+  SqliteTokenStoreOptions,
+  SqliteTokenStoreCommonOptions,
+  SqliteTokenStoreFileOptions,
+  SqliteTokenStoreDatabaseOptions,
+} from './options.js';
 export type { SqliteDatabase, SqliteStatement, SqliteRunResult } from './driver.js';

@@ -29,6 +29,7 @@ import type {
   TokenStore,
 } from '../token-store.js';
 import { openOwnedDatabase, toStoreError, type SqliteDatabase, type SqliteStatement } from './driver.js';
+import type { SqliteTokenStoreOptions } from './options.js';
 import {
   checkTablePrefix,
   DATA_COLUMNS,
@@ -42,53 +43,6 @@ import {
   type ChainRow,
   type TableNames,
 } from './schema.js';
-
-/** Options shared by both ways of giving {@link SqliteTokenStore} its database. */
-export interface SqliteTokenStoreCommonOptions {
-  /**
-   * Prefix of the store's table names (`<prefix>chains`, `<prefix>locks`, `<prefix>meta`), so several
-   * stores can share one database. Letters, digits and underscores.
-   * @defaultValue `'b24pt_'`
-   */
-  readonly tablePrefix?: string | undefined;
-  /**
-   * How long a statement waits for another connection's write lock before failing with a transient
-   * {@link StoreError}, in milliseconds. Applies to a database the store opens itself.
-   * @defaultValue 5000
-   */
-  readonly busyTimeoutMs?: number | undefined;
-  /**
-   * The clock lock leases are measured against, unix milliseconds. Every process sharing the
-   * database must use the same time (the real clock, in production).
-   * @defaultValue `Date.now`
-   */
-  readonly now?: (() => number) | undefined;
-}
-
-/** Open (and own) a database file. */
-export interface SqliteTokenStoreFileOptions extends SqliteTokenStoreCommonOptions {
-  /**
-   * Path of the database file. Created with mode 0600 if missing (it holds tokens); its directory
-   * must exist. The store opens it in WAL mode and closes it in {@link SqliteTokenStore.close}.
-   */
-  readonly filename: string;
-  /** Not with `filename`. */
-  readonly database?: undefined;
-}
-
-/** Use a database connection the caller opened (and will close). */
-export interface SqliteTokenStoreDatabaseOptions extends SqliteTokenStoreCommonOptions {
-  /**
-   * A ready `better-sqlite3` `Database`. The store never closes it and leaves its settings (journal
-   * mode, busy timeout) as they are; use WAL mode and a busy timeout when processes share the file.
-   */
-  readonly database: SqliteDatabase;
-  /** Not with `database`. */
-  readonly filename?: undefined;
-}
-
-/** Options of {@link SqliteTokenStore}: a `filename` to open, or a ready `database`. */
-export type SqliteTokenStoreOptions = SqliteTokenStoreFileOptions | SqliteTokenStoreDatabaseOptions;
 
 const DATA_SET = DATA_COLUMNS.map((column) => `${column} = ?`).join(', ');
 const TOMBSTONE_SET = `deleted = 1, ${DATA_COLUMNS.filter((column) => column !== 'member_id')
@@ -166,14 +120,14 @@ export class SqliteTokenStore implements TokenStore {
     await this.#open();
   }
 
-  /** {@inheritDoc TokenStore.get} */
+  /** Reads one chain's record, or `undefined`; see {@link TokenStore.get}. */
   async get(key: ChainKey): Promise<PortalRecord | undefined> {
     const { memberId, chain } = resolveKey(key);
     const database = await this.#open();
     return this.#guard('get', memberId, () => this.#live(database, memberId, chain));
   }
 
-  /** {@inheritDoc TokenStore.upsert} */
+  /** Creates or replaces a chain's record, continuing its version; see {@link TokenStore.upsert}. */
   async upsert(record: PortalRecordInput): Promise<PortalRecord> {
     const input = checkRecordInput(record);
     const database = await this.#open();
@@ -191,7 +145,7 @@ export class SqliteTokenStore implements TokenStore {
     });
   }
 
-  /** {@inheritDoc TokenStore.update} */
+  /** Conditional write on `version`, in one `BEGIN IMMEDIATE` transaction; see {@link TokenStore.update}. */
   async update(key: ChainKey, expectedVersion: number, patch: PortalRecordPatch): Promise<ConditionalWriteResult> {
     const { memberId, chain } = resolveKey(key);
     checkExpectedVersion(expectedVersion);
@@ -212,7 +166,7 @@ export class SqliteTokenStore implements TokenStore {
     });
   }
 
-  /** {@inheritDoc TokenStore.delete} */
+  /** Turns one chain's row into a tombstone that keeps its version; see {@link TokenStore.delete}. */
   async delete(key: ChainKey): Promise<boolean> {
     const { memberId, chain } = resolveKey(key);
     const database = await this.#open();
@@ -222,7 +176,7 @@ export class SqliteTokenStore implements TokenStore {
     });
   }
 
-  /** {@inheritDoc TokenStore.deletePortal} */
+  /** Turns every chain of a portal into a tombstone; see {@link TokenStore.deletePortal}. */
   async deletePortal(memberId: string): Promise<number> {
     checkMemberId(memberId);
     const database = await this.#open();
@@ -232,7 +186,7 @@ export class SqliteTokenStore implements TokenStore {
     });
   }
 
-  /** {@inheritDoc TokenStore.tryLock} */
+  /** Takes one chain's lock row, or a lapsed one, for `ttlMs`; see {@link TokenStore.tryLock}. */
   async tryLock(key: ChainKey, ttlMs: number): Promise<StoreLease | undefined> {
     const { memberId, chain } = resolveKey(key);
     checkTtlMs(ttlMs);
@@ -273,7 +227,7 @@ export class SqliteTokenStore implements TokenStore {
     };
   }
 
-  /** {@inheritDoc TokenStore.list} */
+  /** Pages portal chains in `memberId` order with `after` and `LIMIT`; see {@link TokenStore.list}. */
   async list(options?: PortalListOptions): Promise<PortalListPage> {
     const { after, limit } = checkListOptions(options);
     const database = await this.#open();
@@ -288,7 +242,7 @@ export class SqliteTokenStore implements TokenStore {
     });
   }
 
-  /** {@inheritDoc TokenStore.listChains} */
+  /** A portal's user chains in `chain` order; see {@link TokenStore.listChains}. */
   async listChains(memberId: string): Promise<readonly PortalRecord[]> {
     checkMemberId(memberId);
     const database = await this.#open();

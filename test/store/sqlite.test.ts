@@ -158,6 +158,27 @@ await describeTokenStore('SqliteTokenStore', {
       await impatient.close();
     });
 
+    it('measures leases by the injected clock; chains of one portal lock independently', async () => {
+      let now = 1_000_000;
+      const store = new SqliteTokenStore({ filename: getStore().filename as string, now: () => now });
+      const portal = await store.tryLock('member', 1000);
+      const user = await store.tryLock({ memberId: 'member', chain: 'user:7' }, 1000);
+      expect(portal?.expiresAt).toBe(1_001_000);
+      expect(user).toBeDefined();
+      expect(await store.tryLock('member', 1000)).toBeUndefined();
+      now = 1_000_999;
+      expect(await portal?.renew?.(1000)).toBe(true); // now held until 1_001_999
+      now = 1_001_500;
+      expect(await store.tryLock('member', 1000)).toBeUndefined();
+      now = 1_002_000;
+      expect(await portal?.renew?.(1000)).toBe(false);
+      const next = await store.tryLock('member', 1000);
+      expect(next).toBeDefined();
+      await portal?.release(); // lapsed and taken over: frees nothing
+      expect(await store.tryLock('member', 1000)).toBeUndefined();
+      await store.close();
+    });
+
     it('rejects bad input with a TypeError and changes nothing', async () => {
       const store = getStore();
       await store.upsert(sampleRecord('member'));

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { PoolStats } from '../../src/pool/events.js';
+import type { PoolStats } from '../../src/pool-events.js';
 import { SqliteTokenStore } from '../../src/store/sqlite/index.js';
 import { FakeBitrix24 } from '../../src/testing/fake-bitrix24.js';
 import { seedPortal } from '../pool/helpers.js';

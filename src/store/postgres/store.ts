@@ -28,11 +28,11 @@ import type {
   StoreSubscription,
   TokenStore,
 } from '../token-store.js';
-import { loadDriver, type PgClientLike, type PgPoolLike, type PgQueryResult } from './driver.js';
+import { loadDriver, type PgPoolLike, type PgQueryResult } from './driver.js';
 import { storeFailure } from './errors.js';
 import { noFeedConfig, PgFeed } from './feed.js';
 import { checkStorable, COLUMNS, DATA_FIELDS, param, rowToRecord } from './rows.js';
-import type { PostgresConnectionStringOptions, PostgresTokenStoreOptions } from './options.js';
+import type { PostgresTokenStoreOptions } from './options.js';
 import { DEFAULT_TABLE_PREFIX, migrate, schemaNames, type SchemaNames } from './schema.js';
 import { MAX_VERSION, NOTIFY, statements, type Statements } from './sql.js';
 

@@ -39,7 +39,7 @@ describe('PostgresTokenStore options', () => {
 });
 
 describe.skipIf(!available)('PostgresTokenStore on PostgreSQL', () => {
-  let leave: () => Promise<void> = async () => undefined;
+  let leave: () => Promise<void> = () => Promise.resolve();
   beforeAll(async () => {
     leave = await enterGate('shared');
   }, 200_000);

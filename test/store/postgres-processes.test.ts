@@ -19,7 +19,7 @@ const starter = fileURLToPath(new URL('./fixtures/pg-start-worker.ts', import.me
 const MEMBER = 'a223c6b3710f85df22e9377d6c4f7553';
 
 describe.skipIf(!available)('PostgresTokenStore across processes', () => {
-  let leave: () => Promise<void> = async () => undefined;
+  let leave: () => Promise<void> = () => Promise.resolve();
   let prefix: string;
   let store: PostgresTokenStore;
   const children: StoreChild[] = [];
@@ -57,7 +57,7 @@ describe.skipIf(!available)('PostgresTokenStore across processes', () => {
       const next = async (): Promise<string> => {
         const { value, done } = await lines.next();
         if (done) throw new Error(`worker ended early: ${stderr}`);
-        return value as string;
+        return value;
       };
       return { proc, next };
     });

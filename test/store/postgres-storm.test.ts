@@ -24,7 +24,7 @@ interface WorkerOutcome {
 
 describe.skipIf(!available)('a refresh storm through PostgreSQL', () => {
   let b24: FakeBitrix24;
-  let leave: () => Promise<void> = async () => undefined;
+  let leave: () => Promise<void> = () => Promise.resolve();
   const prefix = uniquePrefix('storm');
 
   beforeAll(async () => {
@@ -49,7 +49,7 @@ describe.skipIf(!available)('a refresh storm through PostgreSQL', () => {
     const nextLine = async (): Promise<string> => {
       const { value, done } = await lines.next();
       if (done) throw new Error(`worker ended early: ${stderr}`);
-      return value as string;
+      return value;
     };
     return { child, nextLine };
   }

@@ -25,7 +25,7 @@ async function until(check: () => boolean, what: string, timeoutMs = 10_000): Pr
 if (!available) {
   it.skip('PostgresTokenStore (PostgreSQL is not reachable)', () => undefined);
 } else {
-  let leave: () => Promise<void> = async () => undefined;
+  let leave: () => Promise<void> = () => Promise.resolve();
   beforeAll(async () => {
     leave = await enterGate('shared');
   }, 200_000);

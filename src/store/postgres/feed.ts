@@ -128,7 +128,7 @@ export class PgFeed implements StoreSubscription {
     }
   }
 
-  /** {@inheritDoc StoreSubscription.close} */
+  /** Stops delivery and ends the connection. Idempotent. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;

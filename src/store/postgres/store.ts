@@ -148,14 +148,14 @@ export class PostgresTokenStore implements TokenStore {
     }
   }
 
-  /** {@inheritDoc TokenStore.get} */
+  /** Reads one chain's record (a `memberId` key names the portal's chain); `undefined` when there is none or it was deleted. */
   async get(key: ChainKey): Promise<PortalRecord | undefined> {
     const { memberId, chain } = this.#key(key);
     const { rows } = await this.#query('read', memberId, this.#sql.get, [memberId, chain]);
     return rows[0] === undefined ? undefined : rowToRecord(rows[0]);
   }
 
-  /** {@inheritDoc TokenStore.upsert} */
+  /** Creates or replaces a chain's record unconditionally; the version becomes the previous one (a tombstone's included) + 1. */
   async upsert(record: PortalRecordInput): Promise<PortalRecord> {
     const input = checkRecordInput(record);
     checkStorable('record.', input);
@@ -165,7 +165,7 @@ export class PostgresTokenStore implements TokenStore {
     return rowToRecord(rows[0]);
   }
 
-  /** {@inheritDoc TokenStore.update} */
+  /** Conditional write: applies `patch` only while the stored version is `expectedVersion` (compared inside the UPDATE), and increments it. A conflict returns what is stored now. */
   async update(key: ChainKey, expectedVersion: number, patch: PortalRecordPatch): Promise<ConditionalWriteResult> {
     const { memberId, chain } = this.#key(key);
     checkExpectedVersion(expectedVersion);
@@ -186,14 +186,14 @@ export class PostgresTokenStore implements TokenStore {
     return { ok: false, current };
   }
 
-  /** {@inheritDoc TokenStore.delete} */
+  /** Deletes one chain: the row becomes a tombstone holding only its version. `true` if a record was deleted. */
   async delete(key: ChainKey): Promise<boolean> {
     const { memberId, chain } = this.#key(key);
     const { rows } = await this.#query('delete', memberId, this.#sql.delete, [this.#names.channel, memberId, chain]);
     return rows.length > 0;
   }
 
-  /** {@inheritDoc TokenStore.deletePortal} */
+  /** Deletes every chain of a portal, as an uninstall does; returns how many records were deleted. */
   async deletePortal(memberId: string): Promise<number> {
     checkMemberId(memberId);
     checkStorable('', { memberId });
@@ -202,10 +202,10 @@ export class PostgresTokenStore implements TokenStore {
   }
 
   /**
-   * {@inheritDoc TokenStore.tryLock}
-   *
-   * The lease is a row in `<prefix>_locks` holding a random token and an expiry by the database's
-   * clock; `release` and `renew` act only while that token is still the row's.
+   * Tries once, without waiting, to take one chain's lock for `ttlMs`; `undefined` while another
+   * live lease holds it. A lapsed lease is taken over. The lease is a row in `<prefix>_locks`
+   * holding a random token and an expiry by the database's clock; `release` and `renew` act only
+   * while that token is still the row's.
    */
   async tryLock(key: ChainKey, ttlMs: number): Promise<StoreLease | undefined> {
     const { memberId, chain } = this.#key(key);
@@ -234,7 +234,7 @@ export class PostgresTokenStore implements TokenStore {
     };
   }
 
-  /** {@inheritDoc TokenStore.list} */
+  /** Lists portal chains in ascending `memberId` order, one page (a LIMIT) at a time, continuing `after` a memberId. */
   async list(options?: PortalListOptions): Promise<PortalListPage> {
     const { after, limit } = checkListOptions(options);
     if (after !== undefined) checkStorable('options.', { after });
@@ -247,7 +247,7 @@ export class PostgresTokenStore implements TokenStore {
     return { records, next: rows.length > limit ? records.at(-1)?.memberId : undefined };
   }
 
-  /** {@inheritDoc TokenStore.listChains} */
+  /** Lists the user chains (every chain but `'portal'`) of one portal, in ascending `chain` order. */
   async listChains(memberId: string): Promise<readonly PortalRecord[]> {
     checkMemberId(memberId);
     checkStorable('', { memberId });
@@ -258,9 +258,8 @@ export class PostgresTokenStore implements TokenStore {
   }
 
   /**
-   * {@inheritDoc TokenStore.subscribe}
-   *
-   * Each subscription holds one dedicated connection with `LISTEN <prefix>_changes`. When it drops,
+   * Subscribes to every later write, by any process sharing the tables; rejects with a
+   * {@link StoreError} when the feed cannot be set up. Each subscription holds one dedicated connection with `LISTEN <prefix>_changes`. When it drops,
    * the listener hears `onStatus('lost')`; the feed reconnects with back-off and reports
    * `onStatus('restored')`.
    */

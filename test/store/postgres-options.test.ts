@@ -7,6 +7,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StoreError } from '../../src/errors.js';
 import { loadDriver } from '../../src/store/postgres/driver.js';
+import { storeFailure } from '../../src/store/postgres/errors.js';
 import { PostgresTokenStore } from '../../src/store/postgres/index.js';
 import { sampleRecord } from '../../src/testing/conformance/records.js';
 import { serviceAvailable } from '../support/services.js';
@@ -35,6 +36,41 @@ describe('PostgresTokenStore options', () => {
     expect(error).toBeInstanceOf(StoreError);
     expect((error as StoreError).message).toContain('npm install pg');
     expect((error as StoreError).transient).toBe(false);
+  });
+});
+
+describe('PostgresTokenStore error mapping', () => {
+  const coded = (code: string, message = 'driver text with SECRET-TOKEN-9'): Error => Object.assign(new Error(message), { code });
+
+  it('marks connection failures transient and everything else not, without the driver text', () => {
+    const transient = [
+      coded('ECONNREFUSED'),
+      coded('ECONNRESET'),
+      coded('ETIMEDOUT'),
+      coded('57P01'),
+      coded('57P03'),
+      coded('08006'),
+      coded('08001'),
+      coded('53300'),
+      new Error('Connection terminated unexpectedly'),
+      new Error('timeout exceeded when trying to connect'),
+      new AggregateError([coded('ECONNREFUSED'), coded('ECONNREFUSED')], 'connect failed'),
+    ];
+    for (const cause of transient) {
+      const error = storeFailure(cause, 'read', 'member');
+      expect(error).toBeInstanceOf(StoreError);
+      expect([cause.message, (error as StoreError).transient]).toStrictEqual([cause.message, true]);
+      expect(error.message).not.toContain('SECRET-TOKEN-9');
+      expect((error as StoreError).cause).toBe(cause);
+    }
+    for (const cause of [coded('23505'), coded('42P01'), coded('28P01'), coded('3D000'), new Error('SECRET-TOKEN-9 syntax'), new TypeError('x')]) {
+      const error = storeFailure(cause, 'write', 'member');
+      expect([cause.message, (error as StoreError).transient]).toStrictEqual([cause.message, false]);
+      expect(error.message).not.toContain('SECRET-TOKEN-9');
+    }
+    expect(storeFailure(coded('28P01'), 'connect').message).toMatch(/SQLSTATE 28P01.*check the user and password/);
+    const own = new StoreError('ours', { transient: true });
+    expect(storeFailure(own, 'read')).toBe(own);
   });
 });
 

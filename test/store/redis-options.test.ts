@@ -35,7 +35,7 @@ async function clientsOf(user: string): Promise<number> {
   return list.split('\n').filter((line) => line.includes(` user=${user} `)).length;
 }
 
-async function eventually(check: () => Promise<boolean>): Promise<boolean> {
+async function eventually(check: () => boolean | Promise<boolean>): Promise<boolean> {
   for (let i = 0; i < 100; i++) {
     if (await check()) return true;
     await new Promise((resolve) => setTimeout(resolve, 20));
@@ -58,7 +58,7 @@ describe.skipIf(!available)('RedisTokenStore connections', () => {
       const feed = await store.subscribe({ onChange: (change) => received.push(change.memberId) });
       expect(await clientsOf(user)).toBe(2);
       await store.upsert(sampleRecord('m2'));
-      expect(await eventually(async () => received.includes('m2'))).toBe(true);
+      expect(await eventually(() => received.includes('m2'))).toBe(true);
       await feed.close();
       expect(await eventually(async () => (await clientsOf(user)) === 1)).toBe(true);
       await store.subscribe({ onChange: () => undefined });
@@ -87,7 +87,7 @@ describe.skipIf(!available)('RedisTokenStore connections', () => {
       const changes: number[] = [];
       await store.subscribe({ onChange: (change) => changes.push(change.version ?? -1) });
       await store.update('m1', 1, { scope: 'crm' });
-      expect(await eventually(async () => changes.includes(2))).toBe(true);
+      expect(await eventually(() => changes.includes(2))).toBe(true);
       await store.close();
       expect(client.status).toBe('ready');
       expect(await client.ping()).toBe('PONG');

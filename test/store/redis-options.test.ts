@@ -1,7 +1,9 @@
 // RedisTokenStore's options and connections: URL credentials with URL-special characters (a real ACL
 // user), who closes which connection, refused clients, fail-fast on an unreachable Redis, the layout
 // check, and the clear error when the optional ioredis driver is missing.
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { StoreError } from '../../src/errors.js';
@@ -162,6 +164,23 @@ describe('loading the optional ioredis driver', () => {
     expect(error).toBeInstanceOf(StoreError);
     expect((error as StoreError).message).toContain('npm install ioredis');
     expect((error as StoreError).cause).toBe(missing);
+  });
+
+  it('is not loaded by importing the package root or this store, only when a URL store first connects', async () => {
+    const script = `
+      import { createRequire } from 'node:module';
+      const cache = createRequire(import.meta.url).cache;
+      const loaded = () => Object.keys(cache).some((path) => path.includes('/node_modules/ioredis/'));
+      await import(${JSON.stringify(new URL('../../src/index.ts', import.meta.url).href)});
+      const { RedisTokenStore } = await import(${JSON.stringify(new URL('../../src/store/redis/index.ts', import.meta.url).href)});
+      const afterImport = loaded();
+      const store = new RedisTokenStore({ url: 'redis://127.0.0.1:1' });
+      const afterConstruct = loaded();
+      await store.get('m1').catch(() => undefined);
+      await store.close();
+      console.log(JSON.stringify([afterImport, afterConstruct, loaded()]));`;
+    const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script]);
+    expect(JSON.parse(stdout.trim().split('\n').at(-1) ?? '')).toStrictEqual([false, false, true]);
   });
 
   it('finds the Redis class in the installed ioredis', async () => {

@@ -5,5 +5,5 @@
  * @packageDocumentation
  */
 export { RedisTokenStore } from './store.js';
-export type { RedisTokenStoreOptions, RedisTokenStoreCommonOptions } from './store.js';
+export type { RedisTokenStoreOptions, RedisTokenStoreCommonOptions } from './options.js';
 export type { RedisClientLike } from './connection.js';

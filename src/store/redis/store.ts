@@ -26,10 +26,8 @@ import type {
   StoreSubscription,
   TokenStore,
 } from '../token-store.js';
-import { checkKeyPrefix, decodeRecord, encodeFields, Keys } from './codec.js';
+import { decodeRecord, encodeFields, Keys } from './codec.js';
 import {
-  checkClient,
-  checkUrl,
   errorSummary,
   loadDriver,
   ownedOptions,
@@ -38,47 +36,8 @@ import {
   type RedisClientLike,
 } from './connection.js';
 import { openFeed } from './feed.js';
+import { checkOptions, type RedisTokenStoreOptions } from './options.js';
 import * as S from './scripts.js';
-
-/** Options of {@link RedisTokenStore}: a `url` or a ready `client`, plus the key prefix and timeout. */
-export type RedisTokenStoreOptions = RedisTokenStoreCommonOptions &
-  (
-    | {
-        /**
-         * A `redis://` or `rediss://` URL (`rediss` for TLS), such as
-         * `redis://app:p%40ss@10.0.0.5:6379/0`. Percent-encode special characters in the user name
-         * and password. The store opens (and closes) its own connections, which fail fast while
-         * Redis is down and reconnect by themselves.
-         */
-        readonly url: string;
-        readonly client?: undefined;
-      }
-    | {
-        /**
-         * A ready ioredis client. The store uses it and never closes it; the change feed opens its
-         * own connection with `client.duplicate()`. An ioredis `Cluster`, or a client with ioredis's
-         * own `keyPrefix`, is refused with a `TypeError` (the scripts derive keys inside Redis, which
-         * neither would see; use {@link RedisTokenStoreCommonOptions.keyPrefix} instead).
-         */
-        readonly client: RedisClientLike;
-        readonly url?: undefined;
-      }
-  );
-
-/** The options every {@link RedisTokenStore} takes. */
-export interface RedisTokenStoreCommonOptions {
-  /**
-   * Prefix of every key and of the change channel (`<prefix>:rec:...`, `<prefix>:changes`), so
-   * several apps or environments can share one Redis. 1 to 100 of `A-Z a-z 0-9 _ . : -`.
-   * @defaultValue `'b24pt'`
-   */
-  readonly keyPrefix?: string | undefined;
-  /**
-   * How long one call may wait for Redis before it rejects with a transient {@link StoreError}.
-   * @defaultValue 5000
-   */
-  readonly timeoutMs?: number | undefined;
-}
 
 interface Connection {
   readonly client: RedisClientLike;
@@ -96,6 +55,22 @@ interface Connection {
  * deleted chains in `<prefix>:tomb:<memberId>`, the portals in the sorted set `<prefix>:portals`
  * and each portal's user chains in `<prefix>:chains:<memberId>` (scores 0, lexicographic order:
  * `list` pages by UTF-8 byte order, which equals `memberId` order for the ASCII ids Bitrix24 uses).
+ * Every write (upsert, update, delete, deletePortal) is one Lua script that checks the version,
+ * writes, maintains the indexes and publishes `{ memberId, chain, version, deleted }` (never a
+ * token) on `<prefix>:changes`.
+ *
+ * Locks: `SET <prefix>:lock:<memberId>:<chain> <random token> NX PX ttl`; release and renew run a
+ * script that acts only while the key still holds the lease's token. `expiresAt` is measured from
+ * just before the SET is sent, so it is never later than Redis's own expiry. The lock is advisory:
+ * a holder that overran its lease is fenced by the conditional write, which refuses its stale version.
+ *
+ * Change feed: each subscription has its own subscriber connection. When it drops, the listener
+ * gets `onStatus('lost')`; once it has reconnected and Redis acknowledged the new SUBSCRIBE,
+ * `onStatus('restored')` (changes in between are not replayed: re-read what you cached).
+ *
+ * Failures: a connection refused, lost or timed out, or a Redis still loading, rejects with a
+ * {@link StoreError} whose `transient` is `true`; no call waits longer than `timeoutMs`. A write
+ * that timed out may still have been applied: re-read before retrying.
  *
  * @remarks
  * Redis must persist (AOF with `appendfsync everysec` or stricter, or RDB snapshots you can afford
@@ -130,15 +105,11 @@ export class RedisTokenStore implements TokenStore {
 
   /** Checks the options; nothing connects until the first call. */
   constructor(options: RedisTokenStoreOptions) {
-    if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
-    const { url, client } = options as { url?: unknown; client?: unknown };
-    if ((url === undefined) === (client === undefined)) throw new TypeError('options must have exactly one of url and client');
-    this.#url = url === undefined ? undefined : checkUrl(url);
-    this.#given = client === undefined ? undefined : checkClient(client);
-    this.keyPrefix = checkKeyPrefix(options.keyPrefix ?? 'b24pt');
-    const timeoutMs = options.timeoutMs ?? 5_000;
-    if (!Number.isSafeInteger(timeoutMs) || timeoutMs < 1) throw new TypeError('options.timeoutMs must be a positive integer');
-    this.#timeoutMs = timeoutMs;
+    const checked = checkOptions(options);
+    this.#url = checked.url;
+    this.#given = checked.client;
+    this.keyPrefix = checked.keyPrefix;
+    this.#timeoutMs = checked.timeoutMs;
     this.#keys = new Keys(this.keyPrefix);
   }
 
@@ -205,12 +176,7 @@ export class RedisTokenStore implements TokenStore {
     return typeof deleted === 'number' ? deleted : 0;
   }
 
-  /**
-   * {@inheritDoc TokenStore.tryLock}
-   * @remarks `SET <prefix>:lock:<memberId>:<chain> <random token> NX PX ttl`; release and renew run
-   * a script that acts only while the key still holds this lease's token. `expiresAt` is measured
-   * from just before the request, so it never lies later than Redis's own expiry.
-   */
+  /** {@inheritDoc TokenStore.tryLock} */
   async tryLock(key: ChainKey, ttlMs: number): Promise<StoreLease | undefined> {
     const { memberId, chain } = resolveKey(key);
     checkTtlMs(ttlMs);
@@ -267,11 +233,7 @@ export class RedisTokenStore implements TokenStore {
     return records;
   }
 
-  /**
-   * {@inheritDoc TokenStore.subscribe}
-   * @remarks Each subscription has its own subscriber connection on `<prefix>:changes`. While it is
-   * down the listener gets `onStatus('lost')`; once it is subscribed again, `onStatus('restored')`.
-   */
+  /** {@inheritDoc TokenStore.subscribe} */
   async subscribe(listener: StoreChangeListener): Promise<StoreSubscription> {
     if (typeof listener !== 'object' || listener === null || typeof listener.onChange !== 'function') {
       throw new TypeError('listener must be an object with an onChange method');

@@ -73,6 +73,7 @@ describe.skipIf(!available)('RedisTokenStore connections', () => {
       opened.push(wrong);
       const error: unknown = await wrong.ready().catch((caught: unknown) => caught);
       expect(error).toBeInstanceOf(StoreError);
+      expect(error).toMatchObject({ transient: false, message: expect.stringContaining('WRONGPASS') });
       expect(String((error as StoreError).message)).not.toContain(password);
     } finally {
       await admin.call('ACL', 'DELUSER', user);

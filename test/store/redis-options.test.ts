@@ -101,6 +101,27 @@ describe.skipIf(!available)('RedisTokenStore connections', () => {
     }
   });
 
+  it('works with a given client whatever its reply options (stringNumbers, RESP2, RESP3 maps)', async () => {
+    for (const options of [{ stringNumbers: true }, { protocol: 2 as const }, { replyMapping: 'resp3' as const }]) {
+      const client = new Redis(REDIS_URL, options);
+      try {
+        const store = new RedisTokenStore({ client, keyPrefix: prefix('replies') });
+        expect((await store.upsert(sampleRecord('m1'))).version).toBe(1);
+        expect(await store.update('m1', 1, { scope: 'crm' })).toMatchObject({ ok: true, record: { version: 2, scope: 'crm' } });
+        expect(await store.get('m1')).toMatchObject({ version: 2, scope: 'crm', applicationToken: expect.any(String) });
+        await store.upsert(sampleRecord('m2'));
+        expect(await store.list({ limit: 1 })).toMatchObject({ records: [{ memberId: 'm1' }], next: 'm1' });
+        const lease = await store.tryLock('m1', 10_000);
+        expect(await lease?.renew?.(10_000)).toBe(true);
+        expect(await store.delete('m2')).toBe(true);
+        expect(await store.deletePortal('m1')).toBe(1);
+        await store.close();
+      } finally {
+        client.disconnect();
+      }
+    }
+  });
+
   it('refuses a client that prefixes keys itself or is a cluster, and bad options, with a TypeError', () => {
     const prefixing = new Redis(REDIS_URL, { keyPrefix: 'app:', lazyConnect: true });
     expect(() => new RedisTokenStore({ client: prefixing })).toThrow(/keyPrefix/);

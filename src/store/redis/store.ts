@@ -138,8 +138,8 @@ export class RedisTokenStore implements TokenStore {
     const version = await this.#script('upsert', memberId, S.UPSERT,
       [k.layout, k.record(memberId, chain), k.tombstones(memberId), k.portals, k.chains(memberId)],
       [S.LAYOUT_VERSION, memberId, chain, k.channel, ...encodeFields(input)]);
-    if (!Number.isSafeInteger(version)) throw new StoreError(`Redis answered upsert of portal ${memberId} with no version`, { memberId });
-    return { ...input, version: version as number };
+    if (!Number.isSafeInteger(int(version))) throw new StoreError(`Redis answered upsert of portal ${memberId} with no version`, { memberId });
+    return { ...input, version: int(version) };
   }
 
   /** {@inheritDoc TokenStore.update} */
@@ -152,7 +152,7 @@ export class RedisTokenStore implements TokenStore {
       [S.LAYOUT_VERSION, String(expectedVersion), memberId, chain, k.channel, ...encodeFields(changes)]);
     const [applied, stored] = Array.isArray(reply) ? (reply as [unknown, unknown]) : [undefined, undefined];
     const record = decodeRecord(stored, memberId, chain);
-    if (applied === 1 && record !== undefined) return { ok: true, record };
+    if (int(applied) === 1 && record !== undefined) return { ok: true, record };
     return { ok: false, current: record };
   }
 
@@ -163,7 +163,7 @@ export class RedisTokenStore implements TokenStore {
     const deleted = await this.#script('delete', memberId, S.DELETE,
       [k.layout, k.record(memberId, chain), k.tombstones(memberId), k.portals, k.chains(memberId)],
       [S.LAYOUT_VERSION, memberId, chain, k.channel]);
-    return deleted === 1;
+    return int(deleted) === 1;
   }
 
   /** {@inheritDoc TokenStore.deletePortal} */
@@ -173,7 +173,9 @@ export class RedisTokenStore implements TokenStore {
     const deleted = await this.#script('deletePortal', memberId, S.DELETE_PORTAL,
       [k.layout, k.tombstones(memberId), k.portals, k.chains(memberId)],
       [S.LAYOUT_VERSION, memberId, k.channel, k.recordStem(memberId)]);
-    return typeof deleted === 'number' ? deleted : 0;
+    const count = int(deleted);
+    if (!Number.isSafeInteger(count)) throw new StoreError(`Redis answered deletePortal of portal ${memberId} with no count`, { memberId });
+    return count;
   }
 
   /** {@inheritDoc TokenStore.tryLock} */
@@ -198,7 +200,7 @@ export class RedisTokenStore implements TokenStore {
       renew: async (nextTtlMs: number) => {
         checkTtlMs(nextTtlMs);
         const renewed = await this.#script('renew', memberId, S.RENEW, [lockKey], [token, Math.max(1, Math.ceil(nextTtlMs))]);
-        return renewed === 1;
+        return int(renewed) === 1;
       },
     };
   }
@@ -211,13 +213,13 @@ export class RedisTokenStore implements TokenStore {
       [after === undefined ? '-' : `(${after}`, limit, this.#keys.allRecords]);
     const items = Array.isArray(reply) ? reply : [];
     const records: PortalRecord[] = [];
+    let last: string | undefined;
     for (let i = 1; i + 1 < items.length; i += 2) {
-      const memberId = String(items[i]);
-      const record = decodeRecord(items[i + 1], memberId, 'portal');
+      last = String(items[i]);
+      const record = decodeRecord(items[i + 1], last, 'portal');
       if (record !== undefined) records.push(record);
     }
-    const more = items[0] === 1 && records.length > 0;
-    return { records, next: more ? records[records.length - 1]?.memberId : undefined };
+    return { records, next: int(items[0]) === 1 ? last : undefined };
   }
 
   /** {@inheritDoc TokenStore.listChains} */
@@ -338,6 +340,11 @@ export class RedisTokenStore implements TokenStore {
       throw storeFailure(operation, error, memberId, this.#lastConnectError);
     }
   }
+}
+
+/** An integer reply as a number, also from a client created with ioredis's `stringNumbers`. */
+function int(reply: unknown): number {
+  return typeof reply === 'string' && /^[0-9]{1,16}$/.test(reply) ? Number(reply) : typeof reply === 'number' ? reply : Number.NaN;
 }
 
 function closedError(): StoreError {

@@ -66,6 +66,9 @@ describe.skipIf(!available)('RedisTokenStore through a Redis outage', () => {
       await store.upsert(sampleRecord('m1'));
       await borrowed.ready();
       await store.subscribe({ onChange: (change) => changes.push(change), onStatus: (status) => statuses.push(status) });
+      const closing = new RedisTokenStore({ url: REDIS_URL, keyPrefix, timeoutMs: 120_000 });
+      await closing.ready();
+      await closing.subscribe({ onChange: () => undefined });
       try {
         await stopRedis();
         await until(() => statuses.length > 0);
@@ -81,6 +84,9 @@ describe.skipIf(!available)('RedisTokenStore through a Redis outage', () => {
         const late = await rejection(borrowed.get('m1'));
         expect(late).toMatchObject({ transient: true });
         await expect(store.subscribe({ onChange: () => undefined })).rejects.toMatchObject({ transient: true });
+        // Closing while Redis is down does not wait for its 2-minute deadline (the test would time out).
+        await closing.close();
+        await expect(closing.get('m1')).rejects.toThrow(/closed/);
       } finally {
         await startRedis();
       }

@@ -70,7 +70,7 @@ export async function openFeed(
       if (closed) return;
       closed = true;
       onClosed();
-      await withDeadline(connection.quit(), timeoutMs, 'unsubscribe').catch(() => undefined);
+      if (connection.status === 'ready') await withDeadline(connection.quit(), timeoutMs, 'unsubscribe').catch(() => undefined);
       connection.disconnect();
     },
   };

@@ -262,7 +262,8 @@ export class RedisTokenStore implements TokenStore {
     await Promise.all([...this.#feeds].map((feed) => feed.close()));
     const owned = this.#owned;
     if (owned === undefined) return;
-    await withDeadline(owned.quit(), this.#timeoutMs, 'close').catch(() => undefined);
+    // QUIT lets pending replies arrive; while Redis is down it would only wait for the deadline.
+    if (owned.status === 'ready') await withDeadline(owned.quit(), this.#timeoutMs, 'close').catch(() => undefined);
     owned.disconnect();
   }
 

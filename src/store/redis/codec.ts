@@ -125,3 +125,8 @@ export function decodeChange(message: unknown): StoreChange | undefined {
     deleted,
   };
 }
+
+/** An integer reply as a number, also from a client created with ioredis's `stringNumbers`; NaN otherwise. */
+export function int(reply: unknown): number {
+  return typeof reply === 'string' && /^[0-9]{1,16}$/.test(reply) ? Number(reply) : typeof reply === 'number' ? reply : Number.NaN;
+}

@@ -26,7 +26,7 @@ import type {
   StoreSubscription,
   TokenStore,
 } from '../token-store.js';
-import { decodeRecord, encodeFields, Keys } from './codec.js';
+import { decodeRecord, encodeFields, int, Keys } from './codec.js';
 import {
   errorSummary,
   loadDriver,
@@ -341,11 +341,6 @@ export class RedisTokenStore implements TokenStore {
       throw storeFailure(operation, error, memberId, this.#lastConnectError);
     }
   }
-}
-
-/** An integer reply as a number, also from a client created with ioredis's `stringNumbers`. */
-function int(reply: unknown): number {
-  return typeof reply === 'string' && /^[0-9]{1,16}$/.test(reply) ? Number(reply) : typeof reply === 'number' ? reply : Number.NaN;
 }
 
 function closedError(): StoreError {

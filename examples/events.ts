@@ -20,8 +20,8 @@ export async function start(config: ExampleConfig): Promise<RunningExample> {
       lifecycle: createLifecycleHandler({ pool, ...trusted }),
       on: {
         ONCRMDEALADD: async ({ memberId, data, b24 }) => {
-          const id = String((data['FIELDS'] as { ID?: unknown } | undefined)?.ID ?? '');
-          if (!/^\d+$/.test(id)) return; // not a deal id: nothing to look up
+          const id = (data['FIELDS'] as { ID?: unknown } | undefined)?.ID;
+          if (typeof id !== 'string' || !/^\d+$/.test(id)) return; // not a deal id: nothing to look up
           // Re-read the deal with the portal's client instead of trusting the event's data.
           const answer = await b24.actions.v2.call.make<{ ID: string; TITLE: string }>({ method: 'crm.deal.get', params: { id } });
           const deal = answer.getData()?.result;

@@ -127,7 +127,7 @@ describe('parseRestEvent: refusals', () => {
     ['a bad ts', { ...DEAL_ADD, ts: 'yesterday' }, 'ts', 'format'],
     ['data as a single value', { ...DEAL_ADD, data: 'x' }, 'data', 'type'],
   ])('refuses %s, naming the field', (_name, body, field, reason) => {
-    const error = invalid(() => parseRestEvent(phpForm(body as Record<string, unknown>)));
+    const error = invalid(() => parseRestEvent(phpForm(body)));
     expect([error.field, error.reason, error.code]).toEqual([field, reason, ErrorCode.InvalidEvent]);
   });
 
@@ -151,7 +151,7 @@ describe('parseRestEvent: refusals', () => {
       { ...DEAL_ADD, data: DEAL_ADD.auth.refresh_token },
     ];
     for (const body of bodies) {
-      const error = invalid(() => parseRestEvent(phpForm(body as Record<string, unknown>)));
+      const error = invalid(() => parseRestEvent(phpForm(body)));
       const seen = JSON.stringify({ ...error, message: error.message });
       expect(DEAL_ADD_SECRETS.filter((secret) => seen.includes(secret))).toEqual([]);
     }

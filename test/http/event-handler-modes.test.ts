@@ -181,5 +181,5 @@ describe('mounting and options', () => {
 
 /** The rig's pool as a plain context without `clientFor`. */
 function rigContext() {
-  return { store: rig.store, oauth: rig.pool.oauth, logger: rig.logger, clock: rig.context.clock, notify: rig.context.notify };
+  return { store: rig.store, oauth: rig.pool.oauth, logger: rig.logger, clock: rig.context.clock, notify: (change: Parameters<Rig['context']['notify']>[0]) => rig.context.notify(change) };
 }

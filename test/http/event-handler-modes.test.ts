@@ -3,7 +3,16 @@
 
 import { createServer } from 'node:http';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createEventHandler, createLifecycleHandler, MemoryTokenStore, toFetchHandler, type EventHandlerOptions, type RestEventErrorInfo } from '../../src/index.js';
+import {
+  createEventHandler,
+  createLifecycleHandler,
+  MemoryTokenStore,
+  PortalRevokedError,
+  StoreError,
+  toFetchHandler,
+  type EventHandlerOptions,
+  type RestEventErrorInfo,
+} from '../../src/index.js';
 import { toNodeHandler } from '../../src/http/node.js';
 import { seedStore } from '../../src/testing/fake-bitrix24.js';
 import type { FakePortal } from '../../src/testing/fake-bitrix24.js';
@@ -128,6 +137,21 @@ describe('refusals shared with the lifecycle handler', () => {
     expect([answer.status, answer.json]).toEqual([500, { error: 'STORE_FAILURE' }]);
     expect(ran).toBe(false);
     expect(rig.logger.lines.join('\n')).not.toContain('disk on fire');
+  });
+});
+
+describe("when the portal's client cannot be had", () => {
+  it.each([
+    ['the portal was revoked since', () => new PortalRevokedError('m', 'invalid_grant'), 403, 'VERIFICATION_FAILED'],
+    ['the store failed', () => new StoreError('down'), 500, 'STORE_FAILURE'],
+    ['something else failed', () => new Error('unexpected'), 500, 'INTERNAL_ERROR'],
+  ])('answers %s with %i and runs nothing', async (_name, makeError, status, code) => {
+    let ran = false;
+    const pool = { ...rigContext(), clientFor: () => Promise.reject(makeError()) };
+    const { url } = await serveHandler({ pool, on: { ONCRMDEALADD: () => void (ran = true) } });
+    const answer = await post(url, dealAdd().form);
+    expect([answer.status, answer.json]).toEqual([status, { error: code }]);
+    expect(ran).toBe(false);
   });
 });
 

@@ -50,6 +50,7 @@ export { parseRestEvent, LIFECYCLE_EVENT_NAMES } from './events/rest.js';
 
 // The client pool
 export { PortalClientPool } from './pool/pool.js';
+export type { BackoffPolicy } from './coordinator/backoff.js';
 export type { ClientForOptions, PortalClientPoolOptions, PoolLifecycleChange, SweepOptions, SweepResult } from './pool/pool.js';
 export type * from './pool-events.js';
 

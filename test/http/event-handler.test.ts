@@ -79,6 +79,15 @@ describe('genuine events', () => {
     expect(rig.secrets.leakedIn(rig.logger.lines.join('\n'))).toEqual([]);
   });
 
+  it('takes an event without server_endpoint, expires, user_id or tokens (only member_id and application_token)', async () => {
+    const portal = portals[2]!;
+    const omit = ['server_endpoint', 'expires', 'user_id', 'access_token', 'refresh_token', 'client_endpoint', 'domain', 'scope', 'status', 'expires_in'];
+    const event = rig.b24.restEvent(portal.memberId, 'ONCRMDEALADD', { FIELDS: { ID: '9' } }, { omitAuthFields: omit });
+    const answer = await post(`${server.url}/events`, event.form);
+    expect([answer.status, answer.json]).toEqual([200, { ok: true }]);
+    expect(calls.map((call) => [call.memberId, call.profileName])).toEqual([[portal.memberId, 'Chen']]);
+  });
+
   it('answers 200 and logs at debug level for an authentic event without a listener', async () => {
     const portal = portals[0]!;
     const answer = await post(`${server.url}/events`, rig.b24.restEvent(portal.memberId, 'ONTASKADD', { FIELDS_AFTER: { ID: '1' } }).form);

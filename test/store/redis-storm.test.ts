@@ -5,7 +5,7 @@ import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { PoolStats } from '../../src/pool/events.js';
+import type { PoolStats } from '../../src/pool-events.js';
 import { RedisTokenStore } from '../../src/store/redis/index.js';
 import { FakeBitrix24 } from '../../src/testing/fake-bitrix24.js';
 import { seedPortal } from '../pool/helpers.js';

@@ -24,6 +24,7 @@ export function sampleRecord(memberId: string, overrides: Partial<PortalRecordIn
     updatedAt: installedAt,
     chainUpdatedAt: installedAt,
     revokedAt: null,
+    eventTs: 1_767_225_590,
     ...overrides,
   };
 }
@@ -104,11 +105,12 @@ export function randomRecord(random: () => number, memberId: string): PortalReco
     status: text(2),
     userId: maybe(int(Number.MAX_SAFE_INTEGER)),
     applicationToken: maybe(text(40)),
-    state: random() < 0.5 ? 'active' : 'revoked',
+    state: (['active', 'revoked', 'suspended'] as const)[int(3)] ?? 'active',
     revokedReason: maybe(text(30)),
     installedAt: time(),
     updatedAt: time(),
     chainUpdatedAt: time(),
     revokedAt: maybe(time()),
+    eventTs: maybe(int(4_102_444_800)),
   };
 }

@@ -101,19 +101,21 @@ export class EncryptedTokenStore implements TokenStore {
     this.#logger = options.logger ?? consoleLogger;
     this.#open = { allowPlaintext };
     this.capabilities = { ...inner.capabilities };
-    const { tryLock, subscribe, list, listChains } = inner;
     // Optional methods exist exactly when the inner store has them.
     const self = this as { -readonly [K in 'tryLock' | 'subscribe' | 'list' | 'listChains']?: EncryptedTokenStore[K] };
-    if (tryLock !== undefined) self.tryLock = (key, ttlMs) => tryLock.call(inner, key, ttlMs);
-    if (subscribe !== undefined) self.subscribe = (listener) => subscribe.call(inner, listener);
-    if (list !== undefined) {
+    if (inner.tryLock !== undefined) self.tryLock = (key, ttlMs) => (inner.tryLock as NonNullable<TokenStore['tryLock']>).call(inner, key, ttlMs);
+    if (inner.subscribe !== undefined) {
+      self.subscribe = (listener) => (inner.subscribe as NonNullable<TokenStore['subscribe']>).call(inner, listener);
+    }
+    if (inner.list !== undefined) {
       self.list = async (listOptions) => {
-        const page = await list.call(inner, listOptions);
+        const page = await (inner.list as NonNullable<TokenStore['list']>).call(inner, listOptions);
         return { records: page.records.map((record) => this.#openRecord(record)), next: page.next };
       };
     }
-    if (listChains !== undefined) {
-      self.listChains = async (memberId) => (await listChains.call(inner, memberId)).map((record) => this.#openRecord(record));
+    if (inner.listChains !== undefined) {
+      self.listChains = async (memberId) =>
+        (await (inner.listChains as NonNullable<TokenStore['listChains']>).call(inner, memberId)).map((record) => this.#openRecord(record));
     }
   }
 

@@ -50,8 +50,7 @@ export async function rekeyStore(inner: TokenStore, cipher: TokenCipher, open: O
   const attempts = options.attempts ?? 5;
   if (!Number.isSafeInteger(pageSize) || pageSize < 1) throw new TypeError('options.pageSize must be a positive integer');
   if (!Number.isSafeInteger(attempts) || attempts < 1) throw new TypeError('options.attempts must be a positive integer');
-  const { list, listChains } = inner;
-  if (!inner.capabilities.list || list === undefined || listChains === undefined) {
+  if (!inner.capabilities.list || inner.list === undefined || inner.listChains === undefined) {
     throw new TypeError('rekey needs an inner store that lists its records (capabilities.list)');
   }
   const counts: Record<Outcome, number> = { rekeyed: 0, current: 0, conflicts: 0, vanished: 0 };
@@ -68,10 +67,10 @@ export async function rekeyStore(inner: TokenStore, cipher: TokenCipher, open: O
   };
   let after: string | undefined;
   do {
-    const page = await list.call(inner, { after, limit: pageSize });
+    const page = await inner.list({ after, limit: pageSize });
     for (const record of page.records) {
       await visit(record);
-      for (const chainRecord of await listChains.call(inner, record.memberId)) await visit(chainRecord);
+      for (const chainRecord of await inner.listChains(record.memberId)) await visit(chainRecord);
     }
     after = page.next;
   } while (after !== undefined);

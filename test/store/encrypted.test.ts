@@ -180,11 +180,11 @@ describe('EncryptedTokenStore passes the inner store through', () => {
   it('has exactly the optional methods and capabilities of the inner store', async () => {
     const bare: TokenStore = {
       capabilities: { lock: false, crossProcess: false, list: false },
-      get: async () => undefined,
+      get: () => Promise.resolve(undefined),
       upsert: () => Promise.reject(new Error('unused')),
       update: () => Promise.reject(new Error('unused')),
-      delete: async () => false,
-      deletePortal: async () => 0,
+      delete: () => Promise.resolve(false),
+      deletePortal: () => Promise.resolve(0),
     };
     const wrapped = encrypt(bare);
     expect([wrapped.tryLock, wrapped.list, wrapped.listChains, wrapped.subscribe]).toStrictEqual([undefined, undefined, undefined, undefined]);

@@ -47,6 +47,7 @@ export type { EventBody, ParseEventOptions } from './events/options.js';
 
 // The client pool
 export { PortalClientPool } from './pool/pool.js';
+export type { BackoffPolicy } from './coordinator/backoff.js';
 export type { ClientForOptions, PortalClientPoolOptions, PoolLifecycleChange, SweepOptions, SweepResult } from './pool/pool.js';
 export type * from './pool-events.js';
 

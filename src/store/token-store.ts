@@ -35,7 +35,15 @@ export function userChain(userId: number): ChainId {
  * chain of the portal. Stores normalise it with `resolveKey` semantics: a string is
  * `{ memberId, chain: 'portal' }`.
  */
-export type ChainKey = string | { readonly memberId: string; readonly chain: ChainId };
+export type ChainKey = string | ChainRef;
+
+/** One chain of one portal, named in full. */
+export interface ChainRef {
+  /** The portal's `member_id`. */
+  readonly memberId: string;
+  /** Which of its chains. */
+  readonly chain: ChainId;
+}
 
 /**
  * One chain's record, keyed by `memberId` and `chain`.
@@ -99,7 +107,13 @@ export interface PortalRecord {
  * A full record without its `version`: what {@link TokenStore.upsert} takes. `chain` may be left
  * out for the portal's chain.
  */
-export type PortalRecordInput = Omit<PortalRecord, 'version' | 'chain'> & { readonly chain?: ChainId | undefined };
+export type PortalRecordInput = Omit<PortalRecord, 'version' | 'chain'> & ChainOfInput;
+
+/** The `chain` of a {@link PortalRecordInput}: optional, `'portal'` when left out. */
+export interface ChainOfInput {
+  /** Which chain of the portal the record holds. @defaultValue `'portal'` */
+  readonly chain?: ChainId | undefined;
+}
 
 /** The fields a conditional write may change (never `memberId`, `chain` or `version`). */
 export type PortalRecordPatch = Partial<Omit<PortalRecord, 'memberId' | 'chain' | 'version'>>;

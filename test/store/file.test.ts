@@ -256,6 +256,9 @@ describe('FileTokenStore options', () => {
   it('reads a directory that does not exist yet as empty, without creating it', async () => {
     expect(await store.get('member')).toBeUndefined();
     expect(await store.list()).toStrictEqual({ records: [], next: undefined });
+    expect(await store.listChains('member')).toStrictEqual([]);
+    expect(await store.delete({ memberId: 'member', chain: 'user:1' })).toBe(false);
+    expect(await store.deletePortal('member')).toBe(0);
     await expect(stat(store.directory)).rejects.toMatchObject({ code: 'ENOENT' });
     expect(await store.delete('member')).toBe(false);
   });

@@ -38,23 +38,23 @@ export interface SuiteContext {
 
 /** The store's `tryLock`, bound; fails the case if a store declaring `lock` lacks it. */
 export function lockOf(target: TokenStore): NonNullable<TokenStore['tryLock']> {
-  const tryLock = target.tryLock;
-  if (tryLock === undefined) throw new Error('capabilities.lock is true but tryLock is missing');
-  return (key, ttlMs) => tryLock.call(target, key, ttlMs);
+  if (target.tryLock === undefined) throw new Error('capabilities.lock is true but tryLock is missing');
+  const tryLock = target.tryLock.bind(target);
+  return (key, ttlMs) => tryLock(key, ttlMs);
 }
 
 /** The store's `list`, bound. */
 export function listOf(target: TokenStore): NonNullable<TokenStore['list']> {
-  const list = target.list;
-  if (list === undefined) throw new Error('capabilities.list is true but list is missing');
-  return (options) => list.call(target, options);
+  if (target.list === undefined) throw new Error('capabilities.list is true but list is missing');
+  const list = target.list.bind(target);
+  return (options) => list(options);
 }
 
 /** The store's `listChains`, bound. */
 export function listChainsOf(target: TokenStore): NonNullable<TokenStore['listChains']> {
-  const listChains = target.listChains;
-  if (listChains === undefined) throw new Error('capabilities.list is true but listChains is missing');
-  return (memberId) => listChains.call(target, memberId);
+  if (target.listChains === undefined) throw new Error('capabilities.list is true but listChains is missing');
+  const listChains = target.listChains.bind(target);
+  return (memberId) => listChains(memberId);
 }
 
 /** Waits until the real clock is past `expiresAt` (plus a margin for a store clock running behind). */
@@ -82,11 +82,11 @@ export interface RecordingSubscription {
 
 /** Subscribes to `target`'s change feed and records every change. */
 export async function record(target: TokenStore): Promise<RecordingSubscription> {
-  const subscribe = target.subscribe;
-  if (subscribe === undefined) throw new Error('capabilities.changes is true but subscribe is missing');
+  if (target.subscribe === undefined) throw new Error('capabilities.changes is true but subscribe is missing');
+  const subscribe = target.subscribe.bind(target);
   const changes: StoreChange[] = [];
   const waiters = new Set<() => void>();
-  const subscription: StoreSubscription = await subscribe.call(target, {
+  const subscription: StoreSubscription = await subscribe({
     onChange(change) {
       changes.push(change);
       for (const wake of waiters) wake();

@@ -145,7 +145,7 @@ export function registerCrossProcessCases({ test, expect, store, capabilities, s
       const child = await spawnChild();
       const theirs = await child.call<{ token: string; expiresAt: number } | null>('tryLock', {
         memberId: MEMBER,
-        ttlMs: Math.max(ttl, 300),
+        ttlMs: Math.max(ttl * 5, 1_000),
       });
       if (theirs === null) throw new Error('the child could not take the lock');
       const renewed = await child.call<{ renewed: boolean } | null>('renew', { token: theirs.token, ttlMs: 20_000 });

@@ -1,0 +1,62 @@
+// The store's SQL, built once per table prefix. Column and table names come from fixed tables in this
+// package (never from input); every value travels as a parameter.
+
+import { COLUMNS, DATA_FIELDS } from './rows.js';
+import type { SchemaNames } from './schema.js';
+
+/** The largest version a bigint column may be bumped to while JavaScript still reads it exactly. */
+export const MAX_VERSION = Number.MAX_SAFE_INTEGER;
+/** Unix milliseconds by the database's clock (one clock for every process sharing the store). */
+export const NOW_MS = `(extract(epoch from clock_timestamp()) * 1000)::bigint`;
+/** The pg_notify call announcing the row `alias` on channel $1 (no token in the payload). */
+export const NOTIFY = (alias: string): string =>
+  `pg_notify($1, json_build_object('memberId', ${alias}.member_id, 'chain', ${alias}.chain, ` +
+  `'version', ${alias}.version, 'deleted', ${alias}.deleted)::text)`;
+
+/** The statements whose text depends only on the table prefix. */
+export interface Statements {
+  readonly get: string;
+  readonly upsert: string;
+  readonly delete: string;
+  readonly deletePortal: string;
+  readonly lock: string;
+  readonly release: string;
+  readonly renew: string;
+}
+
+export function statements(n: SchemaNames): Statements {
+  const columns = DATA_FIELDS.map((field) => COLUMNS[field]);
+  const nulls = columns.map((column) => `${column} = NULL`).join(', ');
+  return {
+    get: `SELECT * FROM ${n.records} WHERE member_id = $1 AND chain = $2 AND NOT deleted`,
+    // A tombstone (deleted row) is revived with its version + 1: versions never repeat for a key.
+    upsert: `WITH w AS (
+        INSERT INTO ${n.records} AS r (member_id, chain, version, deleted, ${columns.join(', ')})
+        VALUES ($2, $3, 1, false, ${columns.map((_, i) => `$${i + 4}`).join(', ')})
+        ON CONFLICT (member_id, chain) DO UPDATE SET version = r.version + 1, deleted = false,
+          ${columns.map((column) => `${column} = EXCLUDED.${column}`).join(', ')}
+        WHERE r.version < ${MAX_VERSION}
+        RETURNING r.*)
+      SELECT w.*, ${NOTIFY('w')} FROM w`,
+    // Deleting keeps the row and its version, with every token and field gone.
+    delete: `WITH w AS (
+        UPDATE ${n.records} AS r SET deleted = true, ${nulls}
+        WHERE r.member_id = $2 AND r.chain = $3 AND NOT r.deleted
+        RETURNING r.member_id, r.chain, r.version, r.deleted)
+      SELECT w.version, ${NOTIFY('w')} FROM w`,
+    deletePortal: `WITH w AS (
+        UPDATE ${n.records} AS r SET deleted = true, ${nulls}
+        WHERE r.member_id = $2 AND NOT r.deleted RETURNING 1),
+      c AS (SELECT count(*) AS n FROM w)
+      SELECT c.n, pg_notify($1, json_build_object('memberId', $2::text, 'chain', NULL, 'version', NULL, 'deleted', true)::text)
+      FROM c WHERE c.n > 0`,
+    // Takes a free or lapsed lease in one statement; a live one makes the upsert's WHERE false.
+    lock: `INSERT INTO ${n.locks} AS l (member_id, chain, token, expires_at) VALUES ($1, $2, $3, ${NOW_MS} + $4)
+      ON CONFLICT (member_id, chain) DO UPDATE SET token = EXCLUDED.token, expires_at = EXCLUDED.expires_at
+      WHERE l.expires_at <= ${NOW_MS}
+      RETURNING l.expires_at`,
+    release: `DELETE FROM ${n.locks} WHERE member_id = $1 AND chain = $2 AND token = $3`,
+    renew: `UPDATE ${n.locks} SET expires_at = ${NOW_MS} + $4
+      WHERE member_id = $1 AND chain = $2 AND token = $3 AND expires_at > ${NOW_MS} RETURNING expires_at`,
+  };
+}

@@ -1,0 +1,321 @@
+// PostgresTokenStore: the TokenStore contract on PostgreSQL. Every write is one statement (a data-
+// modifying CTE) whose implicit transaction also carries its pg_notify, so a change is announced
+// exactly when it commits; conditional writes compare the version inside the UPDATE itself.
+
+import { randomUUID } from 'node:crypto';
+import { StoreError } from '../../errors.js';
+import {
+  checkExpectedVersion,
+  checkListOptions,
+  checkMemberId,
+  checkPatch,
+  checkRecordInput,
+  checkTtlMs,
+  resolveKey,
+  type ResolvedKey,
+} from '../record-checks.js';
+import type {
+  ChainKey,
+  ConditionalWriteResult,
+  PortalListOptions,
+  PortalListPage,
+  PortalRecord,
+  PortalRecordInput,
+  PortalRecordPatch,
+  StoreCapabilities,
+  StoreChangeListener,
+  StoreLease,
+  StoreSubscription,
+  TokenStore,
+} from '../token-store.js';
+import { loadDriver, type PgPoolLike, type PgQueryResult } from './driver.js';
+import { storeFailure } from './errors.js';
+import { noFeedConfig, PgFeed } from './feed.js';
+import { checkStorable, COLUMNS, DATA_FIELDS, param, rowToRecord } from './rows.js';
+import type { PostgresTokenStoreOptions } from './options.js';
+import { DEFAULT_TABLE_PREFIX, migrate, schemaNames, type SchemaNames } from './schema.js';
+import { MAX_VERSION, NOTIFY, statements, type Statements } from './sql.js';
+
+function positive(value: unknown, name: string): number | undefined {
+  if (value === undefined) return undefined;
+  if (!Number.isSafeInteger(value) || (value as number) < 1) throw new TypeError(`${name} must be a positive integer`);
+  return value as number;
+}
+
+/**
+ * A {@link TokenStore} on PostgreSQL (node-postgres, the optional peer `pg`, loaded on first use):
+ * shared by every process that opens the same database and `tablePrefix`, with per-chain locks,
+ * listing and a change feed over `LISTEN`/`NOTIFY`.
+ *
+ * The store creates and migrates its own tables (see {@link PostgresTokenStore.ready}).
+ *
+ * @example
+ * ```ts
+ * import { PostgresTokenStore } from 'b24-portal-tokens/stores/postgres';
+ *
+ * const store = new PostgresTokenStore({ connectionString: process.env.DATABASE_URL! });
+ * await store.ready(); // fails fast, with a StoreError saying what is wrong
+ * const pool = new PortalClientPool({ store, clientId, clientSecret });
+ * ```
+ */
+export class PostgresTokenStore implements TokenStore {
+  /** Locks, listing and the change feed work, across every process sharing the tables. */
+  readonly capabilities: StoreCapabilities = { lock: true, crossProcess: true, list: true, changes: true };
+  /** The validated table prefix. */
+  readonly tablePrefix: string;
+
+  readonly #names: SchemaNames;
+  readonly #sql: Statements;
+  readonly #given: PgPoolLike | undefined;
+  readonly #config: Record<string, unknown> | undefined;
+  readonly #feeds = new Set<PgFeed>();
+  #pool: Promise<PgPoolLike> | undefined;
+  #ready: Promise<void> | undefined;
+  #closing: Promise<void> | undefined;
+
+  /** Checks the options (a TypeError for bad ones); connects only when first used. */
+  constructor(options: PostgresTokenStoreOptions) {
+    const given: unknown = options;
+    if (given === null || typeof given !== 'object') throw new TypeError('options must be an object');
+    const { connectionString, pool } = options;
+    if ((connectionString === undefined) === (pool === undefined)) {
+      throw new TypeError('options must have exactly one of connectionString and pool');
+    }
+    this.#names = schemaNames(options.tablePrefix ?? DEFAULT_TABLE_PREFIX);
+    this.tablePrefix = this.#names.prefix;
+    if (pool !== undefined) {
+      if (pool === null || typeof pool.query !== 'function' || typeof pool.connect !== 'function') {
+        throw new TypeError('options.pool must be a pg.Pool');
+      }
+      this.#given = pool;
+    } else {
+      if (typeof connectionString !== 'string' || connectionString.length === 0) {
+        throw new TypeError('options.connectionString must be a non-empty string');
+      }
+      const { maxConnections, connectTimeoutMs } = options;
+      this.#config = {
+        connectionString,
+        max: positive(maxConnections, 'options.maxConnections') ?? 10,
+        connectionTimeoutMillis: positive(connectTimeoutMs, 'options.connectTimeoutMs') ?? 10_000,
+        keepAlive: true,
+      };
+    }
+    this.#sql = statements(this.#names);
+  }
+
+  /**
+   * Connects, then creates or migrates the tables if needed (once per store; concurrent starts on an
+   * empty database are serialised). Rejects with a {@link StoreError}: `transient` when the database
+   * could not be reached, otherwise it says what to fix (credentials, a newer schema...). Optional:
+   * every other method prepares the store on first use.
+   */
+  async ready(): Promise<void> {
+    await this.#db();
+  }
+
+  async #db(): Promise<PgPoolLike> {
+    if (this.#closing !== undefined) throw new StoreError('PostgresTokenStore is closed');
+    this.#pool ??= this.#createPool().catch((error: unknown) => {
+      this.#pool = undefined;
+      throw error;
+    });
+    const pool = await this.#pool;
+    // A failed preparation (the database was down) is retried by the next call.
+    this.#ready ??= migrate(pool, this.#names).catch((error: unknown) => {
+      this.#ready = undefined;
+      throw error;
+    });
+    await this.#ready;
+    return pool;
+  }
+
+  async #createPool(): Promise<PgPoolLike> {
+    if (this.#given !== undefined) return this.#given;
+    const { Pool } = await loadDriver();
+    const pool = new Pool({ ...this.#config });
+    // node-postgres emits 'error' when an idle connection dies (a database restart): without a
+    // listener that would end the process. The pool drops the connection; the next query opens another.
+    pool.on('error', () => undefined);
+    return pool;
+  }
+
+  async #query(operation: string, memberId: string | undefined, sql: string, values: unknown[]): Promise<PgQueryResult> {
+    const pool = await this.#db();
+    try {
+      return await pool.query(sql, values);
+    } catch (error) {
+      throw storeFailure(error, operation, memberId);
+    }
+  }
+
+  /** Reads one chain's record (a `memberId` key names the portal's chain); `undefined` when there is none or it was deleted. */
+  async get(key: ChainKey): Promise<PortalRecord | undefined> {
+    const { memberId, chain } = this.#key(key);
+    const { rows } = await this.#query('read', memberId, this.#sql.get, [memberId, chain]);
+    return rows[0] === undefined ? undefined : rowToRecord(rows[0]);
+  }
+
+  /** Creates or replaces a chain's record unconditionally; the version becomes the previous one (a tombstone's included) + 1. */
+  async upsert(record: PortalRecordInput): Promise<PortalRecord> {
+    const input = checkRecordInput(record);
+    checkStorable('record.', input);
+    const values = [this.#names.channel, input.memberId, input.chain, ...DATA_FIELDS.map((field) => param(input[field]))];
+    const { rows } = await this.#query('write', input.memberId, this.#sql.upsert, values);
+    if (rows[0] === undefined) throw versionExhausted(input.memberId);
+    return rowToRecord(rows[0]);
+  }
+
+  /** Conditional write: applies `patch` only while the stored version is `expectedVersion` (compared inside the UPDATE), and increments it. A conflict returns what is stored now. */
+  async update(key: ChainKey, expectedVersion: number, patch: PortalRecordPatch): Promise<ConditionalWriteResult> {
+    const { memberId, chain } = this.#key(key);
+    checkExpectedVersion(expectedVersion);
+    const changes = checkPatch(patch);
+    checkStorable('patch.', changes);
+    const fields = DATA_FIELDS.filter((field) => Object.hasOwn(changes, field));
+    const set = ['version = r.version + 1', ...fields.map((field, i) => `${COLUMNS[field]} = $${i + 5}`)];
+    const sql = `WITH w AS (
+        UPDATE ${this.#names.records} AS r SET ${set.join(', ')}
+        WHERE r.member_id = $2 AND r.chain = $3 AND r.version = $4 AND NOT r.deleted AND r.version < ${MAX_VERSION}
+        RETURNING r.*)
+      SELECT w.*, ${NOTIFY('w')} FROM w`;
+    const values = [this.#names.channel, memberId, chain, expectedVersion, ...fields.map((field) => param(changes[field]))];
+    const { rows } = await this.#query('write', memberId, sql, values);
+    if (rows[0] !== undefined) return { ok: true, record: rowToRecord(rows[0]) };
+    const current = await this.get({ memberId, chain });
+    if (current?.version === expectedVersion && expectedVersion >= MAX_VERSION) throw versionExhausted(memberId);
+    return { ok: false, current };
+  }
+
+  /** Deletes one chain: the row becomes a tombstone holding only its version. `true` if a record was deleted. */
+  async delete(key: ChainKey): Promise<boolean> {
+    const { memberId, chain } = this.#key(key);
+    const { rows } = await this.#query('delete', memberId, this.#sql.delete, [this.#names.channel, memberId, chain]);
+    return rows.length > 0;
+  }
+
+  /** Deletes every chain of a portal, as an uninstall does; returns how many records were deleted. */
+  async deletePortal(memberId: string): Promise<number> {
+    checkMemberId(memberId);
+    checkStorable('', { memberId });
+    const { rows } = await this.#query('delete', memberId, this.#sql.deletePortal, [this.#names.channel, memberId]);
+    return Number(rows[0]?.['n'] ?? 0);
+  }
+
+  /**
+   * Tries once, without waiting, to take one chain's lock for `ttlMs`; `undefined` while another
+   * live lease holds it. A lapsed lease is taken over. The lease is a row in `<prefix>_locks`
+   * holding a random token and an expiry by the database's clock; `release` and `renew` act only
+   * while that token is still the row's.
+   */
+  async tryLock(key: ChainKey, ttlMs: number): Promise<StoreLease | undefined> {
+    const { memberId, chain } = this.#key(key);
+    checkTtlMs(ttlMs);
+    // Why a lease row and not pg_advisory_lock: an advisory lock belongs to a database session, but
+    // the store's queries run on whichever pooled connection is free, so the statement that unlocks
+    // could run on another session than the one that locked; pinning a connection per held lock
+    // would starve the pool. And a holder that hangs (paused, partitioned) while its connection
+    // stays open would keep a session lock forever; a lease row frees the chain by time alone, and
+    // the conditional write fences a holder that overran it.
+    const token = randomUUID();
+    const { rows } = await this.#query('lock', memberId, this.#sql.lock, [memberId, chain, token, Math.ceil(ttlMs)]);
+    if (rows[0] === undefined) return undefined;
+    const expiresAt = Number(rows[0]['expires_at']);
+    return {
+      token,
+      expiresAt,
+      release: async () => {
+        await this.#query('unlock', memberId, this.#sql.release, [memberId, chain, token]);
+      },
+      renew: async (ttl: number) => {
+        checkTtlMs(ttl);
+        const renewed = await this.#query('renew the lock of', memberId, this.#sql.renew, [memberId, chain, token, Math.ceil(ttl)]);
+        return renewed.rows.length > 0;
+      },
+    };
+  }
+
+  /** Lists portal chains in ascending `memberId` order, one page (a LIMIT) at a time, continuing `after` a memberId. */
+  async list(options?: PortalListOptions): Promise<PortalListPage> {
+    const { after, limit } = checkListOptions(options);
+    if (after !== undefined) checkStorable('options.', { after });
+    // One row more than the page tells whether another page follows, without counting.
+    const sql = `SELECT * FROM ${this.#names.records}
+      WHERE chain = 'portal' AND NOT deleted AND ($1::text IS NULL OR member_id > $1::text COLLATE "C")
+      ORDER BY member_id LIMIT $2`;
+    const { rows } = await this.#query('list portals', undefined, sql, [after ?? null, limit + 1]);
+    const records = rows.slice(0, limit).map(rowToRecord);
+    return { records, next: rows.length > limit ? records.at(-1)?.memberId : undefined };
+  }
+
+  /** Lists the user chains (every chain but `'portal'`) of one portal, in ascending `chain` order. */
+  async listChains(memberId: string): Promise<readonly PortalRecord[]> {
+    checkMemberId(memberId);
+    checkStorable('', { memberId });
+    const sql = `SELECT * FROM ${this.#names.records}
+      WHERE member_id = $1 AND chain <> 'portal' AND NOT deleted ORDER BY chain`;
+    const { rows } = await this.#query('list the chains of', memberId, sql, [memberId]);
+    return rows.map(rowToRecord);
+  }
+
+  /**
+   * Subscribes to every later write, by any process sharing the tables; rejects with a
+   * {@link StoreError} when the feed cannot be set up. Each subscription holds one dedicated connection with `LISTEN <prefix>_changes`. When it drops,
+   * the listener hears `onStatus('lost')`; the feed reconnects with back-off and reports
+   * `onStatus('restored')`.
+   */
+  async subscribe(listener: StoreChangeListener): Promise<StoreSubscription> {
+    const given: unknown = listener;
+    if (given === null || typeof given !== 'object' || typeof listener.onChange !== 'function') {
+      throw new TypeError('listener must be an object with an onChange function');
+    }
+    if (listener.onStatus !== undefined && typeof listener.onStatus !== 'function') {
+      throw new TypeError('listener.onStatus must be a function');
+    }
+    await this.#db();
+    const config = this.#clientConfig();
+    const { Client } = await loadDriver();
+    const feed = new PgFeed(() => new Client(config), this.#names.channel, this.#names.channelIdentifier, listener);
+    await feed.start();
+    this.#feeds.add(feed);
+    return {
+      close: async () => {
+        this.#feeds.delete(feed);
+        await feed.close();
+      },
+    };
+  }
+
+  #clientConfig(): Record<string, unknown> {
+    if (this.#config !== undefined) return { connectionString: this.#config['connectionString'], keepAlive: true, connectionTimeoutMillis: this.#config['connectionTimeoutMillis'] };
+    const options = this.#given?.options as Record<string, unknown> | undefined;
+    if (options === undefined || options === null) throw noFeedConfig();
+    // pg-pool keeps the password as a non-enumerable property, so a spread alone would drop it.
+    return { ...options, password: options['password'], keepAlive: true };
+  }
+
+  /**
+   * Ends the change feeds and, for a store built from a connection string, its pool. A pool passed
+   * in stays open. Idempotent; later calls of other methods reject.
+   */
+  async close(): Promise<void> {
+    this.#closing ??= (async () => {
+      const feeds = [...this.#feeds];
+      this.#feeds.clear();
+      await Promise.all(feeds.map((feed) => feed.close()));
+      const pool = this.#given === undefined ? this.#pool : undefined;
+      if (pool !== undefined) await (await pool.catch(() => undefined))?.end().catch(() => undefined);
+    })();
+    return this.#closing;
+  }
+
+  #key(key: ChainKey): ResolvedKey {
+    const resolved = resolveKey(key);
+    checkStorable('key.', { memberId: resolved.memberId });
+    return resolved;
+  }
+}
+
+function versionExhausted(memberId: string): StoreError {
+  return new StoreError(`Version of portal ${memberId} cannot be incremented past Number.MAX_SAFE_INTEGER`, { memberId });
+}
+

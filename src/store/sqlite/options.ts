@@ -1,0 +1,50 @@
+// Options of SqliteTokenStore: a database file the store opens and owns, or a ready connection.
+
+import type { SqliteDatabase } from './driver.js';
+
+/** Options shared by both ways of giving {@link SqliteTokenStore} its database. */
+export interface SqliteTokenStoreCommonOptions {
+  /**
+   * Prefix of the store's table names (`<prefix>chains`, `<prefix>locks`, `<prefix>meta`), so several
+   * stores can share one database. Letters, digits and underscores.
+   * @defaultValue `'b24pt_'`
+   */
+  readonly tablePrefix?: string | undefined;
+  /**
+   * How long a statement waits for another connection's write lock before failing with a transient
+   * `StoreError`, in milliseconds. Applies to a database the store opens itself.
+   * @defaultValue 5000
+   */
+  readonly busyTimeoutMs?: number | undefined;
+  /**
+   * The clock lock leases are measured against, unix milliseconds. Every process sharing the
+   * database must use the same time (the real clock, in production).
+   * @defaultValue `Date.now`
+   */
+  readonly now?: (() => number) | undefined;
+}
+
+/** Open (and own) a database file. */
+export interface SqliteTokenStoreFileOptions extends SqliteTokenStoreCommonOptions {
+  /**
+   * Path of the database file. Created with mode 0600 if missing (it holds tokens); its directory
+   * must exist. The store opens it in WAL mode and closes it in {@link SqliteTokenStore.close}.
+   */
+  readonly filename: string;
+  /** Not with `filename`. */
+  readonly database?: undefined;
+}
+
+/** Use a database connection the caller opened (and will close). */
+export interface SqliteTokenStoreDatabaseOptions extends SqliteTokenStoreCommonOptions {
+  /**
+   * A ready `better-sqlite3` `Database`. The store never closes it and leaves its settings (journal
+   * mode, busy timeout) as they are; use WAL mode and a busy timeout when processes share the file.
+   */
+  readonly database: SqliteDatabase;
+  /** Not with `database`. */
+  readonly filename?: undefined;
+}
+
+/** Options of {@link SqliteTokenStore}: a `filename` to open, or a ready `database`. */
+export type SqliteTokenStoreOptions = SqliteTokenStoreFileOptions | SqliteTokenStoreDatabaseOptions;

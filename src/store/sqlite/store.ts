@@ -1,0 +1,343 @@
+// SqliteTokenStore: the TokenStore contract in one SQLite database through better-sqlite3. Every
+// write runs in a BEGIN IMMEDIATE transaction (or is one statement), synchronously, so nothing in
+// this process interleaves with it and other processes wait on SQLite's file lock.
+
+import { randomUUID } from 'node:crypto';
+import { StoreError } from '../../errors.js';
+import {
+  applyPatch,
+  checkExpectedVersion,
+  checkListOptions,
+  checkMemberId,
+  checkPatch,
+  checkRecordInput,
+  checkTtlMs,
+  nextVersion,
+  resolveKey,
+} from '../record-checks.js';
+import type {
+  ChainId,
+  ChainKey,
+  ConditionalWriteResult,
+  PortalListOptions,
+  PortalListPage,
+  PortalRecord,
+  PortalRecordInput,
+  PortalRecordPatch,
+  StoreCapabilities,
+  StoreLease,
+  TokenStore,
+} from '../token-store.js';
+import { openOwnedDatabase, toStoreError, type SqliteDatabase, type SqliteStatement } from './driver.js';
+import type { SqliteTokenStoreOptions } from './options.js';
+import {
+  checkTablePrefix,
+  DATA_COLUMNS,
+  DEFAULT_TABLE_PREFIX,
+  memberKey,
+  migrate,
+  recordValues,
+  rowToRecord,
+  rowVersion,
+  tableNames,
+  type ChainRow,
+  type TableNames,
+} from './schema.js';
+
+const DATA_SET = DATA_COLUMNS.map((column) => `${column} = ?`).join(', ');
+const TOMBSTONE_SET = `deleted = 1, ${DATA_COLUMNS.filter((column) => column !== 'member_id')
+  .map((column) => `${column} = NULL`)
+  .join(', ')}`;
+
+/**
+ * A {@link TokenStore} in a SQLite database, through the optional peer dependency `better-sqlite3`
+ * (loaded only when a store opens a file). Every process that opens the same file shares the records
+ * and the per-chain locks, so it coordinates refreshes across the workers of one machine.
+ *
+ * One table holds every chain, keyed by `memberId` and `chain`; a deleted chain stays as a tombstone
+ * row holding its version and no token. Conditional writes compare the version inside a
+ * `BEGIN IMMEDIATE` transaction; locks are rows with a lease and a token checked on release and
+ * renewal. There is no change feed (`capabilities.changes` is false): SQLite cannot notify another
+ * process of a write. Local disks only: SQLite's locking does not hold on network file systems.
+ *
+ * @example
+ * ```ts
+ * import { SqliteTokenStore } from 'b24-portal-tokens/stores/sqlite';
+ * const store = new SqliteTokenStore({ filename: './tokens.sqlite' });
+ * await store.ready(); // fails fast if the file cannot be used
+ * ```
+ */
+export class SqliteTokenStore implements TokenStore {
+  /** Locks and listing work, across processes that open the same file; no change feed. */
+  readonly capabilities: StoreCapabilities = { lock: true, crossProcess: true, list: true, changes: false };
+  /** The database file the store opens, or `undefined` when it was given a `database`. */
+  readonly filename: string | undefined;
+  /** The table-name prefix. */
+  readonly tablePrefix: string;
+
+  readonly #given: SqliteDatabase | undefined;
+  readonly #busyTimeoutMs: number;
+  readonly #now: () => number;
+  readonly #names: TableNames;
+  readonly #statements = new Map<string, SqliteStatement>();
+  #opening: Promise<SqliteDatabase> | undefined;
+  #closed = false;
+
+  /** Checks the options; opens nothing until {@link ready} or the first call. */
+  constructor(options: SqliteTokenStoreOptions) {
+    const given: unknown = options;
+    if (typeof given !== 'object' || given === null) throw new TypeError('options must be an object');
+    const { filename, database, tablePrefix = DEFAULT_TABLE_PREFIX, busyTimeoutMs = 5000, now = Date.now } = options;
+    if ((filename === undefined) === (database === undefined)) {
+      throw new TypeError('options must have exactly one of filename and database');
+    }
+    if (filename !== undefined && (typeof filename !== 'string' || filename.length === 0 || filename.includes('\0'))) {
+      throw new TypeError('options.filename must be a non-empty path');
+    }
+    if (filename === ':memory:') throw new TypeError('options.filename cannot be :memory: (use MemoryTokenStore)');
+    if (database !== undefined && (typeof database !== 'object' || typeof database.prepare !== 'function')) {
+      throw new TypeError('options.database must be a better-sqlite3 Database');
+    }
+    checkTablePrefix(tablePrefix);
+    if (!Number.isSafeInteger(busyTimeoutMs) || busyTimeoutMs < 0) {
+      throw new TypeError('options.busyTimeoutMs must be a non-negative integer');
+    }
+    if (typeof now !== 'function') throw new TypeError('options.now must be a function');
+    this.filename = filename;
+    this.tablePrefix = tablePrefix;
+    this.#given = database;
+    this.#busyTimeoutMs = busyTimeoutMs;
+    this.#now = now;
+    this.#names = tableNames(tablePrefix);
+  }
+
+  /**
+   * Opens the database (a file: creating it with mode 0600), creates or migrates the schema, and
+   * fails fast with a {@link StoreError} saying what to fix. Idempotent; after a failure, the next
+   * call tries again.
+   */
+  async ready(): Promise<void> {
+    await this.#open();
+  }
+
+  /** Reads one chain's record, or `undefined`; see {@link TokenStore.get}. */
+  async get(key: ChainKey): Promise<PortalRecord | undefined> {
+    const { memberId, chain } = resolveKey(key);
+    const database = await this.#open();
+    return this.#guard('get', memberId, () => this.#live(database, memberId, chain));
+  }
+
+  /** Creates or replaces a chain's record, continuing its version; see {@link TokenStore.upsert}. */
+  async upsert(record: PortalRecordInput): Promise<PortalRecord> {
+    const input = checkRecordInput(record);
+    const database = await this.#open();
+    return this.#write(database, 'upsert', input.memberId, () => {
+      const row = this.#row(database, input.memberId, input.chain);
+      const previous = row === undefined ? 0 : rowVersion(row, input.memberId);
+      const stored: PortalRecord = { ...input, version: nextVersion(previous, input.memberId) };
+      const c = this.#names.chains;
+      this.#statement(
+        database,
+        `INSERT OR REPLACE INTO ${c} (member_key, chain, version, deleted, ${DATA_COLUMNS.join(', ')}) ` +
+          `VALUES (?, ?, ?, 0, ${DATA_COLUMNS.map(() => '?').join(', ')})`,
+      ).run(memberKey(stored.memberId), stored.chain, stored.version, ...recordValues(stored));
+      return stored;
+    });
+  }
+
+  /** Conditional write on `version`, in one `BEGIN IMMEDIATE` transaction; see {@link TokenStore.update}. */
+  async update(key: ChainKey, expectedVersion: number, patch: PortalRecordPatch): Promise<ConditionalWriteResult> {
+    const { memberId, chain } = resolveKey(key);
+    checkExpectedVersion(expectedVersion);
+    const changes = checkPatch(patch);
+    const database = await this.#open();
+    return this.#write(database, 'update', memberId, (): ConditionalWriteResult => {
+      const current = this.#live(database, memberId, chain);
+      if (current?.version !== expectedVersion) return { ok: false, current };
+      const next = applyPatch(current, changes);
+      // The version in the WHERE clause is the fence: it holds even without the transaction around it.
+      const result = this.#statement(
+        database,
+        `UPDATE ${this.#names.chains} SET ${DATA_SET}, version = ? ` +
+          'WHERE member_key = ? AND chain = ? AND version = ? AND deleted = 0',
+      ).run(...recordValues(next), next.version, memberKey(memberId), chain, expectedVersion);
+      if (result.changes !== 1) throw new StoreError(`Conditional write of portal ${memberId} matched no row`, { memberId });
+      return { ok: true, record: next };
+    });
+  }
+
+  /** Turns one chain's row into a tombstone that keeps its version; see {@link TokenStore.delete}. */
+  async delete(key: ChainKey): Promise<boolean> {
+    const { memberId, chain } = resolveKey(key);
+    const database = await this.#open();
+    return this.#write(database, 'delete', memberId, () => {
+      const sql = `UPDATE ${this.#names.chains} SET ${TOMBSTONE_SET} WHERE member_key = ? AND chain = ? AND deleted = 0`;
+      return this.#statement(database, sql).run(memberKey(memberId), chain).changes === 1;
+    });
+  }
+
+  /** Turns every chain of a portal into a tombstone; see {@link TokenStore.deletePortal}. */
+  async deletePortal(memberId: string): Promise<number> {
+    checkMemberId(memberId);
+    const database = await this.#open();
+    return this.#write(database, 'deletePortal', memberId, () => {
+      const sql = `UPDATE ${this.#names.chains} SET ${TOMBSTONE_SET} WHERE member_key = ? AND deleted = 0`;
+      return this.#statement(database, sql).run(memberKey(memberId)).changes;
+    });
+  }
+
+  /** Takes one chain's lock row, or a lapsed one, for `ttlMs`; see {@link TokenStore.tryLock}. */
+  async tryLock(key: ChainKey, ttlMs: number): Promise<StoreLease | undefined> {
+    const { memberId, chain } = resolveKey(key);
+    checkTtlMs(ttlMs);
+    const database = await this.#open();
+    const locks = this.#names.locks;
+    const token = randomUUID();
+    const now = this.#now();
+    const expiresAt = now + ttlMs;
+    const taken = this.#write(database, 'tryLock', memberId, () => {
+      // Inserts the lease, or takes over a lapsed one; a live lease makes this change nothing.
+      const sql =
+        `INSERT INTO ${locks} (member_key, chain, token, expires_at) VALUES (?, ?, ?, ?) ` +
+        'ON CONFLICT (member_key, chain) DO UPDATE SET token = excluded.token, expires_at = excluded.expires_at ' +
+        'WHERE expires_at <= ?';
+      return this.#statement(database, sql).run(memberKey(memberId), chain, token, expiresAt, now).changes === 1;
+    });
+    if (!taken) return undefined;
+    return {
+      token,
+      expiresAt,
+      // The token is the fence: a lapsed lease whose lock was taken over matches no row.
+      release: async () => {
+        const open = await this.#open();
+        this.#write(open, 'release', memberId, () => {
+          const sql = `DELETE FROM ${locks} WHERE member_key = ? AND chain = ? AND token = ?`;
+          this.#statement(open, sql).run(memberKey(memberId), chain, token);
+        });
+      },
+      renew: async (ttl: number) => {
+        checkTtlMs(ttl);
+        const open = await this.#open();
+        const at = this.#now();
+        return this.#write(open, 'renew', memberId, () => {
+          const sql = `UPDATE ${locks} SET expires_at = ? WHERE member_key = ? AND chain = ? AND token = ? AND expires_at > ?`;
+          return this.#statement(open, sql).run(at + ttl, memberKey(memberId), chain, token, at).changes === 1;
+        });
+      },
+    };
+  }
+
+  /** Pages portal chains in `memberId` order with `after` and `LIMIT`; see {@link TokenStore.list}. */
+  async list(options?: PortalListOptions): Promise<PortalListPage> {
+    const { after, limit } = checkListOptions(options);
+    const database = await this.#open();
+    return this.#guard('list', undefined, () => {
+      const sql =
+        `SELECT * FROM ${this.#names.chains} WHERE chain = 'portal' AND deleted = 0 AND member_key > ? ` +
+        'ORDER BY member_key LIMIT ?';
+      const from = after === undefined ? Buffer.alloc(0) : memberKey(after);
+      const rows = this.#statement(database, sql).all(from, limit + 1) as ChainRow[];
+      const records = rows.slice(0, limit).map((row) => rowToRecord(row, undefined, 'portal'));
+      return { records, next: rows.length > limit ? records.at(-1)?.memberId : undefined };
+    });
+  }
+
+  /** A portal's user chains in `chain` order; see {@link TokenStore.listChains}. */
+  async listChains(memberId: string): Promise<readonly PortalRecord[]> {
+    checkMemberId(memberId);
+    const database = await this.#open();
+    return this.#guard('listChains', memberId, () => {
+      const sql =
+        `SELECT * FROM ${this.#names.chains} WHERE member_key = ? AND chain <> 'portal' AND deleted = 0 ORDER BY chain`;
+      const rows = this.#statement(database, sql).all(memberKey(memberId)) as ChainRow[];
+      return rows.map((row) => rowToRecord(row, memberId, undefined));
+    });
+  }
+
+  /**
+   * Closes the database if the store opened it (a `database` passed in stays open). Later calls
+   * reject with a {@link StoreError}. Idempotent.
+   */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    const opening = this.#opening;
+    this.#opening = undefined;
+    this.#statements.clear();
+    if (opening === undefined || this.#given !== undefined) return;
+    const database = await opening.catch(() => undefined);
+    if (database?.open === true) database.close();
+  }
+
+  #open(): Promise<SqliteDatabase> {
+    if (this.#closed) return Promise.reject(new StoreError('SqliteTokenStore is closed', { transient: false }));
+    this.#opening ??= this.#connect().catch((error: unknown) => {
+      this.#opening = undefined;
+      throw error;
+    });
+    return this.#opening;
+  }
+
+  async #connect(): Promise<SqliteDatabase> {
+    const given = this.#given;
+    const database = given ?? (await openOwnedDatabase(this.filename as string, this.#busyTimeoutMs));
+    if (this.#closed) {
+      if (given === undefined) database.close();
+      throw new StoreError('SqliteTokenStore is closed', { transient: false });
+    }
+    try {
+      migrate(database, this.tablePrefix);
+    } catch (error) {
+      if (given === undefined) database.close();
+      throw toStoreError('schema setup', error);
+    }
+    return database;
+  }
+
+  #statement(database: SqliteDatabase, sql: string): SqliteStatement {
+    let statement = this.#statements.get(sql);
+    if (statement === undefined) {
+      statement = database.prepare(sql);
+      this.#statements.set(sql, statement);
+    }
+    return statement;
+  }
+
+  #row(database: SqliteDatabase, memberId: string, chain: ChainId): ChainRow | undefined {
+    const sql = `SELECT * FROM ${this.#names.chains} WHERE member_key = ? AND chain = ?`;
+    return this.#statement(database, sql).get(memberKey(memberId), chain) as ChainRow | undefined;
+  }
+
+  #live(database: SqliteDatabase, memberId: string, chain: ChainId): PortalRecord | undefined {
+    const row = this.#row(database, memberId, chain);
+    if (row === undefined || row['deleted'] === 1) return undefined;
+    return rowToRecord(row, memberId, chain);
+  }
+
+  #guard<T>(operation: string, memberId: string | undefined, body: () => T): T {
+    try {
+      return body();
+    } catch (error) {
+      throw toStoreError(operation, error, memberId);
+    }
+  }
+
+  /** Runs `body` in a BEGIN IMMEDIATE transaction: it waits for (at most the busy timeout) and then excludes every other writer. */
+  #write<T>(database: SqliteDatabase, operation: string, memberId: string, body: () => T): T {
+    return this.#guard(operation, memberId, () => {
+      this.#statement(database, 'BEGIN IMMEDIATE').run();
+      try {
+        const result = body();
+        this.#statement(database, 'COMMIT').run();
+        return result;
+      } catch (error) {
+        try {
+          if (database.inTransaction) this.#statement(database, 'ROLLBACK').run();
+        } catch {
+          // The original error says more; SQLite rolls back by itself when the connection closes.
+        }
+        throw error;
+      }
+    });
+  }
+}

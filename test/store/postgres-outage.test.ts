@@ -1,0 +1,111 @@
+// PostgresTokenStore through a real database outage: the test stops the PostgreSQL server and starts
+// it again (always, in finally and afterAll). Its own file, and it waits at a gate until no other
+// PostgreSQL test file is running, so stopping the server never breaks them.
+import { execFile } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
+import { afterAll, describe, expect, it } from 'vitest';
+import { StoreError } from '../../src/errors.js';
+import { PostgresTokenStore } from '../../src/store/postgres/index.js';
+import type { PortalRecord, StoreChange } from '../../src/store/token-store.js';
+import { sampleRecord } from '../../src/testing/conformance/records.js';
+import { serviceAvailable } from '../support/services.js';
+import { dropTables, enterGate, PG_URL, uniquePrefix, waitForPostgres } from './fixtures/pg-support.js';
+
+const run = promisify(execFile);
+const available = await serviceAvailable('postgres');
+// The Debian cluster tools stop and start the server; without them (another platform) the test skips.
+const cluster = (() => {
+  try {
+    return readdirSync('/etc/postgresql').sort().at(-1);
+  } catch {
+    return undefined;
+  }
+})();
+
+async function pgCtl(action: 'stop' | 'start'): Promise<void> {
+  if (cluster === undefined) throw new Error('no PostgreSQL cluster to control');
+  const args = ['--skip-systemctl-redirect', cluster, 'main', action, ...(action === 'stop' ? ['--mode=fast'] : [])];
+  await run('pg_ctlcluster', args);
+}
+
+async function pgIsReady(): Promise<boolean> {
+  return run('pg_isready', ['-h', '127.0.0.1', '-p', '5432']).then(
+    () => true,
+    () => false,
+  );
+}
+
+async function ensureRunning(): Promise<void> {
+  if (await pgIsReady()) return;
+  await pgCtl('start').catch(() => undefined);
+  await waitForPostgres();
+}
+
+async function until(check: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(25);
+  }
+}
+
+describe.skipIf(!available || cluster === undefined)('PostgresTokenStore through a database restart', () => {
+  afterAll(async () => {
+    await ensureRunning();
+  }, 120_000);
+
+  it('rejects with transient errors while the server is down, then works again in the same instance, losing nothing', async () => {
+    const leave = await enterGate('exclusive');
+    const prefix = uniquePrefix('outage');
+    const store = new PostgresTokenStore({ connectionString: PG_URL, tablePrefix: prefix, connectTimeoutMs: 3_000 });
+    const statuses: string[] = [];
+    const changes: StoreChange[] = [];
+    try {
+      const before: PortalRecord[] = [];
+      for (let i = 0; i < 20; i++) before.push(await store.upsert(sampleRecord(`portal-${String(i).padStart(2, '0')}`)));
+      before[0] = (await store.update('portal-00', 1, { accessToken: 'moved' }).then((r) => (r.ok ? r.record : undefined)))!;
+      const subscription = await store.subscribe({
+        onChange: (change) => changes.push(change),
+        onStatus: (status) => statuses.push(status),
+      });
+
+      await pgCtl('stop');
+      try {
+        await until(() => statuses.includes('lost'), 'the feed to report lost');
+        for (const attempt of [
+          () => store.get('portal-01'),
+          () => store.upsert(sampleRecord('portal-01', { accessToken: 'during-outage' })),
+          () => store.update('portal-02', 1, { accessToken: 'during-outage' }),
+          () => store.tryLock('portal-03', 5_000),
+          () => store.list(),
+        ]) {
+          const error = await attempt().catch((e: unknown) => e);
+          expect(error).toBeInstanceOf(StoreError);
+          expect((error as StoreError).transient).toBe(true);
+        }
+      } finally {
+        await pgCtl('start');
+        await waitForPostgres();
+      }
+
+      // The same instance works again, without being recreated.
+      expect(await store.get('portal-05')).toStrictEqual(before[5]);
+      const listed = await store.list({ limit: 100 });
+      expect(listed.records).toStrictEqual(before);
+      await until(() => statuses.includes('restored'), 'the feed to report restored');
+      expect(statuses).toStrictEqual(['lost', 'restored']);
+      const written = await store.update('portal-02', 1, { accessToken: 'after-restart' });
+      expect(written.ok).toBe(true);
+      await until(() => changes.some((change) => change.memberId === 'portal-02'), 'the change after the restart');
+      expect(changes).toStrictEqual([{ memberId: 'portal-02', chain: 'portal', version: 2, deleted: false }]);
+      await subscription.close();
+    } finally {
+      await ensureRunning();
+      await store.close();
+      await dropTables(prefix).catch(() => undefined);
+      await leave();
+    }
+  }, 300_000);
+});

@@ -10,6 +10,15 @@ import { consoleLogger, describeError, type Logger } from '../logger.js';
 import { TokenCipher, type TokenEncryptionOptions } from '../store/token-cipher.js';
 import { checkEntry, CorruptEntryError, parseEntry, serializeEntry, type SpooledEntry, type SpoolEntry } from './entry.js';
 
+/** The spool's encryption: the same keys as the `EncryptedTokenStore`'s. */
+export interface SpoolEncryptionOptions extends TokenEncryptionOptions {
+  /**
+   * Whether an entry written before encryption was turned on (tokens in clear) is still replayed.
+   * @defaultValue `true`
+   */
+  readonly allowPlaintext?: boolean | undefined;
+}
+
 /** Options of {@link FileInstallSpool}. */
 export interface FileInstallSpoolOptions {
   /** The spool's directory, on a local disk. Created with mode `0700` if missing; entry files are `0600`. */
@@ -23,7 +32,7 @@ export interface FileInstallSpoolOptions {
    * the same keys). Entries written without encryption are still read (`allowPlaintext`).
    * @defaultValue none: tokens are stored in clear (in files only this user can read)
    */
-  readonly encryption?: (TokenEncryptionOptions & { readonly allowPlaintext?: boolean | undefined }) | undefined;
+  readonly encryption?: SpoolEncryptionOptions | undefined;
   /**
    * An entry claimed by a drainer that has not finished it after this long is taken back by the
    * next drain (its drainer is presumed dead). Keep it far above the time one `apply` takes.

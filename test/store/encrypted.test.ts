@@ -198,3 +198,19 @@ describe('EncryptedTokenStore passes the inner store through', () => {
     await lease?.release();
   });
 });
+
+describe('the package root', () => {
+  it('exports the encrypted store, the spool and their errors', async () => {
+    const root = await import('../../src/index.js');
+    expect([root.EncryptedTokenStore, root.FileInstallSpool, root.DecryptionError, root.SpoolFullError].map((x) => typeof x)).toStrictEqual([
+      'function',
+      'function',
+      'function',
+      'function',
+    ]);
+    expect(new root.DecryptionError({ memberId: 'm', chain: 'portal', field: 'accessToken', keyId: 'k1', reason: 'authentication' })).toBeInstanceOf(
+      root.PortalTokensError,
+    );
+    expect([root.ErrorCode.DecryptionFailed, root.ErrorCode.SpoolFull]).toStrictEqual(['DECRYPTION_FAILED', 'SPOOL_FULL']);
+  });
+});

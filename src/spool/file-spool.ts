@@ -104,6 +104,7 @@ export class FileInstallSpool {
   readonly #allowPlaintext: boolean;
   readonly #logger: Logger;
   #prepared: Promise<void> | undefined;
+  #putQueue: Promise<void> = Promise.resolve();
   #lastMs = 0;
   #seq = 0;
 
@@ -128,6 +129,17 @@ export class FileInstallSpool {
    */
   async put(entry: SpoolEntry): Promise<string> {
     const checked = checkEntry(entry);
+    // One put at a time in this process, so the bounds hold exactly here (across processes sharing
+    // the directory they may be exceeded by the number of concurrent writers).
+    const result = this.#putQueue.then(() => this.#put(checked));
+    this.#putQueue = result.then(
+      () => undefined,
+      () => undefined,
+    );
+    return await result;
+  }
+
+  async #put(checked: SpoolEntry): Promise<string> {
     await this.#prepare();
     const spooledAt = Date.now();
     const bytes = serializeEntry(checked, spooledAt, this.#cipher);

@@ -196,3 +196,13 @@ describe('two drainers in two processes', () => {
     expect(await spool.size()).toBe(0);
   }, 60_000);
 });
+
+describe('concurrent puts in one process', () => {
+  it('never exceed maxEntries', async () => {
+    const spool = new FileInstallSpool({ directory: spoolDir, maxEntries: 5 });
+    const outcomes = await Promise.allSettled(Array.from({ length: 12 }, (_, i) => spool.put(entry(`p${i}`))));
+    expect(outcomes.filter((o) => o.status === 'fulfilled')).toHaveLength(5);
+    expect(outcomes.filter((o) => o.status === 'rejected' && o.reason instanceof SpoolFullError)).toHaveLength(7);
+    expect(await spool.size()).toBe(5);
+  });
+});

@@ -2,6 +2,7 @@
 // the OAuth host client, the logger, the clock, and whom to tell after a write. `PortalClientPool`
 // implements it; a test or a custom setup can pass any object of this shape.
 
+import type { B24OAuth } from '@bitrix24/b24jssdk';
 import type { Clock } from './clock.js';
 import type { Logger } from './logger.js';
 import type { AppInfo, TokenResponse } from './oauth/oauth-client.js';
@@ -66,5 +67,25 @@ export function assertContext(value: unknown, argument: string): asserts value i
     typeof context.notify !== 'function'
   ) {
     throw new TypeError(`${argument} must be a PortalClientPool (store, oauth, logger, clock, notify)`);
+  }
+}
+
+/**
+ * What the REST event handler needs: a {@link PortalTokensContext} that also hands out the
+ * portal's pooled client. Pass your `PortalClientPool` (it implements this).
+ */
+export interface EventHandlerContext extends PortalTokensContext {
+  /** The portal's own client (its installer's chain), refreshed through the pool's coordinator. */
+  clientFor(memberId: string): Promise<B24OAuth>;
+}
+
+/**
+ * Checks that `value` looks like an {@link EventHandlerContext}.
+ * @throws TypeError naming `argument` otherwise.
+ */
+export function assertEventContext(value: unknown, argument: string): asserts value is EventHandlerContext {
+  assertContext(value, argument);
+  if (typeof (value as Partial<EventHandlerContext>).clientFor !== 'function') {
+    throw new TypeError(`${argument} must be a PortalClientPool (store, oauth, logger, clock, notify, clientFor)`);
   }
 }

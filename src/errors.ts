@@ -98,7 +98,8 @@ export class InvalidEventError extends PortalTokensError {
   readonly field: string;
   /**
    * A short machine-readable reason: `missing`, `type`, `format`, `too_large`, `too_many_keys`,
-   * `too_deep`, `duplicate`, `content_type`, `unknown`, `syntax`.
+   * `too_deep`, `duplicate`, `content_type`, `unknown`, `syntax`, `lifecycle` (a lifecycle event given to
+   * `parseRestEvent`).
    */
   readonly reason: string;
 

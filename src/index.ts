@@ -2,7 +2,7 @@
  * b24-portal-tokens: multi-tenant Bitrix24 token management.
  *
  * Table of contents: errors; the TokenStore contract and its built-in stores; lifecycle events;
- * the client pool; the lifecycle handler and its HTTP adapters; the authorization-code flow.
+ * REST events; the client pool; the lifecycle and REST event handlers and their HTTP adapters; the authorization-code flow.
  * @packageDocumentation
  */
 
@@ -56,6 +56,9 @@ export { parseAppPageRequest } from './events/app-page.js';
 export type { AppPageRequestInput } from './events/app-page.js';
 export type { EventBody, ParseEventOptions } from './events/options.js';
 
+// REST events (ONCRMDEALADD, ...: handlers bound with event.bind)
+export { parseRestEvent, LIFECYCLE_EVENT_NAMES } from './events/rest.js';
+
 // The client pool
 export { PortalClientPool } from './pool/pool.js';
 export type { BackoffPolicy } from './coordinator/backoff.js';
@@ -63,13 +66,15 @@ export type { ClientForOptions, PortalClientPoolOptions, PoolLifecycleChange, Sw
 export type * from './pool-events.js';
 
 // What the lifecycle handler and the authorization flow need (a PortalClientPool is one)
-export type { LifecycleChange, OAuthHostClient, PortalTokensContext } from './context.js';
+export type { EventHandlerContext, LifecycleChange, OAuthHostClient, PortalTokensContext } from './context.js';
 
 // The lifecycle handler and its HTTP adapters
 export { createLifecycleHandler } from './http/handler.js';
 export type { LifecycleHandler, LifecycleHandlerOptions } from './http/handler.js';
 export { LifecycleAnswerError } from './http/answers.js';
 export type { LifecycleAnswerCode, LifecycleAnswerErrorOptions } from './http/answers.js';
+export { createEventHandler } from './http/events.js';
+export type { EventHandler, EventHandlerOptions, RestEventContext, RestEventErrorInfo, RestEventListener } from './http/events.js';
 export { toNodeHandler } from './http/node.js';
 export type { NodeHandlerOptions, NodeRequestHandler } from './http/node.js';
 export { toFetchHandler } from './http/fetch.js';

@@ -118,3 +118,67 @@ export interface AppPageRequest {
   /** `APP_SID` from the query. */
   readonly appSid: string | null;
 }
+
+/**
+ * A value inside a REST event's `data`, exactly as sent: a form body (what Bitrix24 sends) gives
+ * only strings and groups; a JSON body may also give numbers, booleans, `null` and lists.
+ */
+export type RestEventValue = string | number | boolean | null | readonly RestEventValue[] | RestEventData;
+
+/**
+ * A REST event's `data`: the nested structure Bitrix24 sent (`data[FIELDS][ID]` is
+ * `data.FIELDS.ID`), frozen, with a `null` prototype. Keys `__proto__`, `constructor` and
+ * `prototype` are dropped.
+ */
+export interface RestEventData {
+  readonly [key: string]: RestEventValue;
+}
+
+/**
+ * The `auth` block of a REST event. Only `memberId` and `applicationToken` are required: the rest
+ * describe the event's own chain, which belongs to **the user whose action fired the event** (or
+ * the binding's `auth_type` user), not to the portal. This library never stores that chain and
+ * never uses it for the portal's client.
+ */
+export interface RestEventAuth {
+  /** The portal's `member_id`. */
+  readonly memberId: string;
+  /** The per-portal `application_token` to compare with the stored one. */
+  readonly applicationToken: string;
+  /** The portal's host (lower-cased), when sent. A claim, like everything in the payload. */
+  readonly domain: string | null;
+  /** The portal's REST root as the payload claims it, when sent. Not trusted. */
+  readonly clientEndpoint: string | null;
+  /** The OAuth server's REST root as the payload claims it, when sent (a live capture lacks it). Not trusted. */
+  readonly serverEndpoint: string | null;
+  /** The triggering user's access token, when sent. Never stored by this library. */
+  readonly accessToken: string | null;
+  /** The triggering user's refresh token, when sent. Never stored by this library. */
+  readonly refreshToken: string | null;
+  /** Absolute expiry of `accessToken`, unix seconds, when sent. */
+  readonly expires: number | null;
+  /** Lifetime of `accessToken` in seconds, when sent. */
+  readonly expiresIn: number | null;
+  /** Comma-separated scopes, when sent. */
+  readonly scope: string | null;
+  /** App status letter, when sent. */
+  readonly status: AppStatus | null;
+  /** The user the event's chain acts as, when sent. */
+  readonly userId: number | null;
+}
+
+/** The result of `parseRestEvent`: an event of a handler bound with `event.bind` (ONCRMDEALADD, ...). */
+export interface RestEvent {
+  /** The discriminant, `'rest'`, to tell it from a {@link LifecycleEvent}. */
+  readonly type: 'rest';
+  /** The event name in upper case, such as `ONCRMDEALADD`. Names this library does not know are accepted. */
+  readonly event: string;
+  /** The binding's id (`event_handler_id`), when sent. */
+  readonly handlerId: number | null;
+  /** When Bitrix24 queued the event (`ts`), unix seconds, when sent. */
+  readonly ts: number | null;
+  /** The event's `data`, nested as sent; an empty object when the event had none. A claim: re-read the entity before acting on it. */
+  readonly data: RestEventData;
+  /** Identity, `application_token` and the triggering user's chain. */
+  readonly auth: RestEventAuth;
+}

@@ -35,7 +35,11 @@ const FIELDS = {
   updatedAt: 'finite',
   chainUpdatedAt: 'finite',
   revokedAt: 'nullableFinite',
-} as const satisfies Record<keyof PortalRecordInput, FieldKind>;
+  eventTs: 'nullableFinite',
+} as const satisfies Record<keyof Required<PortalRecordInput>, FieldKind>;
+
+/** Fields added after the first release, and what a record stored before them reads as. */
+const DEFAULTS: Partial<Record<FieldName, unknown>> = { chain: 'portal', eventTs: null };
 
 type FieldName = keyof typeof FIELDS;
 const FIELD_NAMES = Object.keys(FIELDS) as FieldName[];
@@ -125,8 +129,8 @@ export function checkRecordInput(record: unknown): Omit<PortalRecord, 'version'>
   checkMemberId(record['memberId'], 'record.memberId');
   for (const name of FIELD_NAMES) {
     const kind = FIELDS[name];
-    // A record written without a chain is the portal's chain (the contract before chains existed).
-    const value = name === 'chain' && record[name] === undefined ? 'portal' : record[name];
+    // A field left out that has a default (chain: the portal's; eventTs: none) takes it.
+    const value = record[name] === undefined && Object.hasOwn(DEFAULTS, name) ? DEFAULTS[name] : record[name];
     if (!fits(kind, value)) throw new TypeError(`record.${name} must be ${KIND_TEXT[kind]}`);
     copy[name] = value;
   }
@@ -204,8 +208,8 @@ export function readStoredRecord(value: unknown): { record: PortalRecord } | { b
   if (!isObject(value)) return { badField: '(record)' };
   const copy: Record<string, unknown> = {};
   for (const name of FIELD_NAMES) {
-    // Records stored before chains existed have no `chain`: they are the portal's chain.
-    const field = name === 'chain' && value[name] === undefined ? 'portal' : value[name];
+    // Records stored before a field existed read it as its default (no chain: the portal's chain).
+    const field = value[name] === undefined && Object.hasOwn(DEFAULTS, name) ? DEFAULTS[name] : value[name];
     if (!fits(FIELDS[name], field)) return { badField: name };
     copy[name] = field;
   }

@@ -93,6 +93,11 @@ export interface PortalRecord {
   /** When the chain was revoked or suspended, unix ms, or `null` while active. */
   readonly revokedAt: number | null;
   /**
+   * The `ts` (unix seconds, Bitrix24's clock) of the newest lifecycle event applied to this chain,
+   * or `null`. An older event arriving later (a replay, a late delivery) changes nothing.
+   */
+  readonly eventTs: number | null;
+  /**
    * A counter that every successful write increments (the first write of a chain gives 1).
    * Conditional writes compare against it. It never repeats for a key in a store, not even
    * across a delete and a re-create: a record created after a delete continues from the deleted
@@ -105,14 +110,16 @@ export interface PortalRecord {
 
 /**
  * A full record without its `version`: what {@link TokenStore.upsert} takes. `chain` may be left
- * out for the portal's chain.
+ * out for the portal's chain, `eventTs` when no lifecycle event wrote it.
  */
-export type PortalRecordInput = Omit<PortalRecord, 'version' | 'chain'> & ChainOfInput;
+export type PortalRecordInput = Omit<PortalRecord, 'version' | 'chain' | 'eventTs'> & ChainOfInput;
 
-/** The `chain` of a {@link PortalRecordInput}: optional, `'portal'` when left out. */
+/** The optional fields of a {@link PortalRecordInput}. */
 export interface ChainOfInput {
   /** Which chain of the portal the record holds. @defaultValue `'portal'` */
   readonly chain?: ChainId | undefined;
+  /** The `ts` of the lifecycle event that wrote it. @defaultValue `null` */
+  readonly eventTs?: number | null | undefined;
 }
 
 /** The fields a conditional write may change (never `memberId`, `chain` or `version`). */

@@ -94,7 +94,7 @@ describe('FileTokenStore on a directory written before chains existed', () => {
     const old = { ...sampleRecord('member'), version: 3 };
     await writeFile(join(directory, `${hex('member')}.json`), JSON.stringify({ format: 1, record: old }));
     const store = new FileTokenStore({ directory });
-    expect(await store.get('member'), 'an old record reads as the portal chain').toStrictEqual({ ...old, chain: 'portal' });
+    expect(await store.get('member'), 'an old record reads as the portal chain').toStrictEqual({ ...old, chain: 'portal', eventTs: null });
     expect((await store.list()).records, 'and is listed').toHaveLength(1);
     expect(await store.listChains('member'), 'it has no user chains').toStrictEqual([]);
     const updated = await store.update('member', 3, { accessToken: 'next' });

@@ -88,7 +88,7 @@ describe('MemoryTokenStore properties', () => {
     await fc.assert(
       fc.asyncProperty(recordArbitrary, fc.string(), async (input, accessToken) => {
         const store = new MemoryTokenStore();
-        const stored = { ...input, chain: 'portal', version: 1 };
+        const stored = { ...input, chain: 'portal', eventTs: null, version: 1 };
         expect(await store.upsert(input)).toStrictEqual(stored);
         expect(await store.get(input.memberId)).toStrictEqual(stored);
         const result = await store.update(input.memberId, 1, { accessToken });

@@ -23,6 +23,7 @@ export const COLUMNS = {
   updatedAt: 'updated_at',
   chainUpdatedAt: 'chain_updated_at',
   revokedAt: 'revoked_at',
+  eventTs: 'event_ts',
 } as const satisfies Record<keyof Required<PortalRecordPatch>, string>;
 
 /** The data fields in a fixed order. */

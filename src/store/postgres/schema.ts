@@ -7,7 +7,7 @@ import type { PgPoolClientLike, PgPoolLike } from './driver.js';
 import { isTransient, storeFailure } from './errors.js';
 
 /** The schema version this code reads and writes. Bump it and append to MIGRATIONS together. */
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
 /** The default table prefix. */
 export const DEFAULT_TABLE_PREFIX = 'b24pt';
@@ -82,6 +82,8 @@ function migrations(n: SchemaNames): readonly (readonly string[])[] {
         PRIMARY KEY (member_id, chain)
       )`,
     ],
+    // 2: the ts of the newest lifecycle event applied to a chain (replayed or late events change nothing).
+    [`ALTER TABLE ${n.records} ADD COLUMN event_ts double precision`],
   ];
 }
 

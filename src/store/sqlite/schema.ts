@@ -7,7 +7,7 @@ import type { ChainId, PortalRecord } from '../token-store.js';
 import { isBusy, type SqliteDatabase } from './driver.js';
 
 /** The schema version this code writes and reads. */
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
 /** The default table-name prefix. */
 export const DEFAULT_TABLE_PREFIX = 'b24pt_';
@@ -55,6 +55,7 @@ const COLUMNS = [
   ['updatedAt', 'updated_at'],
   ['chainUpdatedAt', 'chain_updated_at'],
   ['revokedAt', 'revoked_at'],
+  ['eventTs', 'event_ts'],
 ] as const satisfies readonly (readonly [Exclude<keyof PortalRecord, 'chain' | 'version'>, string])[];
 
 /** The data columns, in the order {@link recordValues} gives their values. */
@@ -113,7 +114,8 @@ export function rowVersion(row: ChainRow, memberId: string): number {
 
 // Migration n takes the schema from version n to n + 1. Append only; never edit a released step.
 function migrations(names: TableNames, prefix: string): readonly string[] {
-  const data = DATA_COLUMNS.filter((column) => column !== 'member_id')
+  // Version 1's columns, frozen: columns added later come in their own step below.
+  const data = DATA_COLUMNS.filter((column) => column !== 'member_id' && !LATER_COLUMNS.includes(column))
     .map((column) => `  ${column} ${/_at$|^expires$|^user_id$/.test(column) ? 'INTEGER' : 'TEXT'}`)
     .join(',\n');
   return [
@@ -134,8 +136,13 @@ CREATE TABLE ${names.locks} (
   expires_at INTEGER NOT NULL,
   PRIMARY KEY (member_key, chain)
 ) WITHOUT ROWID;`,
+    // 2: the ts of the newest lifecycle event applied to a chain (replayed or late events change nothing).
+    `ALTER TABLE ${names.chains} ADD COLUMN event_ts INTEGER;`,
   ];
 }
+
+/** Columns that later migrations add (version 1 must not create them). */
+const LATER_COLUMNS: readonly string[] = ['event_ts'];
 
 function storedVersion(database: SqliteDatabase, names: TableNames): number {
   const row = database.prepare(`SELECT value FROM ${names.meta} WHERE key = 'schema_version'`).get() as

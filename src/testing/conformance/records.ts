@@ -42,7 +42,7 @@ export function chainRecord(memberId: string, userId: number, overrides: Partial
 
 /** The record `input` becomes once stored with `version` (a missing `chain` is the portal's). */
 export function withVersion(input: PortalRecordInput, version: number): PortalRecord {
-  return { ...input, chain: input.chain ?? 'portal', version };
+  return { ...input, chain: input.chain ?? 'portal', eventTs: input.eventTs ?? null, version };
 }
 
 /** A small deterministic PRNG (mulberry32): the same seed gives the same records on every machine. */

@@ -1,0 +1,265 @@
+// createEventHandler: the endpoint for REST events of handlers bound with event.bind. It checks the request
+// as the lifecycle handler does, parses the event, authenticates it against the store (event-auth.ts), and
+// runs the user's code with the portal's pooled client; lifecycle events can be handed to the lifecycle handler.
+
+import type { B24OAuth } from '@bitrix24/b24jssdk';
+import { classifyBody, DEFAULT_MAX_BODY_BYTES, FORM_MEDIA_TYPE, JSON_MEDIA_TYPE, rawByteLength } from '../body.js';
+import { assertEventContext, type EventHandlerContext } from '../context.js';
+import { ErrorCode, InvalidEventError } from '../errors.js';
+import { parseRestEvent } from '../events/rest.js';
+import type { RestEvent, RestEventAuth, RestEventData } from '../events/types.js';
+import { describeError, type Logger } from '../logger.js';
+import {
+  headerValue,
+  internalErrorResponse,
+  jsonResponse,
+  methodNotAllowedResponse,
+  payloadTooLargeResponse,
+  type PlainHandler,
+  type PlainRequest,
+  type PlainResponse,
+} from '../plain.js';
+import { authenticate, portalClient } from './event-auth.js';
+
+/** What a REST event listener receives. */
+export interface RestEventContext {
+  /** The event name in upper case, such as `ONCRMDEALADD`. */
+  readonly event: string;
+  /**
+   * The event's `data`, nested as sent (strings stay strings). A **claim**: whoever holds the
+   * portal's `application_token` can send it, so re-read the entity through `b24` before acting on it.
+   */
+  readonly data: RestEventData;
+  /** The portal's `member_id` (authenticated: the event carried the portal's stored `application_token`). */
+  readonly memberId: string;
+  /** The portal's domain as the event claims it, when sent. */
+  readonly domain: string | null;
+  /** The user the event's own chain belongs to, as the event claims it, when sent. */
+  readonly userId: number | null;
+  /** When Bitrix24 queued the event (`ts`), unix seconds, when sent. */
+  readonly ts: number | null;
+  /** The binding's id (`event_handler_id`), when sent. */
+  readonly handlerId: number | null;
+  /** The portal's pooled client: its installer's chain, refreshed through the pool's coordinator. */
+  readonly b24: B24OAuth;
+  /**
+   * The event's `auth` block, including the **triggering user's** tokens when sent. The library
+   * never stores them and never uses them for `b24`; do not log them.
+   */
+  readonly auth: RestEventAuth;
+}
+
+/** A listener for one REST event: runs once the event was authenticated. */
+export type RestEventListener = (context: RestEventContext) => void | Promise<void>;
+
+/** What {@link EventHandlerOptions.onError} receives besides the error. */
+export interface RestEventErrorInfo {
+  /** The event name. */
+  readonly event: string;
+  /** The portal. */
+  readonly memberId: string;
+  /** Whether the event had already been answered (with `acknowledge: 'immediately'`). */
+  readonly answered: boolean;
+}
+
+/** Options of {@link createEventHandler}. */
+export interface EventHandlerOptions {
+  /**
+   * Your `PortalClientPool` (or any {@link EventHandlerContext}): the handler reads portals' records
+   * from its store and hands listeners `pool.clientFor(memberId)`.
+   */
+  readonly pool: EventHandlerContext;
+  /**
+   * A listener per event name (matched case-insensitively): `{ ONCRMDEALADD: async ({ data, b24 }) => {...} }`.
+   * An authenticated event without a listener answers 200 and is logged at debug level.
+   */
+  readonly on: Readonly<Record<string, RestEventListener>>;
+  /**
+   * The handler ONAPPINSTALL, ONAPPUPDATE and ONAPPUNINSTALL are passed to, unchanged, so one URL
+   * serves every event: usually `createLifecycleHandler({ pool })`. Without it they answer 400
+   * (`UNKNOWN_EVENT`, `field: 'event'`). This handler's method, media-type and size checks apply first.
+   * @defaultValue none
+   */
+  readonly lifecycle?: PlainHandler | undefined;
+  /**
+   * When to answer: `'after-listener'` answers 200 once the listener finished (500 if it threw);
+   * `'immediately'` answers 200 as soon as the event is authenticated and runs the listener
+   * afterwards (its error goes to `onError` and the logger). Bitrix24 serves slow handlers at a
+   * lower rate and does not resend events, so `'immediately'` suits long work.
+   * @defaultValue `'after-listener'`
+   */
+  readonly acknowledge?: 'after-listener' | 'immediately' | undefined;
+  /**
+   * Called when a listener throws, in either mode, after the error was logged (its class name only).
+   * Its own throw is logged and ignored.
+   */
+  readonly onError?: ((error: unknown, info: RestEventErrorInfo) => void | Promise<void>) | undefined;
+  /**
+   * The largest raw body accepted, in bytes; larger ones get 413 (also for lifecycle events passed on).
+   * @defaultValue 65536 (64 KiB)
+   */
+  readonly maxBodyBytes?: number | undefined;
+  /** Where to log. @defaultValue the pool's logger */
+  readonly logger?: Logger | undefined;
+}
+
+/** The handler {@link createEventHandler} returns: a {@link PlainHandler} with its body limit. */
+export interface EventHandler extends PlainHandler {
+  /** The largest raw body accepted, in bytes. */
+  readonly maxBodyBytes: number;
+  /** Resolves once every listener started after an immediate answer has finished (for shutdown and tests). */
+  drain(): Promise<void>;
+}
+
+function listenersOf(on: unknown): Map<string, RestEventListener> {
+  if (on === null || typeof on !== 'object') throw new TypeError('options.on must be an object of listeners by event name');
+  const listeners = new Map<string, RestEventListener>();
+  for (const [name, listener] of Object.entries(on)) {
+    const upper = name.toUpperCase();
+    if (typeof listener !== 'function') throw new TypeError(`options.on.${name} must be a function`);
+    if (listeners.has(upper)) throw new TypeError(`options.on names ${upper} twice`);
+    listeners.set(upper, listener as RestEventListener);
+  }
+  return listeners;
+}
+
+/**
+ * Creates the handler for REST events: what Bitrix24 posts to a URL the app bound with
+ * `event.bind` (`ONCRMDEALADD`, `ONTASKUPDATE`, ...). Mount it with `toNodeHandler` or
+ * `toFetchHandler`.
+ *
+ * For each event: the body is parsed with `parseRestEvent`; the portal's record is read from the
+ * store; the record must exist, be active (not revoked or suspended) and hold an
+ * `application_token` equal, in constant time, to the event's. Only then does the listener run,
+ * with the portal's pooled client (`pool.clientFor(memberId)`). Nothing is ever written.
+ *
+ * The event's own tokens belong to the user whose action fired it (or the binding's `auth_type`
+ * user), not to the portal: they are never stored and never used for the pool's chain. On newer
+ * portals every user who opens the app page holds the `application_token`, so a matching token
+ * tells an event from a stranger's request, not from a portal user's: treat `data` as a claim and
+ * re-read the entity through `b24` before acting on it.
+ *
+ * Answers (JSON): 200 `{ ok: true }` once the listener finished (or at once with
+ * `acknowledge: 'immediately'`), also for an event without a listener; 400 malformed event
+ * (`{ error, field }`); 403 `VERIFICATION_FAILED` for an unknown, revoked or suspended portal, a
+ * record without an `application_token`, or a mismatch (a warning names the portal and the reason);
+ * 405 not a POST; 413 body over `maxBodyBytes`; 415 neither form nor JSON; 500 `INTERNAL_ERROR`
+ * when the listener threw (no details) or `STORE_FAILURE`. No answer and no log line holds a token.
+ *
+ * @example
+ * ```ts
+ * const handler = createEventHandler({
+ *   pool,
+ *   lifecycle: createLifecycleHandler({ pool }), // ONAPPINSTALL, ONAPPUPDATE, ONAPPUNINSTALL
+ *   on: {
+ *     ONCRMDEALADD: async ({ data, b24 }) => {
+ *       const id = (data.FIELDS as { ID: string }).ID;
+ *       const deal = await b24.actions.v2.call.make({ method: 'crm.deal.get', params: { id } }); // re-read, not trust
+ *     },
+ *   },
+ * });
+ * http.createServer(toNodeHandler(handler)).listen(3000);
+ * ```
+ */
+export function createEventHandler(options: EventHandlerOptions): EventHandler {
+  const { pool, lifecycle } = options;
+  assertEventContext(pool, 'options.pool');
+  const listeners = listenersOf(options.on);
+  if (lifecycle !== undefined && typeof lifecycle !== 'function') throw new TypeError('options.lifecycle must be a handler');
+  const acknowledge = options.acknowledge ?? 'after-listener';
+  if (acknowledge !== 'after-listener' && acknowledge !== 'immediately') {
+    throw new TypeError("options.acknowledge must be 'after-listener' or 'immediately'");
+  }
+  const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  if (!Number.isSafeInteger(maxBodyBytes) || maxBodyBytes <= 0) throw new TypeError('options.maxBodyBytes must be a positive integer');
+  const onError = options.onError;
+  const logger = options.logger ?? pool.logger;
+  const running = new Set<Promise<void>>();
+
+  /** Runs a listener; a throw is logged (class name only) and reported. Never rejects. */
+  const run = async (listener: RestEventListener, context: RestEventContext, answered: boolean): Promise<boolean> => {
+    try {
+      await listener(context);
+      return true;
+    } catch (error) {
+      const info: RestEventErrorInfo = { event: context.event, memberId: context.memberId, answered };
+      logger.error({ memberId: info.memberId, event: info.event, answered, err: describeError(error) }, 'REST event listener failed');
+      if (onError !== undefined) {
+        try {
+          await onError(error, info);
+        } catch (hookError) {
+          logger.error({ memberId: info.memberId, event: info.event, err: describeError(hookError) }, 'onError hook failed');
+        }
+      }
+      return false;
+    }
+  };
+
+  const dispatch = async (event: RestEvent): Promise<PlainResponse> => {
+    const refused = await authenticate(pool, logger, event);
+    if (refused !== undefined) return refused;
+    const memberId = event.auth.memberId;
+    const listener = listeners.get(event.event);
+    if (listener === undefined) {
+      logger.debug({ memberId, event: event.event }, 'REST event without a listener; answered 200');
+      return jsonResponse(200, { ok: true });
+    }
+    const client = await portalClient(pool, logger, event);
+    if ('response' in client) return client.response;
+    const context: RestEventContext = Object.freeze({
+      event: event.event,
+      data: event.data,
+      memberId,
+      domain: event.auth.domain,
+      userId: event.auth.userId,
+      ts: event.ts,
+      handlerId: event.handlerId,
+      b24: client.client,
+      auth: event.auth,
+    });
+    if (acknowledge === 'immediately') {
+      const task = run(listener, context, true).then(() => undefined);
+      running.add(task);
+      void task.finally(() => running.delete(task));
+      return jsonResponse(200, { ok: true });
+    }
+    return (await run(listener, context, false)) ? jsonResponse(200, { ok: true }) : internalErrorResponse();
+  };
+
+  const handle = async (request: PlainRequest): Promise<PlainResponse> => {
+    if (typeof request.method !== 'string' || request.method.toUpperCase() !== 'POST') return methodNotAllowedResponse('POST');
+    const body = request.body;
+    const kind = classifyBody(headerValue(request.headers ?? {}, 'content-type'), body);
+    if (kind === 'unsupported') {
+      return jsonResponse(415, { error: ErrorCode.UnsupportedMediaType }, { accept: `${FORM_MEDIA_TYPE}, ${JSON_MEDIA_TYPE}` });
+    }
+    if (rawByteLength(body) > maxBodyBytes) return payloadTooLargeResponse();
+    let event: RestEvent;
+    try {
+      event = parseRestEvent(body ?? '', {
+        ...(kind === 'parsed' ? {} : { contentType: kind === 'json' ? JSON_MEDIA_TYPE : FORM_MEDIA_TYPE }),
+        maxBytes: maxBodyBytes,
+      });
+    } catch (error) {
+      if (!(error instanceof InvalidEventError)) throw error;
+      if (error.reason === 'too_large') return payloadTooLargeResponse();
+      if (error.reason === 'lifecycle' && lifecycle !== undefined) return lifecycle(request);
+      logger.info({ field: error.field, reason: error.reason, code: error.code }, 'Malformed REST event refused');
+      return jsonResponse(400, { error: error.code, field: error.field });
+    }
+    return dispatch(event);
+  };
+
+  const handler = async (request: PlainRequest): Promise<PlainResponse> => {
+    try {
+      return await handle(request);
+    } catch (error) {
+      logger.error({ err: describeError(error) }, 'REST event handler failed unexpectedly');
+      return internalErrorResponse();
+    }
+  };
+  const drain = async (): Promise<void> => {
+    while (running.size > 0) await Promise.all([...running]);
+  };
+  return Object.assign(handler, { maxBodyBytes, drain });
+}

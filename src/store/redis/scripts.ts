@@ -1,0 +1,194 @@
+// The Lua scripts of the Redis store. Each write is one script, so its version check, its write, the
+// index upkeep and the PUBLISH of the change happen atomically. Sent by SHA1, with EVAL on NOSCRIPT.
+
+import { createHash } from 'node:crypto';
+import type { RedisClientLike } from './connection.js';
+
+/** The key layout this release reads and writes; `ready()` records it under `<prefix>:layout`. */
+export const LAYOUT_VERSION = '1';
+
+/** Marker errors raised by the scripts (found in the reply's message). */
+export const VERSION_LIMIT = 'B24PT_VERSION_LIMIT';
+export const LAYOUT_MISMATCH = 'B24PT_LAYOUT';
+
+// Shared by every write: refuse keys of another layout (a newer release migrating them), record ours
+// when missing (a fresh or restarted Redis), and publish a change without any token.
+// Numbers are formatted with %d: Lua's tostring would write 2^53 - 1 as 9.007199254741e+15.
+const PRELUDE = `
+local function fmt(n) if type(n) == 'number' then return string.format('%d', n) end return n end
+local function layout(key, want)
+  local have = redis.call('GET', key)
+  if not have then redis.call('SET', key, want)
+  elseif have ~= want then return redis.error_reply('${LAYOUT_MISMATCH} ' .. have) end
+  return nil
+end
+local function publish(channel, member, chain, version, deleted)
+  redis.call('PUBLISH', channel, '{"memberId":' .. cjson.encode(member)
+    .. ',"chain":' .. (chain and cjson.encode(chain) or 'null')
+    .. ',"version":' .. (version and fmt(version) or 'null')
+    .. ',"deleted":' .. (deleted and 'true' or 'false') .. '}')
+end
+local MAX = 9007199254740991
+`;
+
+/** A script and its SHA1, for EVALSHA. */
+export interface Script {
+  readonly lua: string;
+  readonly sha: string;
+  readonly keys: number;
+}
+
+function script(keys: number, body: string, prelude = true): Script {
+  const lua = prelude ? PRELUDE + body : body;
+  return { lua, sha: createHash('sha1').update(lua).digest('hex'), keys };
+}
+
+/** KEYS: layout. ARGV: wanted layout. Returns the layout now recorded. */
+export const LAYOUT = script(
+  1,
+  `local have = redis.call('GET', KEYS[1])
+if not have then redis.call('SET', KEYS[1], ARGV[1]) return ARGV[1] end
+return have`,
+  false,
+);
+
+/**
+ * KEYS: layout, record, tombstones, portals, chains. ARGV: layout, memberId, chain, channel, fields...
+ * Replaces the record; its version continues from the record or the tombstone. Returns the version.
+ */
+export const UPSERT = script(
+  5,
+  `local bad = layout(KEYS[1], ARGV[1]) if bad then return bad end
+local prev = redis.call('HGET', KEYS[2], 'version') or redis.call('HGET', KEYS[3], ARGV[3]) or '0'
+if tonumber(prev) >= MAX then return redis.error_reply('${VERSION_LIMIT}') end
+redis.call('DEL', KEYS[2])
+redis.call('HSET', KEYS[2], 'version', prev, unpack(ARGV, 5))
+local version = redis.call('HINCRBY', KEYS[2], 'version', 1)
+redis.call('HDEL', KEYS[3], ARGV[3])
+if ARGV[3] == 'portal' then redis.call('ZADD', KEYS[4], 0, ARGV[2]) else redis.call('ZADD', KEYS[5], 0, ARGV[3]) end
+publish(ARGV[4], ARGV[2], ARGV[3], version, false)
+return version`,
+);
+
+/**
+ * KEYS: layout, record. ARGV: layout, expected version, memberId, chain, channel, fields...
+ * Returns `{1, record}` when applied, `{0, current}` on a conflict (an empty list when missing).
+ */
+export const UPDATE = script(
+  2,
+  `local bad = layout(KEYS[1], ARGV[1]) if bad then return bad end
+local current = redis.call('HGET', KEYS[2], 'version')
+if current ~= ARGV[2] then return {0, redis.call('HGETALL', KEYS[2])} end
+if tonumber(current) >= MAX then return redis.error_reply('${VERSION_LIMIT}') end
+if #ARGV > 5 then redis.call('HSET', KEYS[2], unpack(ARGV, 6)) end
+local version = redis.call('HINCRBY', KEYS[2], 'version', 1)
+publish(ARGV[5], ARGV[3], ARGV[4], version, false)
+return {1, redis.call('HGETALL', KEYS[2])}`,
+);
+
+/**
+ * KEYS: layout, record, tombstones, portals, chains. ARGV: layout, memberId, chain, channel.
+ * Keeps the version in the tombstone hash, drops the record and its index entry. Returns 1 or 0.
+ */
+export const DELETE = script(
+  5,
+  `local bad = layout(KEYS[1], ARGV[1]) if bad then return bad end
+local version = redis.call('HGET', KEYS[2], 'version')
+if not version then return 0 end
+redis.call('HSET', KEYS[3], ARGV[3], version)
+redis.call('DEL', KEYS[2])
+if ARGV[3] == 'portal' then redis.call('ZREM', KEYS[4], ARGV[2]) else redis.call('ZREM', KEYS[5], ARGV[3]) end
+publish(ARGV[4], ARGV[2], ARGV[3], version, true)
+return 1`,
+);
+
+/**
+ * KEYS: layout, tombstones, portals, chains. ARGV: layout, memberId, channel, record key stem.
+ * Deletes every chain of the portal (user chains' keys are derived from the chains index, which is
+ * why the store does not run on Redis Cluster). Returns how many records were deleted.
+ */
+export const DELETE_PORTAL = script(
+  4,
+  `local bad = layout(KEYS[1], ARGV[1]) if bad then return bad end
+local chains = redis.call('ZRANGE', KEYS[4], 0, -1)
+table.insert(chains, 'portal')
+local deleted = 0
+for _, chain in ipairs(chains) do
+  local key = ARGV[4] .. chain
+  local version = redis.call('HGET', key, 'version')
+  if version then
+    redis.call('HSET', KEYS[2], chain, version)
+    redis.call('DEL', key)
+    deleted = deleted + 1
+  end
+end
+redis.call('DEL', KEYS[4])
+redis.call('ZREM', KEYS[3], ARGV[2])
+if deleted > 0 then publish(ARGV[3], ARGV[2], false, false, true) end
+return deleted`,
+);
+
+/**
+ * KEYS: portals. ARGV: lower bound ('-' or '(after'), limit, record key stem. One consistent page:
+ * `{more, {memberId, record}...}` where record is the portal chain's hash as a flat list.
+ */
+export const LIST = script(
+  1,
+  `local limit = tonumber(ARGV[2])
+local ids = redis.call('ZRANGEBYLEX', KEYS[1], ARGV[1], '+', 'LIMIT', 0, limit + 1)
+local out = {#ids > limit and 1 or 0}
+for i = 1, math.min(#ids, limit) do
+  table.insert(out, ids[i])
+  table.insert(out, redis.call('HGETALL', ARGV[3] .. ids[i] .. ':portal'))
+end
+return out`,
+  false,
+);
+
+/** KEYS: chains. ARGV: the portal's record key stem. `{chain, record}...` in chain order. */
+export const LIST_CHAINS = script(
+  1,
+  `local out = {}
+for _, chain in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  table.insert(out, chain)
+  table.insert(out, redis.call('HGETALL', ARGV[1] .. chain))
+end
+return out`,
+  false,
+);
+
+/** KEYS: lock. ARGV: token. Deletes the lock only if this token holds it. */
+export const UNLOCK = script(
+  1,
+  `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`,
+  false,
+);
+
+/** KEYS: lock. ARGV: token, ttl ms. Extends the lease only if this token still holds it. */
+export const RENEW = script(
+  1,
+  `if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
+return 0`,
+  false,
+);
+
+/**
+ * Runs a script by SHA1 from Redis's script cache; on NOSCRIPT (first use, or a restarted or flushed
+ * server) sends the source with EVAL, which caches it for the next call.
+ */
+export async function runScript(
+  client: RedisClientLike,
+  target: Script,
+  keys: readonly string[],
+  args: readonly (string | number)[],
+): Promise<unknown> {
+  if (keys.length !== target.keys) throw new Error(`script expects ${target.keys} keys, got ${keys.length}`);
+  try {
+    return await client.call('EVALSHA', target.sha, target.keys, ...keys, ...args);
+  } catch (error) {
+    const message = (error as { message?: unknown } | null)?.message;
+    if (typeof message !== 'string' || !message.startsWith('NOSCRIPT')) throw error;
+    return await client.call('EVAL', target.lua, target.keys, ...keys, ...args);
+  }
+}

@@ -1,0 +1,354 @@
+// RedisTokenStore: the TokenStore contract on Redis. One hash per chain, indexes in sorted sets, every
+// write one Lua script that also publishes the change; locks are SET NX PX leases with random tokens.
+
+import { randomBytes } from 'node:crypto';
+import { StoreError } from '../../errors.js';
+import {
+  checkExpectedVersion,
+  checkListOptions,
+  checkMemberId,
+  checkPatch,
+  checkRecordInput,
+  checkTtlMs,
+  resolveKey,
+} from '../record-checks.js';
+import type {
+  ChainKey,
+  ConditionalWriteResult,
+  PortalListOptions,
+  PortalListPage,
+  PortalRecord,
+  PortalRecordInput,
+  PortalRecordPatch,
+  StoreCapabilities,
+  StoreChangeListener,
+  StoreLease,
+  StoreSubscription,
+  TokenStore,
+} from '../token-store.js';
+import { decodeRecord, encodeFields, int, Keys } from './codec.js';
+import {
+  errorSummary,
+  loadDriver,
+  ownedOptions,
+  storeFailure,
+  withDeadline,
+  type RedisClientLike,
+} from './connection.js';
+import { openFeed } from './feed.js';
+import { checkOptions, type RedisTokenStoreOptions } from './options.js';
+import * as S from './scripts.js';
+
+interface Connection {
+  readonly client: RedisClientLike;
+  /** Opens a connection for a change feed. */
+  readonly subscriber: () => RedisClientLike;
+}
+
+/**
+ * A {@link TokenStore} on Redis, shared by every process that opens it with the same Redis and
+ * `keyPrefix`: records, conditional writes, per-chain locks with leases, listing and a change feed
+ * over pub/sub (`capabilities.changes`).
+ *
+ * Layout (version 1, recorded under `<prefix>:layout`): one hash per chain
+ * (`<prefix>:rec:<memberId>:<chain>`, each field's JSON plus `version`), the last versions of
+ * deleted chains in `<prefix>:tomb:<memberId>`, the portals in the sorted set `<prefix>:portals`
+ * and each portal's user chains in `<prefix>:chains:<memberId>` (scores 0, lexicographic order:
+ * `list` pages by UTF-8 byte order, which equals `memberId` order for the ASCII ids Bitrix24 uses).
+ * Every write (upsert, update, delete, deletePortal) is one Lua script that checks the version,
+ * writes, maintains the indexes and publishes `{ memberId, chain, version, deleted }` (never a
+ * token) on `<prefix>:changes`.
+ *
+ * Locks: `SET <prefix>:lock:<memberId>:<chain> <random token> NX PX ttl`; release and renew run a
+ * script that acts only while the key still holds the lease's token. `expiresAt` is measured from
+ * just before the SET is sent, so it is never later than Redis's own expiry. The lock is advisory:
+ * a holder that overran its lease is fenced by the conditional write, which refuses its stale version.
+ *
+ * Change feed: each subscription has its own subscriber connection. When it drops, the listener
+ * gets `onStatus('lost')`; once it has reconnected and Redis acknowledged the new SUBSCRIBE,
+ * `onStatus('restored')` (changes in between are not replayed: re-read what you cached).
+ *
+ * Failures: a connection refused, lost or timed out, or a Redis still loading, rejects with a
+ * {@link StoreError} whose `transient` is `true`; no call waits longer than `timeoutMs`. A write
+ * that timed out may still have been applied: re-read before retrying.
+ *
+ * @remarks
+ * Redis must persist (AOF with `appendfsync everysec` or stricter, or RDB snapshots you can afford
+ * to lose the tail of): a Redis that restarts empty loses every portal's single-use refresh token,
+ * and those portals must reinstall the app. The store needs a single Redis primary (with Sentinel if
+ * you like); Redis Cluster is not supported.
+ *
+ * @example
+ * ```ts
+ * import { RedisTokenStore } from 'b24-portal-tokens/stores/redis';
+ * const store = new RedisTokenStore({ url: process.env.REDIS_URL!, keyPrefix: 'myapp' });
+ * await store.ready();
+ * const pool = new PortalClientPool({ store, clientId, clientSecret });
+ * ```
+ */
+export class RedisTokenStore implements TokenStore {
+  /** Locks, listing and the change feed work, and are shared with every process on the same Redis and prefix. */
+  readonly capabilities: StoreCapabilities = { lock: true, crossProcess: true, list: true, changes: true };
+  /** The prefix of every key this store reads and writes. */
+  readonly keyPrefix: string;
+
+  readonly #keys: Keys;
+  readonly #timeoutMs: number;
+  readonly #url: string | undefined;
+  readonly #given: RedisClientLike | undefined;
+  #connection: Promise<Connection> | undefined;
+  #owned: RedisClientLike | undefined;
+  #lastConnectError: string | undefined;
+  #prepared: Promise<void> | undefined;
+  #closed = false;
+  readonly #feeds = new Set<StoreSubscription>();
+
+  /** Checks the options; nothing connects until the first call. */
+  constructor(options: RedisTokenStoreOptions) {
+    const checked = checkOptions(options);
+    this.#url = checked.url;
+    this.#given = checked.client;
+    this.keyPrefix = checked.keyPrefix;
+    this.#timeoutMs = checked.timeoutMs;
+    this.#keys = new Keys(this.keyPrefix);
+  }
+
+  /**
+   * Checks that Redis answers and that the keys under `keyPrefix` use this release's layout,
+   * recording it on an empty prefix (atomically: safe when many processes start at once).
+   * Rejects with a transient {@link StoreError} when Redis cannot be reached in time, and a
+   * permanent one for refused credentials or keys of another layout.
+   */
+  async ready(): Promise<void> {
+    await this.#prepare();
+  }
+
+  /** {@inheritDoc TokenStore.get} */
+  async get(key: ChainKey): Promise<PortalRecord | undefined> {
+    const { memberId, chain } = resolveKey(key);
+    const reply = await this.#command('get', memberId, (c) => c.call('HGETALL', this.#keys.record(memberId, chain)));
+    return decodeRecord(reply, memberId, chain);
+  }
+
+  /** {@inheritDoc TokenStore.upsert} */
+  async upsert(record: PortalRecordInput): Promise<PortalRecord> {
+    const input = checkRecordInput(record);
+    const { memberId, chain } = input;
+    const k = this.#keys;
+    const version = await this.#script('upsert', memberId, S.UPSERT,
+      [k.layout, k.record(memberId, chain), k.tombstones(memberId), k.portals, k.chains(memberId)],
+      [S.LAYOUT_VERSION, memberId, chain, k.channel, ...encodeFields(input)]);
+    if (!Number.isSafeInteger(int(version))) throw new StoreError(`Redis answered upsert of portal ${memberId} with no version`, { memberId });
+    return { ...input, version: int(version) };
+  }
+
+  /** {@inheritDoc TokenStore.update} */
+  async update(key: ChainKey, expectedVersion: number, patch: PortalRecordPatch): Promise<ConditionalWriteResult> {
+    const { memberId, chain } = resolveKey(key);
+    checkExpectedVersion(expectedVersion);
+    const changes = checkPatch(patch);
+    const k = this.#keys;
+    const reply = await this.#script('update', memberId, S.UPDATE, [k.layout, k.record(memberId, chain)],
+      [S.LAYOUT_VERSION, String(expectedVersion), memberId, chain, k.channel, ...encodeFields(changes)]);
+    const [applied, stored] = Array.isArray(reply) ? (reply as [unknown, unknown]) : [undefined, undefined];
+    const record = decodeRecord(stored, memberId, chain);
+    if (int(applied) === 1 && record !== undefined) return { ok: true, record };
+    return { ok: false, current: record };
+  }
+
+  /** {@inheritDoc TokenStore.delete} */
+  async delete(key: ChainKey): Promise<boolean> {
+    const { memberId, chain } = resolveKey(key);
+    const k = this.#keys;
+    const deleted = await this.#script('delete', memberId, S.DELETE,
+      [k.layout, k.record(memberId, chain), k.tombstones(memberId), k.portals, k.chains(memberId)],
+      [S.LAYOUT_VERSION, memberId, chain, k.channel]);
+    return int(deleted) === 1;
+  }
+
+  /** {@inheritDoc TokenStore.deletePortal} */
+  async deletePortal(memberId: string): Promise<number> {
+    checkMemberId(memberId);
+    const k = this.#keys;
+    const deleted = await this.#script('deletePortal', memberId, S.DELETE_PORTAL,
+      [k.layout, k.tombstones(memberId), k.portals, k.chains(memberId)],
+      [S.LAYOUT_VERSION, memberId, k.channel, k.recordStem(memberId)]);
+    const count = int(deleted);
+    if (!Number.isSafeInteger(count)) throw new StoreError(`Redis answered deletePortal of portal ${memberId} with no count`, { memberId });
+    return count;
+  }
+
+  /** {@inheritDoc TokenStore.tryLock} */
+  async tryLock(key: ChainKey, ttlMs: number): Promise<StoreLease | undefined> {
+    const { memberId, chain } = resolveKey(key);
+    checkTtlMs(ttlMs);
+    const lockKey = this.#keys.lock(memberId, chain);
+    const token = randomBytes(16).toString('hex');
+    const ttl = Math.max(1, Math.ceil(ttlMs));
+    let started = 0;
+    const reply = await this.#command('tryLock', memberId, (c) => {
+      started = Date.now(); // after connecting: the lease starts when the SET leaves, not before
+      return c.call('SET', lockKey, token, 'NX', 'PX', ttl);
+    });
+    if (reply !== 'OK') return undefined;
+    return {
+      token,
+      expiresAt: started + ttl,
+      release: async () => {
+        await this.#script('release', memberId, S.UNLOCK, [lockKey], [token]);
+      },
+      renew: async (nextTtlMs: number) => {
+        checkTtlMs(nextTtlMs);
+        const renewed = await this.#script('renew', memberId, S.RENEW, [lockKey], [token, Math.max(1, Math.ceil(nextTtlMs))]);
+        return int(renewed) === 1;
+      },
+    };
+  }
+
+  /** {@inheritDoc TokenStore.list} */
+  async list(options?: PortalListOptions): Promise<PortalListPage> {
+    const { after, limit } = checkListOptions(options);
+    if (after !== undefined && !after.isWellFormed()) throw new TypeError('options.after must be well-formed Unicode');
+    const reply = await this.#script('list', undefined, S.LIST, [this.#keys.portals],
+      [after === undefined ? '-' : `(${after}`, limit, this.#keys.allRecords]);
+    const items = Array.isArray(reply) ? reply : [];
+    const records: PortalRecord[] = [];
+    let last: string | undefined;
+    for (let i = 1; i + 1 < items.length; i += 2) {
+      last = String(items[i]);
+      const record = decodeRecord(items[i + 1], last, 'portal');
+      if (record !== undefined) records.push(record);
+    }
+    return { records, next: int(items[0]) === 1 ? last : undefined };
+  }
+
+  /** {@inheritDoc TokenStore.listChains} */
+  async listChains(memberId: string): Promise<readonly PortalRecord[]> {
+    checkMemberId(memberId);
+    const reply = await this.#script('listChains', memberId, S.LIST_CHAINS, [this.#keys.chains(memberId)], [this.#keys.recordStem(memberId)]);
+    const items = Array.isArray(reply) ? reply : [];
+    const records: PortalRecord[] = [];
+    for (let i = 0; i + 1 < items.length; i += 2) {
+      const record = decodeRecord(items[i + 1], memberId, resolveKey({ memberId, chain: String(items[i]) }).chain);
+      if (record !== undefined) records.push(record);
+    }
+    return records;
+  }
+
+  /** {@inheritDoc TokenStore.subscribe} */
+  async subscribe(listener: StoreChangeListener): Promise<StoreSubscription> {
+    if (typeof listener !== 'object' || listener === null || typeof listener.onChange !== 'function') {
+      throw new TypeError('listener must be an object with an onChange method');
+    }
+    const connection = await this.#connect();
+    const subscription: StoreSubscription = await openFeed(connection.subscriber(), this.#keys.channel, listener, this.#timeoutMs, () => {
+      this.#feeds.delete(subscription);
+    });
+    if (this.#closed) {
+      await subscription.close();
+      throw closedError();
+    }
+    this.#feeds.add(subscription);
+    return subscription;
+  }
+
+  /**
+   * Ends every change feed this store opened and, for a store made from a `url`, its connection.
+   * A client passed as `client` is left open. Idempotent; later calls reject with a {@link StoreError}.
+   */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await Promise.all([...this.#feeds].map((feed) => feed.close()));
+    const owned = this.#owned;
+    if (owned === undefined) return;
+    // QUIT lets pending replies arrive; while Redis is down it would only wait for the deadline.
+    if (owned.status === 'ready') await withDeadline(owned.quit(), this.#timeoutMs, 'close').catch(() => undefined);
+    owned.disconnect();
+  }
+
+  #connect(): Promise<Connection> {
+    if (this.#closed) return Promise.reject(closedError());
+    this.#connection ??= this.#open().catch((error: unknown) => {
+      this.#connection = undefined;
+      throw error;
+    });
+    return this.#connection;
+  }
+
+  async #open(): Promise<Connection> {
+    const feedOverrides = { lazyConnect: true, enableOfflineQueue: true, autoResubscribe: false };
+    if (this.#given !== undefined) {
+      const client = this.#given;
+      return { client, subscriber: () => client.duplicate(feedOverrides) };
+    }
+    const Redis = await loadDriver();
+    const url = this.#url as string;
+    const options = ownedOptions(this.#timeoutMs);
+    const client = new Redis(url, options);
+    client.on('error', (error: unknown) => {
+      this.#lastConnectError = errorSummary(error);
+    });
+    client.on('ready', () => {
+      this.#lastConnectError = undefined;
+    });
+    if (this.#closed) {
+      client.disconnect();
+      throw closedError();
+    }
+    this.#owned = client;
+    return { client, subscriber: () => new Redis(url, { ...options, ...feedOverrides }) };
+  }
+
+  #prepare(): Promise<void> {
+    this.#prepared ??= this.#checkLayout().catch((error: unknown) => {
+      this.#prepared = undefined;
+      throw error;
+    });
+    return this.#prepared;
+  }
+
+  async #checkLayout(): Promise<void> {
+    const connection = await this.#connect();
+    const layout = await this.#raw('ready', undefined, () =>
+      S.runScript(connection.client, S.LAYOUT, [this.#keys.layout], [S.LAYOUT_VERSION]),
+    );
+    if (String(layout) !== S.LAYOUT_VERSION) throw layoutError(this.keyPrefix, String(layout));
+  }
+
+  async #script(operation: string, memberId: string | undefined, script: S.Script, keys: string[], args: (string | number)[]): Promise<unknown> {
+    return this.#command(operation, memberId, (client) => S.runScript(client, script, keys, args));
+  }
+
+  async #command(operation: string, memberId: string | undefined, run: (client: RedisClientLike) => Promise<unknown>): Promise<unknown> {
+    await this.#prepare();
+    const { client } = await this.#connect();
+    return this.#raw(operation, memberId, () => run(client));
+  }
+
+  async #raw(operation: string, memberId: string | undefined, run: () => Promise<unknown>): Promise<unknown> {
+    if (this.#closed) throw closedError();
+    try {
+      return await withDeadline(run(), this.#timeoutMs, operation);
+    } catch (error) {
+      const message = (error as { message?: unknown } | null)?.message;
+      if (typeof message === 'string' && message.includes(S.VERSION_LIMIT)) {
+        throw new StoreError(`Version of portal ${memberId ?? ''} cannot be incremented past Number.MAX_SAFE_INTEGER`, { memberId, cause: error });
+      }
+      if (typeof message === 'string' && message.includes(S.LAYOUT_MISMATCH)) {
+        throw layoutError(this.keyPrefix, /B24PT_LAYOUT (\S+)/.exec(message)?.[1] ?? '?');
+      }
+      throw storeFailure(operation, error, memberId, this.#lastConnectError);
+    }
+  }
+}
+
+function closedError(): StoreError {
+  return new StoreError('The RedisTokenStore is closed');
+}
+
+function layoutError(prefix: string, found: string): StoreError {
+  return new StoreError(
+    `Keys under prefix '${prefix}' use layout ${found.slice(0, 20)}, but this release of b24-portal-tokens reads layout ${S.LAYOUT_VERSION}: use a matching release or another keyPrefix`,
+  );
+}

@@ -28,7 +28,7 @@ const entry = (memberId: string, ts = 1_767_225_600, tag = memberId): SpoolEntry
   memberId,
   ts,
   kind: 'install',
-  record: sampleRecord(memberId, secretTokens(tag)),
+  record: sampleRecord(memberId, { ...secretTokens(tag), eventTs: ts }),
 });
 const encryption = { keys: { k1: KEY1 }, writeKeyId: 'k1' };
 
@@ -57,7 +57,7 @@ describe('FileInstallSpool', () => {
       ['a', 1_767_225_603],
     ]);
     expect(seen.map((e) => e.id)).toStrictEqual(ids);
-    expect(seen[0]?.record).toStrictEqual({ ...entry('c').record, chain: 'portal' });
+    expect(seen[0]?.record).toStrictEqual({ ...entry('c').record, chain: 'portal', eventTs: 1_767_225_600 });
     expect(seen[0]?.kind).toBe('install');
     expect(await restarted.size(), 'applied entries are removed').toBe(0);
     expect(await readdir(spoolDir)).toStrictEqual([]);

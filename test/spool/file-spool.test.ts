@@ -206,3 +206,20 @@ describe('concurrent puts in one process', () => {
     expect(await spool.size()).toBe(5);
   });
 });
+
+describe('entries spooled before encryption was turned on', () => {
+  it('are replayed by an encrypting spool, unless allowPlaintext is false', async () => {
+    await new FileInstallSpool({ directory: spoolDir }).put(entry('plain'));
+    const strict = new FileInstallSpool({ directory: spoolDir, encryption: { ...encryption, allowPlaintext: false }, logger: recordingLogger() });
+    expect(await strict.drain(() => Promise.resolve('applied'))).toStrictEqual({ applied: 0, stale: 0, retried: 0, failed: 1 });
+    const seen = await collect(new FileInstallSpool({ directory: spoolDir, encryption }));
+    expect(seen.map((e) => e.record.refreshToken)).toStrictEqual([secretTokens('plain').refreshToken]);
+  });
+
+  it('keeps an entry whose apply answers something else', async () => {
+    const spool = new FileInstallSpool({ directory: spoolDir, logger: recordingLogger() });
+    await spool.put(entry('a'));
+    expect(await spool.drain(() => Promise.resolve('done' as SpoolApplyOutcome))).toMatchObject({ applied: 0, failed: 1 });
+    expect(await spool.size()).toBe(1);
+  });
+});

@@ -48,6 +48,10 @@ export const ErrorCode = {
   UnsupportedMediaType: 'UNSUPPORTED_MEDIA_TYPE',
   /** An unexpected failure inside a handler (500). */
   Internal: 'INTERNAL_ERROR',
+  /** A stored token could not be decrypted: unknown key id, wrong key, or a truncated or altered value. */
+  DecryptionFailed: 'DECRYPTION_FAILED',
+  /** The install spool is full (its entry or byte bound); the event could not be kept. */
+  SpoolFull: 'SPOOL_FULL',
 } as const;
 
 /** The union of every value in {@link ErrorCode}. */
@@ -303,5 +307,65 @@ export class PortalSuspendedError extends PortalTokensError {
       memberId,
     });
     this.retryAt = retryAt;
+  }
+}
+
+/** Why a stored token could not be decrypted; see {@link DecryptionError.reason}. */
+export type DecryptionFailureReason = 'unknown-key' | 'authentication' | 'malformed' | 'plaintext-refused';
+
+/**
+ * A stored token could not be decrypted (an `EncryptedTokenStore` or an encrypted install spool).
+ * No token is ever returned in its place, and the pool never treats it as a revocation: the record
+ * is left as it is. The message names the portal, chain, field and key id, never the value or a key.
+ *
+ * `reason`: `unknown-key` (no key with the stored key id was configured), `authentication` (a
+ * wrong key, or a value that was altered, truncated or moved from another record), `malformed`
+ * (not a well-formed encrypted value), `plaintext-refused` (a plaintext token while
+ * `allowPlaintext` is `false`).
+ */
+export class DecryptionError extends PortalTokensError {
+  readonly code = ErrorCode.DecryptionFailed;
+  /** The key id stored beside the value, when one could be read. */
+  readonly keyId: string | undefined;
+  /** The record's chain (`'portal'` or `'user:<id>'`). */
+  readonly chain: string;
+  /** The field that failed: `accessToken`, `refreshToken` or `applicationToken`. */
+  readonly field: string;
+  /** Why it failed. */
+  readonly reason: DecryptionFailureReason;
+  constructor(
+    details: { memberId: string; chain: string; field: string; keyId: string | undefined; reason: DecryptionFailureReason },
+    options: Omit<PortalTokensErrorOptions, 'memberId'> = {},
+  ) {
+    const key = details.keyId === undefined ? '' : ` (key id ${details.keyId})`;
+    super(
+      `Cannot decrypt the ${details.field} of portal ${details.memberId}, chain ${details.chain}${key}: ${DECRYPTION_TEXT[details.reason]}`,
+      { ...options, memberId: details.memberId },
+    );
+    this.keyId = details.keyId;
+    this.chain = details.chain;
+    this.field = details.field;
+    this.reason = details.reason;
+  }
+}
+
+const DECRYPTION_TEXT: Record<DecryptionFailureReason, string> = {
+  'unknown-key': 'no key with this id is configured',
+  authentication: 'the key is wrong or the value was altered, truncated or moved from another record',
+  malformed: 'the stored value is not a well-formed encrypted value',
+  'plaintext-refused': 'the value is stored in plaintext and allowPlaintext is false',
+};
+
+/**
+ * The install spool refused an entry because it holds `maxEntries` entries or `maxBytes` bytes
+ * already. The lifecycle handler answers 503: the event was not kept.
+ */
+export class SpoolFullError extends PortalTokensError {
+  readonly code = ErrorCode.SpoolFull;
+  /** Which bound was reached: `entries` or `bytes`. */
+  readonly limit: 'entries' | 'bytes';
+  constructor(limit: 'entries' | 'bytes', options: PortalTokensErrorOptions = {}) {
+    super(`The install spool is full (its ${limit === 'entries' ? 'maxEntries' : 'maxBytes'} bound is reached)`, options);
+    this.limit = limit;
   }
 }

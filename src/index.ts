@@ -25,8 +25,10 @@ export {
   PortalSuspendedError,
   UserChainMissingError,
   VerificationFailedError,
+  DecryptionError,
+  SpoolFullError,
 } from './errors.js';
-export type { InvalidEventCode, PortalTokensErrorOptions } from './errors.js';
+export type { InvalidEventCode, PortalTokensErrorOptions, DecryptionFailureReason } from './errors.js';
 
 // The TokenStore contract
 export type * from './store/token-store.js';
@@ -37,6 +39,15 @@ export { MemoryTokenStore } from './store/memory.js';
 export type { MemoryTokenStoreOptions } from './store/memory.js';
 export { FileTokenStore } from './store/file.js';
 export type { FileTokenStoreOptions } from './store/file.js';
+
+// Encryption at rest (wraps any store) and the install spool (keeps verified installs through a store outage)
+export { EncryptedTokenStore } from './store/encrypted.js';
+export type { EncryptedTokenStoreOptions } from './store/encrypted.js';
+export type { TokenEncryptionKey, TokenEncryptionOptions } from './store/token-cipher.js';
+export type { RekeyFailure, RekeyOptions, RekeyResult } from './store/rekey.js';
+export { FileInstallSpool } from './spool/file-spool.js';
+export type { FileInstallSpoolOptions, SpoolApplyOutcome, SpoolDrainResult, SpoolEncryptionOptions } from './spool/file-spool.js';
+export type { SpooledEntry, SpoolEntry, SpoolEntryKind } from './spool/entry.js';
 
 // Lifecycle events
 export type * from './events/types.js';

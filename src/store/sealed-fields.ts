@@ -1,0 +1,54 @@
+// Sealing and opening the token fields of a record, a record input or a patch with a TokenCipher;
+// shared by EncryptedTokenStore and the install spool. Every other field passes through unchanged.
+
+import { DecryptionError } from '../errors.js';
+import { storedValueKind, TOKEN_FIELDS, type TokenCipher, type TokenField } from './token-cipher.js';
+
+type TokenFields = { [F in TokenField]?: (F extends 'applicationToken' ? string | null : string) | undefined };
+
+/** How opening treats a plaintext value (one written before encryption was turned on). */
+export interface OpenOptions {
+  /** Accept it as is (`true`) or refuse it with a {@link DecryptionError} (`false`). */
+  readonly allowPlaintext: boolean;
+  /** Called for each plaintext value accepted (the owner logs it). */
+  readonly onPlaintext?: ((field: TokenField) => void) | undefined;
+}
+
+/** A copy of `fields` with every token field present sealed with the write key. */
+export function sealFields<T extends TokenFields>(cipher: TokenCipher, memberId: string, chain: string, fields: T): T {
+  const copy: Record<string, unknown> = { ...fields };
+  for (const field of TOKEN_FIELDS) {
+    const value = fields[field];
+    if (typeof value === 'string') copy[field] = cipher.seal(value, { memberId, chain, field });
+  }
+  return copy as T;
+}
+
+/** A copy of `fields` with every token field present opened; throws {@link DecryptionError}. */
+export function openFields<T extends TokenFields>(cipher: TokenCipher, memberId: string, chain: string, fields: T, options: OpenOptions): T {
+  const copy: Record<string, unknown> = { ...fields };
+  for (const field of TOKEN_FIELDS) {
+    const value = fields[field];
+    if (typeof value !== 'string') continue;
+    const kind = storedValueKind(value);
+    if (kind.kind === 'sealed') copy[field] = cipher.open(value, { memberId, chain, field });
+    else if (kind.kind === 'plaintext') {
+      if (!options.allowPlaintext) throw new DecryptionError({ memberId, chain, field, keyId: undefined, reason: 'plaintext-refused' });
+      options.onPlaintext?.(field);
+    }
+  }
+  return copy as T;
+}
+
+/**
+ * Whether any token field of `fields` is not sealed with the write key: plaintext, or sealed with
+ * an older key. Empty strings and `null` need nothing.
+ */
+export function needsResealing(cipher: TokenCipher, fields: TokenFields): boolean {
+  return TOKEN_FIELDS.some((field) => {
+    const value = fields[field];
+    if (typeof value !== 'string') return false;
+    const kind = storedValueKind(value);
+    return kind.kind === 'plaintext' || (kind.kind === 'sealed' && kind.keyId !== cipher.writeKeyId);
+  });
+}

@@ -11,7 +11,10 @@ export interface RedisClientLike {
   /** The connection state (`'wait'`, `'connecting'`, `'ready'`, `'reconnecting'`, `'end'`, ...). */
   readonly status: string;
   /** The client's options; the store reads `keyPrefix` to refuse a prefixing client. */
-  readonly options?: { readonly keyPrefix?: string | undefined } | undefined;
+  readonly options?: {
+    /** ioredis's own key prefix; a client that has one is refused. */
+    readonly keyPrefix?: string | undefined;
+  } | undefined;
   /** `true` on an ioredis `Cluster`, which the store refuses. */
   readonly isCluster?: boolean | undefined;
   /** Sends one command. */

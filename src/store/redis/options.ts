@@ -14,6 +14,7 @@ export type RedisTokenStoreOptions = RedisTokenStoreCommonOptions &
          * Redis is down and reconnect by themselves.
          */
         readonly url: string;
+        /** Not with `url`. */
         readonly client?: undefined;
       }
     | {
@@ -24,6 +25,7 @@ export type RedisTokenStoreOptions = RedisTokenStoreCommonOptions &
          * neither would see; use {@link RedisTokenStoreCommonOptions.keyPrefix} instead).
          */
         readonly client: RedisClientLike;
+        /** Not with `client`. */
         readonly url?: undefined;
       }
   );
@@ -37,7 +39,7 @@ export interface RedisTokenStoreCommonOptions {
    */
   readonly keyPrefix?: string | undefined;
   /**
-   * How long one call may wait for Redis before it rejects with a transient {@link StoreError}.
+   * How long one call may wait for Redis before it rejects with a transient `StoreError`.
    * @defaultValue 5000
    */
   readonly timeoutMs?: number | undefined;

@@ -123,14 +123,14 @@ export class RedisTokenStore implements TokenStore {
     await this.#prepare();
   }
 
-  /** {@inheritDoc TokenStore.get} */
+  /** Reads one chain's record (one HGETALL); `undefined` when none is stored. See `TokenStore.get`. */
   async get(key: ChainKey): Promise<PortalRecord | undefined> {
     const { memberId, chain } = resolveKey(key);
     const reply = await this.#command('get', memberId, (c) => c.call('HGETALL', this.#keys.record(memberId, chain)));
     return decodeRecord(reply, memberId, chain);
   }
 
-  /** {@inheritDoc TokenStore.upsert} */
+  /** Creates or replaces a chain's record in one script: version + 1, indexes updated, the change published. See `TokenStore.upsert`. */
   async upsert(record: PortalRecordInput): Promise<PortalRecord> {
     const input = checkRecordInput(record);
     const { memberId, chain } = input;
@@ -142,7 +142,7 @@ export class RedisTokenStore implements TokenStore {
     return { ...input, version: int(version) };
   }
 
-  /** {@inheritDoc TokenStore.update} */
+  /** Conditional write in one script: applied only while the stored version is `expectedVersion`; a conflict returns what is stored. See `TokenStore.update`. */
   async update(key: ChainKey, expectedVersion: number, patch: PortalRecordPatch): Promise<ConditionalWriteResult> {
     const { memberId, chain } = resolveKey(key);
     checkExpectedVersion(expectedVersion);
@@ -156,7 +156,7 @@ export class RedisTokenStore implements TokenStore {
     return { ok: false, current: record };
   }
 
-  /** {@inheritDoc TokenStore.delete} */
+  /** Deletes one chain in one script, keeping its last version as a tombstone so versions never repeat. See `TokenStore.delete`. */
   async delete(key: ChainKey): Promise<boolean> {
     const { memberId, chain } = resolveKey(key);
     const k = this.#keys;
@@ -166,7 +166,7 @@ export class RedisTokenStore implements TokenStore {
     return int(deleted) === 1;
   }
 
-  /** {@inheritDoc TokenStore.deletePortal} */
+  /** Deletes every chain of a portal in one script; versions continue on a re-create. Returns how many were deleted. See `TokenStore.deletePortal`. */
   async deletePortal(memberId: string): Promise<number> {
     checkMemberId(memberId);
     const k = this.#keys;
@@ -178,7 +178,7 @@ export class RedisTokenStore implements TokenStore {
     return count;
   }
 
-  /** {@inheritDoc TokenStore.tryLock} */
+  /** Tries once to take one chain's lease (`SET NX PX` with a random fencing token); `undefined` when another live lease holds it. See `TokenStore.tryLock`. */
   async tryLock(key: ChainKey, ttlMs: number): Promise<StoreLease | undefined> {
     const { memberId, chain } = resolveKey(key);
     checkTtlMs(ttlMs);
@@ -205,7 +205,7 @@ export class RedisTokenStore implements TokenStore {
     };
   }
 
-  /** {@inheritDoc TokenStore.list} */
+  /** Lists portal chains in `memberId` order, a page at a time (ZRANGEBYLEX over the portals index, read in one script). See `TokenStore.list`. */
   async list(options?: PortalListOptions): Promise<PortalListPage> {
     const { after, limit } = checkListOptions(options);
     if (after !== undefined && !after.isWellFormed()) throw new TypeError('options.after must be well-formed Unicode');
@@ -222,7 +222,7 @@ export class RedisTokenStore implements TokenStore {
     return { records, next: int(items[0]) === 1 ? last : undefined };
   }
 
-  /** {@inheritDoc TokenStore.listChains} */
+  /** Lists one portal's user chains in chain order. See `TokenStore.listChains`. */
   async listChains(memberId: string): Promise<readonly PortalRecord[]> {
     checkMemberId(memberId);
     const reply = await this.#script('listChains', memberId, S.LIST_CHAINS, [this.#keys.chains(memberId)], [this.#keys.recordStem(memberId)]);
@@ -235,7 +235,7 @@ export class RedisTokenStore implements TokenStore {
     return records;
   }
 
-  /** {@inheritDoc TokenStore.subscribe} */
+  /** Subscribes to the change feed on a dedicated connection; reports `lost` and `restored` around reconnects. See `TokenStore.subscribe`. */
   async subscribe(listener: StoreChangeListener): Promise<StoreSubscription> {
     if (typeof listener !== 'object' || listener === null || typeof listener.onChange !== 'function') {
       throw new TypeError('listener must be an object with an onChange method');

@@ -18,7 +18,7 @@ import type { AppPageRequest } from '../events/types.js';
 import { normalizeTrustedHosts, oauthBaseFromServerEndpoint } from '../protocol/oauth-hosts.js';
 import type { PortalRecord, StoreChange } from '../store/token-store.js';
 import { ChangeFollower, followChange } from './coherence.js';
-import { confirmChain } from './probe.js';
+import { confirmChain, confirmMove } from './probe.js';
 import { ChainSlot } from './slot.js';
 import { rememberUser, reseed, type RememberUserContext } from './users.js';
 import { runSweep, type SweepOptions, type SweepResult } from './sweep.js';
@@ -343,6 +343,7 @@ export class PortalClientPool implements PortalTokensContext {
       clock: this.clock,
       settings: this.#settings,
       countResend: () => this.#counters.resentRequests++,
+      confirmMove: (record, move) => confirmMove(this.#oauth, record, move),
     });
     this.#cache.set(chainKeyOf(memberId, chain), slot);
     this.#counters.clientsBuilt++;

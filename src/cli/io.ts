@@ -9,6 +9,8 @@ export interface CliIo {
   out(text: string): void;
   /** Writes to standard error. */
   err(text: string): void;
+  /** Resolves once standard output has room again (a pipe's reader is slower than the store). */
+  readonly drain?: (() => Promise<void>) | undefined;
   /** Whether standard output is a terminal. */
   readonly isTTY: boolean;
   /** Asks a yes/no question on the terminal; `undefined` when there is no terminal to ask on. */

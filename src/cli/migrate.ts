@@ -11,6 +11,7 @@
 import type { ChainRef, PortalRecord, PortalRecordInput, TokenStore } from '../store/token-store.js';
 import { describeFailure, scrub, usageError } from './errors.js';
 import { progress, type CliIo } from './io.js';
+import { countPortals } from './count.js';
 
 /** Options of {@link runMigrate}. */
 export interface MigrateOptions {
@@ -34,8 +35,11 @@ export interface MigrateResult {
   failed: { memberId: string; chain: string; reason: string }[];
   /** Chains whose source record changed (or vanished) while it was copied. */
   changed: { memberId: string; chain: string; note: string }[];
-  /** Chains counted in the source and in the target at the end. */
-  sourceCount: number;
+  /** Portals listed in the source before the copy, during it, and after it. */
+  portalsBefore: number;
+  portalsCopied: number;
+  portalsAfter: number;
+  /** Chains counted in the target at the end (0 in a dry run). */
   targetCount: number;
 }
 
@@ -55,23 +59,28 @@ function inputOf(record: PortalRecord): PortalRecordInput {
   return input as unknown as PortalRecordInput;
 }
 
-/** Every chain of the store, a page at a time. */
-export async function* allChains(store: TokenStore, pageSize: number): AsyncGenerator<PortalRecord[]> {
-  if (!store.capabilities.list || store.list === undefined || store.listChains === undefined) {
-    throw usageError('the source store cannot list its records');
+/** Every chain of the store, a portal at a time; the user chains of a page are read `parallel` at once. */
+export async function* allChains(store: TokenStore, pageSize: number, parallel = 4): AsyncGenerator<PortalRecord[]> {
+  const { list, listChains } = store;
+  if (!store.capabilities.list || list === undefined || listChains === undefined) {
+    throw usageError('the store cannot list its records');
   }
   let after: string | undefined;
   do {
-    const page = await store.list({ after, limit: pageSize });
-    for (const record of page.records) yield [record, ...(await store.listChains(record.memberId))];
+    const page = await list.call(store, { after, limit: pageSize });
+    for (let i = 0; i < page.records.length; i += parallel) {
+      const batch = page.records.slice(i, i + parallel);
+      const chains = await Promise.all(batch.map((record) => listChains.call(store, record.memberId)));
+      for (let j = 0; j < batch.length; j++) yield [batch[j]!, ...chains[j]!];
+    }
     after = page.next;
   } while (after !== undefined);
 }
 
 /** Counts every chain of a store. */
-export async function countChains(store: TokenStore, pageSize: number): Promise<number> {
+export async function countChains(store: TokenStore, pageSize: number, parallel = 4): Promise<number> {
   let n = 0;
-  for await (const chains of allChains(store, pageSize)) n += chains.length;
+  for await (const chains of allChains(store, pageSize, parallel)) n += chains.length;
   return n;
 }
 
@@ -100,18 +109,10 @@ async function copyOne(from: TokenStore, to: TokenStore, record: PortalRecord, d
 
 /** Runs a migration; writes progress to stderr and returns the result. */
 export async function runMigrate(from: TokenStore, to: TokenStore, io: CliIo, options: MigrateOptions): Promise<MigrateResult> {
-  const result: MigrateResult = { scanned: 0, copied: 0, present: 0, failed: [], changed: [], sourceCount: 0, targetCount: 0 };
+  const result: MigrateResult = { scanned: 0, copied: 0, present: 0, failed: [], changed: [], portalsBefore: 0, portalsCopied: 0, portalsAfter: 0, targetCount: 0 };
   const bar = progress(io, options.dryRun ? 'checking' : 'migrating');
-  let portals = 0;
-  if (from.list !== undefined && from.capabilities.list) {
-    let after: string | undefined;
-    do {
-      const page = await from.list({ after, limit: options.pageSize });
-      portals += page.records.length;
-      after = page.next;
-    } while (after !== undefined);
-  }
-  bar.total(portals);
+  result.portalsBefore = await countPortals(from, options.pageSize);
+  bar.total(result.portalsBefore);
   const running = new Set<Promise<void>>();
   const portal = async (chains: PortalRecord[]): Promise<void> => {
     for (const record of chains) {
@@ -122,10 +123,11 @@ export async function runMigrate(from: TokenStore, to: TokenStore, io: CliIo, op
         result.failed.push({ memberId: record.memberId, chain: record.chain, reason: describeFailure(error) });
       }
     }
+    result.portalsCopied++;
     bar.tick();
   };
   try {
-    for await (const chains of allChains(from, options.pageSize)) {
+    for await (const chains of allChains(from, options.pageSize, options.concurrency)) {
       const job: Promise<void> = portal(chains).finally(() => running.delete(job));
       running.add(job);
       if (running.size >= options.concurrency) await Promise.race(running);
@@ -134,8 +136,8 @@ export async function runMigrate(from: TokenStore, to: TokenStore, io: CliIo, op
   } finally {
     bar.stop();
   }
-  result.sourceCount = await countChains(from, options.pageSize);
-  result.targetCount = options.dryRun ? 0 : await countChains(to, options.pageSize);
+  result.portalsAfter = await countPortals(from, options.pageSize);
+  result.targetCount = options.dryRun ? 0 : await countChains(to, options.pageSize, options.concurrency);
   return result;
 }
 
@@ -147,9 +149,14 @@ export function migrateReport(r: MigrateResult, dryRun: boolean): { text: string
   for (const f of r.failed) lines.push(`  failed  ${f.memberId} ${f.chain}: ${scrub(f.reason)}`);
   for (const c of r.changed) lines.push(`  changed ${c.memberId} ${c.chain}: ${c.note}`);
   let ok = r.failed.length === 0 && r.changed.length === 0;
+  const stable = r.portalsBefore === r.portalsCopied && r.portalsAfter === r.portalsCopied;
+  if (!stable) {
+    lines.push(`  the source listed ${r.portalsBefore} portals before the copy, ${r.portalsCopied} during it and ${r.portalsAfter} after: stop the writers and run migrate again`);
+    ok = false;
+  }
   if (!dryRun) {
-    const countsOk = r.targetCount >= r.sourceCount && r.sourceCount === r.scanned;
-    lines.push(`verify: source holds ${r.sourceCount} chains, target ${r.targetCount}: ${countsOk ? 'ok' : 'MISMATCH (run migrate again)'}`);
+    const countsOk = r.targetCount >= r.scanned;
+    lines.push(`verify: source ${r.portalsCopied} portals, ${r.scanned} chains; target ${r.targetCount} chains: ${countsOk ? 'ok' : 'MISMATCH (run migrate again)'}`);
     ok &&= countsOk;
   }
   return { text: lines.join('\n') + '\n', ok };

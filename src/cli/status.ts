@@ -5,6 +5,7 @@
 import type { PortalRecord, TokenStore } from '../store/token-store.js';
 import { usageError } from './errors.js';
 import type { CliIo } from './io.js';
+import { allChains } from './migrate.js';
 
 /** Options of {@link runStatus}. */
 export interface StatusOptions {
@@ -104,18 +105,25 @@ export async function runStatus(store: TokenStore, io: CliIo, options: StatusOpt
       first = false;
     } else io.out(tableLine(row));
   };
-  let after: string | undefined;
-  do {
-    const page = await store.list({ after, limit: options.pageSize });
-    for (const record of page.records) {
+  if (options.userChains && store.listChains !== undefined) {
+    for await (const [portal, ...chains] of allChains(store, options.pageSize)) {
       summary.portals++;
-      emit(record);
-      if (options.userChains && store.listChains !== undefined) {
-        for (const chain of await store.listChains(record.memberId)) emit(chain);
-      }
+      emit(portal!);
+      for (const chain of chains) emit(chain);
+      await io.drain?.();
     }
-    after = page.next;
-  } while (after !== undefined);
+  } else {
+    let after: string | undefined;
+    do {
+      const page = await store.list({ after, limit: options.pageSize });
+      for (const record of page.records) {
+        summary.portals++;
+        emit(record);
+      }
+      after = page.next;
+      await io.drain?.();
+    } while (after !== undefined);
+  }
   if (options.json) io.out(`\n],"summary":${JSON.stringify(summary)}}\n`);
   else io.out(`\n${summaryLine(summary)}\n`);
   return summary;

@@ -1,0 +1,105 @@
+// Running the built `b24-portal-tokens` binary as a child process, and seeding stores for it.
+
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import type { PortalRecord, PortalRecordInput, TokenStore } from '../../src/store/token-store.js';
+import type { CliIo } from '../../src/cli/io.js';
+
+export const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
+
+/** Every token these tests store matches this; no output may. */
+export const TOKEN = /[0-9a-f]{70}/;
+
+export interface CliRun {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs the binary with `args`; the environment holds only what is passed (plus PATH). */
+export function runBinary(args: readonly string[], env: Record<string, string> = {}, input?: string): Promise<CliRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], {
+      env: { PATH: process.env['PATH'] ?? '', ...env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+    child.stdin.end(input ?? '');
+  });
+}
+
+let counter = 0;
+
+/** A fresh hex token of 70 characters. */
+export function token(): string {
+  counter++;
+  return (counter.toString(16).padStart(8, '0') + 'f'.repeat(62)).slice(0, 70);
+}
+
+/** A member id for portal `i`. */
+export function memberId(i: number): string {
+  return i.toString(16).padStart(32, '0');
+}
+
+/** A record input for portal `i` (or one of its users' chains). */
+export function recordInput(i: number, extra: Partial<PortalRecordInput> = {}, now = Date.now()): PortalRecordInput {
+  return {
+    memberId: memberId(i),
+    domain: `p${i}.bitrix24.com`,
+    clientEndpoint: `https://p${i}.bitrix24.com/rest/`,
+    serverEndpoint: 'https://oauth.bitrix.info/rest/',
+    accessToken: token(),
+    refreshToken: token(),
+    expires: Math.floor(now / 1000) + 3600,
+    scope: 'crm,user_brief',
+    status: 'L',
+    userId: 1,
+    applicationToken: token().slice(0, 32),
+    state: 'active',
+    revokedReason: null,
+    installedAt: now - 86_400_000,
+    updatedAt: now,
+    chainUpdatedAt: now,
+    revokedAt: null,
+    ...extra,
+  };
+}
+
+/** Writes `count` portals with `parallel` writes at once; portal i gets version 1 + (i % 3). */
+export async function seedPortals(store: TokenStore, count: number, parallel = 16, from = 0): Promise<void> {
+  let next = from;
+  const worker = async (): Promise<void> => {
+    while (next < from + count) {
+      const i = next++;
+      for (let v = 0; v <= i % 3; v++) await store.upsert(recordInput(i));
+    }
+  };
+  await Promise.all(Array.from({ length: parallel }, worker));
+}
+
+/** An in-memory CliIo that records what was written. */
+export function memoryIo(env: NodeJS.ProcessEnv = {}): CliIo & { stdout: string; stderr: string } {
+  const io = {
+    stdout: '',
+    stderr: '',
+    isTTY: false,
+    env,
+    out(text: string) {
+      io.stdout += text;
+    },
+    err(text: string) {
+      io.stderr += text;
+    },
+  };
+  return io;
+}
+
+/** The fields of a record that must survive a copy (all of them, the version included). */
+export function comparable(record: PortalRecord | undefined): Record<string, unknown> | undefined {
+  return record === undefined ? undefined : { ...record };
+}

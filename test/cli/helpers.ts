@@ -103,3 +103,32 @@ export function memoryIo(env: NodeJS.ProcessEnv = {}): CliIo & { stdout: string;
 export function comparable(record: PortalRecord | undefined): Record<string, unknown> | undefined {
   return record === undefined ? undefined : { ...record };
 }
+
+/** Drops every PostgreSQL table whose name starts with `prefix_`. */
+export async function dropPostgresPrefix(url: string, prefix: string): Promise<void> {
+  const { default: pg } = await import('pg');
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ tablename: string }>("select tablename from pg_tables where tablename like $1", [`${prefix}\\_%`]);
+    for (const { tablename } of rows) await client.query(`drop table if exists "${tablename}" cascade`);
+  } finally {
+    await client.end();
+  }
+}
+
+/** Deletes every Redis key that starts with `prefix:`. */
+export async function dropRedisPrefix(url: string, prefix: string): Promise<void> {
+  const { Redis } = await import('ioredis');
+  const client = new Redis(url);
+  try {
+    let cursor = '0';
+    do {
+      const [next, keys] = await client.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+      if (keys.length > 0) await client.del(...keys);
+      cursor = next;
+    } while (cursor !== '0');
+  } finally {
+    client.disconnect();
+  }
+}

@@ -61,16 +61,17 @@ function inputOf(record: PortalRecord): PortalRecordInput {
 
 /** Every chain of the store, a portal at a time; the user chains of a page are read `parallel` at once. */
 export async function* allChains(store: TokenStore, pageSize: number, parallel = 4): AsyncGenerator<PortalRecord[]> {
-  const { list, listChains } = store;
+  const list = store.list?.bind(store);
+  const listChains = store.listChains?.bind(store);
   if (!store.capabilities.list || list === undefined || listChains === undefined) {
     throw usageError('the store cannot list its records');
   }
   let after: string | undefined;
   do {
-    const page = await list.call(store, { after, limit: pageSize });
+    const page = await list({ after, limit: pageSize });
     for (let i = 0; i < page.records.length; i += parallel) {
       const batch = page.records.slice(i, i + parallel);
-      const chains = await Promise.all(batch.map((record) => listChains.call(store, record.memberId)));
+      const chains = await Promise.all(batch.map((record) => listChains(record.memberId)));
       for (let j = 0; j < batch.length; j++) yield [batch[j]!, ...chains[j]!];
     }
     after = page.next;

@@ -70,13 +70,13 @@ export function recordInput(i: number, extra: Partial<PortalRecordInput> = {}, n
   };
 }
 
-/** Writes `count` portals with `parallel` writes at once; portal i gets version 1 + (i % 3). */
-export async function seedPortals(store: TokenStore, count: number, parallel = 16, from = 0): Promise<void> {
+/** Writes `count` portals with `parallel` writes at once; portal i gets `versionOf(i)` (default 1 + (i % 3)). */
+export async function seedPortals(store: TokenStore, count: number, parallel = 16, from = 0, versionOf = (i: number) => 1 + (i % 3)): Promise<void> {
   let next = from;
   const worker = async (): Promise<void> => {
     while (next < from + count) {
       const i = next++;
-      for (let v = 0; v <= i % 3; v++) await store.upsert(recordInput(i));
+      for (let v = 0; v < versionOf(i); v++) await store.upsert(recordInput(i));
     }
   };
   await Promise.all(Array.from({ length: parallel }, worker));

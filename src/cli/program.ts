@@ -95,6 +95,7 @@ export function buildProgram(io: CliIo, state: { code: number }): Command {
     .option('--concurrency <n>', 'portals copied at once', integer(1), 8)
     .action(async (o: { from: string; to: string; dryRun?: boolean; pageSize: number; concurrency: number }) => {
       const dryRun = o.dryRun === true;
+      if (o.from === o.to) throw new CliError('--from and --to name the same store: give two different stores', ExitCode.Usage);
       await withStore(o.from, io, (from) =>
         withStore(o.to, io, async (to) => {
           const result = await runMigrate(from, to, io, { dryRun, pageSize: o.pageSize, concurrency: o.concurrency });

@@ -81,6 +81,7 @@ describe('status binary', () => {
     expect((await runBinary(['status'])).code).toBe(2);
     expect((await runBinary(['status', '--store', 'ftp://x'])).code).toBe(2);
     expect((await runBinary(['nonsense'])).code).toBe(2);
+    expect((await runBinary(['migrate', '--from', 'memory:', '--to', 'memory:'])).code).toBe(2);
     expect((await runBinary(['status', '--page-size', 'zero', '--store', 'memory:'])).code).toBe(2);
     const down = await runBinary(['status', '--store', 'postgres://postgres:secret@127.0.0.1:1/test']);
     expect(down.code).toBe(1);

@@ -25,10 +25,10 @@ function storeOption(): Option {
 }
 
 /** Opens a store, checks it is ready, runs `work`, closes it. */
-async function withStore<T>(url: string | undefined, io: CliIo, work: (store: TokenStore, opened: OpenedStore) => Promise<T>): Promise<T> {
+async function withStore<T>(url: string | undefined, io: CliIo, work: (store: TokenStore, opened: OpenedStore) => Promise<T>, create = false): Promise<T> {
   const target = url ?? io.env['B24PT_STORE'];
   if (target === undefined || target === '') throw new CliError('no store given: pass --store <url> or set B24PT_STORE', ExitCode.Usage);
-  const opened = await openStore(target, io.env);
+  const opened = await openStore(target, io.env, create);
   try {
     try {
       await opened.store.ready?.();
@@ -102,7 +102,7 @@ export function buildProgram(io: CliIo, state: { code: number }): Command {
           const report = migrateReport(result, dryRun);
           io.out(report.text);
           if (!report.ok) state.code = ExitCode.Failure;
-        }),
+        }, true),
       );
     });
 
@@ -121,7 +121,7 @@ export function buildProgram(io: CliIo, state: { code: number }): Command {
         for (const id of result.present) io.out(`  present  ${scrub(id)}: left as stored\n`);
         for (const r of result.rejected) io.out(`  rejected ${scrub(r.memberId)}: ${scrub(r.reason)}\n`);
         if (result.rejected.length > 0) state.code = ExitCode.Failure;
-      });
+      }, true);
     });
 
   program

@@ -1,6 +1,7 @@
 // Stores named by URL: file:, sqlite:, postgres(ql)://, redis(s)://, memory:, wrapped in
 // EncryptedTokenStore when B24PT_KEYS is set. Drivers load only when their store is opened.
 
+import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { EncryptedTokenStore } from '../store/encrypted.js';
 import { FileTokenStore } from '../store/file.js';
@@ -61,11 +62,14 @@ export function redactUrl(url: string): string {
   return url.replace(/(\/\/[^/:@]*:)[^@/]*@/, '$1***@');
 }
 
-function pathOf(url: string, scheme: string): string {
+function pathOf(url: string, scheme: string, create: boolean): string {
   let rest = url.slice(scheme.length);
   if (rest.startsWith('//')) rest = rest.slice(2);
   if (rest === '') throw usageError(`${scheme} URL needs a path, such as ${scheme}./tokens`);
-  return resolve(rest);
+  const path = resolve(rest);
+  // Only a target may be created: a typo in the store to read must not read as an empty store.
+  if (!create && !existsSync(path)) throw usageError(`${path} does not exist: check the ${scheme} URL`);
+  return path;
 }
 
 /** Splits one query parameter off a URL; the rest goes to the driver unchanged. */
@@ -82,13 +86,13 @@ function takeParam(url: string, name: string): { url: string; value: string | un
   return { url: parsed.toString(), value };
 }
 
-async function openPlain(url: string): Promise<{ store: TokenStore; hint: string }> {
+async function openPlain(url: string, create: boolean): Promise<{ store: TokenStore; hint: string }> {
   if (url.startsWith('file:')) {
-    return { store: new FileTokenStore({ directory: pathOf(url, 'file:') }), hint: 'check that the directory exists and is writable' };
+    return { store: new FileTokenStore({ directory: pathOf(url, 'file:', create) }), hint: 'check that the directory exists and is writable' };
   }
   if (url.startsWith('sqlite:')) {
     const { SqliteTokenStore } = await import('../store/sqlite/index.js');
-    return { store: new SqliteTokenStore({ filename: pathOf(url, 'sqlite:') }), hint: 'check the database file and its directory' };
+    return { store: new SqliteTokenStore({ filename: pathOf(url, 'sqlite:', create) }), hint: 'check the database file and its directory' };
   }
   if (url.startsWith('postgres://') || url.startsWith('postgresql://')) {
     const { url: connectionString, value: tablePrefix } = takeParam(url, 'tablePrefix');
@@ -111,13 +115,14 @@ async function openPlain(url: string): Promise<{ store: TokenStore; hint: string
 
 /**
  * Opens the store a URL names (its `ready()` is called by the commands, so connection errors
- * surface there), encrypted with the environment's keys when `B24PT_KEYS` is set.
+ * surface there), encrypted with the environment's keys when `B24PT_KEYS` is set. A `file:` or
+ * `sqlite:` store that does not exist yet is created only when `create` is set (a target).
  */
-export async function openStore(url: string, env: NodeJS.ProcessEnv = process.env): Promise<OpenedStore> {
+export async function openStore(url: string, env: NodeJS.ProcessEnv = process.env, create = false): Promise<OpenedStore> {
   const keys = parseKeys(env);
   let plain: { store: TokenStore; hint: string };
   try {
-    plain = await openPlain(url);
+    plain = await openPlain(url, create);
   } catch (error) {
     if (error instanceof TypeError) throw usageError(`${redactUrl(url)}: ${error.message}`);
     throw error;

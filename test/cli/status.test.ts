@@ -80,6 +80,9 @@ describe('status binary', () => {
   it('exits 2 on usage errors and 1 with advice when the store is down', async () => {
     expect((await runBinary(['status'])).code).toBe(2);
     expect((await runBinary(['status', '--store', 'ftp://x'])).code).toBe(2);
+    const typo = await runBinary(['status', '--store', `file:${join(dir, 'no-such-dir')}`]);
+    expect(typo.code).toBe(2);
+    expect(typo.stderr).toContain('does not exist');
     expect((await runBinary(['nonsense'])).code).toBe(2);
     expect((await runBinary(['migrate', '--from', 'memory:', '--to', 'memory:'])).code).toBe(2);
     expect((await runBinary(['status', '--page-size', 'zero', '--store', 'memory:'])).code).toBe(2);

@@ -67,6 +67,29 @@ export interface RefreshFailedEvent extends ChainEvent {
   readonly code: string;
 }
 
+/** How one request to an OAuth host for a new pair ended. */
+export type RefreshOutcome = 'refreshed' | 'revoked' | 'suspended' | 'credentials-rejected' | 'unavailable' | 'failed';
+
+/** Payload of `refresh-attempt`: one refresh request sent to an OAuth host, and its persisting. */
+export interface RefreshAttemptEvent extends ChainEvent {
+  /** Why the chain was refreshed. */
+  readonly reason: RefreshReason;
+  /** How it ended. */
+  readonly outcome: RefreshOutcome;
+  /** When the request was sent, unix ms by the pool's clock. */
+  readonly startedAt: number;
+  /** From sending the request to the new pair stored (or the failure), ms. */
+  readonly durationMs: number;
+}
+
+/** Payload of `lock-wait`: this process waited for another holder of a chain's lock. */
+export interface LockWaitEvent extends ChainEvent {
+  /** How the wait ended: the lock taken, the other holder's pair adopted, or `LockTimeoutError`. */
+  readonly outcome: 'acquired' | 'adopted' | 'timeout';
+  /** How long it waited, ms. */
+  readonly waitedMs: number;
+}
+
 /** Payloads of the events a `PortalClientPool` emits, by event name. */
 export interface PoolEventMap {
   /** This process refreshed the chain at the OAuth host and persisted the new pair. */
@@ -94,6 +117,10 @@ export interface PoolEventMap {
   authorized: PortalEvent;
   /** A refresh failed without changing anything (OAuth host unavailable, store failure, lock timeout). */
   'refresh-failed': RefreshFailedEvent;
+  /** A refresh request was sent to an OAuth host and has ended (for metrics and traces). */
+  'refresh-attempt': RefreshAttemptEvent;
+  /** A wait for another holder of a chain's lock has ended (for metrics). */
+  'lock-wait': LockWaitEvent;
 }
 
 /** Names of the pool's events. */

@@ -18,6 +18,7 @@ import { describeError } from '../logger.js';
 import type { TokenResponse } from '../oauth/oauth-client.js';
 import { classifyOAuthError } from '../protocol/oauth-errors.js';
 import type { ChainId, PortalRecord, PortalRecordPatch, StoreLease } from '../store/token-store.js';
+import type { LockWaitEvent, RefreshOutcome } from '../pool-events.js';
 import { Backoff } from './backoff.js';
 import { afterConflict, type WriteIntent } from './conflict.js';
 import { isUsable, refreshWindow } from './freshness.js';
@@ -259,18 +260,30 @@ export class RefreshCoordinator {
     const started = this.#o.clock.now();
     let paused = 0;
     let delay = LOCK_POLL_MIN_MS;
+    const waitEnded = (outcome: LockWaitEvent['outcome']): void => {
+      if (paused > 0) this.#o.hooks.emit('lock-wait', { memberId, chain, outcome, waitedMs: Math.max(this.#o.clock.now() - started, paused) });
+    };
     for (;;) {
       const lease = await tryLock({ memberId, chain }, this.#o.lockTtlMs);
-      if (lease !== undefined) return { lease };
+      if (lease !== undefined) {
+        waitEnded('acquired');
+        return { lease };
+      }
       if (paused === 0) this.counters.lockWaits++;
       const pause = delay + Math.floor(this.#o.random() * delay);
       await this.#o.clock.sleep(pause);
       paused += pause;
       delay = Math.min(delay * 2, LOCK_POLL_MAX_MS);
       const stored = await this.#readFor(known, request);
-      if (this.#movedOn(stored, known, request)) return { adopt: stored };
+      if (this.#movedOn(stored, known, request)) {
+        waitEnded('adopted');
+        return { adopt: stored };
+      }
       const waited = Math.max(this.#o.clock.now() - started, paused);
-      if (waited > this.#o.lockWaitMs) throw new LockTimeoutError(memberId, waited);
+      if (waited > this.#o.lockWaitMs) {
+        waitEnded('timeout');
+        throw new LockTimeoutError(memberId, waited);
+      }
     }
   }
 
@@ -300,8 +313,31 @@ export class RefreshCoordinator {
     return stop;
   }
 
-  /** Steps 5 and 6: refreshes at the chain's own OAuth host and persists the pair before anyone sees it. */
+  /** Steps 5 and 6, reported as one `refresh-attempt` event with its outcome and duration. */
   async #refreshAndPersist(current: PortalRecord, request: RefreshRequest): Promise<PortalRecord> {
+    const startedAt = this.#o.clock.now();
+    const report = (outcome: RefreshOutcome): void => {
+      const durationMs = Math.max(0, this.#o.clock.now() - startedAt);
+      this.#o.hooks.emit('refresh-attempt', { memberId: current.memberId, chain: current.chain, reason: request.reason, outcome, startedAt, durationMs });
+    };
+    try {
+      const record = await this.#exchange(current, request);
+      report('refreshed');
+      return record;
+    } catch (error) {
+      report(
+        error instanceof PortalRevokedError ? 'revoked'
+        : error instanceof PortalSuspendedError ? 'suspended'
+        : error instanceof OAuthCredentialsError ? 'credentials-rejected'
+        : error instanceof OAuthUnavailableError ? 'unavailable'
+        : 'failed',
+      );
+      throw error;
+    }
+  }
+
+  /** Steps 5 and 6: refreshes at the chain's own OAuth host and persists the pair before anyone sees it. */
+  async #exchange(current: PortalRecord, request: RefreshRequest): Promise<PortalRecord> {
     const { memberId, chain } = current;
     let tokens: TokenResponse;
     this.counters.refreshes++;

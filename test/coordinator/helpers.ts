@@ -133,7 +133,10 @@ export function harness(
     backoff: { transientMinMs: 0, transientMaxMs: 0, credentialsMs: 60_000, ...options.backoff },
     suspendRetryMs: options.suspendRetryMs ?? 3_600_000,
     hooks: {
-      emit: <E extends PoolEventName>(event: E, payload: PoolEventMap[E]) => events.push({ event, payload }),
+      // The telemetry events (refresh-attempt, lock-wait) are checked by test/otel; these tests list the others.
+      emit: <E extends PoolEventName>(event: E, payload: PoolEventMap[E]) => {
+        if (event !== 'refresh-attempt' && event !== 'lock-wait') events.push({ event, payload });
+      },
       drop: (memberId, chain, reason) => drops.push({ memberId, chain, reason }),
     },
   });

@@ -1,0 +1,186 @@
+// npm run bench [-- --short] [-- --json]: every benchmark of the library in one run, one table.
+// Ratios are measured side by side in the same run; see the README's "Performance" section.
+
+import { writeFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { FakeBitrix24 } from '../src/testing/fake-bitrix24.js';
+import { hotPath, recipeHotPath } from './hot-path.js';
+import { JSON_OUT, machine, ONLY, progress, row, SHORT, table, type Row } from './lib.js';
+import { restOverhead } from './rest-overhead.js';
+import { inProcess, multiProcess, refreshRoundTripMs, STRATEGIES, type StormResult } from './storm.js';
+import { createStore, fill, type StoreKind } from './stores.js';
+
+const wanted = (n: number) => ONLY === undefined || ONLY.has(String(n));
+const n = (x: number) => x.toLocaleString('en-US');
+
+/** Sizes: the issue's, or small ones with --short. */
+const SIZE = SHORT
+  ? { small: 100, large: 1_000, recipeLarge: 1_000, hot: 100 }
+  : { small: 1_000, large: 100_000, recipeLarge: 10_000, hot: 1_000 };
+
+const STORES: readonly StoreKind[] = ['memory', 'file', 'sqlite', 'postgres', 'redis'];
+
+async function storeRows(rows: Row[]): Promise<void> {
+  // Rows 1 (and 3, 4 below) share one filling of each store: measure at the small size, fill up to
+  // the large one through the store's own upsert, measure again.
+  for (const kind of STORES) {
+    const bench = await createStore(kind);
+    try {
+      const at: Record<number, { poolNs: number; lruNs: number }> = {};
+      let stored = 0;
+      for (const size of [SIZE.small, SIZE.large]) {
+        const started = performance.now();
+        await fill(bench.store, stored, size);
+        progress(`${kind}: ${n(size)} portals stored (${((performance.now() - started) / 1000).toFixed(1)} s to add ${n(size - stored)})`);
+        stored = size;
+        if (wanted(1)) {
+          const r = (at[size] = await hotPath(bench, Math.min(SIZE.hot, size)));
+          rows.push(
+            row({
+              row: 1,
+              measure: `hot path: await pool.clientFor(), ${kind} store, ${n(size)} stored`,
+              value: r.poolNs,
+              unit: 'ns',
+              baseline: r.lruNs,
+              baselineName: 'awaited lru-cache get',
+              target: '<= 2x',
+              pass: r.poolNs <= 2 * r.lruNs,
+            }),
+          );
+        }
+      }
+    } finally {
+      await bench.dispose();
+    }
+  }
+}
+
+async function stormRows(rows: Row[], b24: FakeBitrix24): Promise<void> {
+  const rtt = await refreshRoundTripMs(b24, SHORT ? 5 : 30);
+  progress(`one refresh round trip at the stand-in: ${rtt.toFixed(2)} ms`);
+  const callsOne = SHORT ? 10 : 50;
+  const workers = SHORT ? 2 : 4;
+  const callsEach = SHORT ? 5 : 25;
+  const plan: { kind: StoreKind; run: (s: (typeof STRATEGIES)[number]) => Promise<StormResult> }[] = [];
+  for (const kind of ['file', 'postgres', 'redis'] as const) {
+    plan.push({ kind, run: (s) => inProcess(b24, kind, s, 1, callsOne, `1 process, 1 portal x ${callsOne} calls`) });
+    if (kind === 'file' && !SHORT) plan.push({ kind, run: (s) => inProcess(b24, kind, s, 10, 20, '1 process, 10 portals x 20 calls') });
+    if (!SHORT || kind === 'file') plan.push({ kind, run: (s) => multiProcess(b24, kind, s, workers, callsEach, `${workers} processes x ${callsEach} calls, 1 portal`) });
+  }
+  for (const step of plan) {
+    const results: Partial<Record<(typeof STRATEGIES)[number], StormResult>> = {};
+    for (const strategy of STRATEGIES) results[strategy] = await step.run(strategy);
+    const pool = results.pool!;
+    const shared = results.shared!;
+    const perRequest = results['per-request']!;
+    progress(
+      `storm ${step.kind} ${pool.scenario}: refreshes pool ${pool.refreshRequests} / shared ${shared.refreshRequests} / per-request ${perRequest.refreshRequests}; ` +
+        `failed ${pool.failed} / ${shared.failed} / ${perRequest.failed} of ${pool.calls}; p99 ${pool.p99Ms.toFixed(1)} / ${shared.p99Ms.toFixed(1)} / ${perRequest.p99Ms.toFixed(1)} ms`,
+    );
+    const label = `storm, ${step.kind} store, ${pool.scenario}`;
+    rows.push(
+      row({
+        row: 6,
+        measure: `${label}: refresh requests, pool`,
+        value: pool.refreshRequests,
+        unit: '',
+        baseline: shared.refreshRequests,
+        baselineName: `shared B24OAuth; per-request ${perRequest.refreshRequests}`,
+        target: `= ${pool.portals} (one per portal)`,
+        pass: pool.refreshRequests === pool.portals && pool.reuse === 0,
+        note: `refresh-token reuse ${pool.reuse} / ${shared.reuse} / ${perRequest.reuse}`,
+      }),
+      row({
+        row: 6,
+        measure: `${label}: failed calls of ${pool.calls}, pool`,
+        value: pool.failed,
+        unit: '',
+        baseline: shared.failed,
+        baselineName: `shared B24OAuth; per-request ${perRequest.failed}`,
+        ratio: null,
+        target: '0',
+        pass: pool.failed === 0,
+      }),
+      row({
+        row: 6,
+        measure: `${label}: p99 call latency, pool`,
+        value: pool.p99Ms,
+        unit: 'ms',
+        baseline: rtt,
+        baselineName: 'one refresh round trip',
+        target: step.kind === 'file' ? null : '<= round trip + 25 ms',
+        pass: step.kind === 'file' ? null : pool.p99Ms <= rtt + 25,
+        note: `p50 ${pool.p50Ms.toFixed(1)} ms; wall ${pool.wallMs.toFixed(0)} ms; shared p99 ${shared.p99Ms.toFixed(1)} ms`,
+      }),
+    );
+  }
+}
+
+async function main(): Promise<void> {
+  const m = machine();
+  const rows: Row[] = [];
+  const b24 = await FakeBitrix24.start();
+  const started = performance.now();
+  try {
+    if (wanted(1)) {
+      progress('row 1: the recipe baseline');
+      for (const size of [SIZE.small, SIZE.recipeLarge]) {
+        const ns = await recipeHotPath(size);
+        rows.push(
+          row({
+            row: 1,
+            measure: `hot path baseline: the recipe's clientForMember, ${n(size)} portals in its JSON file`,
+            value: ns / 1e6,
+            unit: 'ms',
+            baseline: null,
+            baselineName: null,
+            target: null,
+            pass: null,
+          }),
+        );
+      }
+    }
+    if (wanted(2)) {
+      progress('row 2: overhead per REST call');
+      for (const o of await restOverhead(b24)) {
+        rows.push(
+          row({
+            row: 2,
+            measure: `REST call overhead: profile (${o.version}) through the pool's client, median of ${n(o.rounds)} interleaved`,
+            value: o.poolUs,
+            unit: 'us',
+            baseline: o.bareUs,
+            baselineName: 'bare B24OAuth, same token',
+            target: '<= 1.05x',
+            pass: o.poolUs <= 1.05 * o.bareUs,
+          }),
+        );
+      }
+    }
+    if (wanted(1) || wanted(3) || wanted(4)) await storeRows(rows);
+    if (wanted(6)) {
+      progress('row 6: refresh storms');
+      await stormRows(rows, b24);
+    }
+  } finally {
+    await b24.close();
+  }
+  const order = (r: Row) => r.row;
+  rows.sort((a, b) => order(a) - order(b));
+  console.log(`Machine: ${m.cores} cores, ${m.cpu}, ${m.memoryGiB} GiB, Node ${m.node}${SHORT ? ' (--short: reduced sizes)' : ''}`);
+  console.log(`Run took ${((performance.now() - started) / 1000).toFixed(0)} s.\n`);
+  console.log(table(rows));
+  if (JSON_OUT) {
+    const path = fileURLToPath(new URL('./results.json', import.meta.url));
+    const out = {
+      machine: m,
+      date: new Date().toISOString(),
+      rows: rows.map((r) => ({ ...r, unit: r.unit === '' ? 'count' : r.unit })),
+    };
+    await writeFile(path, `${JSON.stringify(out, null, 2)}\n`);
+    progress(`wrote ${path}`);
+  }
+}
+
+await main();
+process.exit(0);

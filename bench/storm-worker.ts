@@ -1,6 +1,8 @@
 // One worker process of a multi-process storm (bench/storm.ts): warms its client, says "ready",
-// waits for "go", fires its calls at once and prints {failed, latencies} as one JSON line.
+// fires its calls at once on "live" and again on "go" (tokens expired), printing
+// {failed, latencies} as one JSON line each time.
 
+import { createInterface } from 'node:readline';
 import { caller, storm, type Strategy } from './storm.js';
 import { openStore, type StoreLocation } from './stores.js';
 
@@ -12,7 +14,11 @@ const { call, close } = await caller(strategy, store, {
 });
 await call(memberId, 0).catch(() => false); // warm up before the token expires
 process.stdout.write('ready\n');
-await new Promise((resolve) => process.stdin.once('data', resolve));
+const lines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
+await lines.next(); // "live": the storm with live tokens, for comparison
+const live = await storm(Array.from({ length: Number(count) }, (_, i) => () => call(memberId, i)));
+process.stdout.write(`${JSON.stringify(live)}\n`);
+await lines.next(); // "go": the tokens expired
 const result = await storm(Array.from({ length: Number(count) }, (_, i) => () => call(memberId, i)));
 process.stdout.write(`${JSON.stringify(result)}\n`);
 await close();

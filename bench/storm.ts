@@ -21,6 +21,12 @@ import { FakeBitrix24, seedStore } from '../src/testing/fake-bitrix24.js';
 import { median, percentile } from './lib.js';
 import { createStore, type StoreKind, type StoreLocation } from './stores.js';
 
+/**
+ * The SDK's rate limiter (a burst of 50, then 2 requests/s per client) is opened wide for every
+ * strategy: the stand-in does not limit, and a storm measures the refresh, not the limiter's queue.
+ */
+export const OPEN_LIMITS = { rateLimit: { burstLimit: 1_000_000, drainRate: 1_000_000, adaptiveEnabled: false } };
+
 export type Strategy = 'pool' | 'shared' | 'per-request';
 export const STRATEGIES: readonly Strategy[] = ['pool', 'shared', 'per-request'];
 const workerPath = fileURLToPath(new URL('./storm-worker.ts', import.meta.url));
@@ -42,7 +48,7 @@ export interface Caller {
 export async function caller(strategy: Strategy, store: TokenStore, credentials: Credentials): Promise<Caller> {
   const version = (i: number) => (i % 2 === 0 ? 'v2' : 'v3');
   if (strategy === 'pool') {
-    const pool = new PortalClientPool({ store, ...credentials, logger: silentLogger });
+    const pool = new PortalClientPool({ store, ...credentials, logger: silentLogger, restrictionParams: OPEN_LIMITS });
     await pool.ready(); // subscribes to the store's change feed where there is one
     return {
       call: async (memberId, i) => (await (await pool.clientFor(memberId)).actions[version(i)].call.make({ method: 'profile' })).isSuccess,
@@ -68,6 +74,7 @@ export async function caller(strategy: Strategy, store: TokenStore, credentials:
         status: 'L',
       },
       credentials,
+      { restrictionParams: OPEN_LIMITS },
     );
     // The write-back everyone writes: save whatever the SDK refreshed to.
     client.setCallbackRefreshAuth(async ({ b24OAuthParams: p }) => {
@@ -127,6 +134,8 @@ export interface StormResult {
   readonly wallMs: number;
   readonly p50Ms: number;
   readonly p99Ms: number;
+  /** p99 of the same storm with live tokens (no refresh needed), run just before. */
+  readonly liveP99Ms: number;
 }
 
 /** The median time of one refresh round trip at the stand-in (the physical floor of a storm). */
@@ -140,7 +149,7 @@ export async function refreshRoundTripMs(b24: FakeBitrix24, samples: number): Pr
     const started = performance.now();
     const answer = await oauth.refresh(base, refreshToken);
     if (i >= 5) times.push(performance.now() - started);
-    refreshToken = answer.refreshToken;
+    refreshToken = answer.refreshToken ?? refreshToken;
   }
   return median(times);
 }
@@ -159,6 +168,8 @@ export async function inProcess(b24: FakeBitrix24, kind: StoreKind, strategy: St
     try {
       // Warm the clients (as a running service would have), then expire every token server-side.
       await Promise.all(members.map((m) => call(m, 0).catch(() => false)));
+      // The same storm with live tokens: what the calls cost on this machine without any refresh.
+      const live = await storm(members.flatMap((m) => Array.from({ length: callsEach }, (_, i) => () => call(m, i))));
       for (const m of members) b24.expireAccessTokens(m);
       b24.resetStats();
       const started = performance.now();
@@ -177,6 +188,7 @@ export async function inProcess(b24: FakeBitrix24, kind: StoreKind, strategy: St
         wallMs,
         p50Ms: percentile(latencies, 50),
         p99Ms: percentile(latencies, 99),
+        liveP99Ms: percentile(live.latencies, 99),
       };
     } finally {
       await close();
@@ -203,6 +215,8 @@ export async function multiProcess(b24: FakeBitrix24, kind: StoreKind, strategy:
       children.push({ child, next: async () => String((await lines.next()).value) });
     }
     for (const c of children) await c.next(); // "ready"
+    for (const c of children) c.child.stdin!.write('live\n');
+    const live = await Promise.all(children.map(async (c) => JSON.parse(await c.next()) as { failed: number; latencies: number[] }));
     b24.expireAccessTokens(portal.memberId);
     b24.resetStats();
     const started = performance.now();
@@ -223,6 +237,7 @@ export async function multiProcess(b24: FakeBitrix24, kind: StoreKind, strategy:
       wallMs,
       p50Ms: percentile(latencies, 50),
       p99Ms: percentile(latencies, 99),
+      liveP99Ms: percentile(live.flatMap((r) => r.latencies), 99),
     };
   } finally {
     for (const c of children) c.child.kill();

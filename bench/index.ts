@@ -4,6 +4,7 @@
 import { writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { FakeBitrix24 } from '../src/testing/fake-bitrix24.js';
+import { expiryWave, sweepIdle, SWEEP_CONCURRENCY } from './expiry.js';
 import { hotPath, recipeHotPath } from './hot-path.js';
 import { JSON_OUT, machine, ONLY, progress, row, SHORT, table, type Row } from './lib.js';
 import { installCost, recipeInstallCost } from './install.js';
@@ -17,8 +18,8 @@ const n = (x: number) => x.toLocaleString('en-US');
 
 /** Sizes: the issue's, or small ones with --short. */
 const SIZE = SHORT
-  ? { small: 100, large: 1_000, recipeLarge: 1_000, hot: 100, distinct: 500, installs: 10 }
-  : { small: 1_000, large: 100_000, recipeLarge: 10_000, hot: 1_000, distinct: 10_000, installs: 100 };
+  ? { small: 100, large: 1_000, recipeLarge: 1_000, hot: 100, distinct: 500, installs: 10, wave: 50, sweep: 200 }
+  : { small: 1_000, large: 100_000, recipeLarge: 10_000, hot: 1_000, distinct: 10_000, installs: 100, wave: 1_000, sweep: 10_000 };
 
 const STORES: readonly StoreKind[] = ['memory', 'file', 'sqlite', 'postgres', 'redis'];
 
@@ -228,6 +229,43 @@ async function main(): Promise<void> {
       }
     }
     if (wanted(1) || wanted(3) || wanted(4)) await storeRows(rows, b24);
+    if (wanted(5)) {
+      progress(`row 5: expiry wave of ${n(SIZE.wave)} portals on PostgreSQL`);
+      const w = await expiryWave(b24, SIZE.wave, 5);
+      const label = `expiry wave, PostgreSQL, ${n(w.portals)} portals x 5 concurrent calls`;
+      rows.push(
+        row({ row: 5, measure: `${label}: refresh requests`, value: w.refreshRequests, unit: '', baseline: null, baselineName: null, target: `= ${n(w.portals)}, no reuse`, pass: w.refreshRequests === w.portals && w.reuse === 0 }),
+        row({ row: 5, measure: `${label}: failed calls of ${n(w.calls)}`, value: w.failed, unit: '', baseline: null, baselineName: null, target: '0', pass: w.failed === 0 }),
+        row({
+          row: 5,
+          measure: `${label}: wall time`,
+          value: w.wallMs,
+          unit: 'ms',
+          baseline: null,
+          baselineName: null,
+          target: null,
+          pass: null,
+          note: `call latency p50 ${w.p50Ms.toFixed(0)} ms, p99 ${w.p99Ms.toFixed(0)} ms`,
+        }),
+      );
+      progress(`row 5: sweep over ${n(SIZE.sweep)} idle portals on PostgreSQL`);
+      const s = await sweepIdle(b24, SIZE.sweep);
+      const sweepLabel = `pool.sweep() over ${n(s.portals)} idle portals, PostgreSQL, concurrency ${SWEEP_CONCURRENCY}`;
+      rows.push(
+        row({ row: 5, measure: `${sweepLabel}: refreshes`, value: s.refreshRequests, unit: '', baseline: null, baselineName: null, target: `= ${n(s.portals)}`, pass: s.refreshRequests === s.portals && s.refreshed === s.portals && s.failed === 0 }),
+        row({ row: 5, measure: `${sweepLabel}: wall time`, value: s.wallMs, unit: 'ms', baseline: null, baselineName: null, target: null, pass: null }),
+        row({
+          row: 5,
+          measure: `${sweepLabel}: peak heap`,
+          value: s.peakHeapMiB,
+          unit: 'MiB',
+          baseline: s.heapBeforeMiB,
+          baselineName: 'before the sweep',
+          target: 'pages (growth well below the records read)',
+          pass: null,
+        }),
+      );
+    }
     if (wanted(6)) {
       progress('row 6: refresh storms');
       await stormRows(rows, b24);

@@ -24,6 +24,7 @@ export async function hotPath(bench: BenchStore, hot: number): Promise<{ poolNs:
     for (const id of ids) lru.set(`${id} portal`, { client: {} });
     // The baseline is what clientFor would be with nothing but an LRU behind it: an async function
     // returning the cached client, awaited.
+    // eslint-disable-next-line @typescript-eslint/require-await -- an async function on purpose, like clientFor
     const cachedClient = async (memberId: string): Promise<object | undefined> => lru.get(`${memberId} portal`)?.client;
     let i = 0;
     let j = 0;

@@ -70,7 +70,7 @@ export async function medianNs(tasks: Record<string, () => unknown>, options: { 
     warmupTime: SHORT ? 20 : 150,
     warmupIterations: 100,
   });
-  for (const [name, fn] of Object.entries(tasks)) bench.add(name, fn as () => Promise<void>);
+  for (const [name, fn] of Object.entries(tasks)) bench.add(name, fn);
   await bench.run();
   const out: Record<string, number> = {};
   for (const task of bench.tasks) {

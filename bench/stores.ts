@@ -86,7 +86,7 @@ export async function createStore(kind: StoreKind): Promise<BenchStore> {
   switch (kind) {
     case 'memory':
       location = { kind };
-      remove = async () => undefined;
+      remove = () => Promise.resolve();
       break;
     case 'file': {
       const directory = await mkdtemp(join(tmpdir(), 'b24pt-bench-file-'));

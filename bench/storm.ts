@@ -17,7 +17,7 @@ import { OAuthClient } from '../src/oauth/oauth-client.js';
 import { PortalClientPool } from '../src/pool/pool.js';
 import { oauthBaseFromServerEndpoint } from '../src/protocol/oauth-hosts.js';
 import type { TokenStore } from '../src/store/token-store.js';
-import { FakeBitrix24, seedStore } from '../src/testing/fake-bitrix24.js';
+import { seedStore, type FakeBitrix24 } from '../src/testing/fake-bitrix24.js';
 import { median, percentile } from './lib.js';
 import { createStore, type StoreKind, type StoreLocation } from './stores.js';
 
@@ -92,12 +92,12 @@ export async function caller(strategy: Strategy, store: TokenStore, credentials:
         if (client === undefined) clients.set(memberId, (client = build(memberId)));
         return (await (await client).actions[version(i)].call.make({ method: 'profile' })).isSuccess;
       },
-      close: async () => undefined,
+      close: () => Promise.resolve(),
     };
   }
   return {
     call: async (memberId, i) => (await (await build(memberId)).actions[version(i)].call.make({ method: 'profile' })).isSuccess,
-    close: async () => undefined,
+    close: () => Promise.resolve(),
   };
 }
 
@@ -211,7 +211,7 @@ export async function multiProcess(b24: FakeBitrix24, kind: StoreKind, strategy:
         env: { ...process.env, B24_CLIENT_ID: b24.clientId, B24_CLIENT_SECRET: b24.clientSecret },
         stdio: ['pipe', 'pipe', 'inherit'],
       });
-      const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
+      const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
       children.push({ child, next: async () => String((await lines.next()).value) });
     }
     for (const c of children) await c.next(); // "ready"

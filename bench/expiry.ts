@@ -9,6 +9,9 @@ import { OPEN_LIMITS, storm } from './storm.js';
 import { createStore, type StoreKind } from './stores.js';
 
 export interface WaveResult {
+  /** The pool's counters: refreshes that failed (transient: network, timeout) and chains revoked. */
+  readonly refreshFailures: number;
+  readonly revocations: number;
   readonly portals: number;
   readonly calls: number;
   readonly wallMs: number;
@@ -36,7 +39,10 @@ export async function expiryWave(b24: FakeBitrix24, portals: number, callsEach: 
       ),
     );
     const wallMs = performance.now() - started;
+    const stats = pool.stats();
     return {
+      refreshFailures: stats.refreshFailures,
+      revocations: stats.revocations,
       portals,
       calls: portals * callsEach,
       wallMs,

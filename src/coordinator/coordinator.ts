@@ -37,6 +37,11 @@ const LOCK_POLL_MIN_MS = 10;
 const LOCK_POLL_MAX_MS = 250;
 /** How many times a caller joins a flight before it settles for what it has. */
 const FLIGHT_ROUNDS = 3;
+/**
+ * The `revokedReason` of a chain the OAuth host rotated while its answer was lost (a timeout): the
+ * retry of the same refresh token met `invalid_grant`. No one is at fault; `reseed` recovers it.
+ */
+export const LOST_ROTATION = 'lost_rotation';
 
 type Lock = { readonly lease: StoreLease | undefined } | { readonly adopt: PortalRecord };
 type Written = { kind: 'written' | 'replaced' | 'revoked'; record: PortalRecord } | { kind: 'gone' };
@@ -53,6 +58,11 @@ export class RefreshCoordinator {
   readonly #o: CoordinatorOptions;
   readonly #flights = new Map<string, Promise<PortalRecord>>();
   readonly #backoff: Backoff;
+  /** Refresh tokens whose refresh got no answer, by chain: a later `invalid_grant` means a lost rotation. */
+  readonly #abandoned = new Map<string, string>();
+  /** Refresh requests in flight to OAuth hosts, and those waiting for a turn. */
+  #inFlight = 0;
+  readonly #queue: (() => void)[] = [];
 
   /** Creates a coordinator; it holds no timers and no connections. */
   constructor(options: CoordinatorOptions) {
@@ -163,6 +173,22 @@ export class RefreshCoordinator {
       }
     }
     return record;
+  }
+
+  /**
+   * Runs one request to an OAuth host, at most `maxConcurrentRefreshes` at a time in this process:
+   * an expiry wave of a thousand portals would otherwise send a thousand requests at once, and
+   * answers lost to timeouts under that load cost chains.
+   */
+  async #limited<T>(request: () => Promise<T>): Promise<T> {
+    if (this.#inFlight >= this.#o.maxConcurrentRefreshes) await new Promise<void>((resolve) => this.#queue.push(resolve));
+    this.#inFlight++;
+    try {
+      return await request();
+    } finally {
+      this.#inFlight--;
+      this.#queue.shift()?.();
+    }
   }
 
   /** Counts and reports a pair a holder took from the store's change feed. */
@@ -341,10 +367,27 @@ export class RefreshCoordinator {
     const { memberId, chain } = current;
     let tokens: TokenResponse;
     this.counters.refreshes++;
+    const key = chainKeyOf(memberId, chain);
     try {
-      tokens = await this.#o.refresh(current);
+      tokens = await this.#limited(() => this.#o.refresh(current));
+      this.#abandoned.delete(key);
     } catch (error) {
-      if (error instanceof OAuthRejectedError) return this.#rejected(current, error, request);
+      if (error instanceof OAuthUnavailableError && error.status === 0) {
+        // No answer (a timeout, a dropped connection): the host may have rotated the chain anyway.
+        this.#abandoned.set(key, current.refreshToken);
+      }
+      if (error instanceof OAuthRejectedError) {
+        const lost = error.oauthError === 'invalid_grant' && this.#abandoned.get(key) === current.refreshToken;
+        this.#abandoned.delete(key);
+        if (lost) {
+          this.#o.logger.error(
+            { memberId, chain },
+            "the OAuth host rotated this chain but its answer never arrived; an administrator's app-page visit (pool.reseed) or a reinstall brings it back",
+          );
+          return this.#rejected(current, new OAuthRejectedError(LOST_ROTATION, error.status, { memberId, cause: error }), request);
+        }
+        return this.#rejected(current, error, request);
+      }
       throw error;
     }
     this.hostClock.learnFromAnswer(tokens.expires, tokens.expiresIn, this.#o.clock.now());

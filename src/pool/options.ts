@@ -74,6 +74,12 @@ export interface PortalClientPoolOptions {
    * portal's admin may pay meanwhile; `reactivate` tries at once). @defaultValue 3600000
    */
   readonly suspendRetryMs?: number | undefined;
+  /**
+   * At most this many refresh requests to OAuth hosts at once in this process; the rest wait their
+   * turn. Keeps an expiry wave from timing out answers (a refresh whose answer is lost may still
+   * have rotated the chain). @defaultValue 8
+   */
+  readonly maxConcurrentRefreshes?: number | undefined;
   /** Passed to every `B24OAuth` as its `restrictionParams` (rate limits, retries). */
   readonly restrictionParams?: Partial<RestrictionParams> | undefined;
 }
@@ -96,7 +102,10 @@ function positive(name: string, value: number | undefined, fallback: number): nu
 /** The coordinator's numbers from the pool's options, checked, with their defaults. */
 export function resolveCoordinatorOptions(
   options: PortalClientPoolOptions,
-): Pick<CoordinatorOptions, 'random' | 'refreshAheadSec' | 'refreshJitterSec' | 'lockTtlMs' | 'lockWaitMs' | 'backoff' | 'suspendRetryMs'> {
+): Pick<
+  CoordinatorOptions,
+  'random' | 'refreshAheadSec' | 'refreshJitterSec' | 'lockTtlMs' | 'lockWaitMs' | 'backoff' | 'suspendRetryMs' | 'maxConcurrentRefreshes'
+> {
   const backoff = options.backoff;
   return {
     random: options.random ?? Math.random,
@@ -110,6 +119,7 @@ export function resolveCoordinatorOptions(
       credentialsMs: nonNegative('backoff.credentialsMs', backoff?.credentialsMs, DEFAULT_BACKOFF.credentialsMs),
     },
     suspendRetryMs: nonNegative('suspendRetryMs', options.suspendRetryMs, 3_600_000),
+    maxConcurrentRefreshes: Math.floor(positive('maxConcurrentRefreshes', options.maxConcurrentRefreshes, 8)),
   };
 }
 

@@ -26,7 +26,6 @@ export function observe(observation: () => Observation): void {
 }
 
 const OBSERVED = Symbol.for('b24-portal-tokens.observedLogger');
-const LEVELS = ['debug', 'info', 'warn', 'error'] as const;
 
 /**
  * The logger with every call also published on {@link OBSERVE_CHANNEL}. Idempotent: a logger it
@@ -34,7 +33,7 @@ const LEVELS = ['debug', 'info', 'warn', 'error'] as const;
  */
 export function observedLogger(logger: Logger): Logger {
   if ((logger as Partial<Record<typeof OBSERVED, true>>)[OBSERVED] === true) return logger;
-  const wrap = (level: (typeof LEVELS)[number]): LogMethod => {
+  const wrap = (level: keyof Logger): LogMethod => {
     return (context, message) => {
       observe(() => ({ kind: 'log', level, context, message }));
       logger[level](context, message);

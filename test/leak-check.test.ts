@@ -115,3 +115,20 @@ describe('the leak check', () => {
     }
   });
 });
+
+describe('the suite-wide check', () => {
+  it('fails a test file that leaks a minted token (a deliberately leaking fixture, run by vitest)', async () => {
+    const { spawnSync } = await import('node:child_process');
+    const { fileURLToPath } = await import('node:url');
+    const root = fileURLToPath(new URL('..', import.meta.url));
+    const run = spawnSync(
+      process.execPath,
+      [fileURLToPath(new URL('../node_modules/vitest/vitest.mjs', import.meta.url)), 'run', '--config', 'test/fixtures/leak/vitest.config.ts'],
+      { cwd: root, encoding: 'utf8', env: { ...process.env, B24PT_LEAK_CHECK: '' }, timeout: 60_000 },
+    );
+    const output = `${run.stdout}${run.stderr}`;
+    expect(run.status, output).not.toBe(0);
+    expect(output).toContain('refresh_token in error StoreError');
+    expect(output).toContain('<SECRET>');
+  }, 60_000);
+});

@@ -293,6 +293,9 @@ async function main(args: readonly string[]): Promise<void> {
   const seed = num('seed') ?? Math.floor(Math.random() * 2 ** 31);
   console.log(`crash trials: ${trials} per store, seed ${seed} (replay the choices with --seed ${seed})`);
   for (const kind of kinds) {
+    // PostgreSQL: enter the test suite's gate, so its outage test never stops the server mid-trial
+    // (an outage in the window would be counted as a crash loss).
+    const leave = kind === 'postgres' ? await (await import('../test/store/fixtures/pg-support.js')).enterGate('shared') : undefined;
     const summary = await runCrashTrials({
       store: kind,
       trials,
@@ -309,6 +312,7 @@ async function main(args: readonly string[]): Promise<void> {
         }
       },
     });
+    await leave?.();
     const { results: _results, ...figures } = summary;
     console.log(JSON.stringify(figures));
   }

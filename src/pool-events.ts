@@ -100,7 +100,7 @@ export interface PoolEventMap {
 export type PoolEventName = keyof PoolEventMap;
 
 /** Why the pool refreshed a chain. */
-export type RefreshReason = 'expiring' | 'rejected' | 'keep-alive' | 'reactivate';
+export type RefreshReason = 'expiring' | 'rejected' | 'keep-alive' | 'reactivate' | 'confirm';
 
 /** A snapshot of the pool's counters, from `PortalClientPool.stats()`. All counts since construction. */
 export interface PoolStats {

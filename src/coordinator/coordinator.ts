@@ -308,7 +308,7 @@ export class RefreshCoordinator {
     try {
       tokens = await this.#o.refresh(current);
     } catch (error) {
-      if (error instanceof OAuthRejectedError) return this.#rejected(current, error);
+      if (error instanceof OAuthRejectedError) return this.#rejected(current, error, request);
       throw error;
     }
     this.hostClock.learnFromAnswer(tokens.expires, tokens.expiresIn, this.#o.clock.now());
@@ -328,10 +328,10 @@ export class RefreshCoordinator {
   }
 
   /** What a refused refresh means depends on whose fault it is (PROTOCOL.md section 3). */
-  async #rejected(current: PortalRecord, error: OAuthRejectedError): Promise<PortalRecord> {
+  async #rejected(current: PortalRecord, error: OAuthRejectedError, request: RefreshRequest): Promise<PortalRecord> {
     const kind = classifyOAuthError(error.oauthError);
-    if (kind === 'chain') return this.#mark(current, error, 'revoked');
-    if (kind === 'payment') return this.#mark(current, error, 'suspended');
+    if (kind === 'chain') return this.#mark(current, error, 'revoked', request);
+    if (kind === 'payment') return this.#mark(current, error, 'suspended', request);
     if (kind === 'credentials') {
       // About the app, not the portal: nothing is written, the pool pauses its refreshes.
       const now = this.#o.clock.now();
@@ -347,7 +347,7 @@ export class RefreshCoordinator {
   }
 
   /** Marks a chain revoked or suspended, unless a live chain was stored meanwhile. */
-  async #mark(current: PortalRecord, error: OAuthRejectedError, state: 'revoked' | 'suspended'): Promise<PortalRecord> {
+  async #mark(current: PortalRecord, error: OAuthRejectedError, state: 'revoked' | 'suspended', request: RefreshRequest): Promise<PortalRecord> {
     const { memberId, chain } = current;
     const now = this.#o.clock.now();
     const patch: PortalRecordPatch = { state, revokedAt: now, revokedReason: error.oauthError, updatedAt: now };
@@ -359,7 +359,9 @@ export class RefreshCoordinator {
     const retryAt = now + this.#o.suspendRetryMs;
     if (outcome.kind === 'written' && state === 'revoked') {
       this.counters.revocations++;
-      this.#o.logger.error({ memberId, chain, reason: error.oauthError }, 'chain revoked by the OAuth server');
+      // Confirming an uninstall expects exactly this answer: no alarm then.
+      const level = request.reason === 'confirm' ? 'info' : 'error';
+      this.#o.logger[level]({ memberId, chain, reason: error.oauthError }, 'chain revoked by the OAuth server');
       this.#o.hooks.emit('revoked', { memberId, chain, reason: error.oauthError });
     } else if (outcome.kind === 'written') {
       this.#o.logger.warn({ memberId, chain, reason: error.oauthError, retryAt }, 'chain suspended by the OAuth server');

@@ -15,11 +15,12 @@ import { DEFAULT_BACKOFF } from '../coordinator/backoff.js';
 import { OAuthClient } from '../oauth/oauth-client.js';
 import type { EvictionReason, PoolEventMap, PoolEventName, PoolStats } from '../pool-events.js';
 import { userChain, type ChainId, type TokenStore } from '../store/token-store.js';
-import type { LifecycleChange, OAuthHostClient, PortalTokensContext } from '../context.js';
+import type { ChainStatus, LifecycleChange, OAuthHostClient, PortalTokensContext } from '../context.js';
 import type { AppPageRequest } from '../events/types.js';
 import { normalizeTrustedHosts, oauthBaseFromServerEndpoint } from '../protocol/oauth-hosts.js';
 import type { PortalRecord, StoreChange } from '../store/token-store.js';
 import { ChangeFollower } from './coherence.js';
+import { confirmChain } from './probe.js';
 import { ChainSlot } from './slot.js';
 import { rememberUser } from './users.js';
 import { runSweep, type SweepOptions, type SweepResult } from './sweep.js';
@@ -239,6 +240,18 @@ export class PortalClientPool implements PortalTokensContext {
     this.#evict(chainKeyOf(memberId, chain), 'lifecycle');
     this.logger.info({ memberId, chain, state: record.state }, 'reactivated a chain');
     return record;
+  }
+
+  /**
+   * Asks the OAuth host whether the portal's stored chain still works (`app.info`, then one
+   * coordinated refresh when the stored access token is refused). The lifecycle handler asks this
+   * before an uninstall deletes a portal or a non-administrator's install replaces its chain.
+   */
+  async confirmChain(memberId: string): Promise<ChainStatus> {
+    if (this.#closed) throw new PoolClosedError();
+    const status = await confirmChain(this.#coordinator, this.#oauth, memberId);
+    this.#evict(chainKeyOf(memberId, 'portal'), 'lifecycle');
+    return status;
   }
 
   /**

@@ -40,8 +40,8 @@ export interface CrashTrialOptions {
   readonly calls?: number;
   /** Seeds the choice of victim, round and delay (the timing itself is the machine's). */
   readonly seed?: number;
-  /** No kill at all (the control: every chain must survive, every answer be committed). */
-  readonly noKill?: boolean;
+  /** This many first trials run without a kill (the control: every chain survives, every answer is committed). */
+  readonly controlTrials?: number;
   readonly pgUrl?: string;
   readonly onTrial?: (trial: CrashTrialResult) => void;
 }
@@ -185,7 +185,8 @@ export async function runCrashTrials(options: CrashTrialOptions): Promise<CrashS
         seededVersion.set(memberId, record.version);
       }
       b24.resetStats();
-      const kill = options.noKill
+      const kill =
+        trial <= (options.controlTrials ?? 0)
         ? undefined
         : { worker: Math.floor(rand() * workerCount), round: Math.floor(rand() * rounds), fraction: rand() };
       let killInfo: CrashTrialResult['kill'];

@@ -225,8 +225,11 @@ export class LockTimeoutError extends PortalTokensError {
 /** An authorization-code `state` was malformed, forged, expired or replayed. */
 export class InvalidStateError extends PortalTokensError {
   readonly code = ErrorCode.InvalidState;
-  /** `malformed`, `signature`, `expired` or `replayed`. */
-  readonly reason: 'malformed' | 'signature' | 'expired' | 'replayed';
+  /**
+   * `malformed`, `signature`, `expired`, `replayed`, or `portal` (issued for another portal than
+   * the one that was authorized).
+   */
+  readonly reason: 'malformed' | 'signature' | 'expired' | 'replayed' | 'portal';
   constructor(reason: InvalidStateError['reason'], options: PortalTokensErrorOptions = {}) {
     super(`Authorization state is invalid (${reason})`, options);
     this.reason = reason;

@@ -6,6 +6,7 @@ import type { RefreshCoordinator } from '../coordinator/coordinator.js';
 import { OAuthRejectedError, PortalNotInstalledError, PortalRevokedError, PortalSuspendedError } from '../errors.js';
 import type { OAuthClient } from '../oauth/oauth-client.js';
 import { oauthBaseFromServerEndpoint } from '../protocol/oauth-hosts.js';
+import type { PortalMove } from '../sdk/move.js';
 import type { PortalRecord } from '../store/token-store.js';
 
 /**
@@ -40,5 +41,20 @@ export async function confirmChain(coordinator: RefreshCoordinator, oauth: OAuth
     // Unpaid is still installed.
     if (error instanceof PortalSuspendedError) return 'alive';
     return 'unreachable';
+  }
+}
+
+/**
+ * Whether the OAuth host, asked with the chain's current token, names the REST root (or, when it
+ * names none, the domain) a renamed portal's 3xx points at. Anything else is refused.
+ */
+export async function confirmMove(oauth: OAuthClient, record: PortalRecord, move: PortalMove): Promise<boolean> {
+  try {
+    const info = await oauth.appInfo(oauthBaseFromServerEndpoint(record.serverEndpoint), record.accessToken);
+    if (info.memberId !== record.memberId) return false;
+    if (info.clientEndpoint !== undefined) return info.clientEndpoint.toLowerCase() === move.root.toLowerCase();
+    return info.domain !== undefined && info.domain.toLowerCase() === move.host.toLowerCase();
+  } catch {
+    return false;
   }
 }

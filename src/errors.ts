@@ -1,6 +1,7 @@
 // The library's error hierarchy: one abstract base with a stable `code`, one subclass per failure kind.
 // No message ever contains a token value; the underlying error, when there is one, is in `cause`.
 
+import { observe } from './observe.js';
 import { isTerminalOAuthError } from './protocol/oauth-errors.js';
 
 /**
@@ -80,6 +81,7 @@ export abstract class PortalTokensError extends Error {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
     this.memberId = options.memberId;
+    observe(() => ({ kind: 'error', error: this }));
   }
 }
 

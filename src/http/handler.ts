@@ -8,6 +8,7 @@ import { ErrorCode, InvalidEventError } from '../errors.js';
 import { parseInstallEvent } from '../events/parse.js';
 import type { InstallEvent, LifecycleEvent, UninstallEvent, UpdateEvent } from '../events/types.js';
 import { describeError, type Logger } from '../logger.js';
+import { observedLogger } from '../observe.js';
 import {
   headerValue,
   internalErrorResponse,
@@ -145,7 +146,7 @@ export function createLifecycleHandler(options: LifecycleHandlerOptions): Lifecy
   if (!Number.isFinite(hookTimeoutMs) || hookTimeoutMs < 0) {
     throw new TypeError('options.hookTimeoutMs must be a non-negative number');
   }
-  const logger = options.logger ?? pool.logger;
+  const logger = observedLogger(options.logger ?? pool.logger);
   if (!verify) {
     logger.warn(
       { verify: false },

@@ -14,6 +14,7 @@ import {
 } from '../errors.js';
 import type { PortalAuth } from '../events/types.js';
 import { describeError, type Logger } from '../logger.js';
+import { observedLogger } from '../observe.js';
 import { queryValue, type PlainHandler, type QueryInput } from '../plain.js';
 import { DEFAULT_APP_STATUS } from '../protocol/app-status.js';
 import { sanitizeOAuthError } from '../protocol/oauth-errors.js';
@@ -154,7 +155,7 @@ export function createAuthorizationFlow(options: AuthorizationFlowOptions): Auth
   const trusted = normalizeTrustedHosts(options.trustedOAuthHosts, 'options.trustedOAuthHosts');
   const now = (): number => pool.clock.now();
   const usedStates: UsedStateStore = options.usedStates ?? new MemoryUsedStateStore({ now });
-  const logger = options.logger ?? pool.logger;
+  const logger = observedLogger(options.logger ?? pool.logger);
   const states = createStateSigner(secret, stateTtlMs, now, usedStates);
 
   const refuse = (memberId: string, reason: Refusal, message: string): never => {

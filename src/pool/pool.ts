@@ -10,6 +10,7 @@ import { chainKeyOf, RefreshCoordinator } from '../coordinator/coordinator.js';
 import { PoolClosedError, PortalNotInstalledError, UserChainMissingError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { consoleLogger, describeError } from '../logger.js';
+import { observe, observedLogger } from '../observe.js';
 import { OAuthClient } from '../oauth/oauth-client.js';
 import type { EvictionReason, PoolEventMap, PoolEventName, PoolStats } from '../pool-events.js';
 import { userChain, type ChainId, type TokenStore } from '../store/token-store.js';
@@ -94,7 +95,8 @@ export class PortalClientPool implements PortalTokensContext {
     });
     this.oauth = oauth;
     this.#oauth = oauth;
-    this.logger = options.logger ?? consoleLogger;
+    this.logger = observedLogger(options.logger ?? consoleLogger);
+    observe(() => ({ kind: 'pool', pool: this }));
     this.#settings = {
       clientId: options.clientId,
       clientSecret: options.clientSecret,
@@ -366,6 +368,7 @@ export class PortalClientPool implements PortalTokensContext {
   }
 
   #emit<E extends PoolEventName>(event: E, payload: PoolEventMap[E]): void {
+    observe(() => ({ kind: 'event', event, payload }));
     for (const listener of this.#emitter.listeners(event)) {
       try {
         (listener as (p: PoolEventMap[E]) => void)(payload);

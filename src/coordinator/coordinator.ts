@@ -77,6 +77,8 @@ export class RefreshCoordinator {
 
   /** The refresh-ahead window of a record for a cached holder (with this holder's jitter). */
   windowFor(record: PortalRecord): number {
+    // A holder is handed its expiry with this window: learn the host's clock from the record first.
+    this.hostClock.learnFromRecord(record);
     return refreshWindow(record, this.#o, this.#o.random());
   }
 

@@ -32,7 +32,6 @@ export async function handleInstallOrUpdate(kit: LifecycleKit, event: InstallEve
 async function installVerified(kit: LifecycleKit, event: InstallEvent | UpdateEvent, base: string): Promise<PlainResponse> {
   const { context, logger } = kit;
   const memberId = event.auth.memberId;
-  // The store's history first: a late or replayed event must not even spend a refresh.
   let existing: PortalRecord | undefined;
   let storeDown: StoreError | undefined;
   try {
@@ -41,12 +40,12 @@ async function installVerified(kit: LifecycleKit, event: InstallEvent | UpdateEv
     if (!(error instanceof StoreError && error.transient && kit.spool !== undefined)) throw storeFailure(kit, error, event, 'get');
     storeDown = error;
   }
+  // Proven first, so that the answer to a forged event never tells whether a portal is installed.
+  const tokens = await prove(kit, event, base);
   if (existing !== undefined && isStale(event.ts, existing.eventTs)) {
     logger.info({ memberId, event: event.event, ts: event.ts, storedTs: existing.eventTs }, 'Lifecycle event older than the stored chain; nothing changed');
     return jsonResponse(200, { ok: true });
   }
-
-  const tokens = await prove(kit, event, base);
   // From here a fresh pair exists only in this process: nothing below may drop it silently.
   const info = await kit.context.oauth.appInfo(base, tokens.accessToken).catch((error: unknown) => {
     logger.warn({ memberId, err: describeError(error) }, "Could not read the portal's domain from the OAuth host's app.info");

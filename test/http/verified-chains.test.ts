@@ -137,16 +137,20 @@ describe('lifecycle events: uninstall only when the app is gone', () => {
 });
 
 describe('lifecycle events: order and lateness', () => {
-  it('ignores an older install replayed after a newer update, and the genuine uninstall still works', async () => {
+  it('ignores an older install delivered late after a newer update, and the genuine uninstall still works', async () => {
     const portal = rig.b24.addPortal();
     const install = rig.b24.installEvent(portal.memberId);
-    const olderInstall = toForm({ ...install.payload, ts: String(Number(install.payload.ts) - 100) });
+    const late = rig.b24.installEvent(portal.memberId); // queued, delivered after the update below
+    const lateBody = toForm({ ...late.payload, ts: String(Number(install.payload.ts) - 100) });
     expect(await send(toForm(install.payload))).toBe(200);
     const update = rig.b24.updateEvent(portal.memberId, { applicationToken: 'rotated0application0token0000001' });
     expect(await send(update.form)).toBe(200);
     const after = await snapshot(portal.memberId);
 
-    expect(await send(olderInstall)).toBe(200);
+    expect(await send(lateBody)).toBe(200);
+    expect(await snapshot(portal.memberId)).toBe(after);
+    // A replay of an event already applied carries a spent chain: refused, and nothing changes.
+    expect(await send(toForm(install.payload))).toBe(403);
     expect(await snapshot(portal.memberId)).toBe(after);
     expect(await send(rig.b24.uninstallEvent(portal.memberId).form)).toBe(200);
     expect(await rig.store.get(portal.memberId)).toBeUndefined();

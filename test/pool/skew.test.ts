@@ -94,21 +94,15 @@ describe('a pool whose clock is off from the OAuth host', () => {
     });
   });
 
-  // KNOWN FAILURE (marked `fails` so the suite stays green and turns red once fixed): a pool 1 hour
-  // behind the host sends the first expiry cycle's calls with expired tokens (12 x 401
-  // expired_token, then the SDK refreshes and retries, so no call fails). The slot builds its SDK
-  // client with `expires - (window + hostClock.offsetSec)` before the HostClock has seen any record
-  // (`learnFromRecord` runs only in `ensureFresh`), so the offset is still 0. Fix: call
-  // `this.hostClock.learnFromRecord(record)` at the top of `RefreshCoordinator.windowFor(record)`
-  // (src/coordinator/coordinator.ts), which the slot calls before it reads the offset; with that
-  // line every case here passes, as do test/coordinator/*. Then change `fails` to `false` below.
-  for (const [label, skewSec, fails] of [
-    ['5 minutes behind the host', 300, false],
-    ['5 minutes ahead of the host', -300, false],
-    ['1 hour behind the host', 3600, true],
-    ['1 hour ahead of the host', -3600, false],
+  // The slot builds its SDK client with `expires - (window + hostClock.offsetSec)`: the host's
+  // clock is learned from the stored record before that (RefreshCoordinator.windowFor).
+  for (const [label, skewSec] of [
+    ['5 minutes behind the host', 300],
+    ['5 minutes ahead of the host', -300],
+    ['1 hour behind the host', 3600],
+    ['1 hour ahead of the host', -3600],
   ] as const) {
-    (fails ? it.fails : it)(`${label}: the same counts, no refresh loop, no call with an expired token`, async () => {
+    it(`${label}: the same counts, no refresh loop, no call with an expired token`, async () => {
       const baseline = await run(0);
       const skewed = await run(skewSec);
       expect(skewed.expiredToken).toBe(0);

@@ -1,71 +1,61 @@
-// Four real worker processes, each with its own pool on one FileTokenStore, storm one expired
-// portal: one refresh request in total, no reuse, every call succeeds; the others adopt.
-import { spawn } from 'node:child_process';
-import type { ChildProcessWithoutNullStreams } from 'node:child_process';
+// The central promise on every shared store: 4 real worker processes, each with its own pool on one
+// store, storm one expired portal through the stand-in Bitrix24: 1 refresh request in total, no
+// refresh-token reuse, every call succeeds; the other workers adopt the stored pair.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { PoolStats } from '../../src/pool-events.js';
-import { FileTokenStore } from '../../src/store/file.js';
+import { afterAll, beforeAll, describe, it } from 'vitest';
 import { FakeBitrix24 } from '../../src/testing/fake-bitrix24.js';
-import { seedPortal } from './helpers.js';
+import { dropTables, enterGate, PG_URL, uniquePrefix as pgPrefix } from '../store/fixtures/pg-support.js';
+import { dropPrefix, inspector, REDIS_URL, uniquePrefix as redisPrefix } from '../store/fixtures/redis-support.js';
+import { serviceAvailable } from '../support/services.js';
+import { expectOneRefreshAcrossProcesses } from '../support/storm.js';
 
-const worker = fileURLToPath(new URL('./fixtures/storm-worker.ts', import.meta.url));
+const postgres = await serviceAvailable('postgres');
+const redis = await serviceAvailable('redis');
+const STORM = '4 worker processes x 25 concurrent calls on one expired portal: 1 refresh, 0 reuse, 100 of 100 succeed';
+
 let b24: FakeBitrix24;
 let dir: string;
-
 beforeAll(async () => {
   b24 = await FakeBitrix24.start();
-  dir = await mkdtemp(join(tmpdir(), 'b24pt-xproc-'));
+  dir = await mkdtemp(join(tmpdir(), 'b24pt-storm-'));
 });
 afterAll(async () => {
   await b24.close();
   await rm(dir, { recursive: true, force: true });
 });
 
-interface WorkerOutcome {
-  ok: number;
-  failed: number;
-  stats: PoolStats;
-}
+describe('FileTokenStore', () => {
+  it(STORM, () => expectOneRefreshAcrossProcesses(b24, { kind: 'file', directory: join(dir, 'files') }), 90_000);
+});
 
-function startWorker(memberId: string, calls: number) {
-  const child: ChildProcessWithoutNullStreams = spawn(process.execPath, ['--import', 'tsx', worker, dir, memberId, String(calls)], {
-    env: { ...process.env, B24_CLIENT_ID: b24.clientId, B24_CLIENT_SECRET: b24.clientSecret },
-    stdio: 'pipe',
-  });
-  const lines = createInterface({ input: child.stdout });
-  const iterator = lines[Symbol.asyncIterator]();
-  let stderr = '';
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const nextLine = async (): Promise<string> => {
-    const { value, done } = await iterator.next();
-    if (done) throw new Error(`worker ended early: ${stderr}`);
-    return value;
-  };
-  return { child, nextLine };
-}
+describe('SqliteTokenStore', () => {
+  it(STORM, () => expectOneRefreshAcrossProcesses(b24, { kind: 'sqlite', filename: join(dir, 'tokens.db') }), 90_000);
+});
 
-it('4 worker processes x 25 concurrent calls on one expired portal: 1 refresh, 0 reuse, 100 of 100 succeed', async () => {
-  const store = new FileTokenStore({ directory: dir });
-  const portal = b24.addPortal();
-  await seedPortal(store, b24, portal.memberId, b24.issueChain(portal.memberId));
+describe.skipIf(!postgres)('PostgresTokenStore', () => {
+  it(STORM, async () => {
+    const leave = await enterGate('shared');
+    const prefix = pgPrefix('storm');
+    try {
+      await expectOneRefreshAcrossProcesses(b24, { kind: 'postgres', url: PG_URL, prefix });
+    } finally {
+      await dropTables(prefix);
+      await leave();
+    }
+  }, 200_000);
+});
 
-  const workers = Array.from({ length: 4 }, () => startWorker(portal.memberId, 25));
-  for (const w of workers) expect(await w.nextLine()).toBe('ready');
-  b24.resetStats();
-  b24.expireAccessTokens(portal.memberId);
-  for (const w of workers) w.child.stdin.write('go\n');
-  const outcomes = await Promise.all(workers.map(async (w) => JSON.parse(await w.nextLine()) as WorkerOutcome));
-
-  expect(outcomes.reduce((sum, o) => sum + o.ok, 0)).toBe(100);
-  expect(outcomes.reduce((sum, o) => sum + o.failed, 0)).toBe(0);
-  expect(b24.stats.refreshRequests).toBe(1);
-  expect(b24.stats.refreshReuse).toBe(0);
-  // Exactly one worker refreshed; every other one took the stored pair instead of refreshing again.
-  expect(outcomes.map((o) => o.stats.refreshes).sort()).toEqual([0, 0, 0, 1]);
-  for (const o of outcomes.filter((o) => o.stats.refreshes === 0)) expect(o.stats.adoptions).toBeGreaterThanOrEqual(1);
-}, 60_000);
+describe.skipIf(!redis)('RedisTokenStore', () => {
+  it(STORM, async () => {
+    const prefix = redisPrefix('storm');
+    try {
+      await expectOneRefreshAcrossProcesses(b24, { kind: 'redis', url: REDIS_URL, prefix });
+    } finally {
+      const client = inspector();
+      await dropPrefix(client, prefix);
+      client.disconnect();
+    }
+  }, 90_000);
+});

@@ -9,6 +9,7 @@ import type { ChainView } from '../coordinator/types.js';
 import { createSdkClient, refreshHookAnswer, type SdkClientSettings } from '../sdk/client.js';
 import { interceptHttpClient, type InterceptedChain } from '../sdk/interceptors.js';
 import { portalMove } from '../sdk/move.js';
+import type { RequestBudget } from '../sdk/budget.js';
 import { PortalNotInstalledError, PortalRevokedError, UserChainMissingError } from '../errors.js';
 import type { PortalRecord } from '../store/token-store.js';
 
@@ -19,6 +20,8 @@ export interface SlotContext {
   readonly settings: SdkClientSettings;
   /** Counts a request re-sent with the current token. */
   countResend(): void;
+  /** The pool's request budget, when on. */
+  readonly budget?: RequestBudget | undefined;
 }
 
 /** A cached chain. */
@@ -34,10 +37,13 @@ export class ChainSlot implements ChainView, InterceptedChain {
   /** The REST root the SDK client was built with (the SDK never changes it). */
   readonly #sdkEndpoint: string;
   readonly #context: SlotContext;
+  /** The pool's request budget (read by the interceptors). */
+  readonly budget: RequestBudget | undefined;
 
   /** Builds the chain's SDK client, its refresh hook and its interceptors. */
   constructor(record: PortalRecord, context: SlotContext) {
     this.#context = context;
+    this.budget = context.budget;
     this.record = record;
     this.windowSec = context.coordinator.windowFor(record);
     this.#sdkEndpoint = record.clientEndpoint;

@@ -62,6 +62,17 @@ export async function handlePortal(
     await fail(404, 'PORTAL_NOT_FOUND', 'Portal not found');
     return;
   }
+  // The documented leaky bucket, counted per portal before anything else is judged.
+  if (!s.runtime.admit(state.memberId)) {
+    stats.rest.queryLimitExceeded += 1;
+    await answer(
+      503,
+      version === 'v3'
+        ? { error: { code: 'QUERY_LIMIT_EXCEEDED', message: 'Too many requests' } }
+        : { error: 'QUERY_LIMIT_EXCEEDED', error_description: 'Too many requests' },
+    );
+    return;
+  }
   const token = str(params['auth']);
   if (token === undefined || token === '') {
     await fail(401, 'NO_AUTH_FOUND', 'Wrong authorization data');

@@ -128,6 +128,32 @@ describe('PortalClientPool request budget', () => {
     await pool.close();
   });
 
+  it('a method past its share of the operating time waits cluster-wide (here: refused at its deadline); other methods do not', async () => {
+    const store = new MemoryTokenStore();
+    const memberId = await seeded(store);
+    const pool = newPool(store);
+    const b = await pool.clientFor(memberId);
+    b24.setOperatingTime('profile', 100);
+    try {
+      // 4 answers of 100 s each: past 80% of 480 s.
+      for (let i = 0; i < 4; i++) {
+        await b.actions.v2.call.make({ method: 'profile' });
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      const error = await withRequestDeadline({ maxWaitMs: 1_000 }, () => b.actions.v2.call.make({ method: 'profile' })).catch((e: unknown) => e);
+      const typed = findPortalTokensError(error);
+      expect(typed).toBeInstanceOf(RateLimitedError);
+      expect((typed as RateLimitedError).reason).toBe('operating');
+      // (400 - 384) s of operating time drain at 0.8 s a second: about 20 s.
+      expect((typed as RateLimitedError).waitMs).toBeGreaterThan(10_000);
+      const other = await withRequestDeadline({ maxWaitMs: 1_000 }, () => b.actions.v2.call.make({ method: 'app.info' }));
+      expect(other.isSuccess).toBe(true);
+    } finally {
+      b24.setOperatingTime('profile', null);
+      await pool.close();
+    }
+  });
+
   it('ten portals: each gets its own budget, and a portal with no load waits for nobody', async () => {
     const store = new MemoryTokenStore();
     const members: string[] = [];

@@ -240,7 +240,15 @@ export class SqliteTokenStore implements TokenStore {
     const step = budgetStep(spec);
     const database = await this.#open();
     const now = this.#now();
-    const row = this.#write(database, 'acquire', '', () => {
+    // A budget need not survive a crash (a lost one is a full bucket again), and an fsync per step
+    // would block this process's event loop on every request: this one transaction commits without
+    // it. better-sqlite3 is synchronous, so nothing else runs on the connection in between.
+    const durability = this.#statement(database, 'PRAGMA synchronous').get() as { synchronous?: unknown } | undefined;
+    const restore = typeof durability?.synchronous === 'number' ? durability.synchronous : 2;
+    this.#statement(database, 'PRAGMA synchronous = OFF').run();
+    let row: { wait_ms: number; granted: number } | undefined;
+    try {
+      row = this.#write(database, 'acquire', '', () => {
       const sql = budgetSql(this.#names.budgets);
       const fresh = gcra(undefined, now, step);
       return this.#statement(database, sql).get({
@@ -255,7 +263,10 @@ export class SqliteTokenStore implements TokenStore {
         max: step.maxWaitMs,
         floor: step.floorMs,
       }) as { wait_ms: number; granted: number } | undefined;
-    });
+      });
+    } finally {
+      database.prepare(`PRAGMA synchronous = ${Number.isInteger(restore) && restore >= 0 && restore <= 3 ? restore : 2}`).run();
+    }
     if (row === undefined) throw new StoreError('SQLite answered a budget step with no row', { transient: false });
     return { waitMs: row.wait_ms, granted: row.granted === 1 };
   }

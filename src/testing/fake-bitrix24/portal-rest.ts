@@ -105,7 +105,9 @@ export async function handlePortal(
     return;
   }
   stats.rest.ok += 1;
-  await answer(200, { result: outcome.result, time: timeBlock(ledger.config.now) });
+  const time = timeBlock(ledger.config.now);
+  const operating = s.runtime.operating.get(methodName);
+  await answer(200, { result: outcome.result, time: operating === undefined ? time : { ...time, operating } });
 }
 
 /** Answers after the configured REST delay (the token was judged on arrival). */

@@ -16,6 +16,8 @@ export interface RequestLimit {
 /** Test-controlled behaviour and the timers to clear on close. */
 export class Runtime {
   readonly methods = new Map<string, FakeRestMethod>();
+  /** Seconds of `time.operating` each answer of a method reports (lower-case name; default 0). */
+  readonly operating = new Map<string, number>();
   /** The enforced bucket, or `null` (the default: no limit). */
   limit: RequestLimit | null = null;
   /** Each portal's bucket: its counter and when it was last drained (real ms). */

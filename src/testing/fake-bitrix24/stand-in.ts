@@ -317,6 +317,16 @@ export class FakeBitrix24 {
     bucket.level = level ?? limit.burst;
   }
 
+  /** Makes every answer of `method` report `seconds` of `time.operating` (0 or `null` to stop). */
+  setOperatingTime(method: string, seconds: number | null): void {
+    if (seconds === null || seconds === 0) {
+      this.#runtime.operating.delete(method.toLowerCase());
+      return;
+    }
+    if (!(seconds > 0) || !Number.isFinite(seconds)) throw new TypeError('seconds must be a non-negative number');
+    this.#runtime.operating.set(method.toLowerCase(), seconds);
+  }
+
   /** A portal's bucket counter now (0 when limits are off). */
   bucketLevel(memberId: string): number {
     return this.#runtime.limit === null ? 0 : this.#runtime.bucket(memberId).level;

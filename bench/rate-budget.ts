@@ -131,7 +131,7 @@ async function run(b24: FakeBitrix24, spec: StoreSpec, load: Load, processes: nu
       ['--import', 'tsx', self, '--worker', JSON.stringify(spec), portal.memberId, JSON.stringify({ ...load, share, workers: processes }), budget ? 'on' : 'off', String(scale)],
       { env: { ...process.env, B24_CLIENT_ID: b24.clientId, B24_CLIENT_SECRET: b24.clientSecret }, stdio: ['pipe', 'pipe', 'inherit'] },
     );
-    const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
+    const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
     const next = async (): Promise<string> => {
       const { value, done } = await lines.next();
       if (done) throw new Error('a worker ended early');
@@ -142,7 +142,7 @@ async function run(b24: FakeBitrix24, spec: StoreSpec, load: Load, processes: nu
   for (const w of workers) if ((await w.next()) !== 'ready') throw new Error('a worker did not start');
   b24.resetStats();
   const started = performance.now();
-  for (const w of workers) w.child.stdin!.write('go\n');
+  for (const w of workers) w.child.stdin.write('go\n');
   const outcomes = await Promise.all(workers.map(async (w) => JSON.parse(await w.next()) as WorkerOutcome));
   const wallMs = performance.now() - started;
   return {

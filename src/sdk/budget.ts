@@ -111,6 +111,11 @@ interface Gate {
   open: (() => void) | undefined;
 }
 
+interface SlotQueue {
+  waiting: { resolve: (grant: { waitMs: number; granted: boolean }) => void; reject: (error: unknown) => void }[];
+  running: boolean;
+}
+
 type MutableStats = { -readonly [K in keyof PortalBudgetStats]: PortalBudgetStats[K] };
 
 /** One pool's request budget. */
@@ -121,6 +126,8 @@ export class RequestBudget {
   readonly #store: TokenStore;
   readonly #stats = new Map<string, MutableStats>();
   readonly #gates = new Map<string, Gate>();
+  /** Requests of a portal waiting to share the next budget step. */
+  readonly #queues = new Map<string, SlotQueue>();
   /** `memberId method` of methods seen taking HEAVY_OPERATING_SEC or more in one answer. */
   readonly #heavy = new Set<string>();
 
@@ -183,8 +190,9 @@ export class RequestBudget {
     stats.queryLimitExceeded++;
     this.#settings.emit('query-limit-exceeded', { memberId, ms: 0, method });
     const spec = this.specFor(memberId);
-    // The server's bucket is full: the next request may leave once it drained one unit.
-    const ms = Math.ceil(1000 / spec.ratePerSec);
+    // The server's bucket is full: the next request may leave once it drained a unit, with one
+    // interval more of margin (the budget's burst is gone too: slots then come one interval apart).
+    const ms = Math.ceil(2000 / spec.ratePerSec);
     await this.#store.acquire?.(`rest:${memberId}`, { ...spec, cost: 0, pushBackMs: ms });
     stats.pushBacks++;
     this.#settings.emit('budget-push-back', { memberId, ms, method });
@@ -239,7 +247,8 @@ export class RequestBudget {
     const started = clock.now();
     const limit = Math.min(this.#settings.maxWaitMs, deadline?.maxWaitMs ?? Number.POSITIVE_INFINITY);
     const maxWaitMs = Number.isFinite(limit) ? Math.max(0, limit) : undefined;
-    const grant = await this.#acquire(`rest:${memberId}`, { ...this.specFor(memberId), maxWaitMs });
+    const grant =
+      maxWaitMs === undefined ? await this.#slot(memberId) : await this.#acquire(`rest:${memberId}`, { ...this.specFor(memberId), maxWaitMs });
     if (!grant.granted) throw this.#refused(memberId, grant.waitMs, 'rate');
     let waited = grant.waitMs;
     if (method !== undefined && this.#heavy.has(`${memberId} ${method}`)) {
@@ -264,6 +273,44 @@ export class RequestBudget {
         if (deadline?.signal?.aborted === true) throw this.#refused(memberId, left, 'aborted');
         throw error;
       }
+    }
+  }
+
+  /**
+   * A slot of the portal's budget for a request without a deadline. Requests that arrive while a
+   * step for the portal is in flight share the next one: one step of cost k gives k consecutive
+   * slots (the i-th waits k - 1 - i intervals less than the last), so a burst of calls costs the
+   * store a few round trips instead of one per call.
+   */
+  #slot(memberId: string): Promise<{ waitMs: number; granted: boolean }> {
+    return new Promise((resolve, reject) => {
+      let queue = this.#queues.get(memberId);
+      if (queue === undefined) {
+        queue = { waiting: [], running: false };
+        this.#queues.set(memberId, queue);
+      }
+      queue.waiting.push({ resolve, reject });
+      if (!queue.running) void this.#drain(memberId, queue);
+    });
+  }
+
+  async #drain(memberId: string, queue: SlotQueue): Promise<void> {
+    queue.running = true;
+    try {
+      while (queue.waiting.length > 0) {
+        const batch = queue.waiting.splice(0);
+        const spec = this.specFor(memberId);
+        try {
+          const grant = await this.#acquire(`rest:${memberId}`, { ...spec, cost: batch.length });
+          const interval = 1000 / spec.ratePerSec;
+          batch.forEach((waiter, i) => waiter.resolve({ waitMs: Math.max(0, grant.waitMs - (batch.length - 1 - i) * interval), granted: true }));
+        } catch (error) {
+          for (const waiter of batch) waiter.reject(error);
+        }
+      }
+    } finally {
+      queue.running = false;
+      if (queue.waiting.length === 0 && this.#queues.get(memberId) === queue) this.#queues.delete(memberId);
     }
   }
 

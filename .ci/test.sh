@@ -20,4 +20,7 @@ if (fs.existsSync("coverage/coverage-summary.json")) {
   console.log(`Coverage: ${["statements", "branches", "functions", "lines"].map(pct).join(", ")}`);
 }
 ' || true
+# The outage pass: stops and restarts PostgreSQL and Redis, so it runs alone, after everything else.
+echo "Outage tests (serial):"
+npx vitest run --config vitest.outage.config.ts || status=$?
 exit $status

@@ -45,8 +45,8 @@ try {
   say(`tokens are kept by FileTokenStore in ${dir}.`);
 
   step('1. Three portals install the app');
-  say('Bitrix24 POSTs ONAPPINSTALL with a fresh token chain. The handler asks the trusted OAuth host');
-  say("(app.info) whether the token really belongs to this app and portal, and only then stores it.");
+  say('Bitrix24 POSTs ONAPPINSTALL with a fresh token chain. The handler proves it by refreshing it at');
+  say('the trusted OAuth host (a forged chain fails; a real one names its portal), and stores the fresh pair.');
   const portals = [
     b24.addPortal({ domain: 'acme.bitrix24.test', userName: 'Anna' }),
     b24.addPortal({ domain: 'globex.bitrix24.test', userName: 'Boris' }),
@@ -60,8 +60,8 @@ try {
   }
   const files = (await readdir(dir)).filter((name) => name.endsWith('.json'));
   const mode = ((await stat(join(dir, files[0] ?? ''))).mode & 0o777).toString(8);
-  say(`  ${files.length} record files, one per portal, mode ${mode}; ${b24.stats.appInfoCalls} app.info checks.`);
-  check(installed === 3 && files.length === 3, `Installed 3 portals, each verified with the OAuth host (${b24.stats.appInfoCalls} app.info calls)`);
+  say(`  ${files.length} record files, one per portal, mode ${mode}; ${b24.stats.refreshRequests} chains proven by refreshing them.`);
+  check(installed === 3 && files.length === 3, `Installed 3 portals, each proven with the OAuth host (${b24.stats.refreshRequests} refreshes)`);
 
   step('2. Each portal is called through its pooled client');
   for (const portal of portals) {
@@ -116,6 +116,7 @@ try {
   const forged = b24
     .installEvent(acme.memberId)
     .form.replace(/(auth%5Baccess_token%5D=)[^&]+/, '$1forged-token')
+    .replace(/(auth%5Brefresh_token%5D=)[^&]+/, '$1forged-refresh-token')
     .replace(/(auth%5Bclient_endpoint%5D=)[^&]+/, `$1${encodeURIComponent('https://attacker.example/rest/')}`);
   const forgedAnswer = await send(forged);
   const unchanged = (await recordFile(acme)) === before;

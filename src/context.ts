@@ -27,7 +27,21 @@ export interface OAuthHostClient {
   appInfo(oauthBase: string, accessToken: string): Promise<AppInfo>;
   /** Exchanges an authorization code (it lives 30 s) at `oauthBase` for a first pair. */
   exchangeCode(oauthBase: string, code: string): Promise<TokenResponse>;
+  /**
+   * Refreshes a chain at `oauthBase`: the strongest proof a received chain is genuine (a forged or
+   * spent refresh token fails; a real one yields the authority's `member_id`, `user_id` and
+   * endpoints, even after the received access token expired).
+   */
+  refresh(oauthBase: string, refreshToken: string): Promise<TokenResponse>;
+  /** Asks the portal at a trusted `clientEndpoint` whether the token's user is an administrator. */
+  userAdmin(clientEndpoint: string, accessToken: string): Promise<boolean>;
 }
+
+/**
+ * What the OAuth host says about a stored chain: it still works (`alive`: the app is installed),
+ * it is refused for good (`dead`), or the host could not be asked (`unreachable`).
+ */
+export type ChainStatus = 'alive' | 'dead' | 'unreachable';
 
 /**
  * What the lifecycle handler and the authorization flow need from their surroundings. Pass your
@@ -47,6 +61,12 @@ export interface PortalTokensContext {
    * client and emits the matching event. A throw is logged and does not undo the write.
    */
   notify(change: LifecycleChange): void;
+  /**
+   * Asks the OAuth host whether the portal's stored chain still works, refreshing it (once, for
+   * every worker) when its access token no longer answers. A `PortalClientPool` implements it with
+   * its refresh coordinator; without it the handler asks `app.info` with the stored access token.
+   */
+  confirmChain?(memberId: string): Promise<ChainStatus>;
 }
 
 /**

@@ -1,6 +1,7 @@
 // The library's error hierarchy: one abstract base with a stable `code`, one subclass per failure kind.
 // No message ever contains a token value; the underlying error, when there is one, is in `cause`.
 
+import { observe } from './observe.js';
 import { isTerminalOAuthError } from './protocol/oauth-errors.js';
 
 /**
@@ -82,6 +83,7 @@ export abstract class PortalTokensError extends Error {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
     this.memberId = options.memberId;
+    observe(() => ({ kind: 'error', error: this }));
   }
 }
 
@@ -225,8 +227,11 @@ export class LockTimeoutError extends PortalTokensError {
 /** An authorization-code `state` was malformed, forged, expired or replayed. */
 export class InvalidStateError extends PortalTokensError {
   readonly code = ErrorCode.InvalidState;
-  /** `malformed`, `signature`, `expired` or `replayed`. */
-  readonly reason: 'malformed' | 'signature' | 'expired' | 'replayed';
+  /**
+   * `malformed`, `signature`, `expired`, `replayed`, or `portal` (issued for another portal than
+   * the one that was authorized).
+   */
+  readonly reason: 'malformed' | 'signature' | 'expired' | 'replayed' | 'portal';
   constructor(reason: InvalidStateError['reason'], options: PortalTokensErrorOptions = {}) {
     super(`Authorization state is invalid (${reason})`, options);
     this.reason = reason;

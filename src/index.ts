@@ -107,4 +107,6 @@ export type { Clock } from './clock.js';
 
 // Logging
 export { silentLogger } from './logger.js';
+export { OBSERVE_CHANNEL } from './observe.js';
+export type { Observation } from './observe.js';
 export type { Logger, LogMethod } from './logger.js';

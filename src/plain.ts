@@ -3,6 +3,7 @@
 // translate a runtime's objects to and from these shapes.
 
 import { ErrorCode } from './errors.js';
+import { observe } from './observe.js';
 
 import { DEFAULT_MAX_BODY_BYTES } from './body.js';
 
@@ -90,6 +91,7 @@ export function queryValue(query: QueryInput | undefined, name: string): string 
 
 /** A JSON response with the headers every answer of this library carries. */
 export function jsonResponse(status: number, body: JsonValue, extraHeaders: Record<string, string> = {}): PlainResponse {
+  observe(() => ({ kind: 'response', status, headers: extraHeaders, body }));
   return {
     status,
     headers: {

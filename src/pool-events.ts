@@ -70,6 +70,29 @@ export interface RefreshFailedEvent extends ChainEvent {
   readonly code: string;
 }
 
+/** How one request to an OAuth host for a new pair ended. */
+export type RefreshOutcome = 'refreshed' | 'revoked' | 'suspended' | 'credentials-rejected' | 'unavailable' | 'failed';
+
+/** Payload of `refresh-attempt`: one refresh request sent to an OAuth host, and its persisting. */
+export interface RefreshAttemptEvent extends ChainEvent {
+  /** Why the chain was refreshed. */
+  readonly reason: RefreshReason;
+  /** How it ended. */
+  readonly outcome: RefreshOutcome;
+  /** When the request was sent, unix ms by the pool's clock. */
+  readonly startedAt: number;
+  /** From sending the request to the new pair stored (or the failure), ms. */
+  readonly durationMs: number;
+}
+
+/** Payload of `lock-wait`: this process waited for another holder of a chain's lock. */
+export interface LockWaitEvent extends ChainEvent {
+  /** How the wait ended: the lock taken, the other holder's pair adopted, or `LockTimeoutError`. */
+  readonly outcome: 'acquired' | 'adopted' | 'timeout';
+  /** How long it waited, ms. */
+  readonly waitedMs: number;
+}
+
 /** Payloads of the events a `PortalClientPool` emits, by event name. */
 export interface PoolEventMap {
   /** This process refreshed the chain at the OAuth host and persisted the new pair. */
@@ -97,6 +120,10 @@ export interface PoolEventMap {
   authorized: PortalEvent;
   /** A refresh failed without changing anything (OAuth host unavailable, store failure, lock timeout). */
   'refresh-failed': RefreshFailedEvent;
+  /** A refresh request was sent to an OAuth host and has ended (for metrics and traces). */
+  'refresh-attempt': RefreshAttemptEvent;
+  /** A wait for another holder of a chain's lock has ended (for metrics). */
+  'lock-wait': LockWaitEvent;
   /** A REST request waited for its portal's request budget (`ms`: the wait). */
   'budget-wait': BudgetEvent;
   /** A 503 pushed a portal's shared budget back for every worker (`ms`: how far). */
@@ -109,7 +136,7 @@ export interface PoolEventMap {
 export type PoolEventName = keyof PoolEventMap;
 
 /** Why the pool refreshed a chain. */
-export type RefreshReason = 'expiring' | 'rejected' | 'keep-alive' | 'reactivate';
+export type RefreshReason = 'expiring' | 'rejected' | 'keep-alive' | 'reactivate' | 'confirm';
 
 /** A snapshot of the pool's counters, from `PortalClientPool.stats()`. All counts since construction. */
 export interface PoolStats {

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 const root = fileURLToPath(new URL('..', import.meta.url));
 
 /** Outputs that only a complete build leaves (declarations come last, in their own pass). */
-const OUTPUTS = ['index.js', 'index.cjs', 'index.d.ts', 'index.d.cts', 'testing/index.js', 'testing/index.d.cts'];
+const OUTPUTS = ['cli.js', 'index.js', 'index.cjs', 'index.d.ts', 'index.d.cts', 'testing/index.js', 'testing/index.d.cts'];
 
 /** The newest modification time of the files below `path` (or of `path` itself), in ms. */
 function newestMtime(path: string): number {

@@ -81,6 +81,15 @@ it('the README example serves profiles through the pool and refuses an unverifia
     });
     expect(install.status).toBe(403);
     expect(await store.get(portal.memberId)).toEqual(before);
+
+    // Requests the example must survive: an unknown portal, no member_id at all.
+    const unknown = await fetch(`${base}/?member_id=0123456789abcdef0123456789abcdef`);
+    expect(unknown.status).toBe(404);
+    expect(await unknown.json()).toEqual({ error: 'PORTAL_NOT_INSTALLED' });
+    const missing = await fetch(`${base}/`);
+    expect(missing.status).toBe(400);
+    // The process is still serving.
+    expect((await fetch(`${base}/?member_id=${portal.memberId}`)).status).toBe(200);
   } finally {
     child.kill();
   }

@@ -18,6 +18,7 @@ import { describeError } from '../logger.js';
 import type { TokenResponse } from '../oauth/oauth-client.js';
 import { classifyOAuthError } from '../protocol/oauth-errors.js';
 import type { ChainId, PortalRecord, PortalRecordPatch, StoreLease } from '../store/token-store.js';
+import type { LockWaitEvent, RefreshOutcome } from '../pool-events.js';
 import { Backoff } from './backoff.js';
 import { afterConflict, type WriteIntent } from './conflict.js';
 import { isUsable, refreshWindow } from './freshness.js';
@@ -36,6 +37,11 @@ const LOCK_POLL_MIN_MS = 10;
 const LOCK_POLL_MAX_MS = 250;
 /** How many times a caller joins a flight before it settles for what it has. */
 const FLIGHT_ROUNDS = 3;
+/**
+ * The `revokedReason` of a chain the OAuth host rotated while its answer was lost (a timeout): the
+ * retry of the same refresh token met `invalid_grant`. No one is at fault; `reseed` recovers it.
+ */
+export const LOST_ROTATION = 'lost_rotation';
 
 type Lock = { readonly lease: StoreLease | undefined } | { readonly adopt: PortalRecord };
 type Written = { kind: 'written' | 'replaced' | 'revoked'; record: PortalRecord } | { kind: 'gone' };
@@ -52,6 +58,11 @@ export class RefreshCoordinator {
   readonly #o: CoordinatorOptions;
   readonly #flights = new Map<string, Promise<PortalRecord>>();
   readonly #backoff: Backoff;
+  /** Refresh tokens whose refresh got no answer, by chain: a later `invalid_grant` means a lost rotation. */
+  readonly #abandoned = new Map<string, string>();
+  /** Refresh requests in flight to OAuth hosts, and those waiting for a turn. */
+  #inFlight = 0;
+  readonly #queue: (() => void)[] = [];
 
   /** Creates a coordinator; it holds no timers and no connections. */
   constructor(options: CoordinatorOptions) {
@@ -66,6 +77,8 @@ export class RefreshCoordinator {
 
   /** The refresh-ahead window of a record for a cached holder (with this holder's jitter). */
   windowFor(record: PortalRecord): number {
+    // A holder is handed its expiry with this window: learn the host's clock from the record first.
+    this.hostClock.learnFromRecord(record);
     return refreshWindow(record, this.#o, this.#o.random());
   }
 
@@ -164,6 +177,22 @@ export class RefreshCoordinator {
     return record;
   }
 
+  /**
+   * Runs one request to an OAuth host, at most `maxConcurrentRefreshes` at a time in this process:
+   * an expiry wave of a thousand portals would otherwise send a thousand requests at once, and
+   * answers lost to timeouts under that load cost chains.
+   */
+  async #limited<T>(request: () => Promise<T>): Promise<T> {
+    if (this.#inFlight >= this.#o.maxConcurrentRefreshes) await new Promise<void>((resolve) => this.#queue.push(resolve));
+    this.#inFlight++;
+    try {
+      return await request();
+    } finally {
+      this.#inFlight--;
+      this.#queue.shift()?.();
+    }
+  }
+
   /** Counts and reports a pair a holder took from the store's change feed. */
   noteAdopted(record: PortalRecord): void {
     this.#adopted(record);
@@ -259,18 +288,30 @@ export class RefreshCoordinator {
     const started = this.#o.clock.now();
     let paused = 0;
     let delay = LOCK_POLL_MIN_MS;
+    const waitEnded = (outcome: LockWaitEvent['outcome']): void => {
+      if (paused > 0) this.#o.hooks.emit('lock-wait', { memberId, chain, outcome, waitedMs: Math.max(this.#o.clock.now() - started, paused) });
+    };
     for (;;) {
       const lease = await tryLock({ memberId, chain }, this.#o.lockTtlMs);
-      if (lease !== undefined) return { lease };
+      if (lease !== undefined) {
+        waitEnded('acquired');
+        return { lease };
+      }
       if (paused === 0) this.counters.lockWaits++;
       const pause = delay + Math.floor(this.#o.random() * delay);
       await this.#o.clock.sleep(pause);
       paused += pause;
       delay = Math.min(delay * 2, LOCK_POLL_MAX_MS);
       const stored = await this.#readFor(known, request);
-      if (this.#movedOn(stored, known, request)) return { adopt: stored };
+      if (this.#movedOn(stored, known, request)) {
+        waitEnded('adopted');
+        return { adopt: stored };
+      }
       const waited = Math.max(this.#o.clock.now() - started, paused);
-      if (waited > this.#o.lockWaitMs) throw new LockTimeoutError(memberId, waited);
+      if (waited > this.#o.lockWaitMs) {
+        waitEnded('timeout');
+        throw new LockTimeoutError(memberId, waited);
+      }
     }
   }
 
@@ -300,15 +341,55 @@ export class RefreshCoordinator {
     return stop;
   }
 
-  /** Steps 5 and 6: refreshes at the chain's own OAuth host and persists the pair before anyone sees it. */
+  /** Steps 5 and 6, reported as one `refresh-attempt` event with its outcome and duration. */
   async #refreshAndPersist(current: PortalRecord, request: RefreshRequest): Promise<PortalRecord> {
+    const startedAt = this.#o.clock.now();
+    const report = (outcome: RefreshOutcome): void => {
+      const durationMs = Math.max(0, this.#o.clock.now() - startedAt);
+      this.#o.hooks.emit('refresh-attempt', { memberId: current.memberId, chain: current.chain, reason: request.reason, outcome, startedAt, durationMs });
+    };
+    try {
+      const record = await this.#exchange(current, request);
+      report('refreshed');
+      return record;
+    } catch (error) {
+      report(
+        error instanceof PortalRevokedError ? 'revoked'
+        : error instanceof PortalSuspendedError ? 'suspended'
+        : error instanceof OAuthCredentialsError ? 'credentials-rejected'
+        : error instanceof OAuthUnavailableError ? 'unavailable'
+        : 'failed',
+      );
+      throw error;
+    }
+  }
+
+  /** Steps 5 and 6: refreshes at the chain's own OAuth host and persists the pair before anyone sees it. */
+  async #exchange(current: PortalRecord, request: RefreshRequest): Promise<PortalRecord> {
     const { memberId, chain } = current;
     let tokens: TokenResponse;
     this.counters.refreshes++;
+    const key = chainKeyOf(memberId, chain);
     try {
-      tokens = await this.#o.refresh(current);
+      tokens = await this.#limited(() => this.#o.refresh(current));
+      this.#abandoned.delete(key);
     } catch (error) {
-      if (error instanceof OAuthRejectedError) return this.#rejected(current, error);
+      if (error instanceof OAuthUnavailableError && error.status === 0) {
+        // No answer (a timeout, a dropped connection): the host may have rotated the chain anyway.
+        this.#abandoned.set(key, current.refreshToken);
+      }
+      if (error instanceof OAuthRejectedError) {
+        const lost = error.oauthError === 'invalid_grant' && this.#abandoned.get(key) === current.refreshToken;
+        this.#abandoned.delete(key);
+        if (lost) {
+          this.#o.logger.error(
+            { memberId, chain },
+            "the OAuth host rotated this chain but its answer never arrived; an administrator's app-page visit (pool.reseed) or a reinstall brings it back",
+          );
+          return this.#rejected(current, new OAuthRejectedError(LOST_ROTATION, error.status, { memberId, cause: error }), request);
+        }
+        return this.#rejected(current, error, request);
+      }
       throw error;
     }
     this.hostClock.learnFromAnswer(tokens.expires, tokens.expiresIn, this.#o.clock.now());
@@ -328,10 +409,10 @@ export class RefreshCoordinator {
   }
 
   /** What a refused refresh means depends on whose fault it is (PROTOCOL.md section 3). */
-  async #rejected(current: PortalRecord, error: OAuthRejectedError): Promise<PortalRecord> {
+  async #rejected(current: PortalRecord, error: OAuthRejectedError, request: RefreshRequest): Promise<PortalRecord> {
     const kind = classifyOAuthError(error.oauthError);
-    if (kind === 'chain') return this.#mark(current, error, 'revoked');
-    if (kind === 'payment') return this.#mark(current, error, 'suspended');
+    if (kind === 'chain') return this.#mark(current, error, 'revoked', request);
+    if (kind === 'payment') return this.#mark(current, error, 'suspended', request);
     if (kind === 'credentials') {
       // About the app, not the portal: nothing is written, the pool pauses its refreshes.
       const now = this.#o.clock.now();
@@ -347,7 +428,7 @@ export class RefreshCoordinator {
   }
 
   /** Marks a chain revoked or suspended, unless a live chain was stored meanwhile. */
-  async #mark(current: PortalRecord, error: OAuthRejectedError, state: 'revoked' | 'suspended'): Promise<PortalRecord> {
+  async #mark(current: PortalRecord, error: OAuthRejectedError, state: 'revoked' | 'suspended', request: RefreshRequest): Promise<PortalRecord> {
     const { memberId, chain } = current;
     const now = this.#o.clock.now();
     const patch: PortalRecordPatch = { state, revokedAt: now, revokedReason: error.oauthError, updatedAt: now };
@@ -359,7 +440,9 @@ export class RefreshCoordinator {
     const retryAt = now + this.#o.suspendRetryMs;
     if (outcome.kind === 'written' && state === 'revoked') {
       this.counters.revocations++;
-      this.#o.logger.error({ memberId, chain, reason: error.oauthError }, 'chain revoked by the OAuth server');
+      // Confirming an uninstall expects exactly this answer: no alarm then.
+      const level = request.reason === 'confirm' ? 'info' : 'error';
+      this.#o.logger[level]({ memberId, chain, reason: error.oauthError }, 'chain revoked by the OAuth server');
       this.#o.hooks.emit('revoked', { memberId, chain, reason: error.oauthError });
     } else if (outcome.kind === 'written') {
       this.#o.logger.warn({ memberId, chain, reason: error.oauthError, retryAt }, 'chain suspended by the OAuth server');

@@ -41,6 +41,8 @@ export interface CoordinatorOptions {
   readonly lockWaitMs: number;
   /** Pauses after transient failures and refused credentials. */
   readonly backoff: BackoffPolicy;
+  /** At most this many refresh requests to OAuth hosts at once in this process. */
+  readonly maxConcurrentRefreshes: number;
   /** How long a suspended (`PAYMENT_REQUIRED`) chain waits before it is tried again, ms. */
   readonly suspendRetryMs: number;
   /** Reports events and cache notices. */

@@ -125,6 +125,39 @@ export class FieldReader {
     return value;
   }
 
+  /**
+   * An informational value (`data[VERSION]`): its text as sent, up to `maxLength` printable
+   * characters, or `null` when absent or of any unexpected shape. Never throws: an informational
+   * field must never lose an event.
+   */
+  informational(path: readonly string[], maxLength: number, preferred = 0): string | null {
+    try {
+      return this.label(path, maxLength, preferred);
+    } catch {
+      return null;
+    }
+  }
+
+  /** An informational `Y`/`N` flag: `undefined` when absent or of any unexpected shape. Never throws. */
+  informationalFlag(path: readonly string[], preferred = 0): boolean | undefined {
+    try {
+      return this.flag(path, preferred);
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** An optional http(s) endpoint URL: `null` when absent; validated when present. */
+  optionalEndpoint(path: readonly string[], preferred = 0): string | null {
+    const raw = this.text(path, preferred);
+    return raw === undefined ? null : this.endpointFrom(path, raw);
+  }
+
+  /** An optional domain: `null` when absent; validated when present. */
+  optionalDomain(path: readonly string[], preferred = 0): string | null {
+    return this.text(path, preferred) === undefined ? null : this.domain(path, preferred);
+  }
+
   /** An integer within `rule`; decimal text or a JSON number. */
   integer(path: readonly string[], rule: IntegerRule, preferred = 0): number | undefined {
     const value = this.scalar(path, preferred);

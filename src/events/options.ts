@@ -101,4 +101,3 @@ export const EXPIRES_RULE = { min: 1, max: MAX_EXPIRES_SECONDS, expected: 'a pos
 export const LIFETIME_RULE = { min: 1, max: 1_000_000_000, expected: 'a positive integer (seconds)' };
 export const ID_RULE = { min: 0, max: Number.MAX_SAFE_INTEGER, expected: 'a non-negative integer' };
 export const TS_RULE = { min: 0, max: MAX_EXPIRES_SECONDS, expected: 'a non-negative integer (unix seconds)' };
-export const VERSION_RULE = { min: 0, max: 1_000_000_000, expected: 'a non-negative integer' };

@@ -12,7 +12,6 @@ import {
   nowSeconds,
   resolveOptions,
   TS_RULE,
-  VERSION_RULE,
   type EventBody,
   type ParseEventOptions,
   type ResolvedOptions,
@@ -23,6 +22,8 @@ export type { EventBody, ParseEventOptions } from './options.js';
 export { parseAppPageRequest, type AppPageRequestInput } from './app-page.js';
 
 const LIFECYCLE = 'Lifecycle event';
+/** `data[VERSION]` is informational: kept as sent (`"3"`, `"1.0.0"`) up to this length, else dropped. */
+const VERSION_TEXT_LENGTH = 64;
 
 const EVENT_TYPES = {
   ONAPPINSTALL: 'install',
@@ -56,12 +57,15 @@ function readPortalAuth(reader: FieldReader, options: ResolvedOptions): PortalAu
   };
 }
 
-/** Reads `auth[...]` of ONAPPUNINSTALL; any tokens in it are ignored, never returned. */
+/**
+ * Reads `auth[...]` of ONAPPUNINSTALL: only `member_id` and `application_token` are needed (the
+ * rest is informational and may be missing); any tokens in it are ignored, never returned.
+ */
 function readUninstallAuth(reader: FieldReader): UninstallAuth {
   return {
-    domain: reader.domain(['auth', 'domain']),
-    clientEndpoint: reader.endpoint(['auth', 'client_endpoint']),
-    serverEndpoint: reader.endpoint(['auth', 'server_endpoint']),
+    domain: reader.optionalDomain(['auth', 'domain']),
+    clientEndpoint: reader.optionalEndpoint(['auth', 'client_endpoint']),
+    serverEndpoint: reader.optionalEndpoint(['auth', 'server_endpoint']),
     memberId: reader.memberId(['auth', 'member_id']),
     applicationToken: reader.token(['auth', 'application_token']),
   };
@@ -78,7 +82,7 @@ function parseLifecycle(tree: FieldMap, options: ResolvedOptions): LifecycleEven
   const base = {
     handlerId: reader.integer(['event_handler_id'], ID_RULE) ?? null,
     ts: reader.integer(['ts'], TS_RULE) ?? null,
-    languageId: reader.label(['data', 'LANGUAGE_ID'], 32),
+    languageId: reader.informational(['data', 'LANGUAGE_ID'], 32),
   };
   switch (type) {
     case 'install': {
@@ -86,11 +90,11 @@ function parseLifecycle(tree: FieldMap, options: ResolvedOptions): LifecycleEven
         type,
         event: 'ONAPPINSTALL',
         ...base,
-        version: reader.integer(['data', 'VERSION'], VERSION_RULE) ?? null,
+        version: reader.informational(['data', 'VERSION'], VERSION_TEXT_LENGTH),
         // Absent flags read as a finished, active install: losing a fresh chain over a missing
         // informational flag would cost the portal (events are delivered at most once).
-        active: reader.flag(['data', 'ACTIVE']) ?? true,
-        installed: reader.flag(['data', 'INSTALLED']) ?? true,
+        active: reader.informationalFlag(['data', 'ACTIVE']) ?? true,
+        installed: reader.informationalFlag(['data', 'INSTALLED']) ?? true,
         auth: Object.freeze(readPortalAuth(reader, options)),
       };
       return Object.freeze(event);
@@ -100,8 +104,8 @@ function parseLifecycle(tree: FieldMap, options: ResolvedOptions): LifecycleEven
         type,
         event: 'ONAPPUPDATE',
         ...base,
-        version: reader.integer(['data', 'VERSION'], VERSION_RULE) ?? null,
-        previousVersion: reader.integer(['data', 'PREVIOUS_VERSION'], VERSION_RULE) ?? null,
+        version: reader.informational(['data', 'VERSION'], VERSION_TEXT_LENGTH),
+        previousVersion: reader.informational(['data', 'PREVIOUS_VERSION'], VERSION_TEXT_LENGTH),
         auth: Object.freeze(readPortalAuth(reader, options)),
       };
       return Object.freeze(event);
@@ -112,7 +116,7 @@ function parseLifecycle(tree: FieldMap, options: ResolvedOptions): LifecycleEven
         event: 'ONAPPUNINSTALL',
         ...base,
         // Absent CLEAN keeps the app's data: deleting is the choice that cannot be undone.
-        clean: reader.flag(['data', 'CLEAN']) ?? false,
+        clean: reader.informationalFlag(['data', 'CLEAN']) ?? false,
         auth: Object.freeze(readUninstallAuth(reader)),
       };
       return Object.freeze(event);
@@ -142,8 +146,11 @@ function parseLifecycle(tree: FieldMap, options: ResolvedOptions): LifecycleEven
  *   is `now + expires_in`. `auth[expires_in]`: optional positive integer, default 3600.
  * - `auth[scope]` (install, update): required, as Bitrix24 always sends it; may be empty.
  *   `auth[status]`: required, one upper-case letter (unknown letters are kept).
- * - `auth[user_id]`, `event_handler_id`, `ts`, `data[VERSION]`, `data[PREVIOUS_VERSION]`: optional
- *   non-negative integers, `null` when absent. `data[LANGUAGE_ID]`: optional short text.
+ * - `auth[user_id]`, `event_handler_id`, `ts`: optional non-negative integers, `null` when absent.
+ *   `data[VERSION]`, `data[PREVIOUS_VERSION]`: informational, their text as sent (`"3"`, `"1.0.0"`),
+ *   `null` when absent or of an unexpected shape (never an error). `data[LANGUAGE_ID]`: optional short text.
+ * - Uninstall needs only `auth[member_id]` and `auth[application_token]`; its `domain` and
+ *   endpoints are `null` when absent.
  * - `data[ACTIVE]`, `data[INSTALLED]`: `Y`/`N` (also `1`/`0`, `true`/`false`), `true` when absent.
  *   `data[CLEAN]`: the same, `false` when absent.
  * - Uninstall never carries tokens: any `auth[access_token]` or `auth[refresh_token]` in it is ignored.

@@ -33,12 +33,12 @@ export interface PortalAuth {
 
 /** What ONAPPUNINSTALL carries: identity only, never tokens. */
 export interface UninstallAuth {
-  /** The portal's host. */
-  readonly domain: string;
-  /** The portal's REST root. */
-  readonly clientEndpoint: string;
-  /** The OAuth server's REST root. */
-  readonly serverEndpoint: string;
+  /** The portal's host, when sent. */
+  readonly domain: string | null;
+  /** The portal's REST root, when sent (informational: never used). */
+  readonly clientEndpoint: string | null;
+  /** The OAuth server's REST root, when sent (informational: never used). */
+  readonly serverEndpoint: string | null;
   /** The portal's `member_id`. */
   readonly memberId: string;
   /** The `application_token` to compare with the stored one. */
@@ -61,8 +61,8 @@ export interface InstallEvent extends LifecycleEventBase {
   readonly type: 'install';
   /** The raw event name. */
   readonly event: 'ONAPPINSTALL';
-  /** `data[VERSION]`: the installed app version, when sent. */
-  readonly version: number | null;
+  /** `data[VERSION]`: the installed app version as sent (`"3"`, `"1.0.0"`), when sent. */
+  readonly version: string | null;
   /** `data[ACTIVE]` = `Y`. */
   readonly active: boolean;
   /** `data[INSTALLED]` = `Y`: the installation finished (false while an install wizard runs). */
@@ -77,10 +77,10 @@ export interface UpdateEvent extends LifecycleEventBase {
   readonly type: 'update';
   /** The raw event name. */
   readonly event: 'ONAPPUPDATE';
-  /** `data[VERSION]`, when sent. */
-  readonly version: number | null;
-  /** `data[PREVIOUS_VERSION]`, when sent. */
-  readonly previousVersion: number | null;
+  /** `data[VERSION]` as sent, when sent. */
+  readonly version: string | null;
+  /** `data[PREVIOUS_VERSION]` as sent, when sent. */
+  readonly previousVersion: string | null;
   /** The token chain. */
   readonly auth: PortalAuth;
 }

@@ -12,6 +12,7 @@ export type LifecycleAnswerCode =
   | typeof ErrorCode.VerificationFailed
   | typeof ErrorCode.OAuthUnavailable
   | typeof ErrorCode.OAuthInvalidResponse
+  | typeof ErrorCode.OAuthCredentials
   | typeof ErrorCode.StoreFailure
   | typeof ErrorCode.Internal;
 

@@ -9,6 +9,7 @@ import { ErrorCode, InvalidEventError } from '../errors.js';
 import { parseRestEvent } from '../events/rest.js';
 import type { RestEvent, RestEventAuth, RestEventData } from '../events/types.js';
 import { describeError, type Logger } from '../logger.js';
+import { observedLogger } from '../observe.js';
 import {
   headerValue,
   internalErrorResponse,
@@ -173,7 +174,7 @@ export function createEventHandler(options: EventHandlerOptions): EventHandler {
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   if (!Number.isSafeInteger(maxBodyBytes) || maxBodyBytes <= 0) throw new TypeError('options.maxBodyBytes must be a positive integer');
   const onError = options.onError;
-  const logger = options.logger ?? pool.logger;
+  const logger = observedLogger(options.logger ?? pool.logger);
   const running = new Set<Promise<void>>();
 
   /** Runs a listener; a throw is logged (class name only) and reported. Never rejects. */

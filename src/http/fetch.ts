@@ -2,6 +2,7 @@
 // `Response`s (Hono, Next.js route handlers, Bun, Deno, workers). Reads the body up to a limit.
 
 import { announcedTooLarge, readBounded, TOO_LARGE } from '../body.js';
+import { observe } from '../observe.js';
 import { adapterBodyLimit, payloadTooLargeResponse, type PlainHandler, type PlainResponse } from '../plain.js';
 
 /** Options of {@link toFetchHandler}. */
@@ -56,6 +57,7 @@ async function readBody(request: Request, limit: number): Promise<Uint8Array | u
 }
 
 function toResponse(response: PlainResponse): Response {
+  observe(() => ({ kind: 'response', status: response.status, headers: response.headers, body: response.body }));
   const body = response.body === undefined ? null : JSON.stringify(response.body);
   return new Response(body, { status: response.status, headers: response.headers });
 }

@@ -8,6 +8,7 @@ import { ErrorCode, InvalidEventError } from '../errors.js';
 import { parseInstallEvent } from '../events/parse.js';
 import type { InstallEvent, LifecycleEvent, UninstallEvent, UpdateEvent } from '../events/types.js';
 import { describeError, type Logger } from '../logger.js';
+import { observedLogger } from '../observe.js';
 import {
   headerValue,
   internalErrorResponse,
@@ -22,6 +23,8 @@ import { normalizeTrustedHosts } from '../protocol/oauth-hosts.js';
 import type { PortalRecord } from '../store/token-store.js';
 import { LifecycleAnswerError } from './answers.js';
 import { handleInstallOrUpdate } from './install.js';
+import type { FileInstallSpool, SpoolDrainResult } from '../spool/file-spool.js';
+import { applySpooled } from './install-write.js';
 import type { LifecycleKit } from './lifecycle-kit.js';
 import { handleUninstall } from './uninstall.js';
 
@@ -72,12 +75,29 @@ export interface LifecycleHandlerOptions {
   readonly hookTimeoutMs?: number | undefined;
   /** Where to log. @defaultValue the pool's logger */
   readonly logger?: Logger | undefined;
+  /**
+   * Where a proven install or update waits when the store is unreachable (a transient
+   * `StoreError`): the handler answers 200 and applies it once the store is back (after the next
+   * store success, and every `spoolReplayMs`), never over a newer event. Bitrix24 delivers lifecycle
+   * events at most once, so without a spool such an event is answered 503 and the portal is lost
+   * until its administrator reinstalls.
+   */
+  readonly spool?: Pick<FileInstallSpool, 'put' | 'drain'> | undefined;
+  /** How often the spool is replayed while it may hold events, ms (the timer does not keep the process alive). @defaultValue 30000 */
+  readonly spoolReplayMs?: number | undefined;
 }
 
 /** The handler {@link createLifecycleHandler} returns: a {@link PlainHandler} with its body limit. */
 export interface LifecycleHandler extends PlainHandler {
   /** The largest raw body accepted, in bytes. */
   readonly maxBodyBytes: number;
+  /**
+   * Applies what the spool holds now (no-op without a spool); concurrent calls share one replay.
+   * @returns what the replay did, or `undefined` without a spool.
+   */
+  replaySpool(): Promise<SpoolDrainResult | undefined>;
+  /** Stops the spool's replay timer. */
+  close(): void;
 }
 
 const DEFAULT_HOOK_TIMEOUT_MS = 2000;
@@ -126,13 +146,28 @@ export function createLifecycleHandler(options: LifecycleHandlerOptions): Lifecy
   if (!Number.isFinite(hookTimeoutMs) || hookTimeoutMs < 0) {
     throw new TypeError('options.hookTimeoutMs must be a non-negative number');
   }
-  const logger = options.logger ?? pool.logger;
+  const logger = observedLogger(options.logger ?? pool.logger);
   if (!verify) {
     logger.warn(
       { verify: false },
       'Lifecycle handler created with verify: false: install events are NOT checked with the OAuth host, so anyone who knows a member_id can register a portal',
     );
   }
+  const spool = options.spool;
+  let replaying: Promise<SpoolDrainResult | undefined> | undefined;
+  const replaySpool = (): Promise<SpoolDrainResult | undefined> => {
+    if (spool === undefined) return Promise.resolve(undefined);
+    replaying ??= spool
+      .drain((entry) => applySpooled(kit, entry))
+      .catch((error: unknown) => {
+        logger.error({ err: describeError(error) }, 'Replaying the install spool failed');
+        return undefined;
+      })
+      .finally(() => {
+        replaying = undefined;
+      });
+    return replaying;
+  };
   const kit: LifecycleKit = {
     context: pool,
     logger,
@@ -141,7 +176,13 @@ export function createLifecycleHandler(options: LifecycleHandlerOptions): Lifecy
     hookTimeoutMs,
     onInstalled: options.onInstalled,
     onUninstalled: options.onUninstalled,
+    spool,
+    replaySpool: spool === undefined ? undefined : () => void replaySpool(),
   };
+  const replayMs = options.spoolReplayMs ?? 30_000;
+  if (!Number.isFinite(replayMs) || replayMs <= 0) throw new TypeError('options.spoolReplayMs must be a positive number');
+  const timer = spool === undefined ? undefined : setInterval(() => void replaySpool(), replayMs);
+  timer?.unref();
 
   const handle = async (request: PlainRequest): Promise<PlainResponse> => {
     if (typeof request.method !== 'string' || request.method.toUpperCase() !== 'POST') return methodNotAllowedResponse('POST');
@@ -179,5 +220,11 @@ export function createLifecycleHandler(options: LifecycleHandlerOptions): Lifecy
       return internalErrorResponse();
     }
   };
-  return Object.assign(handler, { maxBodyBytes });
+  return Object.assign(handler, {
+    maxBodyBytes,
+    replaySpool,
+    close: () => {
+      if (timer !== undefined) clearInterval(timer);
+    },
+  });
 }

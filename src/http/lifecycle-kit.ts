@@ -2,10 +2,11 @@
 // ways they refuse, report a store failure, tell the context, and run a hook on the context's clock.
 
 import type { LifecycleChange, PortalTokensContext } from '../context.js';
-import { ErrorCode } from '../errors.js';
+import { ErrorCode, StoreError } from '../errors.js';
 import type { InstallEvent, LifecycleEvent, UninstallEvent, UpdateEvent } from '../events/types.js';
 import { describeError, type Logger } from '../logger.js';
 import type { Refusal } from '../oauth/verify.js';
+import type { FileInstallSpool } from '../spool/file-spool.js';
 import type { PortalRecord } from '../store/token-store.js';
 import { LifecycleAnswerError } from './answers.js';
 
@@ -25,6 +26,10 @@ export interface LifecycleKit {
   readonly onInstalled: ((event: InstallEvent | UpdateEvent, record: PortalRecord) => void | Promise<void>) | undefined;
   /** Runs after an uninstall. */
   readonly onUninstalled: ((event: UninstallEvent, record: PortalRecord) => void | Promise<void>) | undefined;
+  /** Where proven events wait while the store is down (none: answer 503). */
+  readonly spool: Pick<FileInstallSpool, 'put' | 'drain'> | undefined;
+  /** Starts a replay of the spool in the background (after a store success). */
+  readonly replaySpool: (() => void) | undefined;
 }
 
 /** Logs why an event was refused and returns the 403 to throw. */
@@ -41,9 +46,12 @@ export function storeFailure(kit: LifecycleKit, error: unknown, event: Lifecycle
     { memberId: event.auth.memberId, event: event.event, operation, err: describeError(error) },
     'Token store failed while handling a lifecycle event',
   );
-  return new LifecycleAnswerError(ErrorCode.StoreFailure, 500, `Token store failed (${operation})`, {
+  // An unreachable store may come back: 503 with a hint; anything else is a 500.
+  const transient = error instanceof StoreError && error.transient;
+  return new LifecycleAnswerError(ErrorCode.StoreFailure, transient ? 503 : 500, `Token store failed (${operation})`, {
     memberId: event.auth.memberId,
     cause: error,
+    ...(transient ? { headers: { 'retry-after': '5' } } : {}),
   });
 }
 

@@ -3,6 +3,7 @@
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { announcedTooLarge, readBounded, TOO_LARGE } from '../body.js';
+import { observe } from '../observe.js';
 import { adapterBodyLimit, internalErrorResponse, payloadTooLargeResponse, type PlainHandler, type PlainRequest, type PlainResponse } from '../plain.js';
 
 /** Options of {@link toNodeHandler}. */
@@ -109,6 +110,7 @@ function send(res: ServerResponse, response: PlainResponse, extraHeaders: Record
   if (res.headersSent || res.writableEnded) return;
   const payload = response.body === undefined ? undefined : Buffer.from(JSON.stringify(response.body), 'utf8');
   res.statusCode = response.status;
+  observe(() => ({ kind: 'response', status: response.status, headers: { ...response.headers, ...extraHeaders }, body: response.body }));
   for (const [name, value] of Object.entries({ ...response.headers, ...extraHeaders })) res.setHeader(name, value);
   // Bytes, not characters: a multi-byte character in a body must not truncate it.
   res.setHeader('content-length', payload === undefined ? 0 : payload.byteLength);

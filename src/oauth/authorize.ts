@@ -2,15 +2,25 @@
 // A signed, expiring, single-use `state` out; the code exchanged and verified at a trusted OAuth host back.
 
 import { assertContext, type PortalTokensContext } from '../context.js';
-import { ErrorCode, InvalidEventError, OAuthInvalidResponseError, OAuthRejectedError, PortalTokensError, StoreError, VerificationFailedError } from '../errors.js';
+import {
+  ErrorCode,
+  InvalidEventError,
+  InvalidStateError,
+  OAuthInvalidResponseError,
+  OAuthRejectedError,
+  PortalTokensError,
+  StoreError,
+  VerificationFailedError,
+} from '../errors.js';
 import type { PortalAuth } from '../events/types.js';
 import { describeError, type Logger } from '../logger.js';
+import { observedLogger } from '../observe.js';
 import { queryValue, type PlainHandler, type QueryInput } from '../plain.js';
 import { DEFAULT_APP_STATUS } from '../protocol/app-status.js';
 import { sanitizeOAuthError } from '../protocol/oauth-errors.js';
 import { normalizeTrustedHosts, serverEndpointOf, trustedBaseForServerDomain } from '../protocol/oauth-hosts.js';
 import { portalRestEndpoint } from '../protocol/portal.js';
-import type { PortalRecord } from '../store/token-store.js';
+import { userChain, type ChainId, type PortalRecord } from '../store/token-store.js';
 import { createCallbackHandler } from './callback.js';
 import { portalRecordFromAuth } from './record.js';
 import { createStateSigner, DEFAULT_STATE_TTL_MS, MemoryUsedStateStore, type UsedStateStore } from './state.js';
@@ -66,6 +76,12 @@ export interface AuthorizeUrlOptions {
 export interface AuthorizationResult {
   /** The portal authorized. */
   readonly memberId: string;
+  /**
+   * Which chain was stored: `'portal'` when a portal administrator authorized, else the user's own
+   * chain (`'user:<id>'`, for `clientFor(memberId, { userId })`); a non-administrator never replaces
+   * the portal's chain.
+   */
+  readonly chain: ChainId;
   /** The portal's record as stored now. */
   readonly record: PortalRecord;
   /** {@link AuthorizeUrlOptions.returnTo} from the state, if any. */
@@ -139,7 +155,7 @@ export function createAuthorizationFlow(options: AuthorizationFlowOptions): Auth
   const trusted = normalizeTrustedHosts(options.trustedOAuthHosts, 'options.trustedOAuthHosts');
   const now = (): number => pool.clock.now();
   const usedStates: UsedStateStore = options.usedStates ?? new MemoryUsedStateStore({ now });
-  const logger = options.logger ?? pool.logger;
+  const logger = observedLogger(options.logger ?? pool.logger);
   const states = createStateSigner(secret, stateTtlMs, now, usedStates);
 
   const refuse = (memberId: string, reason: Refusal, message: string): never => {
@@ -170,10 +186,22 @@ export function createAuthorizationFlow(options: AuthorizationFlowOptions): Auth
     const { info, refusal } = await verifyChain(pool.oauth, base, token.accessToken, { memberId, domain });
     if (refusal !== undefined) return refuse(memberId, refusal, 'The authorized chain is not this app’s chain for this portal');
 
+    const trustedRoot = info.clientEndpoint ?? token.clientEndpoint;
+    if (payload.p !== undefined && !issuedFor(payload.p, info.domain, trustedRoot)) {
+      // A state issued for portal A completes an authorization of portal B: nothing is stored.
+      logger.warn({ memberId, reason: 'state_portal_mismatch' }, 'Authorization callback refused');
+      throw new InvalidStateError('portal', { memberId });
+    }
+    // Only a portal administrator's chain may become the portal's; anyone else's is kept as theirs.
+    const restRoot = trustedRoot ?? portalRestEndpoint(info.domain ?? domain ?? '');
+    const admin = await pool.oauth.userAdmin(restRoot, token.accessToken).catch(() => false);
+    const chain: ChainId = admin || token.userId === null ? 'portal' : userChain(token.userId);
+    if (!admin && chain === 'portal') return refuse(memberId, 'not_admin_live_chain', 'Only a portal administrator can authorize the portal');
+
     let existing: PortalRecord | undefined;
     let record: PortalRecord;
     try {
-      existing = await pool.store.get(memberId);
+      existing = await pool.store.get({ memberId, chain });
       const portalDomain = info.domain ?? domain ?? existing?.domain;
       if (portalDomain === undefined) throw new InvalidEventError('domain', 'missing', 'Authorization callback lacks domain');
       const auth: PortalAuth = {
@@ -191,7 +219,7 @@ export function createAuthorizationFlow(options: AuthorizationFlowOptions): Auth
         // A code exchange carries no application_token: the stored one (if any) is kept.
         applicationToken: null,
       };
-      record = await pool.store.upsert(portalRecordFromAuth(auth, existing, now()));
+      record = await pool.store.upsert({ ...portalRecordFromAuth(auth, existing, now()), chain });
     } catch (error) {
       if (error instanceof PortalTokensError) throw error;
       throw new StoreError('The token store failed while storing an authorized chain', { cause: error, memberId });
@@ -201,8 +229,8 @@ export function createAuthorizationFlow(options: AuthorizationFlowOptions): Auth
     } catch (error) {
       logger.error({ memberId, change: 'authorized', err: describeError(error) }, 'Pool notification failed');
     }
-    logger.info({ memberId, reauthorized: existing !== undefined, version: record.version }, 'Portal authorized');
-    return { memberId, record, returnTo: payload.r, data: payload.d };
+    logger.info({ memberId, chain, reauthorized: existing !== undefined, version: record.version }, 'Portal authorized');
+    return { memberId, chain, record, returnTo: payload.r, data: payload.d };
   };
 
   const callbackHandler = createCallbackHandler(handleCallback, options.onAuthorized, logger);
@@ -218,7 +246,7 @@ export function createAuthorizationFlow(options: AuthorizationFlowOptions): Auth
       }
       const url = new URL(`${base}/oauth/authorize/`);
       url.searchParams.set('client_id', pool.oauth.clientId);
-      url.searchParams.set('state', states.issue(urlOptions.returnTo, urlOptions.data));
+      url.searchParams.set('state', states.issue(urlOptions.returnTo, urlOptions.data, base));
       return url.toString();
     },
     handleCallback,
@@ -227,6 +255,21 @@ export function createAuthorizationFlow(options: AuthorizationFlowOptions): Auth
 }
 
 const MAX_OPTION_LENGTH = 1024;
+
+/**
+ * Whether the portal the OAuth host names (its domain, or its trusted REST root) is the one the
+ * state was issued for (`base`: `https://<domain>` or a base URL such as the stand-in's).
+ */
+function issuedFor(base: string, domain: string | undefined, restRoot: string | undefined): boolean {
+  let url: URL;
+  try {
+    url = new URL(base);
+  } catch {
+    return false;
+  }
+  if (domain !== undefined && url.host.toLowerCase() === domain.toLowerCase()) return true;
+  return restRoot !== undefined && restRoot.toLowerCase().startsWith(`${base.toLowerCase()}/`);
+}
 const HOST_PATTERN = /^(?=.{1,253}(?::\d{1,5})?$)[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*(?::\d{1,5})?$/i;
 
 /** The portal's base URL (no trailing slash) from a domain or a URL. */

@@ -166,6 +166,18 @@ export class OAuthClient {
     };
   }
 
+  /**
+   * Asks a portal whether the user an access token belongs to is one of its administrators
+   * (`user.admin`). `clientEndpoint` must come from a trusted source (the OAuth host's answer or a
+   * stored record), never from a payload: the token is sent there.
+   */
+  async userAdmin(clientEndpoint: string, accessToken: string): Promise<boolean> {
+    const body = await this.#post(`${clientEndpoint.replace(/\/+$/, '')}/user.admin`, new URLSearchParams({ auth: accessToken }));
+    const result = body['result'];
+    if (typeof result !== 'boolean') throw new OAuthInvalidResponseError('user.admin answer has no boolean result');
+    return result;
+  }
+
   async #token(oauthBase: string, grant: Record<string, string>): Promise<TokenResponse> {
     const form = new URLSearchParams({
       ...grant,

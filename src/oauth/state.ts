@@ -67,6 +67,8 @@ export interface StatePayload {
   readonly r?: string;
   /** data. */
   readonly d?: string;
+  /** The portal the state was issued for: its base URL (`https://acme.bitrix24.com`). */
+  readonly p?: string;
 }
 
 /** The default lifetime of a `state`: 10 minutes. */
@@ -76,7 +78,7 @@ const MAX_STATE_LENGTH = 4096;
 /** Issues and checks the states of one flow. */
 export interface StateSigner {
   /** A fresh signed state carrying `returnTo` and `data`. */
-  issue(returnTo: string | undefined, data: string | undefined): string;
+  issue(returnTo: string | undefined, data: string | undefined, portal?: string): string;
   /**
    * Checks a state in the order malformed, signature, expired, replayed, and spends it on success.
    * @throws {@link InvalidStateError} naming the first check that failed.
@@ -94,12 +96,13 @@ export interface StateSigner {
 export function createStateSigner(secret: Uint8Array, ttlMs: number, now: () => number, usedStates: UsedStateStore): StateSigner {
   const sign = (encoded: string): Buffer => createHmac('sha256', secret).update(encoded, 'utf8').digest();
   return {
-    issue(returnTo, data) {
+    issue(returnTo, data, portal) {
       const payload: StatePayload = {
         n: randomBytes(16).toString('base64url'),
         e: now() + ttlMs,
         ...(returnTo === undefined ? {} : { r: returnTo }),
         ...(data === undefined ? {} : { d: data }),
+        ...(portal === undefined ? {} : { p: portal }),
       };
       const encoded = Buffer.from(JSON.stringify(payload), 'utf8').toString('base64url');
       return `${encoded}.${sign(encoded).toString('base64url')}`;
@@ -133,11 +136,12 @@ function readPayload(encoded: string): StatePayload | undefined {
   if (value === null || typeof value !== 'object') return undefined;
   const v = value as Record<string, unknown>;
   if (typeof v['n'] !== 'string' || v['n'] === '' || typeof v['e'] !== 'number' || !Number.isFinite(v['e'])) return undefined;
-  if ((v['r'] !== undefined && typeof v['r'] !== 'string') || (v['d'] !== undefined && typeof v['d'] !== 'string')) return undefined;
+  for (const key of ['r', 'd', 'p']) if (v[key] !== undefined && typeof v[key] !== 'string') return undefined;
   return {
     n: v['n'],
     e: v['e'],
     ...(typeof v['r'] === 'string' ? { r: v['r'] } : {}),
     ...(typeof v['d'] === 'string' ? { d: v['d'] } : {}),
+    ...(typeof v['p'] === 'string' ? { p: v['p'] } : {}),
   };
 }

@@ -15,7 +15,12 @@ export type Refusal =
   | 'member_id_mismatch'
   | 'domain_mismatch'
   | 'application_token_mismatch'
-  | 'no_stored_application_token';
+  | 'no_stored_application_token'
+  | 'untrusted_client_endpoint'
+  | 'not_admin_live_chain'
+  | 'stored_chain_unconfirmed'
+  | 'app_still_installed'
+  | 'state_portal_mismatch';
 
 /** What a chain is claimed to be: this app's, for this portal, on this domain (when known). */
 export interface ChainClaim {

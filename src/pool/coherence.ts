@@ -4,7 +4,10 @@
 
 import type { Clock } from '../clock.js';
 import { describeError, type Logger } from '../logger.js';
+import type { RefreshCoordinator } from '../coordinator/coordinator.js';
+import type { EvictionReason } from '../pool-events.js';
 import type { StoreChange, StoreSubscription, TokenStore } from '../store/token-store.js';
+import type { ChainSlot } from './slot.js';
 
 /** What the follower asks the pool to do. */
 export interface CoherenceTarget {
@@ -104,4 +107,36 @@ export class ChangeFollower {
       }
     }
   }
+}
+
+/**
+ * Follows one change of a cached chain: a delete drops it; a newer version is re-read and adopted
+ * (or the client dropped when the chain is revoked or moved), unless the slot left the cache meanwhile.
+ */
+export function followChange(
+  change: StoreChange,
+  slot: ChainSlot | undefined,
+  coordinator: RefreshCoordinator,
+  cache: { current(): ChainSlot | undefined; drop(reason: EvictionReason): void },
+): void {
+  if (slot === undefined || change.chain === undefined) return;
+  if (change.deleted) {
+    cache.drop('lifecycle');
+    return;
+  }
+  if (change.version !== undefined && change.version <= slot.record.version) return;
+  coordinator.read(change.memberId, change.chain).then(
+    (record) => {
+      if (cache.current() !== slot) return;
+      if (record === undefined) cache.drop('lifecycle');
+      else if (record.state === 'revoked') cache.drop('revoked');
+      else if (record.clientEndpoint !== slot.record.clientEndpoint) cache.drop('endpoint-changed');
+      else if (record.version > slot.record.version) {
+        const moved = record.accessToken !== slot.record.accessToken;
+        slot.adopt(record);
+        if (moved) coordinator.noteAdopted(record);
+      }
+    },
+    () => cache.drop('lifecycle'),
+  );
 }

@@ -2,7 +2,8 @@
 
 import type { RestrictionParams } from '@bitrix24/b24jssdk';
 import type { Clock } from '../clock.js';
-import type { BackoffPolicy } from '../coordinator/backoff.js';
+import { DEFAULT_BACKOFF, type BackoffPolicy } from '../coordinator/backoff.js';
+import type { CoordinatorOptions } from '../coordinator/types.js';
 import type { Logger } from '../logger.js';
 import type { FetchLike } from '../oauth/oauth-client.js';
 import type { TokenStore } from '../store/token-store.js';
@@ -75,6 +76,12 @@ export interface PortalClientPoolOptions {
    */
   readonly suspendRetryMs?: number | undefined;
   /**
+   * At most this many refresh requests to OAuth hosts at once in this process; the rest wait their
+   * turn. Keeps an expiry wave from timing out answers (a refresh whose answer is lost may still
+   * have rotated the chain). @defaultValue 8
+   */
+  readonly maxConcurrentRefreshes?: number | undefined;
+  /**
    * Passed to every `B24OAuth` as its `restrictionParams` (retries, error codes). While the
    * request budget is on, its `rateLimit`, `adaptiveConfig` and `operatingLimit` are replaced by
    * values that switch the SDK's own per-process limiter off (`SDK_LIMITER_OFF`).
@@ -103,3 +110,48 @@ export interface PortalClientPoolOptions {
   readonly localBudgetShare?: number | undefined;
 }
 
+
+function nonNegative(name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
+    throw new TypeError(`${name} must be a non-negative finite number`);
+  }
+  return value;
+}
+
+function positive(name: string, value: number | undefined, fallback: number): number {
+  const checked = nonNegative(name, value, fallback);
+  if (checked === 0) throw new TypeError(`${name} must be a positive finite number`);
+  return checked;
+}
+
+/** The coordinator's numbers from the pool's options, checked, with their defaults. */
+export function resolveCoordinatorOptions(
+  options: PortalClientPoolOptions,
+): Pick<
+  CoordinatorOptions,
+  'random' | 'refreshAheadSec' | 'refreshJitterSec' | 'lockTtlMs' | 'lockWaitMs' | 'backoff' | 'suspendRetryMs' | 'maxConcurrentRefreshes'
+> {
+  const backoff = options.backoff;
+  return {
+    random: options.random ?? Math.random,
+    refreshAheadSec: nonNegative('refreshAheadSec', options.refreshAheadSec, 300),
+    refreshJitterSec: nonNegative('refreshJitterSec', options.refreshJitterSec, 60),
+    lockTtlMs: positive('lockTtlMs', options.lockTtlMs, 15_000),
+    lockWaitMs: positive('lockWaitMs', options.lockWaitMs, 20_000),
+    backoff: {
+      transientMinMs: nonNegative('backoff.transientMinMs', backoff?.transientMinMs, DEFAULT_BACKOFF.transientMinMs),
+      transientMaxMs: nonNegative('backoff.transientMaxMs', backoff?.transientMaxMs, DEFAULT_BACKOFF.transientMaxMs),
+      credentialsMs: nonNegative('backoff.credentialsMs', backoff?.credentialsMs, DEFAULT_BACKOFF.credentialsMs),
+    },
+    suspendRetryMs: nonNegative('suspendRetryMs', options.suspendRetryMs, 3_600_000),
+    maxConcurrentRefreshes: Math.floor(positive('maxConcurrentRefreshes', options.maxConcurrentRefreshes, 8)),
+  };
+}
+
+/** The cache size from the options. */
+export function resolveMax(max: number | undefined): number {
+  const value = max ?? 1000;
+  if (!Number.isSafeInteger(value) || value < 1) throw new TypeError('max must be a positive integer');
+  return value;
+}

@@ -10,20 +10,21 @@ import { chainKeyOf, RefreshCoordinator } from '../coordinator/coordinator.js';
 import { PoolClosedError, PortalNotInstalledError, UserChainMissingError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { consoleLogger, describeError } from '../logger.js';
-import { DEFAULT_BACKOFF } from '../coordinator/backoff.js';
+import { observe, observedLogger } from '../observe.js';
 import { OAuthClient } from '../oauth/oauth-client.js';
 import type { EvictionReason, PoolEventMap, PoolEventName, PoolStats } from '../pool-events.js';
 import { userChain, type ChainId, type TokenStore } from '../store/token-store.js';
-import type { LifecycleChange, OAuthHostClient, PortalTokensContext } from '../context.js';
+import type { ChainStatus, LifecycleChange, OAuthHostClient, PortalTokensContext } from '../context.js';
 import type { AppPageRequest } from '../events/types.js';
 import { normalizeTrustedHosts, oauthBaseFromServerEndpoint } from '../protocol/oauth-hosts.js';
 import type { PortalRecord, StoreChange } from '../store/token-store.js';
-import { ChangeFollower } from './coherence.js';
+import { ChangeFollower, followChange } from './coherence.js';
+import { confirmChain, confirmMove } from './probe.js';
 import { ChainSlot } from './slot.js';
-import { rememberUser } from './users.js';
+import { rememberUser, reseed, type RememberUserContext } from './users.js';
 import { runSweep, type SweepOptions, type SweepResult } from './sweep.js';
 
-import type { PortalClientPoolOptions } from './options.js';
+import { resolveCoordinatorOptions, resolveMax, type PortalClientPoolOptions } from './options.js';
 import { BITRIX24_PLAN_LIMITS, RequestBudget, SDK_LIMITER_OFF, type BudgetEvent, type RequestBudgetLimits } from '../sdk/budget.js';
 
 export type { SweepOptions, SweepResult } from './sweep.js';
@@ -40,20 +41,6 @@ export interface ClientForOptions {
    * authorization-code flow) instead of the portal's chain. @defaultValue the portal's chain
    */
   readonly userId?: number | undefined;
-}
-
-function nonNegative(name: string, value: number | undefined, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
-    throw new TypeError(`${name} must be a non-negative finite number`);
-  }
-  return value;
-}
-
-function positive(name: string, value: number | undefined, fallback: number): number {
-  const checked = nonNegative(name, value, fallback);
-  if (checked === 0) throw new TypeError(`${name} must be a positive finite number`);
-  return checked;
 }
 
 /**
@@ -110,7 +97,8 @@ export class PortalClientPool implements PortalTokensContext {
     });
     this.oauth = oauth;
     this.#oauth = oauth;
-    this.logger = options.logger ?? consoleLogger;
+    this.logger = observedLogger(options.logger ?? consoleLogger);
+    observe(() => ({ kind: 'pool', pool: this }));
     this.#budget = createBudget(options, store, this.clock, this.logger, (event, payload) => this.#emit(event, payload));
     this.#settings = {
       clientId: options.clientId,
@@ -123,17 +111,7 @@ export class PortalClientPool implements PortalTokensContext {
       refresh: (record) => oauth.refresh(oauthBaseFromServerEndpoint(record.serverEndpoint), record.refreshToken),
       clock: this.clock,
       logger: this.logger,
-      random: options.random ?? Math.random,
-      refreshAheadSec: nonNegative('refreshAheadSec', options.refreshAheadSec, 300),
-      refreshJitterSec: nonNegative('refreshJitterSec', options.refreshJitterSec, 60),
-      lockTtlMs: positive('lockTtlMs', options.lockTtlMs, 15_000),
-      lockWaitMs: positive('lockWaitMs', options.lockWaitMs, 20_000),
-      backoff: {
-        transientMinMs: nonNegative('backoff.transientMinMs', options.backoff?.transientMinMs, DEFAULT_BACKOFF.transientMinMs),
-        transientMaxMs: nonNegative('backoff.transientMaxMs', options.backoff?.transientMaxMs, DEFAULT_BACKOFF.transientMaxMs),
-        credentialsMs: nonNegative('backoff.credentialsMs', options.backoff?.credentialsMs, DEFAULT_BACKOFF.credentialsMs),
-      },
-      suspendRetryMs: nonNegative('suspendRetryMs', options.suspendRetryMs, 3_600_000),
+      ...resolveCoordinatorOptions(options),
       hooks: {
         emit: (event, payload) => this.#emit(event, payload),
         drop: (memberId, chain, reason) => this.#evict(chainKeyOf(memberId, chain), reason),
@@ -146,8 +124,7 @@ export class PortalClientPool implements PortalTokensContext {
         for (const key of [...this.#cache.keys()]) this.#evict(key, 'resync');
       },
     });
-    const max = options.max ?? 1000;
-    if (!Number.isSafeInteger(max) || max < 1) throw new TypeError('max must be a positive integer');
+    const max = resolveMax(options.max);
     this.#cache = new LRUCache<string, ChainSlot>({
       max,
       dispose: (slot, key) => {
@@ -187,10 +164,7 @@ export class PortalClientPool implements PortalTokensContext {
    */
   async rememberUser(page: AppPageRequest): Promise<PortalRecord> {
     if (this.#closed) throw new PoolClosedError();
-    const record = await rememberUser(
-      { store: this.store, oauth: this.#oauth, logger: this.logger, now: () => this.clock.now(), trustedHosts: this.#trustedHosts },
-      page,
-    );
+    const record = await rememberUser(this.#usersContext(), page);
     this.#evict(chainKeyOf(record.memberId, record.chain), 'lifecycle');
     return record;
   }
@@ -241,6 +215,36 @@ export class PortalClientPool implements PortalTokensContext {
     this.#evict(chainKeyOf(memberId, chain), 'lifecycle');
     this.logger.info({ memberId, chain, state: record.state }, 'reactivated a chain');
     return record;
+  }
+
+  /**
+   * Brings back a portal whose chain was lost (revoked, or dead at the OAuth host: a rotation
+   * whose answer never arrived, a chain idle past its lifetime) when one of its administrators
+   * opens the app: proves the page's chain at a trusted OAuth host, checks the user is an
+   * administrator (`user.admin`), and makes it the portal's chain. Never replaces a live chain; a
+   * page that does not qualify is kept as its user's chain.
+   * @param page a request parsed with `parseAppPageRequest`.
+   * @returns the portal's new record.
+   * @throws VerificationFailedError when the chain is not proven, the user is not an administrator,
+   *   or the stored chain still works.
+   */
+  async reseed(page: AppPageRequest): Promise<PortalRecord> {
+    if (this.#closed) throw new PoolClosedError();
+    const record = await reseed({ ...this.#usersContext(), confirm: (memberId) => this.confirmChain(memberId) }, page);
+    this.#evictPortal(record.memberId, 'lifecycle');
+    return record;
+  }
+
+  /**
+   * Asks the OAuth host whether the portal's stored chain still works (`app.info`, then one
+   * coordinated refresh when the stored access token is refused). The lifecycle handler asks this
+   * before an uninstall deletes a portal or a non-administrator's install replaces its chain.
+   */
+  async confirmChain(memberId: string): Promise<ChainStatus> {
+    if (this.#closed) throw new PoolClosedError();
+    const status = await confirmChain(this.#coordinator, this.#oauth, memberId);
+    this.#evict(chainKeyOf(memberId, 'portal'), 'lifecycle');
+    return status;
   }
 
   /**
@@ -323,27 +327,14 @@ export class PortalClientPool implements PortalTokensContext {
       return;
     }
     const key = chainKeyOf(change.memberId, change.chain);
-    const slot = this.#cache.peek(key);
-    if (slot === undefined) return;
-    if (change.deleted) {
-      this.#evict(key, 'lifecycle');
-      return;
-    }
-    if (change.version !== undefined && change.version <= slot.record.version) return;
-    this.#coordinator.read(change.memberId, change.chain).then(
-      (record) => {
-        if (this.#cache.peek(key) !== slot) return;
-        if (record === undefined) this.#evict(key, 'lifecycle');
-        else if (record.state === 'revoked') this.#evict(key, 'revoked');
-        else if (record.clientEndpoint !== slot.record.clientEndpoint) this.#evict(key, 'endpoint-changed');
-        else if (record.version > slot.record.version) {
-          const moved = record.accessToken !== slot.record.accessToken;
-          slot.adopt(record);
-          if (moved) this.#coordinator.noteAdopted(record);
-        }
-      },
-      () => this.#evict(key, 'lifecycle'),
-    );
+    followChange(change, this.#cache.peek(key), this.#coordinator, {
+      current: () => this.#cache.peek(key),
+      drop: (reason) => this.#evict(key, reason),
+    });
+  }
+
+  #usersContext(): RememberUserContext {
+    return { store: this.store, oauth: this.#oauth, logger: this.logger, now: () => this.clock.now(), trustedHosts: this.#trustedHosts };
   }
 
   async #build(memberId: string, chain: ChainId): Promise<ChainSlot> {
@@ -359,6 +350,7 @@ export class PortalClientPool implements PortalTokensContext {
       clock: this.clock,
       settings: this.#settings,
       countResend: () => this.#counters.resentRequests++,
+      confirmMove: (record, move) => confirmMove(this.#oauth, record, move),
       budget: this.#budget,
     });
     this.#cache.set(chainKeyOf(memberId, chain), slot);
@@ -382,6 +374,7 @@ export class PortalClientPool implements PortalTokensContext {
   }
 
   #emit<E extends PoolEventName>(event: E, payload: PoolEventMap[E]): void {
+    observe(() => ({ kind: 'event', event, payload }));
     for (const listener of this.#emitter.listeners(event)) {
       try {
         (listener as (p: PoolEventMap[E]) => void)(payload);

@@ -8,9 +8,9 @@ import type { RefreshCoordinator } from '../coordinator/coordinator.js';
 import type { ChainView } from '../coordinator/types.js';
 import { createSdkClient, refreshHookAnswer, type SdkClientSettings } from '../sdk/client.js';
 import { interceptHttpClient, type InterceptedChain } from '../sdk/interceptors.js';
-import { portalMove } from '../sdk/move.js';
+import { portalMove, type PortalMove } from '../sdk/move.js';
+import { PortalNotInstalledError, PortalRevokedError, UserChainMissingError, VerificationFailedError } from '../errors.js';
 import type { RequestBudget } from '../sdk/budget.js';
-import { PortalNotInstalledError, PortalRevokedError, UserChainMissingError } from '../errors.js';
 import type { PortalRecord } from '../store/token-store.js';
 
 /** What a slot needs from the pool that owns it. */
@@ -20,6 +20,8 @@ export interface SlotContext {
   readonly settings: SdkClientSettings;
   /** Counts a request re-sent with the current token. */
   countResend(): void;
+  /** Whether the OAuth host confirms, for this installation, the REST root a 3xx points at. */
+  confirmMove(record: PortalRecord, move: PortalMove): Promise<boolean>;
   /** The pool's request budget, when on. */
   readonly budget?: RequestBudget | undefined;
 }
@@ -111,6 +113,12 @@ export class ChainSlot implements ChainView, InterceptedChain {
     const move = portalMove(this.#sdkEndpoint, requestUrl, location);
     if (move === undefined) return undefined;
     if (move.root !== this.record.clientEndpoint) {
+      // A 3xx is the portal's claim; the OAuth host must confirm the new address before the token goes there.
+      if (!(await this.#context.confirmMove(this.record, move))) {
+        throw new VerificationFailedError('The portal answered with a move the OAuth host does not confirm; nothing was sent there', {
+          memberId: this.record.memberId,
+        });
+      }
       const stored = await this.#context.coordinator.moveEndpoint(this.record, move.root, move.host);
       if (stored === undefined) return undefined;
       this.adopt(stored);

@@ -7,7 +7,9 @@ import type { AppPageRequest } from '../events/types.js';
 import { serverEndpointOf, trustedBaseForServerEndpoint } from '../protocol/oauth-hosts.js';
 import type { Logger } from '../logger.js';
 import type { OAuthClient } from '../oauth/oauth-client.js';
-import { userChain, type PortalRecord, type TokenStore } from '../store/token-store.js';
+import type { ChainStatus } from '../context.js';
+import type { TokenResponse } from '../oauth/oauth-client.js';
+import { userChain, type PortalRecord, type PortalRecordInput, type TokenStore } from '../store/token-store.js';
 import { isHttpUrl } from '../coordinator/coordinator.js';
 
 /** What remembering a user needs. */
@@ -28,6 +30,56 @@ export interface RememberUserContext {
  * @throws VerificationFailedError when the OAuth host refuses the chain or names another portal or no user.
  */
 export async function rememberUser(context: RememberUserContext, page: AppPageRequest): Promise<PortalRecord> {
+  const proven = await provePage(context, page);
+  return storeUserChain(context, page, proven);
+}
+
+/** A page's chain proven at the OAuth host: the fresh pair and where it lives. */
+interface ProvenPage {
+  readonly tokens: TokenResponse;
+  readonly base: string;
+  readonly clientEndpoint: string;
+  readonly userId: number;
+  readonly portal: PortalRecord | undefined;
+}
+
+/**
+ * Brings back a portal whose chain is revoked or dead, from an administrator's app-page visit:
+ * proves the page's chain, checks that its user administers the portal (`user.admin`), and makes
+ * it the portal's chain, never over a live one. A page that does not qualify is kept as its
+ * user's chain, and the typed refusal says why.
+ * @throws VerificationFailedError when the chain is not proven, the user is not an administrator,
+ *   or the stored chain is still alive.
+ */
+export async function reseed(
+  context: RememberUserContext & { readonly confirm: (memberId: string) => Promise<ChainStatus> },
+  page: AppPageRequest,
+): Promise<PortalRecord> {
+  const proven = await provePage(context, page);
+  const memberId = page.auth.memberId;
+  const admin = await context.oauth.userAdmin(proven.clientEndpoint, proven.tokens.accessToken).catch(() => false);
+  const stored = proven.portal;
+  // Only an administrator's page may reseed: nobody else's visit spends a probe of the stored chain.
+  const status = !admin ? 'unknown' : stored === undefined || stored.state === 'revoked' ? 'dead' : await context.confirm(memberId);
+  if (!admin || status !== 'dead') {
+    await storeUserChain(context, page, proven);
+    const why = admin ? "the portal's stored chain still works" : 'the user is not a portal administrator';
+    context.logger.warn({ memberId, admin, status }, 'reseed refused; kept the page as its user\'s chain');
+    throw new VerificationFailedError(`Reseed refused: ${why}`, { memberId });
+  }
+  const now = context.now();
+  const record = await context.store.upsert({
+    ...recordFrom(page, proven, now),
+    chain: 'portal',
+    applicationToken: page.auth.applicationToken ?? stored?.applicationToken ?? null,
+    installedAt: stored?.installedAt ?? now,
+    eventTs: stored?.eventTs ?? null,
+  });
+  context.logger.info({ memberId, version: record.version }, "reseeded the portal's chain from an administrator's app page");
+  return record;
+}
+
+async function provePage(context: RememberUserContext, page: AppPageRequest): Promise<ProvenPage> {
   if (page === null || typeof page !== 'object' || page.type !== 'app-page') {
     throw new TypeError('page must be a parsed app-page request (parseAppPageRequest)');
   }
@@ -54,12 +106,15 @@ export async function rememberUser(context: RememberUserContext, page: AppPageRe
   if (clientEndpoint === undefined) {
     throw new VerificationFailedError('No trusted REST root is known for the portal; install the app first', { memberId: auth.memberId });
   }
-  const now = context.now();
-  const chain = userChain(tokens.userId);
-  const record = await context.store.upsert({
+  return { tokens, base, clientEndpoint, userId: tokens.userId, portal };
+}
+
+function recordFrom(page: AppPageRequest, proven: ProvenPage, now: number): PortalRecordInput {
+  const { auth } = page;
+  const { tokens, base, clientEndpoint } = proven;
+  return {
     memberId: auth.memberId,
-    chain,
-    domain: new URL(clientEndpoint).host,
+    domain: proven.portal?.domain ?? new URL(clientEndpoint).host,
     clientEndpoint,
     serverEndpoint: serverEndpointOf(base),
     accessToken: tokens.accessToken,
@@ -67,15 +122,20 @@ export async function rememberUser(context: RememberUserContext, page: AppPageRe
     expires: tokens.expires,
     scope: tokens.scope ?? auth.scope,
     status: tokens.status ?? auth.status,
-    userId: tokens.userId,
-    applicationToken: portal?.applicationToken ?? null,
+    userId: proven.userId,
+    applicationToken: proven.portal?.applicationToken ?? null,
     state: 'active',
     revokedReason: null,
     installedAt: now,
     updatedAt: now,
     chainUpdatedAt: now,
     revokedAt: null,
-  });
-  context.logger.info({ memberId: auth.memberId, chain, version: record.version }, "stored a user's chain from the app page");
+  };
+}
+
+async function storeUserChain(context: RememberUserContext, page: AppPageRequest, proven: ProvenPage): Promise<PortalRecord> {
+  const chain = userChain(proven.userId);
+  const record = await context.store.upsert({ ...recordFrom(page, proven, context.now()), chain });
+  context.logger.info({ memberId: page.auth.memberId, chain, version: record.version }, "stored a user's chain from the app page");
   return record;
 }

@@ -7,6 +7,7 @@ import { chmod, mkdir, open, readdir, readFile, rename, stat, unlink } from 'nod
 import { join, resolve } from 'node:path';
 import { DecryptionError, SpoolFullError } from '../errors.js';
 import { consoleLogger, describeError, type Logger } from '../logger.js';
+import { observedLogger } from '../observe.js';
 import { TokenCipher, type TokenEncryptionOptions } from '../store/token-cipher.js';
 import { checkEntry, CorruptEntryError, parseEntry, serializeEntry, type SpooledEntry, type SpoolEntry } from './entry.js';
 
@@ -118,7 +119,7 @@ export class FileInstallSpool {
     this.#claimTimeoutMs = positive(options.claimTimeoutMs, 'claimTimeoutMs', 10 * 60_000);
     this.#cipher = options.encryption === undefined ? undefined : new TokenCipher(options.encryption, 'options.encryption');
     this.#allowPlaintext = options.encryption?.allowPlaintext ?? true;
-    this.#logger = options.logger ?? consoleLogger;
+    this.#logger = observedLogger(options.logger ?? consoleLogger);
   }
 
   /**

@@ -2,6 +2,7 @@
 // sealed with AES-256-GCM (token-cipher.ts) in the inner store's own fields. Keys rotate by id.
 
 import { consoleLogger, type Logger } from '../logger.js';
+import { observedLogger } from '../observe.js';
 import { rekeyStore, type RekeyOptions, type RekeyResult } from './rekey.js';
 import { resolveKey } from './record-checks.js';
 import { openFields, sealFields, type OpenOptions } from './sealed-fields.js';
@@ -102,7 +103,7 @@ export class EncryptedTokenStore implements TokenStore {
     this.#cipher = new TokenCipher(options);
     const allowPlaintext = options.allowPlaintext ?? true;
     if (typeof allowPlaintext !== 'boolean') throw new TypeError('options.allowPlaintext must be a boolean');
-    this.#logger = options.logger ?? consoleLogger;
+    this.#logger = observedLogger(options.logger ?? consoleLogger);
     this.#open = { allowPlaintext };
     this.capabilities = { ...inner.capabilities };
     // Optional methods exist exactly when the inner store has them.

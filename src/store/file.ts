@@ -148,6 +148,8 @@ export class FileTokenStore implements TokenStore {
   readonly #clock: Clock;
   readonly #fileMode: number;
   #ready: Promise<void> | undefined;
+  /** The last directory listing `listChains` read, with the directory's mtime then. */
+  #names: { readonly mtimeMs: number; readonly names: readonly string[] } | undefined;
   // Serialises this process's writes per chain, so they queue in memory instead of spinning on the lock file.
   readonly #queues = new Map<string, Promise<void>>();
   // The same for budget steps, per budget key.
@@ -391,7 +393,7 @@ export class FileTokenStore implements TokenStore {
   /** {@inheritDoc TokenStore.listChains} */
   async listChains(memberId: string): Promise<readonly PortalRecord[]> {
     const portal = locate(memberId);
-    const names = await this.#listingOrFail();
+    const names = await this.#cachedListing();
     const chains: Located[] = [];
     for (const name of names ?? []) {
       const match = USER_CHAIN_FILE.exec(name);
@@ -482,6 +484,27 @@ export class FileTokenStore implements TokenStore {
       if (errorCode(error) === 'ENOENT') return false;
       throw error;
     }
+  }
+
+  /**
+   * The directory's file names for `listChains`, read again only when the directory changed (its
+   * mtime moved, or this process wrote a file): walking every portal's chains would otherwise read
+   * the whole directory once per portal. Chain files are never removed (a delete leaves a
+   * tombstone), so a listing can only be missing names, never hold stale ones.
+   */
+  async #cachedListing(): Promise<readonly string[] | undefined> {
+    let mtimeMs: number;
+    try {
+      mtimeMs = (await stat(this.directory)).mtimeMs;
+    } catch (error) {
+      if (errorCode(error) === 'ENOENT') return undefined;
+      return this.#listingOrFail();
+    }
+    const cached = this.#names;
+    if (cached !== undefined && cached.mtimeMs === mtimeMs) return cached.names;
+    const names = await this.#listingOrFail();
+    if (names !== undefined) this.#names = { mtimeMs, names };
+    return names;
   }
 
   /** The directory's file names, or `undefined` when it does not exist yet. */
@@ -649,6 +672,7 @@ export class FileTokenStore implements TokenStore {
       }
       await turn.assertHeld();
       await rename(turn.temp, target);
+      this.#names = undefined;
     } catch (error) {
       await unlinkIfPresent(turn.temp).catch(() => undefined);
       throw error;

@@ -100,7 +100,14 @@ export interface Harness {
 }
 
 export function harness(
-  options: { store?: TokenStore; lockWaitMs?: number; lockTtlMs?: number; backoff?: Partial<BackoffPolicy>; suspendRetryMs?: number } = {},
+  options: {
+    store?: TokenStore;
+    lockWaitMs?: number;
+    lockTtlMs?: number;
+    backoff?: Partial<BackoffPolicy>;
+    suspendRetryMs?: number;
+    maxConcurrentRefreshes?: number;
+  } = {},
 ): Harness {
   const store = new ScriptedStore({ now: () => clock.now() });
   const clock = new ManualClock(T0);
@@ -132,8 +139,12 @@ export function harness(
     lockWaitMs: options.lockWaitMs ?? 20_000,
     backoff: { transientMinMs: 0, transientMaxMs: 0, credentialsMs: 60_000, ...options.backoff },
     suspendRetryMs: options.suspendRetryMs ?? 3_600_000,
+    maxConcurrentRefreshes: options.maxConcurrentRefreshes ?? 8,
     hooks: {
-      emit: <E extends PoolEventName>(event: E, payload: PoolEventMap[E]) => events.push({ event, payload }),
+      // The telemetry events (refresh-attempt, lock-wait) are checked by test/otel; these tests list the others.
+      emit: <E extends PoolEventName>(event: E, payload: PoolEventMap[E]) => {
+        if (event !== 'refresh-attempt' && event !== 'lock-wait') events.push({ event, payload });
+      },
       drop: (memberId, chain, reason) => drops.push({ memberId, chain, reason }),
     },
   });

@@ -159,3 +159,51 @@ describe("the OAuth host's clock", () => {
     expect(h.refresh.calls).toHaveLength(1);
   });
 });
+
+describe('the rest of the edges', () => {
+  it('passes a request error (not a chain, payment or credentials error) through unchanged', async () => {
+    const h = harness();
+    const record = await h.store.upsert(chainRecord());
+    h.clock.set(NOW);
+    const refused = new OAuthRejectedError('invalid_scope', 400);
+    h.script(() => {
+      throw refused;
+    });
+    await expect(h.coordinator.ensureFresh(view(record), { reason: 'expiring' })).rejects.toBe(refused);
+    expect((await h.store.get('member-a'))?.state).toBe('active');
+  });
+
+  it('logs a failed lease renewal and still persists the pair (the conditional write is the fence)', async () => {
+    const h = harness({ lockTtlMs: 3000 });
+    const record = await h.store.upsert(chainRecord());
+    h.clock.set(NOW);
+    const tryLock = h.store.tryLock.bind(h.store);
+    h.store.tryLock = async (key, ttl) => {
+      const lease = await tryLock(key, ttl);
+      return lease && { ...lease, renew: () => Promise.reject(new Error('connection reset')) };
+    };
+    let answer!: () => void;
+    h.script(() => new Promise((resolve) => (answer = () => resolve(tokens(1, h.clock.now())))));
+    const pending = h.coordinator.ensureFresh(view(record), { reason: 'expiring' });
+    await h.clock.advance(1500);
+    answer();
+    expect((await pending).accessToken).toBe('access-1');
+    expect(h.logger.lines.some((l) => l.message === 'renewing the refresh lock failed')).toBe(true);
+  });
+
+  it('counts a pair taken from the change feed as an adoption', async () => {
+    const h = harness();
+    const record = await h.store.upsert(chainRecord());
+    h.coordinator.noteAdopted(record);
+    expect(h.coordinator.counters.adoptions).toBe(1);
+    expect(h.events).toEqual([{ event: 'adopted', payload: { memberId: 'member-a', chain: 'portal', version: 1 } }]);
+  });
+
+  it('learns nothing more from records once it learned from an answer', () => {
+    const h = harness();
+    h.coordinator.hostClock.learnFromAnswer(Math.floor(T0 / 1000) + 3600, 3600, T0 + 7_200_000);
+    expect(h.coordinator.hostClock.offsetSec).toBe(-7200);
+    h.coordinator.hostClock.learnFromRecord(chainRecord({ chainUpdatedAt: T0 + 3_600_000 }) as PortalRecord);
+    expect(h.coordinator.hostClock.offsetSec).toBe(-7200);
+  });
+});

@@ -18,7 +18,7 @@ const expectedInstall = {
   handlerId: 1,
   ts: 1762089975,
   languageId: 'en',
-  version: 1,
+  version: '1',
   active: true,
   installed: true,
   auth: {
@@ -50,8 +50,8 @@ describe('parseInstallEvent: the three events in every input form', () => {
       handlerId: 3,
       ts: 1762176375,
       languageId: 'de',
-      version: 2,
-      previousVersion: 1,
+      version: '2',
+      previousVersion: '1',
       auth: {
         ...expectedInstall.auth,
         accessToken: '1c2d3e69006e8b2d0064d5a2000000010000071d6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f',
@@ -243,7 +243,12 @@ describe('parseInstallEvent: required fields', () => {
     expect(error).toMatchObject({ code: ErrorCode.InvalidEvent, field: key, reason: 'missing' });
   });
 
-  it.each(['auth[domain]', 'auth[client_endpoint]', 'auth[server_endpoint]', 'auth[member_id]', 'auth[application_token]'])(
+  it.each(['auth[domain]', 'auth[client_endpoint]', 'auth[server_endpoint]'])('accepts an uninstall without %s, a field it never uses', (key) => {
+    const event = parseInstallEvent(toFormText(withPair(uninstall, key, undefined)), { now });
+    expect(event.type).toBe('uninstall');
+  });
+
+  it.each(['auth[member_id]', 'auth[application_token]'])(
     'rejects an uninstall without %s',
     (key) => {
       const error = invalid(() => parseInstallEvent(toFormText(withPair(uninstall, key, undefined)), { now }));
@@ -307,9 +312,14 @@ describe('parseInstallEvent: data flags and optional numbers', () => {
     });
   });
 
+  it('never loses an event over an informational data field of an unexpected shape', () => {
+    const odd = withPair(withPair(withPair(install, 'data[VERSION]', '1.0.0'), 'data[ACTIVE]', 'maybe'), 'data[LANGUAGE_ID]', 'a b');
+    expect(parseInstallEvent(toFormText(odd), { now })).toMatchObject({ version: '1.0.0', active: true, languageId: null });
+    expect(parseInstallEvent(toFormText(withPair(install, 'data[VERSION]', 'v2')), { now })).toMatchObject({ version: 'v2' });
+    expect(parseInstallEvent(toFormText(withPair(install, 'data[VERSION]', 'x'.repeat(65))), { now })).toMatchObject({ version: null });
+  });
+
   it.each([
-    ['data[ACTIVE]', 'maybe'],
-    ['data[VERSION]', 'v2'],
     ['event_handler_id', '-1'],
     ['ts', 'yesterday'],
     ['auth[user_id]', '1.5'],

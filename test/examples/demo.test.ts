@@ -35,7 +35,7 @@ describe('examples/demo.ts', () => {
     expect(code).toBe(0);
     expect(ms).toBeLessThan(20_000);
     const summary = stdout.slice(stdout.indexOf('== Summary'));
-    expect(summary).toContain('OK   Installed 3 portals, each verified with the OAuth host (3 app.info calls)');
+    expect(summary).toContain('OK   Installed 3 portals, each proven with the OAuth host (3 refreshes)');
     expect(summary).toContain('OK   Refreshes after expiry: 1 per portal (3 total) for 30 concurrent calls, 0 failed, 0 refresh tokens reused');
     expect(summary).toContain('OK   Forged install refused: 403, stored record unchanged');
     expect(summary).toContain('OK   Forged uninstall refused: 403, portal still works');

@@ -59,7 +59,7 @@ describe.each(examples)('examples/%s.ts', (_name, start) => {
       expect(profile.json).toMatchObject({ memberId: portal.memberId, profile: { NAME: 'Marta' } });
       expect(b24.stats.restByMethod['profile']).toBe(1);
 
-      const forged = await postForm(`${app.url}/bitrix24/events`, b24.installEvent(portal.memberId).form.replace(/access_token%5D=[0-9a-f]+/, 'access_token%5D=forged0000'));
+      const forged = await postForm(`${app.url}/bitrix24/events`, b24.installEvent(portal.memberId).form.replace(/access_token%5D=[0-9a-f]+/, 'access_token%5D=forged0000').replace(/refresh_token%5D=[0-9a-f]+/, 'refresh_token%5D=forged0000'));
       expect(forged.status).toBe(403);
 
       expect(await postForm(`${app.url}/bitrix24/events`, b24.uninstallEvent(portal.memberId).form)).toEqual({ status: 200, json: { ok: true } });

@@ -20,6 +20,8 @@ const unusedOAuth: OAuthHostClient = {
   clientId: 'local.app',
   appInfo: () => Promise.reject(new Error('app.info must not be called')),
   exchangeCode: () => Promise.reject(new Error('exchangeCode must not be called')),
+  refresh: () => Promise.reject(new Error('refresh must not be called')),
+  userAdmin: () => Promise.reject(new Error('userAdmin must not be called')),
 };
 
 function rig(options: Partial<LifecycleHandlerOptions> = {}) {
@@ -27,7 +29,15 @@ function rig(options: Partial<LifecycleHandlerOptions> = {}) {
   const store = new MemoryTokenStore();
   const logger = recordingLogger();
   const changes: LifecycleChange[] = [];
-  const context: PortalTokensContext = { store, oauth: unusedOAuth, logger, clock, notify: (change) => void changes.push(change) };
+  // The OAuth host confirms every stored chain dead: the app is gone when its uninstall arrives.
+  const context: PortalTokensContext = {
+    store,
+    oauth: unusedOAuth,
+    logger,
+    clock,
+    notify: (change) => void changes.push(change),
+    confirmChain: () => Promise.resolve('dead'),
+  };
   const handler = createLifecycleHandler({ pool: context, verify: false, ...options });
   const post = (body: string) =>
     handler({ method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body });

@@ -35,7 +35,9 @@ describe('toFetchHandler', () => {
     expect(response.status).toBe(200);
     expect(response.headers.get('content-type')).toMatch(/^application\/json/);
     expect(await response.json()).toEqual({ ok: true });
-    expect((await rig.store.get(portal.memberId))?.accessToken).toBe(event.chain.accessToken);
+    // Proven by refreshing it: the fresh pair is stored, the event's refresh token is spent.
+      expect(rig.b24.tokenStatus(event.chain.refreshToken)).toBe('spent');
+      expect(rig.b24.tokenStatus((await rig.store.get(portal.memberId))!.refreshToken)).toBe('live');
   });
 
   it('stores a genuine install sent as JSON', async () => {

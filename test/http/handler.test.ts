@@ -89,14 +89,14 @@ describe('install and update', () => {
       domain: portal.domain,
       clientEndpoint: portal.clientEndpoint,
       serverEndpoint: `${rig.b24.oauthUrl}/rest/`,
-      accessToken: event.chain.accessToken,
-      refreshToken: event.chain.refreshToken,
-      expires: event.chain.expires,
       applicationToken: portal.applicationToken,
       state: 'active',
       version: 1,
+      userId: 1,
     });
-    expect(rig.b24.stats.appInfoCalls).toBe(1);
+    // The event's chain was proven by refreshing it: the fresh pair is stored, the event's is spent.
+    expectProven(record!, event.chain);
+    expect(rig.b24.stats.refreshRequests).toBe(1);
     expect(await profileName(portal.memberId)).toBe('Olga');
   });
 
@@ -109,8 +109,8 @@ describe('install and update', () => {
 
     expect((await send(eventA.json, 'application/json; charset=utf-8')).status).toBe(200);
     expect((await send(eventB.json, null)).status).toBe(200);
-    expect((await rig.store.get(a.memberId))?.accessToken).toBe(eventA.chain.accessToken);
-    expect((await rig.store.get(b.memberId))?.accessToken).toBe(eventB.chain.accessToken);
+    expectProven((await rig.store.get(a.memberId))!, eventA.chain);
+    expectProven((await rig.store.get(b.memberId))!, eventB.chain);
   });
 
   it('accepts a JSON event sent as bytes with a UTF-8 byte-order mark and no content type, as the parser does', async () => {
@@ -125,7 +125,7 @@ describe('install and update', () => {
     transcript.push(answer.text);
 
     expect(answer.status).toBe(200);
-    expect((await rig.store.get(portal.memberId))?.accessToken).toBe(event.chain.accessToken);
+    expectProven((await rig.store.get(portal.memberId))!, event.chain);
   });
 
   it('a verified reinstall replaces the chain, keeps installedAt and drops the cached client', async () => {
@@ -140,7 +140,7 @@ describe('install and update', () => {
     expect((await send(again.form)).status).toBe(200);
 
     const after = (await rig.store.get(portal.memberId))!;
-    expect(after.accessToken).toBe(again.chain.accessToken);
+    expectProven(after, again.chain);
     expect(after.version).toBe(before.version + 1);
     expect(after.installedAt).toBe(before.installedAt);
     expect(events).toEqual([portal.memberId]);
@@ -159,7 +159,7 @@ describe('install and update', () => {
 
     const record = (await rig.store.get(portal.memberId))!;
     expect(record.applicationToken).toBe('rotated0application0token0000001');
-    expect(record.accessToken).toBe(update.chain.accessToken);
+    expectProven(record, update.chain);
     // The old application token no longer authenticates an uninstall.
     const uninstall = rig.b24.uninstallEvent(portal.memberId);
     const stale = toForm(withAuth(uninstall.payload, { application_token: oldToken }));
@@ -177,6 +177,15 @@ describe('install and update', () => {
     expect((await rig.store.get(portal.memberId))?.clientEndpoint).toBe(portal.clientEndpoint);
   });
 });
+
+/** The stored pair is the one the handler minted by refreshing the event's chain (its proof). */
+function expectProven(record: { accessToken: string; refreshToken: string }, eventChain: { accessToken: string; refreshToken: string }): void {
+  expect(record.refreshToken).not.toBe(eventChain.refreshToken);
+  expect(record.accessToken).not.toBe(eventChain.accessToken);
+  expect(rig.b24.tokenStatus(eventChain.refreshToken)).toBe('spent');
+  expect(rig.b24.tokenStatus(record.refreshToken)).toBe('live');
+  rig.secrets.add(record.accessToken, record.refreshToken);
+}
 
 describe('forged installs', () => {
   /** A stored portal plus the store's JSON of it, to compare byte for byte afterwards. */
@@ -217,12 +226,13 @@ describe('forged installs', () => {
     await expectUnchanged(portal, snapshot);
   });
 
-  it('refuses made-up tokens that name the trusted OAuth host (app.info says invalid_token)', async () => {
+  it('refuses made-up tokens that name the trusted OAuth host (the refresh proof fails)', async () => {
     const { portal, snapshot } = await storedPortal();
     const forged = rig.b24.installEvent(portal.memberId);
     const body = toForm(
       withAuth(forged.payload, {
         access_token: 'madeupaccesstoken0000000000000000000000000000000000000',
+        refresh_token: 'madeuprefreshtoken000000000000000000000000000000000000',
         client_endpoint: 'https://attacker.example/rest/',
       }),
     );
@@ -242,23 +252,25 @@ describe('forged installs', () => {
     expect(rig.logger.lines.some((line) => line.includes('member_id_mismatch'))).toBe(true);
   });
 
-  it('refuses a genuine chain whose payload names another domain', async () => {
-    const { portal, snapshot } = await storedPortal();
+  it("ignores a payload's domain and endpoints: an administrator's proven chain is stored with the OAuth host's", async () => {
+    const { portal } = await storedPortal();
     const event = rig.b24.installEvent(portal.memberId);
     rig.secrets.add(event.chain.accessToken, event.chain.refreshToken);
-    expect((await send(toForm(withAuth(event.payload, { domain: 'elsewhere.bitrix24.test' })))).status).toBe(403);
-    await expectUnchanged(portal, snapshot);
+    const body = toForm(withAuth(event.payload, { domain: 'elsewhere.bitrix24.test', client_endpoint: 'https://elsewhere.bitrix24.test/rest/' }));
+    expect((await send(body)).status).toBe(200);
+    expect(await rig.store.get(portal.memberId)).toMatchObject({ domain: portal.domain, clientEndpoint: portal.clientEndpoint });
   });
 
-  it("refuses tokens issued to another app (client_id differs from this app's)", async () => {
+  it("stores nothing and says why when this app's own credentials are refused (500, logged as an error)", async () => {
     const otherApp = new PortalClientPool({ store: rig.store, clientId: 'local.other.app', clientSecret: 'x'.repeat(32), logger: rig.logger });
     await mount({}, contextOf(otherApp));
     const portal = rig.b24.addPortal();
     const event = rig.b24.installEvent(portal.memberId);
     rig.secrets.add(event.chain.accessToken, event.chain.refreshToken);
 
-    expect((await send(event.form)).status).toBe(403);
+    expect(await send(event.form)).toMatchObject({ status: 500, json: { error: 'OAUTH_CREDENTIALS' } });
     expect(await rig.store.get(portal.memberId)).toBeUndefined();
+    expect(rig.logger.lines.some((line) => line.includes('check clientId and clientSecret'))).toBe(true);
     await otherApp.close();
   });
 

@@ -85,7 +85,14 @@ export async function startRig(
 
 /** A pool's store, OAuth client, logger and notifications, with `clock`, as a {@link PortalTokensContext}. */
 export function contextOf(pool: PortalClientPool, clock: Clock = systemClock): PortalTokensContext {
-  return { store: pool.store, oauth: pool.oauth, logger: pool.logger, clock, notify: (change) => pool.notify(change) };
+  return {
+    store: pool.store,
+    oauth: pool.oauth,
+    logger: pool.logger,
+    clock,
+    notify: (change) => pool.notify(change),
+    confirmChain: (memberId) => pool.confirmChain(memberId),
+  };
 }
 
 /** Listens on an ephemeral loopback port; returns the base URL and a closer. */

@@ -56,7 +56,9 @@ describe('toNodeHandler in Express', () => {
       const answer = await post(`${url}/bitrix24/events`, kind === 'json' ? event.json : event.form, kind === 'json' ? 'application/json' : undefined);
 
       expect(answer).toMatchObject({ status: 200, json: { ok: true } });
-      expect((await rig.store.get(portal.memberId))?.accessToken).toBe(event.chain.accessToken);
+      // Proven by refreshing it: the fresh pair is stored, the event's refresh token is spent.
+      expect(rig.b24.tokenStatus(event.chain.refreshToken)).toBe('spent');
+      expect(rig.b24.tokenStatus((await rig.store.get(portal.memberId))!.refreshToken)).toBe('live');
     });
   }
 

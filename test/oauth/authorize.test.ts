@@ -130,14 +130,14 @@ describe('the callback', () => {
 
   it('keeps the stored application_token and installedAt when it re-authorizes a known portal', async () => {
     const portal = rig.b24.addPortal();
-    const first = rig.b24.authorize(portal.memberId, { state: stateOf(flow.authorizeUrl('x.bitrix24.com')) });
+    const first = rig.b24.authorize(portal.memberId, { state: stateOf(flow.authorizeUrl(`${rig.b24.url}/portals/${portal.domain}`)) });
     rig.secrets.add(first.code);
     const initial = (await flow.handleCallback(new URL(first.redirectUrl!).search)).record;
     const { version: _v, ...input } = initial;
     await rig.store.upsert({ ...input, applicationToken: portal.applicationToken, installedAt: 1000 });
     rig.secrets.add(portal.applicationToken, initial.accessToken, initial.refreshToken);
 
-    const next = rig.b24.authorize(portal.memberId, { state: stateOf(flow.authorizeUrl('x.bitrix24.com')) });
+    const next = rig.b24.authorize(portal.memberId, { state: stateOf(flow.authorizeUrl(`${rig.b24.url}/portals/${portal.domain}`)) });
     rig.secrets.add(next.code);
     const { record } = await flow.handleCallback(Object.fromEntries(new URL(next.redirectUrl!).searchParams));
     await noteStored(portal.memberId);
@@ -149,7 +149,7 @@ describe('the callback', () => {
 
   it('refuses a replayed state, before the code is exchanged', async () => {
     const portal = rig.b24.addPortal();
-    const state = stateOf(flow.authorizeUrl('x.bitrix24.com'));
+    const state = stateOf(flow.authorizeUrl(`${rig.b24.url}/portals/${portal.domain}`));
     const first = rig.b24.authorize(portal.memberId, { state });
     rig.secrets.add(first.code);
     await flow.handleCallback(new URL(first.redirectUrl!).searchParams);
@@ -183,7 +183,7 @@ describe('the callback', () => {
 
   it('refuses forged and malformed states', async () => {
     const portal = rig.b24.addPortal();
-    const genuine = stateOf(flow.authorizeUrl('x.bitrix24.com'));
+    const genuine = stateOf(flow.authorizeUrl(`${rig.b24.url}/portals/${portal.domain}`));
     const [payload, signature] = genuine.split('.') as [string, string];
     const decoded = JSON.parse(Buffer.from(payload, 'base64url').toString()) as { e: number };
     const extended = Buffer.from(JSON.stringify({ ...decoded, e: decoded.e + 86_400_000 })).toString('base64url');
@@ -210,14 +210,14 @@ describe('the callback', () => {
 
   it('refuses a spent code (invalid_grant) and changes nothing', async () => {
     const portal = rig.b24.addPortal();
-    const first = rig.b24.authorize(portal.memberId, { state: stateOf(flow.authorizeUrl('x.bitrix24.com')) });
+    const first = rig.b24.authorize(portal.memberId, { state: stateOf(flow.authorizeUrl(`${rig.b24.url}/portals/${portal.domain}`)) });
     rig.secrets.add(first.code);
     await flow.handleCallback(new URL(first.redirectUrl!).searchParams);
     await noteStored(portal.memberId);
     const snapshot = JSON.stringify(await rig.store.get(portal.memberId));
 
     const reuse = new URL(first.redirectUrl!);
-    reuse.searchParams.set('state', stateOf(flow.authorizeUrl('x.bitrix24.com')));
+    reuse.searchParams.set('state', stateOf(flow.authorizeUrl(`${rig.b24.url}/portals/${portal.domain}`)));
     const error = await flow.handleCallback(reuse.searchParams).catch((e: unknown) => e);
 
     expect(error).toBeInstanceOf(OAuthRejectedError);
@@ -225,27 +225,27 @@ describe('the callback', () => {
     expect(rig.b24.stats.codeErrors['invalid_grant']).toBe(1);
     expect(JSON.stringify(await rig.store.get(portal.memberId))).toBe(snapshot);
 
-    reuse.searchParams.set('state', stateOf(flow.authorizeUrl('x.bitrix24.com')));
+    reuse.searchParams.set('state', stateOf(flow.authorizeUrl(`${rig.b24.url}/portals/${portal.domain}`)));
     expect(await follow(reuse.toString())).toMatchObject({ status: 400, json: { error: 'OAUTH_REJECTED', oauthError: 'invalid_grant' } });
   });
 
   it('refuses an OAuth host that is not trusted, without sending it the code', async () => {
     const portal = rig.b24.addPortal();
-    const { code, redirectUrl } = rig.b24.authorize(portal.memberId, { state: stateOf(flow.authorizeUrl('x.bitrix24.com')) });
+    const { code, redirectUrl } = rig.b24.authorize(portal.memberId, { state: stateOf(flow.authorizeUrl(`${rig.b24.url}/portals/${portal.domain}`)) });
     rig.secrets.add(code);
     const url = new URL(redirectUrl!);
     url.searchParams.set('server_domain', 'oauth.attacker.example');
 
     await expect(flow.handleCallback(url.searchParams)).rejects.toBeInstanceOf(VerificationFailedError);
     expect(rig.b24.stats.codeExchanges).toBe(0);
-    url.searchParams.set('state', stateOf(flow.authorizeUrl('x.bitrix24.com')));
+    url.searchParams.set('state', stateOf(flow.authorizeUrl(`${rig.b24.url}/portals/${portal.domain}`)));
     expect(await follow(url.toString())).toMatchObject({ status: 403, json: { error: 'VERIFICATION_FAILED' } });
   });
 
   it("refuses a code whose portal is not the redirect's member_id", async () => {
     const portal = rig.b24.addPortal();
     const other = rig.b24.addPortal();
-    const { code, redirectUrl } = rig.b24.authorize(other.memberId, { state: stateOf(flow.authorizeUrl('x.bitrix24.com')) });
+    const { code, redirectUrl } = rig.b24.authorize(other.memberId, { state: stateOf(flow.authorizeUrl(`${rig.b24.url}/portals/${portal.domain}`)) });
     rig.secrets.add(code);
     const url = new URL(redirectUrl!);
     url.searchParams.set('member_id', portal.memberId);
@@ -274,5 +274,37 @@ describe('MemoryUsedStateStore', () => {
     expect(store.markUsed('n1', 11_000)).toBe(false);
     now = 11_001;
     expect(store.markUsed('n1', 12_000)).toBe(true);
+  });
+});
+
+describe('the callback: whose portal, whose chain', () => {
+  it("refuses a state issued for portal A completing an authorization of portal B, storing nothing", async () => {
+    const a = rig.b24.addPortal();
+    const b = rig.b24.addPortal();
+    const state = stateOf(flow.authorizeUrl(`${rig.b24.url}/portals/${a.domain}`));
+    const grant = rig.b24.authorize(b.memberId, { state });
+    rig.secrets.add(grant.code);
+    const error = await flow.handleCallback(new URL(grant.redirectUrl!).search).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(InvalidStateError);
+    expect((error as InvalidStateError).reason).toBe('portal');
+    expect(await rig.store.get(b.memberId)).toBeUndefined();
+  });
+
+  it("keeps a non-administrator's authorization as that user's chain, never the portal's", async () => {
+    const portal = rig.b24.addPortal({ users: [1, 7], admins: [1] });
+    const admin = rig.b24.authorize(portal.memberId, { state: stateOf(flow.authorizeUrl(`${rig.b24.url}/portals/${portal.domain}`)) });
+    rig.secrets.add(admin.code);
+    const first = await flow.handleCallback(new URL(admin.redirectUrl!).search);
+    expect(first.chain).toBe('portal');
+    rig.secrets.add(first.record.accessToken, first.record.refreshToken);
+    const before = JSON.stringify(await rig.store.get(portal.memberId));
+
+    const user = rig.b24.authorize(portal.memberId, { userId: 7, state: stateOf(flow.authorizeUrl(`${rig.b24.url}/portals/${portal.domain}`)) });
+    rig.secrets.add(user.code);
+    const result = await flow.handleCallback(new URL(user.redirectUrl!).search);
+    rig.secrets.add(result.record.accessToken, result.record.refreshToken);
+    expect(result.chain).toBe('user:7');
+    expect(JSON.stringify(await rig.store.get(portal.memberId))).toBe(before);
+    expect(await rig.store.get({ memberId: portal.memberId, chain: 'user:7' })).toMatchObject({ userId: 7 });
   });
 });

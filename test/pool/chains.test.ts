@@ -196,3 +196,31 @@ describe('coherence between workers sharing a store', () => {
     expect(b.stats()).toMatchObject({ refreshes: 0, adoptions: 1 });
   });
 });
+
+describe('reseed', () => {
+  it("brings back a portal whose chain died, from an administrator's app page", async () => {
+    const store = new MemoryTokenStore();
+    const memberId = await installed(store);
+    const pool = newPool(store);
+    b24.revoke(memberId); // the stored chain dies with no one at fault
+    const record = await pool.reseed(page(memberId, 1));
+    expect(record).toMatchObject({ chain: 'portal', state: 'active', userId: 1 });
+    expect(await profileUser(await pool.clientFor(memberId))).toBe(1);
+    await pool.close();
+  });
+
+  it("never replaces a live chain, and never takes a non-administrator's: the page is kept as its user's chain", async () => {
+    const store = new MemoryTokenStore();
+    const memberId = await installed(store);
+    const before = JSON.stringify(await store.get(memberId));
+    const pool = newPool(store);
+    await expect(pool.reseed(page(memberId, 1))).rejects.toThrow(/still works/);
+    expect(JSON.stringify(await store.get(memberId))).toBe(before);
+    b24.revoke(memberId);
+    const dead = JSON.stringify(await store.get(memberId));
+    await expect(pool.reseed(page(memberId, 7))).rejects.toThrow(/not a portal administrator/);
+    expect(JSON.stringify(await store.get(memberId))).toBe(dead);
+    expect(await store.get({ memberId, chain: userChain(7) })).toMatchObject({ userId: 7 });
+    await pool.close();
+  });
+});

@@ -1,6 +1,7 @@
 // The stand-in's world: its settings, the portals with their users, and the ledger of every token
 // and code it minted. Everything else (OAuth endpoints, REST, payload builders) reads and moves it.
 
+import { announceSecret } from './minted.js';
 import type { FakePortalOptions, FakeUserOptions } from './options.js';
 import type { FakeChain, FakePortal, FakeTokenStatus } from './types.js';
 import { assertUserId, normaliseDomain, randomHex } from './util.js';
@@ -159,6 +160,7 @@ export class Ledger {
       appVersion: options.appVersion ?? 1,
       users,
     };
+    if (options.applicationToken === undefined) announceSecret('application_token', state.applicationToken);
     const view = portalView(state, this.config.url);
     this.#portals.set(memberId, { state, view });
     this.#byDomain.set(domain, memberId);
@@ -229,6 +231,8 @@ export class Ledger {
     this.user(state, userId);
     const accessToken = randomHex(35);
     const refreshToken = randomHex(35);
+    announceSecret('access_token', accessToken);
+    announceSecret('refresh_token', refreshToken);
     const { accessTtlSec } = this.config;
     const expires = this.nowSec() + accessTtlSec;
     this.#access.set(accessToken, { memberId: state.memberId, userId, expiresMs: expires * 1000, dead: false, forcedExpired: false });
@@ -289,6 +293,7 @@ export class Ledger {
   addCode(state: PortalState, userId: number): string {
     this.user(state, userId);
     const code = randomHex(35);
+    announceSecret('authorization_code', code);
     this.#codes.set(code, {
       memberId: state.memberId,
       userId,

@@ -5,6 +5,7 @@ import type { Server } from 'node:http';
 import type { B24OAuthParams } from '@bitrix24/b24jssdk';
 import { appPageRequest, authorize } from './app-page.js';
 import { Ledger } from './ledger.js';
+import { announceSecret } from './minted.js';
 import type {
   AppPageRequestOptions,
   AuthorizeOptions,
@@ -84,6 +85,7 @@ export class FakeBitrix24 {
     this.serverEndpoint = `${this.url}/rest/`;
     this.clientId = options.clientId ?? DEFAULT_FAKE_CLIENT_ID;
     this.clientSecret = options.clientSecret ?? DEFAULT_FAKE_CLIENT_SECRET;
+    announceSecret('client_secret', this.clientSecret);
     this.#ledger = new Ledger({
       url: this.url,
       serverEndpoint: this.serverEndpoint,

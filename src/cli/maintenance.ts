@@ -1,0 +1,115 @@
+// `sweep`, `reactivate`, `forget` and `rekey`: thin commands over the pool and the stores.
+
+import { EncryptedTokenStore } from '../store/encrypted.js';
+import type { PortalListOptions, PortalListPage, TokenStore } from '../store/token-store.js';
+import { PortalClientPool } from '../pool/pool.js';
+import { consoleLogger, silentLogger } from '../logger.js';
+import { CliError, ExitCode, scrub, usageError } from './errors.js';
+import { progress, type CliIo } from './io.js';
+import { countPortals } from './count.js';
+
+/** The app's credentials from options or the environment. */
+export function credentials(io: CliIo, options: { clientId?: string | undefined; clientSecret?: string | undefined }): { clientId: string; clientSecret: string } {
+  const clientId = options.clientId ?? io.env['B24PT_CLIENT_ID'];
+  const clientSecret = options.clientSecret ?? io.env['B24PT_CLIENT_SECRET'];
+  if (clientId === undefined || clientId === '' || clientSecret === undefined || clientSecret === '') {
+    throw usageError('the app credentials are missing: pass --client-id and --client-secret, or set B24PT_CLIENT_ID and B24PT_CLIENT_SECRET');
+  }
+  return { clientId, clientSecret };
+}
+
+/** A view of the store whose `list` reports each page it returns (for the sweep's progress). */
+function counting(store: TokenStore, onPage: (records: number) => void): TokenStore {
+  const list = store.list?.bind(store);
+  if (list === undefined) return store;
+  return new Proxy(store, {
+    get(target, property, receiver) {
+      if (property === 'list') {
+        return async (options?: PortalListOptions): Promise<PortalListPage> => {
+          const page = await list(options);
+          onPage(page.records.length);
+          return page;
+        };
+      }
+      const value: unknown = Reflect.get(target, property, receiver);
+      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+}
+
+/** Options of the `sweep` command. */
+export interface SweepCommandOptions {
+  readonly idleDays: number;
+  readonly concurrency: number;
+  readonly pageSize: number;
+  readonly userChains: boolean;
+  readonly verbose: boolean;
+}
+
+/** Runs the pool's keep-alive sweep with a progress bar; returns the exit code. */
+export async function runSweepCommand(store: TokenStore, io: CliIo, creds: { clientId: string; clientSecret: string }, options: SweepCommandOptions): Promise<number> {
+  const bar = progress(io, 'sweeping', 1000);
+  bar.total(await countPortals(store, options.pageSize));
+  let pending = 0;
+  const pool = new PortalClientPool({ store: counting(store, (n) => (pending += n)), ...creds, logger: options.verbose ? consoleLogger : silentLogger });
+  const controller = new AbortController();
+  const stop = (): void => controller.abort();
+  process.once('SIGINT', stop);
+  const timer = setInterval(() => {
+    if (pending > 0) bar.tick(pending);
+    pending = 0;
+  }, 200);
+  try {
+    const result = await pool.sweep({ idleDays: options.idleDays, concurrency: options.concurrency, pageSize: options.pageSize, userChains: options.userChains, signal: controller.signal });
+    if (pending > 0) bar.tick(pending);
+    bar.stop();
+    io.out(`sweep${controller.signal.aborted ? ' (interrupted)' : ''}: ${result.checked} chains checked, ${result.refreshed} refreshed, ${result.revoked} revoked, ${result.failed} failed\n`);
+    return result.failed > 0 || controller.signal.aborted ? ExitCode.Failure : ExitCode.Ok;
+  } finally {
+    clearInterval(timer);
+    process.off('SIGINT', stop);
+    await pool.close();
+  }
+}
+
+/** `reactivate`: one try of the stored refresh token; prints the chain's state. */
+export async function runReactivate(store: TokenStore, io: CliIo, creds: { clientId: string; clientSecret: string }, memberId: string, userId: number | undefined): Promise<number> {
+  const pool = new PortalClientPool({ store, ...creds, logger: silentLogger });
+  try {
+    const record = await pool.reactivate(memberId, { userId });
+    io.out(`${record.memberId} ${record.chain}: ${record.state}, version ${record.version}, token expires ${new Date(record.expires * 1000).toISOString()}\n`);
+    return ExitCode.Ok;
+  } finally {
+    await pool.close();
+  }
+}
+
+/** `forget`: deletes every chain of a portal, after confirmation. */
+export async function runForget(store: TokenStore, io: CliIo, memberId: string, yes: boolean): Promise<number> {
+  if (!yes) {
+    if (!io.isTTY || io.confirm === undefined) throw usageError('forget deletes every chain of the portal: pass --yes to confirm when not on a terminal');
+    const record = await store.get(memberId);
+    const what = record === undefined ? `portal ${memberId} (no portal chain stored)` : `portal ${memberId} (${record.domain})`;
+    if (!(await io.confirm(`Delete every token chain of ${scrub(what)}? This cannot be undone. [y/N] `))) {
+      io.err('nothing deleted\n');
+      return ExitCode.Ok;
+    }
+  }
+  const deleted = await store.deletePortal(memberId);
+  io.out(`${memberId}: ${deleted} record${deleted === 1 ? '' : 's'} deleted\n`);
+  return ExitCode.Ok;
+}
+
+/** `rekey`: re-encrypts every record with the write key. */
+export async function runRekey(store: TokenStore, io: CliIo, pageSize: number): Promise<number> {
+  if (!(store instanceof EncryptedTokenStore)) {
+    throw new CliError('rekey needs the encryption keys: set B24PT_KEYS=newId:base64,oldId:base64 (the first one writes)', ExitCode.Usage);
+  }
+  const result = await store.rekey({ pageSize });
+  io.out(
+    `rekey with ${store.writeKeyId}: ${result.scanned} scanned, ${result.rekeyed} re-encrypted, ${result.current} already current, ${result.conflicts} conflicts, ${result.vanished} vanished, ${result.failed.length} failed\n`,
+  );
+  for (const f of result.failed) io.out(`  failed ${f.memberId} ${f.chain}: key ${f.keyId ?? 'unknown'}, ${f.reason}\n`);
+  if (result.conflicts > 0) io.out('  records kept changing; run rekey again\n');
+  return result.failed.length > 0 || result.conflicts > 0 ? ExitCode.Failure : ExitCode.Ok;
+}

@@ -1,0 +1,43 @@
+// One place where everything the library lets out can be watched: every log call it makes, every
+// pool event, every error it creates and every HTTP answer its handlers give are published on one
+// `node:diagnostics_channel`. Nothing is published (and nothing is built) while nobody subscribes,
+// so the cost in production is one `hasSubscribers` check per call. The test suite subscribes and
+// checks that no token the stand-in Bitrix24 minted ever appears in any of it.
+
+import { channel } from 'node:diagnostics_channel';
+import type { Logger, LogMethod } from './logger.js';
+
+/** The name of the channel {@link Observation}s are published on. */
+export const OBSERVE_CHANNEL = 'b24-portal-tokens:observe';
+
+/** One thing the library let out, as published on {@link OBSERVE_CHANNEL}. */
+export type Observation =
+  | { readonly kind: 'log'; readonly level: keyof Logger; readonly context: unknown; readonly message: string | undefined }
+  | { readonly kind: 'event'; readonly event: string; readonly payload: unknown }
+  | { readonly kind: 'error'; readonly error: Error }
+  | { readonly kind: 'response'; readonly status: number; readonly headers: unknown; readonly body: unknown }
+  | { readonly kind: 'pool'; readonly pool: { stats(): unknown } };
+
+const observeChannel = channel(OBSERVE_CHANNEL);
+
+/** Publishes one observation when someone listens; a no-op otherwise. */
+export function observe(observation: () => Observation): void {
+  if (observeChannel.hasSubscribers) observeChannel.publish(observation());
+}
+
+const OBSERVED = Symbol.for('b24-portal-tokens.observedLogger');
+
+/**
+ * The logger with every call also published on {@link OBSERVE_CHANNEL}. Idempotent: a logger it
+ * returned is returned as is. The given logger's methods are called with the same arguments.
+ */
+export function observedLogger(logger: Logger): Logger {
+  if ((logger as Partial<Record<typeof OBSERVED, true>>)[OBSERVED] === true) return logger;
+  const wrap = (level: keyof Logger): LogMethod => {
+    return (context, message) => {
+      observe(() => ({ kind: 'log', level, context, message }));
+      logger[level](context, message);
+    };
+  };
+  return Object.freeze({ debug: wrap('debug'), info: wrap('info'), warn: wrap('warn'), error: wrap('error'), [OBSERVED]: true as const });
+}

@@ -1,0 +1,167 @@
+// `migrate`: version continuity, resumption after a hard kill, verification, dry runs, records that
+// change during the copy; against the file store, SQLite, PostgreSQL and Redis.
+
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runMigrate, migrateReport } from '../../src/cli/migrate.js';
+import { EncryptedTokenStore } from '../../src/store/encrypted.js';
+import { FileTokenStore } from '../../src/store/file.js';
+import { MemoryTokenStore } from '../../src/store/memory.js';
+import { PostgresTokenStore } from '../../src/store/postgres/index.js';
+import { RedisTokenStore } from '../../src/store/redis/index.js';
+import { SqliteTokenStore } from '../../src/store/sqlite/index.js';
+import type { TokenStore } from '../../src/store/token-store.js';
+import { serviceAvailable, SERVICES } from '../support/services.js';
+import { CLI, dropPostgresPrefix, dropRedisPrefix, memoryIo, recordInput, runBinary, seedPortals, TOKEN } from './helpers.js';
+
+const postgres = await serviceAvailable('postgres');
+const redis = await serviceAvailable('redis');
+const run = `${process.pid}_${Date.now().toString(36)}`;
+let dir: string;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'b24pt-cli-migrate-'));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+/**
+ * Asserts that every chain of `target` equals the source's record of the same key, versions
+ * included, and returns how many there are. It pages through the target and reads the source by
+ * key, because the file store's `listChains` reads the whole directory on every call.
+ */
+async function expectSameRecords(source: TokenStore, target: TokenStore): Promise<number> {
+  let n = 0;
+  let after: string | undefined;
+  do {
+    const page = await target.list!({ after, limit: 500 });
+    for (const portal of page.records) {
+      for (const record of [portal, ...(await target.listChains!(portal.memberId))]) {
+        expect(record).toEqual(await source.get({ memberId: record.memberId, chain: record.chain }));
+        n++;
+      }
+    }
+    after = page.next;
+  } while (after !== undefined);
+  return n;
+}
+
+describe.skipIf(!postgres)('10,000 portals from the file store to PostgreSQL', () => {
+  const prefix = `cli_mig_${run}`;
+  const url = `${SERVICES.postgres.url}?tablePrefix=${prefix}`;
+  afterAll(async () => {
+    await dropPostgresPrefix(SERVICES.postgres.url, prefix);
+  });
+
+  it('is killed midway, resumed, and ends with every record equal, versions included', async () => {
+    const source = new FileTokenStore({ directory: join(dir, 'big') });
+    await seedPortals(source, 10_000, 32, 0, (i) => (i % 10 === 0 ? 3 : 1));
+    for (let i = 0; i < 10_000; i += 500) await source.upsert(recordInput(i, { chain: `user:${i + 2}`, userId: i + 2 }));
+    const args = ['migrate', '--from', `file:${join(dir, 'big')}`, '--to', url, '--page-size', '500'];
+
+    // First run: killed (SIGKILL, no clean-up) once it has reported 3000 portals.
+    const child = spawn(process.execPath, [CLI, ...args], { env: { PATH: process.env['PATH'] ?? '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    const killed = await new Promise<boolean>((resolve) => {
+      child.stderr.setEncoding('utf8').on('data', (d: string) => {
+        stderr += d;
+        if (/migrating: 3000/.test(stderr)) child.kill('SIGKILL');
+      });
+      child.on('close', (_code, signal) => resolve(signal === 'SIGKILL'));
+    });
+    expect(killed).toBe(true);
+    const target = new PostgresTokenStore({ connectionString: SERVICES.postgres.url, tablePrefix: prefix });
+    try {
+      const partial = await target.list({ limit: 1000 });
+      expect(partial.records.length).toBeGreaterThan(0);
+
+      // Second run: resumes, skipping what is already there.
+      const resumed = await runBinary(args);
+      expect(resumed.stderr).not.toMatch(TOKEN);
+      expect(resumed.code).toBe(0);
+      const present = Number(/already present (\d+)/.exec(resumed.stdout)?.[1]);
+      expect(present).toBeGreaterThanOrEqual(3000);
+      expect(resumed.stdout).toMatch(/10020 chains read/);
+      expect(resumed.stdout).toMatch(/verify: source 10000 portals, 10020 chains; target 10020 chains: ok/);
+      expect(resumed.stdout).not.toMatch(TOKEN);
+      expect(await expectSameRecords(source, target)).toBe(10_020);
+    } finally {
+      await target.close();
+    }
+  }, 1_800_000);
+});
+
+describe('small migrations', () => {
+  it('SQLite to an encrypted Redis store: dry run writes nothing, then versions carry over', async () => {
+    if (!redis) return;
+    const filename = join(dir, 'small.db');
+    const source = new SqliteTokenStore({ filename });
+    await seedPortals(source, 30, 4);
+    await source.upsert(recordInput(4, { chain: 'user:9', userId: 9 }));
+    await source.upsert(recordInput(4, { chain: 'user:9', userId: 9 }));
+    await source.delete(recordInput(5).memberId);
+    const keyPrefix = `clitest${run}`;
+    const url = `${SERVICES.redis.url}?keyPrefix=${keyPrefix}`;
+    const env = { B24PT_KEYS: `k1:${Buffer.alloc(32, 7).toString('base64')}` };
+    const plain = new RedisTokenStore({ url: SERVICES.redis.url, keyPrefix });
+    try {
+      const dry = await runBinary(['migrate', '--from', `sqlite:${filename}`, '--to', url, '--dry-run'], env);
+      expect(dry.code).toBe(0);
+      expect(dry.stdout).toMatch(/30 chains read: would copy 30, already present 0/);
+      expect((await plain.list()).records).toHaveLength(0);
+
+      const done = await runBinary(['migrate', '--from', `sqlite:${filename}`, '--to', url, '--page-size', '7'], env);
+      expect(done.code).toBe(0);
+      expect(done.stdout).toContain('verify: source 29 portals, 30 chains; target 30 chains: ok');
+      const encrypted = new EncryptedTokenStore(plain, { keys: { k1: Buffer.alloc(32, 7) }, writeKeyId: 'k1' });
+      expect(await expectSameRecords(source, encrypted)).toBe(30);
+      const raw = await plain.get(recordInput(4).memberId);
+      expect(raw?.refreshToken).toMatch(/^v1\.k1\./);
+      expect(raw?.version).toBe(2);
+      expect((await plain.get({ memberId: recordInput(4).memberId, chain: 'user:9' }))?.version).toBe(2);
+
+      const again = await runBinary(['migrate', '--from', `sqlite:${filename}`, '--to', url], env);
+      expect(again.stdout).toMatch(/copied 0, already present 30/);
+    } finally {
+      await source.close();
+      await plain.close();
+      await dropRedisPrefix(SERVICES.redis.url, keyPrefix);
+    }
+  });
+
+  it('reports a record that changed in the source during the copy, and fails', async () => {
+    const source = new MemoryTokenStore();
+    await seedPortals(source, 10, 1);
+    const moving = recordInput(3).memberId;
+    let reads = 0;
+    const read = source.get.bind(source);
+    source.get = async (key) => {
+      const id = typeof key === 'string' ? key : key.memberId;
+      if (id === moving && reads++ === 0) await source.upsert(recordInput(3));
+      return read(key);
+    };
+    const target = new MemoryTokenStore();
+    const io = memoryIo();
+    const result = await runMigrate(source, target, io, { dryRun: false, pageSize: 4, concurrency: 2 });
+    expect(result.changed).toEqual([expect.objectContaining({ memberId: moving, chain: 'portal' })]);
+    const report = migrateReport(result, false);
+    expect(report.ok).toBe(false);
+    expect(report.text).toContain(`changed ${moving} portal`);
+    expect(report.text).not.toMatch(TOKEN);
+  });
+
+  it('keeps a target version above the source when the target held the chain before', async () => {
+    const source = new MemoryTokenStore();
+    const target = new MemoryTokenStore();
+    await source.upsert(recordInput(1));
+    for (let i = 0; i < 3; i++) await target.upsert(recordInput(1));
+    await runMigrate(source, target, memoryIo(), { dryRun: false, pageSize: 10, concurrency: 1 });
+    const copied = await target.get(recordInput(1).memberId);
+    expect(copied?.version).toBe(4);
+    expect(copied?.refreshToken).toBe((await source.get(recordInput(1).memberId))?.refreshToken);
+  });
+});

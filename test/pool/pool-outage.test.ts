@@ -1,0 +1,95 @@
+// The pool through a PostgreSQL outage (the server is stopped and started from the test): while it
+// is down callers get a typed transient StoreError; afterwards the same pool works without a
+// restart, its change subscription is back (another worker's refresh is followed), and no stored
+// chain is lost. Runs in the serial outage pass (vitest.outage.config.ts).
+import { execFile } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { promisify } from 'node:util';
+import { afterAll, describe, expect, it } from 'vitest';
+import { StoreError } from '../../src/errors.js';
+import { silentLogger } from '../../src/logger.js';
+import { PortalClientPool } from '../../src/pool/pool.js';
+import { PostgresTokenStore } from '../../src/store/postgres/index.js';
+import { FakeBitrix24, seedStore } from '../../src/testing/fake-bitrix24.js';
+import { dropTables, enterGate, PG_URL, uniquePrefix, waitForPostgres } from '../store/fixtures/pg-support.js';
+import { serviceAvailable } from '../support/services.js';
+
+const run = promisify(execFile);
+const available = await serviceAvailable('postgres');
+const cluster = (() => {
+  try {
+    return readdirSync('/etc/postgresql').sort().at(-1);
+  } catch {
+    return undefined;
+  }
+})();
+
+async function pgCtl(action: 'stop' | 'start'): Promise<void> {
+  if (cluster === undefined) throw new Error('no PostgreSQL cluster to control');
+  await run('pg_ctlcluster', ['--skip-systemctl-redirect', cluster, 'main', action, ...(action === 'stop' ? ['--mode=fast'] : [])]);
+}
+
+async function ensureRunning(): Promise<void> {
+  const ready = await run('pg_isready', ['-h', '127.0.0.1', '-p', '5432']).then(
+    () => true,
+    () => false,
+  );
+  if (!ready) await pgCtl('start').catch(() => undefined);
+  await waitForPostgres();
+}
+
+afterAll(async () => {
+  await ensureRunning(); // whatever happened, leave PostgreSQL running for everyone else
+});
+
+describe.skipIf(!available)('the pool through a PostgreSQL outage', () => {
+  it('answers typed transient errors while down, then recovers with its feed, and loses no chain', async () => {
+    const leave = await enterGate('exclusive');
+    const b24 = await FakeBitrix24.start();
+    const prefix = uniquePrefix('pooloutage');
+    const store = new PostgresTokenStore({ connectionString: PG_URL, tablePrefix: prefix });
+    const writer = new PostgresTokenStore({ connectionString: PG_URL, tablePrefix: prefix });
+    const pool = new PortalClientPool({ store, clientId: b24.clientId, clientSecret: b24.clientSecret, logger: silentLogger });
+    const other = new PortalClientPool({ store: writer, clientId: b24.clientId, clientSecret: b24.clientSecret, logger: silentLogger });
+    try {
+      const cached = b24.addPortal();
+      const uncached = b24.addPortal();
+      await seedStore(store, b24, cached.memberId);
+      await seedStore(store, b24, uncached.memberId);
+      await pool.ready();
+      await pool.clientFor(cached.memberId);
+      const before = JSON.stringify(await store.get(uncached.memberId));
+
+      await pgCtl('stop');
+      const failure = await pool.clientFor(uncached.memberId).catch((error: unknown) => error);
+      expect(failure).toBeInstanceOf(StoreError);
+      expect((failure as StoreError).transient).toBe(true);
+      await pgCtl('start');
+      await waitForPostgres();
+
+      // The same pool works again, and nothing stored was lost.
+      expect((await (await pool.clientFor(uncached.memberId)).actions.v2.call.make({ method: 'profile' })).isSuccess).toBe(true);
+      expect(JSON.stringify(await store.get(uncached.memberId))).toBe(before);
+
+      // The subscription is back: another worker's refresh reaches the cached client without a refused call.
+      for (let i = 0; i < 100 && (await pool.clientFor(cached.memberId).then(() => false, () => true)); i++) await new Promise((r) => setTimeout(r, 50));
+      await new Promise((resolve) => setTimeout(resolve, 1500)); // the feed reconnects with back-off
+      b24.expireAccessTokens(cached.memberId);
+      expect((await (await other.clientFor(cached.memberId)).actions.v2.call.make({ method: 'profile' })).isSuccess).toBe(true);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const refused = b24.stats.rest.invalidToken + b24.stats.rest.expiredToken;
+      expect((await (await pool.clientFor(cached.memberId)).actions.v2.call.make({ method: 'profile' })).isSuccess).toBe(true);
+      expect(b24.stats.rest.invalidToken + b24.stats.rest.expiredToken).toBe(refused);
+      expect(pool.stats().refreshes).toBe(0);
+    } finally {
+      await ensureRunning();
+      await pool.close();
+      await other.close();
+      await store.close();
+      await writer.close();
+      await dropTables(prefix);
+      await b24.close();
+      await leave();
+    }
+  }, 120_000);
+});

@@ -1,0 +1,55 @@
+// A local TypeDoc plugin: puts every exported declaration without an explicit `@category` tag into
+// a category by the source folder it is declared in, so the API reference reads by topic (pool,
+// stores, lifecycle, events, errors, testing, operations) without tagging each declaration.
+import { Comment, CommentTag, Converter, ReflectionKind } from 'typedoc';
+
+/** Source path prefixes (relative to the package) and their category; the first match wins. */
+const RULES = [
+  ['src/errors.ts', 'Errors'],
+  ['src/store/', 'Stores'],
+  ['src/testing/', 'Testing'],
+  ['src/otel/', 'Operations'],
+  ['src/cli/', 'Operations'],
+  ['src/pool-events.ts', 'Events'],
+  ['src/events/rest.ts', 'Events'],
+  ['src/http/events.ts', 'Events'],
+  ['src/http/event-auth.ts', 'Events'],
+  ['src/pool/', 'Pool'],
+  ['src/coordinator/', 'Pool'],
+  ['src/sdk/', 'Pool'],
+  ['src/clock.ts', 'Pool'],
+  ['src/logger.ts', 'Pool'],
+  ['src/context.ts', 'Pool'],
+  ['src/spool/', 'Lifecycle'],
+  ['src/events/', 'Lifecycle'],
+  ['src/http/', 'Lifecycle'],
+  ['src/oauth/', 'Lifecycle'],
+  ['src/protocol/', 'Lifecycle'],
+  ['src/body.ts', 'Lifecycle'],
+  ['src/plain.ts', 'Lifecycle'],
+];
+
+const TOP_LEVEL = ReflectionKind.Class | ReflectionKind.Interface | ReflectionKind.Function | ReflectionKind.Variable | ReflectionKind.TypeAlias | ReflectionKind.Enum;
+
+function hasCategory(comment) {
+  return comment?.blockTags.some((tag) => tag.tag === '@category') ?? false;
+}
+
+/** @param {import('typedoc').Application} app */
+export function load(app) {
+  app.converter.on(Converter.EVENT_RESOLVE_BEGIN, (context) => {
+    const project = context.project;
+    for (const reflection of project.getReflectionsByKind(TOP_LEVEL)) {
+      if (!reflection.parent?.kindOf(ReflectionKind.Module | ReflectionKind.Project)) continue;
+      const signatures = reflection.signatures ?? [];
+      if (hasCategory(reflection.comment) || signatures.some((s) => hasCategory(s.comment))) continue;
+      const path = project.getSymbolIdFromReflection(reflection)?.packagePath ?? '';
+      const category = RULES.find(([prefix]) => path.startsWith(prefix))?.[1];
+      if (category === undefined) continue;
+      const tag = new CommentTag('@category', [{ kind: 'text', text: category }]);
+      const target = signatures[0] ?? reflection;
+      target.comment ??= new Comment();
+      target.comment.blockTags.push(tag);
+    }
+  });
+}

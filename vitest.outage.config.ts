@@ -1,0 +1,13 @@
+// The outage tests stop and restart the shared PostgreSQL and Redis: they run in a pass of their
+// own after the main run, one file at a time, so no other test meets the outage.
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*-outage.test.ts'],
+    testTimeout: 120_000,
+    hookTimeout: 120_000,
+    pool: 'forks',
+    fileParallelism: false,
+  },
+});

@@ -53,6 +53,8 @@ export const ErrorCode = {
   DecryptionFailed: 'DECRYPTION_FAILED',
   /** The install spool is full (its entry or byte bound); the event could not be kept. */
   SpoolFull: 'SPOOL_FULL',
+  /** A REST request would have had to wait for the portal's request budget past the caller's limit. */
+  RateLimited: 'RATE_LIMITED',
 } as const;
 
 /** The union of every value in {@link ErrorCode}. */
@@ -372,5 +374,29 @@ export class SpoolFullError extends PortalTokensError {
   constructor(limit: 'entries' | 'bytes', options: PortalTokensErrorOptions = {}) {
     super(`The install spool is full (its ${limit === 'entries' ? 'maxEntries' : 'maxBytes'} bound is reached)`, options);
     this.limit = limit;
+  }
+}
+
+/**
+ * A REST request was not sent: the portal's shared request budget (Bitrix24's leaky bucket or a
+ * method's operating time) would have made it wait longer than allowed (the pool's
+ * `maxBudgetWaitMs`, or the time left before the request's `AbortSignal` fired). Nothing was taken
+ * from the budget; retrying after `waitMs` is likely to go through.
+ */
+export class RateLimitedError extends PortalTokensError {
+  readonly code = ErrorCode.RateLimited;
+  /** How long the request would have had to wait, ms. */
+  readonly waitMs: number;
+  /** What held it: the request budget (`'rate'`), a method's operating time, or an abort. */
+  readonly reason: 'rate' | 'operating' | 'aborted';
+  constructor(memberId: string, waitMs: number, reason: 'rate' | 'operating' | 'aborted', options: PortalTokensErrorOptions = {}) {
+    super(
+      reason === 'aborted'
+        ? `A REST request of portal ${memberId} was aborted while it waited for the request budget`
+        : `A REST request of portal ${memberId} would wait ${Math.ceil(waitMs)} ms for the ${reason === 'rate' ? 'request budget' : 'operating-time budget'}, past its limit`,
+      { ...options, memberId },
+    );
+    this.waitMs = waitMs;
+    this.reason = reason;
   }
 }

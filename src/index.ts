@@ -27,6 +27,7 @@ export {
   VerificationFailedError,
   DecryptionError,
   SpoolFullError,
+  RateLimitedError,
 } from './errors.js';
 export type { InvalidEventCode, PortalTokensErrorOptions, DecryptionFailureReason } from './errors.js';
 
@@ -60,6 +61,8 @@ export type { EventBody, ParseEventOptions } from './events/options.js';
 export { parseRestEvent, LIFECYCLE_EVENT_NAMES } from './events/rest.js';
 
 // The client pool
+export { BITRIX24_PLAN_LIMITS, SDK_LIMITER_OFF, withRequestDeadline } from './sdk/budget.js';
+export type { RequestBudgetLimits, RequestDeadline } from './sdk/budget.js';
 export { PortalClientPool } from './pool/pool.js';
 export type { BackoffPolicy } from './coordinator/backoff.js';
 export type { ClientForOptions, PortalClientPoolOptions, PoolLifecycleChange, SweepOptions, SweepResult } from './pool/pool.js';

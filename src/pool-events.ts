@@ -1,6 +1,9 @@
 // The pool's typed events and counters: plain types, below the coordinator and the pool that emit them.
 
 import type { ChainId } from './store/token-store.js';
+import type { BudgetEvent, PortalBudgetStats } from './sdk/budget.js';
+
+export type { BudgetEvent, PortalBudgetStats };
 
 /** Why a client left the pool's cache. */
 export type EvictionReason = 'capacity' | 'manual' | 'revoked' | 'lifecycle' | 'endpoint-changed' | 'closed' | 'resync';
@@ -121,6 +124,12 @@ export interface PoolEventMap {
   'refresh-attempt': RefreshAttemptEvent;
   /** A wait for another holder of a chain's lock has ended (for metrics). */
   'lock-wait': LockWaitEvent;
+  /** A REST request waited for its portal's request budget (`ms`: the wait). */
+  'budget-wait': BudgetEvent;
+  /** A 503 pushed a portal's shared budget back for every worker (`ms`: how far). */
+  'budget-push-back': BudgetEvent;
+  /** A portal answered 503 `QUERY_LIMIT_EXCEEDED`. */
+  'query-limit-exceeded': BudgetEvent;
 }
 
 /** Names of the pool's events. */
@@ -151,4 +160,12 @@ export interface PoolStats {
   readonly evictions: number;
   /** Times this process had to wait for another holder of a portal's lock. */
   readonly lockWaits: number;
+  /** REST requests that waited for their portal's request budget (all portals). */
+  readonly budgetWaits: number;
+  /** Times a 503 pushed a portal's shared budget back (all portals). */
+  readonly budgetPushBacks: number;
+  /** 503 `QUERY_LIMIT_EXCEEDED` answers (all portals). */
+  readonly queryLimitExceeded: number;
+  /** The request budget's counters per portal (`memberId` → counters), for portals that had any. */
+  readonly budgets: Readonly<Record<string, PortalBudgetStats>>;
 }

@@ -7,6 +7,7 @@ import type { CoordinatorOptions } from '../coordinator/types.js';
 import type { Logger } from '../logger.js';
 import type { FetchLike } from '../oauth/oauth-client.js';
 import type { TokenStore } from '../store/token-store.js';
+import type { RequestBudgetLimits } from '../sdk/budget.js';
 
 /** Options of `PortalClientPool`. */
 export interface PortalClientPoolOptions {
@@ -80,8 +81,33 @@ export interface PortalClientPoolOptions {
    * have rotated the chain). @defaultValue 8
    */
   readonly maxConcurrentRefreshes?: number | undefined;
-  /** Passed to every `B24OAuth` as its `restrictionParams` (rate limits, retries). */
+  /**
+   * Passed to every `B24OAuth` as its `restrictionParams` (retries, error codes). While the
+   * request budget is on, its `rateLimit`, `adaptiveConfig` and `operatingLimit` are replaced by
+   * values that switch the SDK's own per-process limiter off (`SDK_LIMITER_OFF`).
+   */
   readonly restrictionParams?: Partial<RestrictionParams> | undefined;
+  /**
+   * Each portal's Bitrix24 request limits (the server's numbers: `BITRIX24_PLAN_LIMITS.standard`,
+   * 2/s and 50, or `.enterprise`, 5/s and 250), or a function giving them per portal (`undefined`
+   * for the standard plan). The pool keeps one budget per portal, shared by every worker through
+   * the store (`capabilities.budget`), below these numbers by `budgetHeadroom`. `false` turns the
+   * budget off (the SDK's own per-process limiter then applies, as before).
+   * @defaultValue `BITRIX24_PLAN_LIMITS.standard` for every portal
+   */
+  readonly requestBudget?: false | RequestBudgetLimits | ((memberId: string) => RequestBudgetLimits | undefined) | undefined;
+  /** The share of the server's numbers the budget uses, in (0, 1]. @defaultValue 0.8 (1.6/s and 40 on the standard plan) */
+  readonly budgetHeadroom?: number | undefined;
+  /**
+   * The longest a REST request waits for a slot, ms; a longer wait fails at once with
+   * `RateLimitedError` and takes nothing. Per call: `withRequestDeadline`. @defaultValue no limit
+   */
+  readonly maxBudgetWaitMs?: number | undefined;
+  /**
+   * For a store without a shared budget: the share of each portal's budget this process keeps in
+   * memory (1 / the number of worker processes). @defaultValue 1
+   */
+  readonly localBudgetShare?: number | undefined;
 }
 
 

@@ -25,6 +25,7 @@ import { rememberUser, reseed, type RememberUserContext } from './users.js';
 import { runSweep, type SweepOptions, type SweepResult } from './sweep.js';
 
 import { resolveCoordinatorOptions, resolveMax, type PortalClientPoolOptions } from './options.js';
+import { BITRIX24_PLAN_LIMITS, RequestBudget, SDK_LIMITER_OFF, type BudgetEvent, type RequestBudgetLimits } from '../sdk/budget.js';
 
 export type { SweepOptions, SweepResult } from './sweep.js';
 export type { PortalClientPoolOptions } from './options.js';
@@ -75,6 +76,7 @@ export class PortalClientPool implements PortalTokensContext {
   #following = false;
   #closed = false;
   #counters = { cacheHits: 0, clientsBuilt: 0, resentRequests: 0, evictions: 0 };
+  readonly #budget: RequestBudget | undefined;
 
   /** Creates a pool; it holds no timers and opens nothing until `clientFor` is called. */
   constructor(options: PortalClientPoolOptions) {
@@ -97,10 +99,12 @@ export class PortalClientPool implements PortalTokensContext {
     this.#oauth = oauth;
     this.logger = observedLogger(options.logger ?? consoleLogger);
     observe(() => ({ kind: 'pool', pool: this }));
+    this.#budget = createBudget(options, store, this.clock, this.logger, (event, payload) => this.#emit(event, payload));
     this.#settings = {
       clientId: options.clientId,
       clientSecret: options.clientSecret,
-      restrictionParams: options.restrictionParams,
+      // The pool's budget replaces the SDK's per-process limiter, which would otherwise stack on it.
+      restrictionParams: this.#budget === undefined ? options.restrictionParams : { ...options.restrictionParams, ...SDK_LIMITER_OFF },
     };
     this.#coordinator = new RefreshCoordinator({
       store,
@@ -287,6 +291,7 @@ export class PortalClientPool implements PortalTokensContext {
       revocations: c.revocations,
       evictions: this.#counters.evictions,
       lockWaits: c.lockWaits,
+      ...budgetTotals(this.#budget),
     };
   }
 
@@ -346,6 +351,7 @@ export class PortalClientPool implements PortalTokensContext {
       settings: this.#settings,
       countResend: () => this.#counters.resentRequests++,
       confirmMove: (record, move) => confirmMove(this.#oauth, record, move),
+      budget: this.#budget,
     });
     this.#cache.set(chainKeyOf(memberId, chain), slot);
     this.#counters.clientsBuilt++;
@@ -377,4 +383,49 @@ export class PortalClientPool implements PortalTokensContext {
       }
     }
   }
+}
+
+/** The pool's request budget from its options; `undefined` when turned off. */
+function createBudget(
+  options: PortalClientPoolOptions,
+  store: TokenStore,
+  clock: Clock,
+  logger: Logger,
+  emit: (event: 'budget-wait' | 'budget-push-back' | 'query-limit-exceeded', payload: BudgetEvent) => void,
+): RequestBudget | undefined {
+  const option = options.requestBudget;
+  if (option === false) return undefined;
+  const check = (limits: RequestBudgetLimits, where: string): RequestBudgetLimits => {
+    if (typeof limits !== 'object' || limits === null || !(limits.ratePerSec > 0) || !Number.isFinite(limits.ratePerSec) || !(limits.burst >= 1) || !Number.isFinite(limits.burst)) {
+      throw new TypeError(`${where} must be { ratePerSec > 0, burst >= 1 }`);
+    }
+    return limits;
+  };
+  let limitsFor: (memberId: string) => RequestBudgetLimits;
+  if (typeof option === 'function') limitsFor = (memberId) => check(option(memberId) ?? BITRIX24_PLAN_LIMITS.standard, 'requestBudget(memberId)');
+  else {
+    const fixed = check(option ?? BITRIX24_PLAN_LIMITS.standard, 'requestBudget');
+    limitsFor = () => fixed;
+  }
+  const headroom = options.budgetHeadroom ?? 0.8;
+  if (!(headroom > 0 && headroom <= 1)) throw new TypeError('budgetHeadroom must be in (0, 1]');
+  const localShare = options.localBudgetShare ?? 1;
+  if (!(localShare > 0 && localShare <= 1)) throw new TypeError('localBudgetShare must be in (0, 1]');
+  const maxWaitMs = options.maxBudgetWaitMs ?? Number.POSITIVE_INFINITY;
+  if (!(maxWaitMs >= 0)) throw new TypeError('maxBudgetWaitMs must be a number >= 0');
+  return new RequestBudget({ store, limitsFor, headroom, maxWaitMs, localShare, clock, logger, emit });
+}
+
+/** The budget's fields of PoolStats. */
+function budgetTotals(budget: RequestBudget | undefined): Pick<PoolStats, 'budgetWaits' | 'budgetPushBacks' | 'queryLimitExceeded' | 'budgets'> {
+  const budgets = budget?.stats() ?? {};
+  let budgetWaits = 0;
+  let budgetPushBacks = 0;
+  let queryLimitExceeded = 0;
+  for (const stats of Object.values(budgets)) {
+    budgetWaits += stats.waits;
+    budgetPushBacks += stats.pushBacks;
+    queryLimitExceeded += stats.queryLimitExceeded;
+  }
+  return { budgetWaits, budgetPushBacks, queryLimitExceeded, budgets };
 }

@@ -10,6 +10,7 @@ import { createSdkClient, refreshHookAnswer, type SdkClientSettings } from '../s
 import { interceptHttpClient, type InterceptedChain } from '../sdk/interceptors.js';
 import { portalMove, type PortalMove } from '../sdk/move.js';
 import { PortalNotInstalledError, PortalRevokedError, UserChainMissingError, VerificationFailedError } from '../errors.js';
+import type { RequestBudget } from '../sdk/budget.js';
 import type { PortalRecord } from '../store/token-store.js';
 
 /** What a slot needs from the pool that owns it. */
@@ -21,6 +22,8 @@ export interface SlotContext {
   countResend(): void;
   /** Whether the OAuth host confirms, for this installation, the REST root a 3xx points at. */
   confirmMove(record: PortalRecord, move: PortalMove): Promise<boolean>;
+  /** The pool's request budget, when on. */
+  readonly budget?: RequestBudget | undefined;
 }
 
 /** A cached chain. */
@@ -36,10 +39,13 @@ export class ChainSlot implements ChainView, InterceptedChain {
   /** The REST root the SDK client was built with (the SDK never changes it). */
   readonly #sdkEndpoint: string;
   readonly #context: SlotContext;
+  /** The pool's request budget (read by the interceptors). */
+  readonly budget: RequestBudget | undefined;
 
   /** Builds the chain's SDK client, its refresh hook and its interceptors. */
   constructor(record: PortalRecord, context: SlotContext) {
     this.#context = context;
+    this.budget = context.budget;
     this.record = record;
     this.windowSec = context.coordinator.windowFor(record);
     this.#sdkEndpoint = record.clientEndpoint;

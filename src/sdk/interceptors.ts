@@ -8,6 +8,7 @@
 import type { TypeHttp } from '@bitrix24/b24jssdk';
 import { restErrorCode } from '../protocol/rest-errors.js';
 import type { PortalRecord } from '../store/token-store.js';
+import { operatingOf, restMethodOf, type RequestBudget } from './budget.js';
 
 /** What the interceptors need from the chain they serve. */
 export interface InterceptedChain {
@@ -28,6 +29,8 @@ export interface InterceptedChain {
   move(requestUrl: string | undefined, location: string): Promise<string | undefined>;
   /** Counts a re-sent request. */
   countResend(): void;
+  /** The portal's request budget, when the pool keeps one (see budget.ts). */
+  readonly budget?: RequestBudget | undefined;
 }
 
 /** The axios request config fields touched here; structural, so axios stays the SDK's business. */
@@ -39,6 +42,8 @@ interface StampedConfig {
   [MOVED]?: boolean;
   [ORIGINAL_DATA]?: Record<string, unknown>;
   [RESENDS]?: number;
+  [PROBE]?: boolean;
+  [LIMIT_RETRIES]?: number;
 }
 
 interface AxiosFailure {
@@ -50,6 +55,10 @@ const SENT_TOKEN = Symbol('b24pt.sentToken');
 const ORIGINAL_DATA = Symbol('b24pt.originalData');
 const RESENDS = Symbol('b24pt.resends');
 const MOVED = Symbol('b24pt.moved');
+const PROBE = Symbol('b24pt.probe');
+const LIMIT_RETRIES = Symbol('b24pt.limitRetries');
+/** A request answered 503 QUERY_LIMIT_EXCEEDED is re-sent (after the pushed-back wait) at most this many times. */
+const MAX_LIMIT_RETRIES = 3;
 /** A request is re-sent at most this many times for superseded tokens. */
 const MAX_RESENDS = 2;
 /** A token the portal refused because the chain moved on (a refresh) or lapsed. */
@@ -62,6 +71,8 @@ export function interceptHttpClient(http: TypeHttp, chain: InterceptedChain): vo
   const axios = http.ajaxClient;
   axios.interceptors.request.use(async (config) => {
     const stamped = config as unknown as StampedConfig;
+    // The budget first: the token is stamped after the wait, so it is the current one when the request leaves.
+    if (chain.budget !== undefined) stamped[PROBE] = await chain.budget.beforeRequest(chain.record.memberId, restMethodOf(stamped.url));
     const data = stamped[ORIGINAL_DATA] ?? stamped.data;
     if (data !== null && typeof data === 'object' && typeof (data as { auth?: unknown }).auth === 'string') {
       // A request leaving while a refresh is in flight would carry the token that refresh is about
@@ -75,7 +86,23 @@ export function interceptHttpClient(http: TypeHttp, chain: InterceptedChain): vo
     }
     return config;
   });
-  axios.interceptors.response.use(undefined, async (error: unknown) => {
+  axios.interceptors.response.use(
+    (response: { config?: unknown; data?: unknown }) => {
+      const budget = chain.budget;
+      const config = response.config as StampedConfig | undefined;
+      if (budget !== undefined && config !== undefined) {
+        const memberId = chain.record.memberId;
+        budget.settle(memberId, config[PROBE] === true, false);
+        const method = restMethodOf(config.url);
+        const operating = operatingOf(response.data);
+        if (method !== undefined && operating !== undefined) {
+          // Best effort: a store hiccup here must not fail a call that succeeded.
+          void budget.recordOperating(memberId, method, operating).catch(() => undefined);
+        }
+      }
+      return response as never;
+    },
+    async (error: unknown) => {
     try {
       return await recover(error);
     } catch (thrown) {
@@ -90,6 +117,23 @@ export function interceptHttpClient(http: TypeHttp, chain: InterceptedChain): vo
     const config = failure.config;
     const sent = config?.[SENT_TOKEN];
     const status = failure.response?.status ?? 0;
+    const budget = chain.budget;
+    if (budget !== undefined && config !== undefined) {
+      const code = restErrorCode(failure.response?.data) ?? '';
+      const limited = status === 503 || code === 'QUERY_LIMIT_EXCEEDED';
+      // An answer other than a 503 says the portal's bucket had room; no answer says nothing.
+      budget.settle(chain.record.memberId, config[PROBE] === true, limited || failure.response === undefined);
+      config[PROBE] = false;
+      if (code === 'QUERY_LIMIT_EXCEEDED') {
+        await budget.pushBack(chain.record.memberId, restMethodOf(config.url));
+        const retries = config[LIMIT_RETRIES] ?? 0;
+        if (retries < MAX_LIMIT_RETRIES) {
+          config[LIMIT_RETRIES] = retries + 1;
+          return axios.request(config);
+        }
+        throw error;
+      }
+    }
     if (config === undefined || sent === undefined) throw error;
     if (status >= 300 && status < 400 && config[MOVED] !== true) {
       const location = failure.response?.headers?.['location'];

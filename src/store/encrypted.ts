@@ -8,6 +8,8 @@ import { resolveKey } from './record-checks.js';
 import { openFields, sealFields, type OpenOptions } from './sealed-fields.js';
 import { TokenCipher, type TokenEncryptionOptions } from './token-cipher.js';
 import type {
+  BudgetGrant,
+  BudgetSpec,
   ChainKey,
   ConditionalWriteResult,
   PortalListOptions,
@@ -75,6 +77,8 @@ export class EncryptedTokenStore implements TokenStore {
   declare readonly tryLock?: (key: ChainKey, ttlMs: number) => Promise<StoreLease | undefined>;
   /** Present when the inner store has it: the inner store's change feed (no token in it). See {@link TokenStore.subscribe}. */
   declare readonly subscribe?: (listener: StoreChangeListener) => Promise<StoreSubscription>;
+  /** Present when the inner store has it: the inner store's request budget (holds no token). See {@link TokenStore.acquire}. */
+  declare readonly acquire?: (key: string, spec: BudgetSpec) => Promise<BudgetGrant>;
   /** Present when the inner store lists: its records, decrypted. See {@link TokenStore.list}. */
   declare readonly list?: (options?: PortalListOptions) => Promise<PortalListPage>;
   /** Present when the inner store lists: its user chains, decrypted. See {@link TokenStore.listChains}. */
@@ -103,7 +107,8 @@ export class EncryptedTokenStore implements TokenStore {
     this.#open = { allowPlaintext };
     this.capabilities = { ...inner.capabilities };
     // Optional methods exist exactly when the inner store has them.
-    const self = this as { -readonly [K in 'tryLock' | 'subscribe' | 'list' | 'listChains']?: EncryptedTokenStore[K] };
+    const self = this as { -readonly [K in 'tryLock' | 'subscribe' | 'list' | 'listChains' | 'acquire']?: EncryptedTokenStore[K] };
+    if (inner.acquire !== undefined) self.acquire = (key, spec) => (inner.acquire as NonNullable<TokenStore['acquire']>).call(inner, key, spec);
     if (inner.tryLock !== undefined) self.tryLock = (key, ttlMs) => (inner.tryLock as NonNullable<TokenStore['tryLock']>).call(inner, key, ttlMs);
     if (inner.subscribe !== undefined) {
       self.subscribe = (listener) => (inner.subscribe as NonNullable<TokenStore['subscribe']>).call(inner, listener);

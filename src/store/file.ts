@@ -1,11 +1,12 @@
 // FileTokenStore: the embedded default store. One JSON file per chain in one directory, written
 // atomically (temp file, fsync, rename, fsync directory), with per-chain lock files shared across processes.
 
-import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename, stat } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, open, readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { systemClock, type Clock } from '../clock.js';
 import { PortalTokensError, StoreError } from '../errors.js';
+import { budgetStep, checkBudgetKey, gcra } from './budget-math.js';
 import { errorCode, FileLock, unlinkIfPresent } from './file-lock.js';
 import {
   applyPatch,
@@ -21,6 +22,8 @@ import {
   resolveKey,
 } from './record-checks.js';
 import type {
+  BudgetGrant,
+  BudgetSpec,
   ChainId,
   ChainKey,
   ConditionalWriteResult,
@@ -137,7 +140,7 @@ interface WriteTurn {
  */
 export class FileTokenStore implements TokenStore {
   /** Locks and listing work, and are shared by every process that opens the same directory. */
-  readonly capabilities: StoreCapabilities = { lock: true, crossProcess: true, list: true, changes: false };
+  readonly capabilities: StoreCapabilities = { lock: true, crossProcess: true, list: true, changes: false, budget: true };
   /** The absolute path of the directory holding the records. */
   readonly directory: string;
 
@@ -149,6 +152,9 @@ export class FileTokenStore implements TokenStore {
   #names: { readonly mtimeMs: number; readonly names: readonly string[] } | undefined;
   // Serialises this process's writes per chain, so they queue in memory instead of spinning on the lock file.
   readonly #queues = new Map<string, Promise<void>>();
+  // The same for budget steps, per budget key.
+  readonly #budgetQueues = new Map<string, Promise<void>>();
+  #budgetDir: Promise<string> | undefined;
 
   /** Creates a store on `options.directory`; nothing touches the disk until the first call. */
   constructor(options: FileTokenStoreOptions) {
@@ -289,6 +295,75 @@ export class FileTokenStore implements TokenStore {
         },
       };
     });
+  }
+
+  /**
+   * One GCRA step of `key`'s budget, shared by every process on this directory: a short critical
+   * section under a lock file (`budgets/<sha256 of key>.lock`) that reads and rewrites one number
+   * (`budgets/<sha256>.json`, renamed into place, not fsynced: a budget lost in a crash is only a
+   * full bucket again). Time is this machine's clock. See {@link TokenStore.acquire}.
+   */
+  async acquire(key: string, spec: BudgetSpec): Promise<BudgetGrant> {
+    checkBudgetKey(key);
+    const step = budgetStep(spec);
+    const stem = createHash('sha256').update(key, 'utf8').digest('hex');
+    const previous = this.#budgetQueues.get(stem) ?? Promise.resolve();
+    let done = (): void => undefined;
+    const tail = previous.then(() => new Promise<void>((resolveTurn) => (done = resolveTurn)));
+    this.#budgetQueues.set(stem, tail);
+    try {
+      await previous;
+      const directory = await this.#budgets();
+      const lock = new FileLock(join(directory, `${stem}.lock`), this.#now, this.#fileMode);
+      const deadline = this.#clock.now() + WRITE_LOCK_WAIT_MS;
+      let lease;
+      for (let pause = 0.5; ; pause = Math.min(pause * 2, 10)) {
+        lease = await lock.tryAcquire(WRITE_LEASE_MS);
+        if (lease !== undefined) break;
+        if (this.#clock.now() > deadline) throw new StoreError('Timed out waiting for a budget lock', { transient: true });
+        await this.#clock.sleep(pause + Math.random() * pause);
+      }
+      try {
+        const path = join(directory, `${stem}.json`);
+        const stored = await readFile(path, 'utf8').then(
+          (text) => Number(text),
+          (error: unknown) => {
+            if (errorCode(error) === 'ENOENT') return undefined;
+            throw error;
+          },
+        );
+        const now = this.#now();
+        const { tat, grant } = gcra(stored !== undefined && Number.isFinite(stored) ? stored : undefined, now, step);
+        if (tat !== stored) {
+          const temp = join(directory, `.${stem}.${lease.token}.tmp`);
+          await writeFile(temp, String(tat), { mode: this.#fileMode });
+          await rename(temp, path);
+        }
+        return grant;
+      } finally {
+        await lock.release(lease.token).catch(() => undefined);
+      }
+    } catch (error) {
+      if (error instanceof PortalTokensError || error instanceof TypeError) throw error;
+      throw new StoreError('File token store failed to take a budget step', { cause: error, transient: isTransient(error) });
+    } finally {
+      done();
+      if (this.#budgetQueues.get(stem) === tail) this.#budgetQueues.delete(stem);
+    }
+  }
+
+  /** The budgets subdirectory, created once. */
+  async #budgets(): Promise<string> {
+    this.#budgetDir ??= (async () => {
+      await this.#prepare();
+      const directory = join(this.directory, 'budgets');
+      await mkdir(directory, { recursive: true, mode: 0o700 });
+      return directory;
+    })().catch((error: unknown) => {
+      this.#budgetDir = undefined;
+      throw error;
+    });
+    return this.#budgetDir;
   }
 
   /** {@inheritDoc TokenStore.list} */

@@ -5,6 +5,7 @@
    rejects like an I/O failure would, and they must not await: that is what keeps them atomic. */
 
 import { randomUUID } from 'node:crypto';
+import { budgetStep, checkBudgetKey, gcra } from './budget-math.js';
 import {
   applyPatch,
   checkExpectedVersion,
@@ -17,6 +18,8 @@ import {
   resolveKey,
 } from './record-checks.js';
 import type {
+  BudgetGrant,
+  BudgetSpec,
   ChainKey,
   ConditionalWriteResult,
   PortalListOptions,
@@ -63,7 +66,7 @@ interface HeldLock {
  */
 export class MemoryTokenStore implements TokenStore {
   /** Locks, listing and the change feed work; nothing is shared with other processes. */
-  readonly capabilities: StoreCapabilities = { lock: true, crossProcess: false, list: true, changes: true };
+  readonly capabilities: StoreCapabilities = { lock: true, crossProcess: false, list: true, changes: true, budget: true };
 
   /** Every portal's chains: memberId → chain → record. */
   readonly #portals = new Map<string, Map<string, PortalRecord>>();
@@ -71,6 +74,8 @@ export class MemoryTokenStore implements TokenStore {
   readonly #deletedVersions = new Map<string, number>();
   readonly #locks = new Map<string, HeldLock>();
   readonly #listeners = new Set<StoreChangeListener>();
+  /** Budget key → theoretical arrival time (unix ms). */
+  readonly #budgets = new Map<string, number>();
   readonly #now: () => number;
 
   /** Creates an empty store. */
@@ -166,6 +171,19 @@ export class MemoryTokenStore implements TokenStore {
         }
       });
     }
+  }
+
+  /** One GCRA step of `key`'s budget in this process's memory; see {@link TokenStore.acquire}. */
+  async acquire(key: string, spec: BudgetSpec): Promise<BudgetGrant> {
+    checkBudgetKey(key);
+    const step = budgetStep(spec);
+    const now = this.#now();
+    const { tat, grant } = gcra(this.#budgets.get(key), now, step);
+    // Past arrival times mean a full budget: forgetting them keeps the map as small as the busy keys.
+    if (this.#budgets.size > 1024) for (const [other, at] of this.#budgets) if (at <= now) this.#budgets.delete(other);
+    if (tat > now) this.#budgets.set(key, tat);
+    else this.#budgets.delete(key);
+    return grant;
   }
 
   /** {@inheritDoc TokenStore.tryLock} */

@@ -5,6 +5,7 @@
 import type * as Vitest from 'vitest';
 import type { StoreCapabilities, TokenStore } from '../store/token-store.js';
 import { registerBasicCases } from './conformance/basic.js';
+import { registerBudgetCases, registerCrossProcessBudgetCases } from './conformance/budget.js';
 import { registerChainCases } from './conformance/chains.js';
 import { registerChangeCases, registerCrossProcessChangeCases } from './conformance/changes.js';
 import { defaultExecArgv, moduleUrl, StoreChild } from './conformance/child.js';
@@ -89,7 +90,7 @@ export interface TokenStoreSuiteOptions<S extends TokenStore = TokenStore> {
  * Await it at the top level of a test file (an ES module): it loads vitest, reads the store's
  * declared capabilities, then registers the cases in one `describe` block, a nested block per
  * capability: basic records, conditional writes, deletes and versions, chains, and, when declared,
- * locks, listing, the change feed and the cross-process cases. Each test gets a fresh store from
+ * locks, listing, the change feed, the request budget and the cross-process cases. Each test gets a fresh store from
  * `create` and disposes of it with `destroy`. Every assertion names the contract rule it checks.
  *
  * @param name - the name of the `describe` block, such as `'RedisTokenStore'`.
@@ -198,12 +199,14 @@ function capabilityGroups(capabilities: StoreCapabilities, crossProcess: boolean
   if (capabilities.lock) groups.push(['lock', registerLockCases]);
   if (capabilities.list) groups.push(['list', registerListCases]);
   if (capabilities.changes === true) groups.push(['change feed', registerChangeCases]);
+  if (capabilities.budget === true) groups.push(['request budget', registerBudgetCases]);
   if (crossProcess) {
     groups.push([
       'across processes',
       (suite) => {
         registerCrossProcessCases(suite);
         if (capabilities.changes === true) registerCrossProcessChangeCases(suite);
+        if (capabilities.budget === true) registerCrossProcessBudgetCases(suite);
       },
     ]);
   }
@@ -223,8 +226,8 @@ async function probeCapabilities<S extends TokenStore>(options: TokenStoreSuiteO
 
 /** A store's capabilities as plain booleans (`changes` absent reads as `false`). */
 function capabilitiesOf(target: Pick<TokenStore, 'capabilities'>): Required<{ [K in keyof StoreCapabilities]: boolean }> {
-  const { lock, crossProcess, list, changes } = target.capabilities;
-  return { lock, crossProcess, list, changes: changes === true };
+  const { lock, crossProcess, list, changes, budget } = target.capabilities;
+  return { lock, crossProcess, list, changes: changes === true, budget: budget === true };
 }
 
 async function loadVitest(): Promise<typeof Vitest> {

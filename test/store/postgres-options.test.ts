@@ -172,13 +172,13 @@ describe.skipIf(!available)('PostgresTokenStore on PostgreSQL', () => {
     try {
       await first.ready();
       await first.ready();
-      expect(await adminQuery(`SELECT key, value FROM "${prefix}_meta"`)).toStrictEqual([{ key: 'schema_version', value: '2' }]);
+      expect(await adminQuery(`SELECT key, value FROM "${prefix}_meta"`)).toStrictEqual([{ key: 'schema_version', value: '3' }]);
       await first.upsert(sampleRecord('member'));
       await adminQuery(`UPDATE "${prefix}_meta" SET value = '99' WHERE key = 'schema_version'`);
       const error = await second.ready().catch((e: unknown) => e);
       expect(error).toBeInstanceOf(StoreError);
       expect((error as StoreError).transient).toBe(false);
-      expect((error as StoreError).message).toMatch(/schema version 99, newer than this library's 2/);
+      expect((error as StoreError).message).toMatch(/schema version 99, newer than this library's 3/);
       await expect(second.get('member')).rejects.toThrow(/newer/);
     } finally {
       await first.close();

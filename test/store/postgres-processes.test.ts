@@ -66,7 +66,7 @@ describe.skipIf(!available)('PostgresTokenStore across processes', () => {
     for (const worker of workers) worker.proc.stdin.write(startAt);
     const outcomes = await Promise.all(workers.map(async (worker) => JSON.parse(await worker.next()) as unknown));
     expect(outcomes).toStrictEqual(Array.from({ length: 4 }, () => ({ ok: true, version: 1 })));
-    expect(await adminQuery(`SELECT key, value FROM "${prefix}_meta"`)).toStrictEqual([{ key: 'schema_version', value: '2' }]);
+    expect(await adminQuery(`SELECT key, value FROM "${prefix}_meta"`)).toStrictEqual([{ key: 'schema_version', value: '3' }]);
     const names = (await store.list()).records.map((record) => record.memberId);
     expect(names).toStrictEqual(['worker-0', 'worker-1', 'worker-2', 'worker-3']);
   }, 60_000);

@@ -101,7 +101,7 @@ it('4 processes opening a new file at the same instant create one schema and all
     await store.close();
     const db = new Database(file, { readonly: true });
     try {
-      expect(db.prepare('SELECT key, value FROM b24pt_meta').all()).toStrictEqual([{ key: 'schema_version', value: 2 }]);
+      expect(db.prepare('SELECT key, value FROM b24pt_meta').all()).toStrictEqual([{ key: 'schema_version', value: 3 }]);
       expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
     } finally {
       db.close();

@@ -201,7 +201,7 @@ await describeTokenStore('SqliteTokenStore', {
       await again.close();
       const db = raw(store);
       try {
-        expect(db.prepare("SELECT value FROM b24pt_meta WHERE key = 'schema_version'").get()).toStrictEqual({ value: 2 });
+        expect(db.prepare("SELECT value FROM b24pt_meta WHERE key = 'schema_version'").get()).toStrictEqual({ value: 3 });
       } finally {
         db.close();
       }
@@ -328,6 +328,6 @@ describe('SqliteTokenStore set-up', () => {
     db.prepare("UPDATE b24pt_meta SET value = 99 WHERE key = 'schema_version'").run();
     db.close();
     const newer = new SqliteTokenStore({ filename });
-    await expect(newer.ready()).rejects.toThrow(/schema is version 99, newer than this library supports \(2\)/);
+    await expect(newer.ready()).rejects.toThrow(/schema is version 99, newer than this library supports \(3\)/);
   });
 });

@@ -443,7 +443,7 @@ describe('FakeBitrix24: portal REST', () => {
     expect(expiredV3.status).toBe(401);
     expect(expiredV3.body).toEqual({ error: { code: 'expired_token', message: expect.any(String) } });
     expect(unknownV3.body.error.code).toBe('invalid_token');
-    expect(b24.stats.rest).toEqual({ ok: 0, expiredToken: 2, invalidToken: 2, otherErrors: 1, redirects: 0 });
+    expect(b24.stats.rest).toEqual({ ok: 0, expiredToken: 2, invalidToken: 2, otherErrors: 1, redirects: 0, queryLimitExceeded: 0 });
   });
 
   it('answers unknown methods and portals with errors', async () => {

@@ -7,7 +7,7 @@ import type { PgPoolClientLike, PgPoolLike } from './driver.js';
 import { isTransient, storeFailure } from './errors.js';
 
 /** The schema version this code reads and writes. Bump it and append to MIGRATIONS together. */
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
 
 /** The default table prefix. */
 export const DEFAULT_TABLE_PREFIX = 'b24pt';
@@ -22,6 +22,7 @@ export interface SchemaNames {
   readonly meta: string;
   readonly records: string;
   readonly locks: string;
+  readonly budgets: string;
   readonly portalsIndex: string;
   /** The NOTIFY channel, as text (for pg_notify) ... */
   readonly channel: string;
@@ -42,6 +43,7 @@ export function schemaNames(prefix: unknown): SchemaNames {
     meta: `"${prefix}_meta"`,
     records: `"${prefix}_records"`,
     locks: `"${prefix}_locks"`,
+    budgets: `"${prefix}_budgets"`,
     portalsIndex: `"${prefix}_portals_idx"`,
     channel: `${prefix}_changes`,
     channelIdentifier: `"${prefix}_changes"`,
@@ -84,6 +86,17 @@ function migrations(n: SchemaNames): readonly (readonly string[])[] {
     ],
     // 2: the ts of the newest lifecycle event applied to a chain (replayed or late events change nothing).
     [`ALTER TABLE ${n.records} ADD COLUMN event_ts double precision`],
+    // 3: request budgets (GCRA): a key's theoretical arrival time, unix ms by the database's clock,
+    // and the answer of its last step (so one INSERT ... ON CONFLICT ... RETURNING gives it back).
+    [
+      `CREATE TABLE ${n.budgets} (
+        key text COLLATE "C" PRIMARY KEY,
+        tat double precision NOT NULL,
+        now_ms double precision NOT NULL,
+        wait_ms double precision NOT NULL,
+        granted boolean NOT NULL
+      )`,
+    ],
   ];
 }
 

@@ -22,6 +22,7 @@ export interface Statements {
   readonly lock: string;
   readonly release: string;
   readonly renew: string;
+  readonly acquire: string;
 }
 
 export function statements(n: SchemaNames): Statements {
@@ -58,5 +59,26 @@ export function statements(n: SchemaNames): Statements {
     release: `DELETE FROM ${n.locks} WHERE member_id = $1 AND chain = $2 AND token = $3`,
     renew: `UPDATE ${n.locks} SET expires_at = ${NOW_MS} + $4
       WHERE member_id = $1 AND chain = $2 AND token = $3 AND expires_at > ${NOW_MS} RETURNING expires_at`,
+    acquire: budgetStatement(n.budgets),
   };
+}
+
+/**
+ * One GCRA step in one statement, by the database's clock ($1 key, $2 interval ms, $3 cost, $4 span
+ * ms, $5 longest granted wait, $6 floor offset): a new key takes the values computed in the SELECT,
+ * an existing one is moved on from its stored arrival time (the arithmetic of gcra() in
+ * budget-math.ts). The conflicting row is locked by the upsert, so concurrent steps serialise.
+ */
+function budgetStatement(table: string): string {
+  const base = `greatest(b.tat, EXCLUDED.now_ms, EXCLUDED.now_ms + $6::float8)`;
+  const wait = `greatest(0, ${base} + $3::float8 * $2::float8 - $4::float8 - EXCLUDED.now_ms)`;
+  return `INSERT INTO ${table} AS b (key, tat, now_ms, wait_ms, granted)
+    SELECT $1::text, CASE WHEN f.w <= $5::float8 THEN f.base + $3::float8 * $2::float8 ELSE f.base END, f.n, f.w, f.w <= $5::float8
+    FROM (SELECT t.n, t.base, greatest(0, t.base + $3::float8 * $2::float8 - $4::float8 - t.n) AS w
+      FROM (SELECT c.n, greatest(c.n, c.n + $6::float8) AS base
+        FROM (SELECT extract(epoch from clock_timestamp())::float8 * 1000 AS n) c) t) f
+    ON CONFLICT (key) DO UPDATE SET
+      tat = CASE WHEN ${wait} <= $5::float8 THEN ${base} + $3::float8 * $2::float8 ELSE ${base} END,
+      now_ms = EXCLUDED.now_ms, wait_ms = ${wait}, granted = ${wait} <= $5::float8
+    RETURNING wait_ms, granted`;
 }

@@ -4,6 +4,7 @@
 
 import { randomUUID } from 'node:crypto';
 import { StoreError } from '../../errors.js';
+import { budgetStep, checkBudgetKey } from '../budget-math.js';
 import {
   checkExpectedVersion,
   checkListOptions,
@@ -15,6 +16,8 @@ import {
   type ResolvedKey,
 } from '../record-checks.js';
 import type {
+  BudgetGrant,
+  BudgetSpec,
   ChainKey,
   ConditionalWriteResult,
   PortalListOptions,
@@ -60,7 +63,7 @@ function positive(value: unknown, name: string): number | undefined {
  */
 export class PostgresTokenStore implements TokenStore {
   /** Locks, listing and the change feed work, across every process sharing the tables. */
-  readonly capabilities: StoreCapabilities = { lock: true, crossProcess: true, list: true, changes: true };
+  readonly capabilities: StoreCapabilities = { lock: true, crossProcess: true, list: true, changes: true, budget: true };
   /** The validated table prefix. */
   readonly tablePrefix: string;
 
@@ -235,6 +238,27 @@ export class PostgresTokenStore implements TokenStore {
   }
 
   /** Lists portal chains in ascending `memberId` order, one page (a LIMIT) at a time, continuing `after` a memberId. */
+  /**
+   * One GCRA step of `key`'s budget in one `INSERT ... ON CONFLICT DO UPDATE ... RETURNING`
+   * statement, timed by the database's clock, so workers with skewed clocks share one budget.
+   * See {@link TokenStore.acquire}.
+   */
+  async acquire(key: string, spec: BudgetSpec): Promise<BudgetGrant> {
+    checkBudgetKey(key);
+    const step = budgetStep(spec);
+    const { rows } = await this.#query('take a budget step for', undefined, this.#sql.acquire, [
+      key,
+      step.intervalMs,
+      step.cost,
+      step.spanMs,
+      step.maxWaitMs,
+      step.floorMs,
+    ]);
+    const row = rows[0] as { wait_ms?: unknown; granted?: unknown } | undefined;
+    if (row === undefined || typeof row.granted !== 'boolean') throw new StoreError('PostgreSQL answered a budget step with no row');
+    return { waitMs: Number(row.wait_ms), granted: row.granted };
+  }
+
   async list(options?: PortalListOptions): Promise<PortalListPage> {
     const { after, limit } = checkListOptions(options);
     if (after !== undefined) checkStorable('options.', { after });

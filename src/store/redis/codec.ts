@@ -51,6 +51,10 @@ export class Keys {
   lock(memberId: string, chain: ChainId): string {
     return `${this.#prefix}:lock:${memberId}:${chain}`;
   }
+  /** A request budget's arrival time (expires when it no longer matters). Additive to layout 1: older releases never read it. */
+  budget(key: string): string {
+    return `${this.#prefix}:budget:${key}`;
+  }
 }
 
 /** The record's fields (without `version`) as `field, JSON, field, JSON, ...` for HSET. */

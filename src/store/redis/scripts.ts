@@ -174,6 +174,29 @@ return 0`,
 );
 
 /**
+ * KEYS: layout, budget. ARGV: layout, interval ms, cost, span ms, longest granted wait ms, floor offset ms.
+ * One GCRA step (the arithmetic of gcra() in budget-math.ts) timed by Redis's own clock (TIME), so
+ * workers with skewed clocks share one budget. The arrival time expires when it no longer matters.
+ * Returns {wait ms as a string, 1 if granted else 0}.
+ */
+export const ACQUIRE = script(
+  2,
+  `local bad = layout(KEYS[1], ARGV[1]) if bad then return bad end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local interval, cost, span, maxw, floor = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local tat = tonumber(redis.call('GET', KEYS[2]) or '') or now
+local base = math.max(tat, now, now + floor)
+local nt = base + cost * interval
+local wait = math.max(0, nt - span - now)
+local granted = wait <= maxw
+local keep = base
+if granted then keep = nt end
+if keep > now then redis.call('SET', KEYS[2], string.format('%.3f', keep), 'PX', math.ceil(keep - now)) end
+return {string.format('%.3f', wait), granted and 1 or 0}`,
+);
+
+/**
  * Runs a script by SHA1 from Redis's script cache; on NOSCRIPT (first use, or a restarted or flushed
  * server) sends the source with EVAL, which caches it for the next call.
  */

@@ -3,6 +3,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { StoreError } from '../../errors.js';
+import { budgetStep, checkBudgetKey } from '../budget-math.js';
 import {
   checkExpectedVersion,
   checkListOptions,
@@ -13,6 +14,8 @@ import {
   resolveKey,
 } from '../record-checks.js';
 import type {
+  BudgetGrant,
+  BudgetSpec,
   ChainKey,
   ConditionalWriteResult,
   PortalListOptions,
@@ -88,7 +91,7 @@ interface Connection {
  */
 export class RedisTokenStore implements TokenStore {
   /** Locks, listing and the change feed work, and are shared with every process on the same Redis and prefix. */
-  readonly capabilities: StoreCapabilities = { lock: true, crossProcess: true, list: true, changes: true };
+  readonly capabilities: StoreCapabilities = { lock: true, crossProcess: true, list: true, changes: true, budget: true };
   /** The prefix of every key this store reads and writes. */
   readonly keyPrefix: string;
 
@@ -176,6 +179,27 @@ export class RedisTokenStore implements TokenStore {
     const count = int(deleted);
     if (!Number.isSafeInteger(count)) throw new StoreError(`Redis answered deletePortal of portal ${memberId} with no count`, { memberId });
     return count;
+  }
+
+  /**
+   * One GCRA step of `key`'s budget in one Lua script, timed by Redis's `TIME` (one clock for every
+   * worker); the arrival time lives in `<prefix>:budget:<key>` with a PEXPIRE. See `TokenStore.acquire`.
+   */
+  async acquire(key: string, spec: BudgetSpec): Promise<BudgetGrant> {
+    checkBudgetKey(key);
+    const step = budgetStep(spec);
+    const reply = await this.#script('acquire', undefined, S.ACQUIRE, [this.#keys.layout, this.#keys.budget(key)], [
+      S.LAYOUT_VERSION,
+      String(step.intervalMs),
+      String(step.cost),
+      String(step.spanMs),
+      String(step.maxWaitMs),
+      String(step.floorMs),
+    ]);
+    const [wait, granted] = Array.isArray(reply) ? (reply as [unknown, unknown]) : [undefined, undefined];
+    const waitMs = Number(wait);
+    if (!Number.isFinite(waitMs)) throw new StoreError('Redis answered a budget step with no wait');
+    return { waitMs, granted: int(granted) === 1 };
   }
 
   /** Tries once to take one chain's lease (`SET NX PX` with a random fencing token); `undefined` when another live lease holds it. See `TokenStore.tryLock`. */

@@ -7,7 +7,7 @@ import type { ChainId, PortalRecord } from '../token-store.js';
 import { isBusy, type SqliteDatabase } from './driver.js';
 
 /** The schema version this code writes and reads. */
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
 
 /** The default table-name prefix. */
 export const DEFAULT_TABLE_PREFIX = 'b24pt_';
@@ -29,11 +29,12 @@ export interface TableNames {
   readonly chains: string;
   /** One row per held (or lapsed, not yet released) chain lock. */
   readonly locks: string;
+  readonly budgets: string;
 }
 
 /** The table names for `prefix` (already checked), quoted for SQL. */
 export function tableNames(prefix: string): TableNames {
-  return { meta: `"${prefix}meta"`, chains: `"${prefix}chains"`, locks: `"${prefix}locks"` };
+  return { meta: `"${prefix}meta"`, chains: `"${prefix}chains"`, locks: `"${prefix}locks"`, budgets: `"${prefix}budgets"` };
 }
 
 // Record field → column. The key columns (member_key, chain) and version/deleted are handled apart.
@@ -138,6 +139,14 @@ CREATE TABLE ${names.locks} (
 ) WITHOUT ROWID;`,
     // 2: the ts of the newest lifecycle event applied to a chain (replayed or late events change nothing).
     `ALTER TABLE ${names.chains} ADD COLUMN event_ts INTEGER;`,
+    // 3: request budgets (GCRA): a key's theoretical arrival time and the answer of its last step.
+    `CREATE TABLE ${names.budgets} (
+  key TEXT PRIMARY KEY,
+  tat REAL NOT NULL,
+  now_ms REAL NOT NULL,
+  wait_ms REAL NOT NULL,
+  granted INTEGER NOT NULL
+) WITHOUT ROWID;`,
   ];
 }
 

@@ -3,6 +3,7 @@
 // this process interleaves with it and other processes wait on SQLite's file lock.
 
 import { randomUUID } from 'node:crypto';
+import { budgetStep, checkBudgetKey, gcra } from '../budget-math.js';
 import { StoreError } from '../../errors.js';
 import {
   applyPatch,
@@ -16,6 +17,8 @@ import {
   resolveKey,
 } from '../record-checks.js';
 import type {
+  BudgetGrant,
+  BudgetSpec,
   ChainId,
   ChainKey,
   ConditionalWriteResult,
@@ -69,7 +72,7 @@ const TOMBSTONE_SET = `deleted = 1, ${DATA_COLUMNS.filter((column) => column !==
  */
 export class SqliteTokenStore implements TokenStore {
   /** Locks and listing work, across processes that open the same file; no change feed. */
-  readonly capabilities: StoreCapabilities = { lock: true, crossProcess: true, list: true, changes: false };
+  readonly capabilities: StoreCapabilities = { lock: true, crossProcess: true, list: true, changes: false, budget: true };
   /** The database file the store opens, or `undefined` when it was given a `database`. */
   readonly filename: string | undefined;
   /** The table-name prefix. */
@@ -227,6 +230,47 @@ export class SqliteTokenStore implements TokenStore {
     };
   }
 
+  /**
+   * One GCRA step of `key`'s budget: one `INSERT ... ON CONFLICT DO UPDATE ... RETURNING` in a
+   * `BEGIN IMMEDIATE` transaction, the arithmetic in SQL. Time is this machine's clock (every
+   * process sharing the file runs on it). See {@link TokenStore.acquire}.
+   */
+  async acquire(key: string, spec: BudgetSpec): Promise<BudgetGrant> {
+    checkBudgetKey(key);
+    const step = budgetStep(spec);
+    const database = await this.#open();
+    const now = this.#now();
+    // A budget need not survive a crash (a lost one is a full bucket again), and an fsync per step
+    // would block this process's event loop on every request: this one transaction commits without
+    // it. better-sqlite3 is synchronous, so nothing else runs on the connection in between.
+    const durability = this.#statement(database, 'PRAGMA synchronous').get() as { synchronous?: unknown } | undefined;
+    const restore = typeof durability?.synchronous === 'number' ? durability.synchronous : 2;
+    this.#statement(database, 'PRAGMA synchronous = OFF').run();
+    let row: { wait_ms: number; granted: number } | undefined;
+    try {
+      row = this.#write(database, 'acquire', '', () => {
+      const sql = budgetSql(this.#names.budgets);
+      const fresh = gcra(undefined, now, step);
+      return this.#statement(database, sql).get({
+        key,
+        now,
+        tat: fresh.tat,
+        wait: fresh.grant.waitMs,
+        granted: fresh.grant.granted ? 1 : 0,
+        interval: step.intervalMs,
+        span: step.spanMs,
+        cost: step.cost,
+        max: step.maxWaitMs,
+        floor: step.floorMs,
+      }) as { wait_ms: number; granted: number } | undefined;
+      });
+    } finally {
+      database.prepare(`PRAGMA synchronous = ${Number.isInteger(restore) && restore >= 0 && restore <= 3 ? restore : 2}`).run();
+    }
+    if (row === undefined) throw new StoreError('SQLite answered a budget step with no row', { transient: false });
+    return { waitMs: row.wait_ms, granted: row.granted === 1 };
+  }
+
   /** Pages portal chains in `memberId` order with `after` and `LIMIT`; see {@link TokenStore.list}. */
   async list(options?: PortalListOptions): Promise<PortalListPage> {
     const { after, limit } = checkListOptions(options);
@@ -340,4 +384,20 @@ export class SqliteTokenStore implements TokenStore {
       }
     });
   }
+}
+
+/**
+ * The budget step as one statement: a new key takes the values computed for a fresh key; an existing
+ * one is moved on from its stored arrival time (see gcra() in budget-math.ts, the same arithmetic).
+ */
+function budgetSql(table: string): string {
+  const base = `max(${table}.tat, excluded.now_ms, excluded.now_ms + :floor)`;
+  const wait = `max(0, ${base} + :cost * :interval - :span - excluded.now_ms)`;
+  return (
+    `INSERT INTO ${table} (key, tat, now_ms, wait_ms, granted) VALUES (:key, :tat, :now, :wait, :granted) ` +
+    `ON CONFLICT (key) DO UPDATE SET ` +
+    `tat = CASE WHEN ${wait} <= :max THEN ${base} + :cost * :interval ELSE ${base} END, ` +
+    `now_ms = excluded.now_ms, wait_ms = ${wait}, granted = (${wait} <= :max) ` +
+    'RETURNING wait_ms, granted'
+  );
 }

@@ -78,6 +78,16 @@ const ops = {
       }),
     );
   },
+  async acquireRace({ budgetKey, spec, count, startAt }) {
+    await new Promise((done) => setTimeout(done, Math.max(0, startAt - Date.now() - 5)));
+    while (Date.now() < startAt) {}
+    return Promise.all(
+      Array.from({ length: count }, async () => {
+        const grant = await store.acquire(budgetKey, spec);
+        return { waitMs: grant.waitMs, granted: grant.granted, at: Date.now() };
+      }),
+    );
+  },
   async exit() {
     await store.close?.();
     return null;

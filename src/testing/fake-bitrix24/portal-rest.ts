@@ -62,6 +62,17 @@ export async function handlePortal(
     await fail(404, 'PORTAL_NOT_FOUND', 'Portal not found');
     return;
   }
+  // The documented leaky bucket, counted per portal before anything else is judged.
+  if (!s.runtime.admit(state.memberId)) {
+    stats.rest.queryLimitExceeded += 1;
+    await answer(
+      503,
+      version === 'v3'
+        ? { error: { code: 'QUERY_LIMIT_EXCEEDED', message: 'Too many requests' } }
+        : { error: 'QUERY_LIMIT_EXCEEDED', error_description: 'Too many requests' },
+    );
+    return;
+  }
   const token = str(params['auth']);
   if (token === undefined || token === '') {
     await fail(401, 'NO_AUTH_FOUND', 'Wrong authorization data');
@@ -94,7 +105,9 @@ export async function handlePortal(
     return;
   }
   stats.rest.ok += 1;
-  await answer(200, { result: outcome.result, time: timeBlock(ledger.config.now) });
+  const time = timeBlock(ledger.config.now);
+  const operating = s.runtime.operating.get(methodName);
+  await answer(200, { result: outcome.result, time: operating === undefined ? time : { ...time, operating } });
 }
 
 /** Answers after the configured REST delay (the token was judged on arrival). */

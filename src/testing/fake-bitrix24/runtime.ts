@@ -5,9 +5,43 @@ import type { Ledger } from './ledger.js';
 import type { FakeBitrix24Stats } from './stats.js';
 import type { FakeRestMethod, OAuthFailure } from './types.js';
 
+/** The documented leaky bucket of a portal's REST traffic, when enforced. */
+export interface RequestLimit {
+  /** Units the counter loses per second (Bitrix24: 2, Enterprise 5). */
+  readonly drainPerSec: number;
+  /** The counter's limit: a request that would take it past this is answered 503 (Bitrix24: 50, Enterprise 250). */
+  readonly burst: number;
+}
+
 /** Test-controlled behaviour and the timers to clear on close. */
 export class Runtime {
   readonly methods = new Map<string, FakeRestMethod>();
+  /** Seconds of `time.operating` each answer of a method reports (lower-case name; default 0). */
+  readonly operating = new Map<string, number>();
+  /** The enforced bucket, or `null` (the default: no limit). */
+  limit: RequestLimit | null = null;
+  /** Each portal's bucket: its counter and when it was last drained (real ms). */
+  readonly buckets = new Map<string, { level: number; at: number }>();
+
+  /** The portal's counter now, drained by the time since it was last seen. */
+  bucket(memberId: string): { level: number; at: number } {
+    const now = Date.now();
+    const bucket = this.buckets.get(memberId) ?? { level: 0, at: now };
+    const drain = this.limit === null ? 0 : ((now - bucket.at) / 1000) * this.limit.drainPerSec;
+    bucket.level = Math.max(0, bucket.level - drain);
+    bucket.at = now;
+    this.buckets.set(memberId, bucket);
+    return bucket;
+  }
+
+  /** Counts one request into the portal's bucket; `false` when it is full (the request is refused, adding nothing). */
+  admit(memberId: string): boolean {
+    if (this.limit === null) return true;
+    const bucket = this.bucket(memberId);
+    if (bucket.level + 1 > this.limit.burst) return false;
+    bucket.level += 1;
+    return true;
+  }
   oauthDelayMs = 0;
   restDelayMs = 0;
   closed = false;

@@ -288,6 +288,52 @@ export class FakeBitrix24 {
     this.#runtime.restDelayMs = ms;
   }
 
+  /**
+   * Enforces Bitrix24's documented request limit on every portal's REST (a leaky bucket counted per
+   * portal: each request adds 1, the counter drains `drainPerSec` a second, a request that would take
+   * it past `burst` is answered 503 `QUERY_LIMIT_EXCEEDED` and adds nothing); `null` turns it off.
+   * Counted in `stats.rest.queryLimitExceeded`. Uses the real clock.
+   * @defaultValue off; when called without options `{ drainPerSec: 2, burst: 50 }` (Enterprise: 5 and 250)
+   */
+  limitRequests(options: { drainPerSec?: number; burst?: number } | null = {}): void {
+    if (options === null) {
+      this.#runtime.limit = null;
+      this.#runtime.buckets.clear();
+      return;
+    }
+    const drainPerSec = options.drainPerSec ?? 2;
+    const burst = options.burst ?? 50;
+    if (!(drainPerSec > 0) || !Number.isFinite(drainPerSec)) throw new TypeError('drainPerSec must be a positive number');
+    if (!(burst >= 1) || !Number.isFinite(burst)) throw new TypeError('burst must be a number >= 1');
+    this.#runtime.limit = { drainPerSec, burst };
+  }
+
+  /**
+   * Sets a portal's bucket counter as if another app had just made `level` requests (default: full),
+   * so the next requests of any app meet a full bucket. Needs {@link FakeBitrix24.limitRequests}.
+   */
+  fillBucket(memberId: string, level?: number): void {
+    const limit = this.#runtime.limit;
+    if (limit === null) throw new Error('limitRequests() is off: there is no bucket to fill');
+    const bucket = this.#runtime.bucket(memberId);
+    bucket.level = level ?? limit.burst;
+  }
+
+  /** Makes every answer of `method` report `seconds` of `time.operating` (0 or `null` to stop). */
+  setOperatingTime(method: string, seconds: number | null): void {
+    if (seconds === null || seconds === 0) {
+      this.#runtime.operating.delete(method.toLowerCase());
+      return;
+    }
+    if (!(seconds > 0) || !Number.isFinite(seconds)) throw new TypeError('seconds must be a non-negative number');
+    this.#runtime.operating.set(method.toLowerCase(), seconds);
+  }
+
+  /** A portal's bucket counter now (0 when limits are off). */
+  bucketLevel(memberId: string): number {
+    return this.#runtime.limit === null ? 0 : this.#runtime.bucket(memberId).level;
+  }
+
   /** Adds (or replaces) a portal REST method, in v2 and v3 alike. Built-in methods can be shadowed. */
   onMethod(method: string, handler: FakeRestMethod): void {
     this.#runtime.methods.set(method.toLowerCase(), handler);

@@ -69,7 +69,7 @@ export type { ClientForOptions, PortalClientPoolOptions, PoolLifecycleChange, Sw
 export type * from './pool-events.js';
 
 // What the lifecycle handler and the authorization flow need (a PortalClientPool is one)
-export type { EventHandlerContext, LifecycleChange, OAuthHostClient, PortalTokensContext } from './context.js';
+export type { ChainStatus, EventHandlerContext, LifecycleChange, OAuthHostClient, PortalTokensContext } from './context.js';
 
 // The lifecycle handler and its HTTP adapters
 export { createLifecycleHandler } from './http/handler.js';
@@ -108,5 +108,13 @@ export type { Clock } from './clock.js';
 // Logging
 export { silentLogger } from './logger.js';
 export { OBSERVE_CHANNEL } from './observe.js';
-export type { Observation } from './observe.js';
+export type {
+  ErrorObservation,
+  EventObservation,
+  LogObservation,
+  Observation,
+  ObservedPool,
+  PoolObservation,
+  ResponseObservation,
+} from './observe.js';
 export type { Logger, LogMethod } from './logger.js';

@@ -12,11 +12,67 @@ export const OBSERVE_CHANNEL = 'b24-portal-tokens:observe';
 
 /** One thing the library let out, as published on {@link OBSERVE_CHANNEL}. */
 export type Observation =
-  | { readonly kind: 'log'; readonly level: keyof Logger; readonly context: unknown; readonly message: string | undefined }
-  | { readonly kind: 'event'; readonly event: string; readonly payload: unknown }
-  | { readonly kind: 'error'; readonly error: Error }
-  | { readonly kind: 'response'; readonly status: number; readonly headers: unknown; readonly body: unknown }
-  | { readonly kind: 'pool'; readonly pool: { stats(): unknown } };
+  | LogObservation
+  | EventObservation
+  | ErrorObservation
+  | ResponseObservation
+  | PoolObservation;
+
+/** A log call the library made. */
+export interface LogObservation {
+  /** The discriminant. */
+  readonly kind: 'log';
+  /** The level it was logged at. */
+  readonly level: keyof Logger;
+  /** The context object passed to the logger. */
+  readonly context: unknown;
+  /** The message, when one was given. */
+  readonly message: string | undefined;
+}
+
+/** A pool event as emitted. */
+export interface EventObservation {
+  /** The discriminant. */
+  readonly kind: 'event';
+  /** The event's name. */
+  readonly event: string;
+  /** Its payload. */
+  readonly payload: unknown;
+}
+
+/** An error of the library, at construction. */
+export interface ErrorObservation {
+  /** The discriminant. */
+  readonly kind: 'error';
+  /** The error. */
+  readonly error: Error;
+}
+
+/** An HTTP answer a handler of the library produced. */
+export interface ResponseObservation {
+  /** The discriminant. */
+  readonly kind: 'response';
+  /** The status code. */
+  readonly status: number;
+  /** The headers, as the handler set them. */
+  readonly headers: unknown;
+  /** The body, as the handler sent it. */
+  readonly body: unknown;
+}
+
+/** A pool was built (its `stats()` can be read later). */
+export interface PoolObservation {
+  /** The discriminant. */
+  readonly kind: 'pool';
+  /** The pool. */
+  readonly pool: ObservedPool;
+}
+
+/** The part of a pool an observer may read. */
+export interface ObservedPool {
+  /** The pool's counters. */
+  stats(): unknown;
+}
 
 const observeChannel = channel(OBSERVE_CHANNEL);
 

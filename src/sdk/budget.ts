@@ -5,6 +5,7 @@
 // `time.operating` is added to a per-portal, per-method account (`op:<memberId>:<method>`) and a
 // method past its share waits cluster-wide. Portals never share a key, so they never wait for each other.
 
+import type { RestrictionParams } from '@bitrix24/b24jssdk';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Clock } from '../clock.js';
 import { RateLimitedError } from '../errors.js';
@@ -21,12 +22,12 @@ export interface RequestBudgetLimits {
 }
 
 /** Bitrix24's documented limits per plan (cloud portals), for `requestBudget`. */
-export const BITRIX24_PLAN_LIMITS = {
+export const BITRIX24_PLAN_LIMITS: Readonly<Record<'standard' | 'enterprise', RequestBudgetLimits>> = Object.freeze({
   /** Every plan but Enterprise. */
   standard: { ratePerSec: 2, burst: 50 },
   /** Enterprise plans. */
   enterprise: { ratePerSec: 5, burst: 250 },
-} as const satisfies Record<string, RequestBudgetLimits>;
+});
 
 /** Bitrix24's operating-time limit: 480 s of server time per method in 10 minutes. */
 const OPERATING_LIMIT_SEC = 480;
@@ -98,6 +99,7 @@ export interface RequestBudgetSettings {
 
 /** The payload of the budget's pool events. */
 export interface BudgetEvent {
+  /** The portal whose budget it is. */
   readonly memberId: string;
   /** The wait (for `budget-wait`) or push-back (for `budget-push-back`), ms; 0 for `query-limit-exceeded`. */
   readonly ms: number;
@@ -357,8 +359,8 @@ export function operatingOf(data: unknown): number | undefined {
  * limiter starts with `burstLimit` tokens and refills `drainRate` a second, per HTTP client and
  * process; its adaptive delayer and operating limiter pause per process).
  */
-export const SDK_LIMITER_OFF = {
+export const SDK_LIMITER_OFF: Readonly<Partial<RestrictionParams>> = Object.freeze({
   rateLimit: { burstLimit: 1e9, drainRate: 1e9, adaptiveEnabled: false },
   adaptiveConfig: { enabled: false, thresholdPercent: 100, coefficient: 0, maxDelay: 0 },
   operatingLimit: { windowMs: 600_000, limitMs: 1e12, heavyPercent: 100 },
-} as const;
+});

@@ -30,6 +30,11 @@ describe('FileTokenStore', () => {
   it(STORM, () => expectOneRefreshAcrossProcesses(b24, { kind: 'file', directory: join(dir, 'files') }), 90_000);
 });
 
+describe("one user's chain on the FileTokenStore", () => {
+  it("4 worker processes x 25 concurrent calls on one user's expired chain: 1 refresh, 0 failed, the portal's chain untouched", () =>
+    expectOneRefreshAcrossProcesses(b24, { kind: 'file', directory: join(dir, 'user-files') }, { userId: 7 }), 90_000);
+});
+
 describe('SqliteTokenStore', () => {
   it(STORM, () => expectOneRefreshAcrossProcesses(b24, { kind: 'sqlite', filename: join(dir, 'tokens.db') }), 90_000);
 });

@@ -18,8 +18,9 @@ interface WorkerOutcome {
   stats: PoolStats;
 }
 
-function startWorker(b24: FakeBitrix24, spec: StoreSpec, memberId: string, calls: number) {
-  const child = spawn(process.execPath, ['--import', 'tsx', worker, JSON.stringify(spec), memberId, String(calls)], {
+function startWorker(b24: FakeBitrix24, spec: StoreSpec, memberId: string, calls: number, userId: number | undefined) {
+  const args = [JSON.stringify(spec), memberId, String(calls), ...(userId === undefined ? [] : [String(userId)])];
+  const child = spawn(process.execPath, ['--import', 'tsx', worker, ...args], {
     env: { ...process.env, B24_CLIENT_ID: b24.clientId, B24_CLIENT_SECRET: b24.clientSecret },
     stdio: 'pipe',
   });
@@ -34,16 +35,27 @@ function startWorker(b24: FakeBitrix24, spec: StoreSpec, memberId: string, calls
   return { child, nextLine };
 }
 
-/** Runs the storm on the store `spec` names and asserts its counts. */
-export async function expectOneRefreshAcrossProcesses(b24: FakeBitrix24, spec: StoreSpec, workers = 4, calls = 25): Promise<void> {
+/**
+ * Runs the storm on the store `spec` names and asserts its counts; with `userId`, on that user's
+ * own chain of the portal (the portal's chain must stay untouched).
+ */
+export async function expectOneRefreshAcrossProcesses(
+  b24: FakeBitrix24,
+  spec: StoreSpec,
+  options: { workers?: number; calls?: number; userId?: number } = {},
+): Promise<void> {
+  const { workers = 4, calls = 25, userId } = options;
   const store = openStore(spec);
   try {
-    const portal = b24.addPortal();
-    const { record: seeded } = await seedStore(store, b24, portal.memberId);
-    const running = Array.from({ length: workers }, () => startWorker(b24, spec, portal.memberId, calls));
+    const portal = b24.addPortal({ users: [1, 7], admins: [1] });
+    await seedStore(store, b24, portal.memberId);
+    const portalBefore = JSON.stringify(await store.get(portal.memberId));
+    const { record: seeded } = userId === undefined ? { record: JSON.parse(portalBefore) as { version: number } } : await seedStore(store, b24, portal.memberId, { userId });
+    const key = userId === undefined ? portal.memberId : { memberId: portal.memberId, chain: `user:${userId}` as const };
+    const running = Array.from({ length: workers }, () => startWorker(b24, spec, portal.memberId, calls, userId));
     for (const w of running) expect(await w.nextLine()).toBe('ready');
     b24.resetStats();
-    b24.expireAccessTokens(portal.memberId);
+    b24.expireAccessTokens(portal.memberId, userId === undefined ? {} : { userId });
     for (const w of running) w.child.stdin.write('go\n');
     const outcomes = await Promise.all(running.map(async (w) => JSON.parse(await w.nextLine()) as WorkerOutcome));
 
@@ -55,7 +67,8 @@ export async function expectOneRefreshAcrossProcesses(b24: FakeBitrix24, spec: S
     expect(outcomes.map((o) => o.stats.refreshes).sort()).toEqual([...Array<number>(workers - 1).fill(0), 1]);
     for (const o of outcomes.filter((o) => o.stats.refreshes === 0)) expect(o.stats.adoptions).toBeGreaterThanOrEqual(1);
     // The one refresh moved the stored chain on by exactly one conditional write.
-    expect((await store.get(portal.memberId))?.version).toBe(seeded.version + 1);
+    expect((await store.get(key))?.version).toBe(seeded.version + 1);
+    if (userId !== undefined) expect(JSON.stringify(await store.get(portal.memberId)), "the portal's chain is untouched").toBe(portalBefore);
   } finally {
     await store.close?.();
   }

@@ -4,7 +4,6 @@
 // (waiting, re-reading), 4 re-read under the lock, 5 refresh, 6 conditional write, 7 release.
 
 import {
-  LockTimeoutError,
   OAuthCredentialsError,
   OAuthRejectedError,
   OAuthUnavailableError,
@@ -16,25 +15,18 @@ import {
 } from '../errors.js';
 import { describeError } from '../logger.js';
 import type { TokenResponse } from '../oauth/oauth-client.js';
-import { classifyOAuthError } from '../protocol/oauth-errors.js';
-import type { ChainId, PortalRecord, PortalRecordPatch, StoreLease } from '../store/token-store.js';
-import type { LockWaitEvent, RefreshOutcome } from '../pool-events.js';
+import type { ChainId, PortalRecord, PortalRecordPatch } from '../store/token-store.js';
+import type { RefreshOutcome } from '../pool-events.js';
 import { Backoff } from './backoff.js';
-import { afterConflict, type WriteIntent } from './conflict.js';
 import { isUsable, refreshWindow } from './freshness.js';
 import { HostClock } from './host-clock.js';
+import { keepLease, takeLock } from './lock.js';
 import { chainKeyOf, pairPatch } from './records.js';
+import { ChainWriter } from './writes.js';
 import type { ChainView, CoordinatorCounters, CoordinatorOptions, RefreshRequest } from './types.js';
 
 export { chainKeyOf, isHttpUrl, pairPatch } from './records.js';
 
-/** Attempts of a conditional write before giving up (each conflict or store failure is one). */
-const WRITE_ATTEMPTS = 5;
-/** First pause before retrying a failed store write, ms; doubles each time. */
-const WRITE_RETRY_MS = 20;
-/** Lock polling: first and longest pause between tries, ms. */
-const LOCK_POLL_MIN_MS = 10;
-const LOCK_POLL_MAX_MS = 250;
 /** How many times a caller joins a flight before it settles for what it has. */
 const FLIGHT_ROUNDS = 3;
 /**
@@ -43,8 +35,6 @@ const FLIGHT_ROUNDS = 3;
  */
 export const LOST_ROTATION = 'lost_rotation';
 
-type Lock = { readonly lease: StoreLease | undefined } | { readonly adopt: PortalRecord };
-type Written = { kind: 'written' | 'replaced' | 'revoked'; record: PortalRecord } | { kind: 'gone' };
 
 /**
  * Coordinates every refresh of every chain this process holds. Depends only on a store, a refresh
@@ -58,6 +48,7 @@ export class RefreshCoordinator {
   readonly #o: CoordinatorOptions;
   readonly #flights = new Map<string, Promise<PortalRecord>>();
   readonly #backoff: Backoff;
+  readonly #writer: ChainWriter;
   /** Refresh tokens whose refresh got no answer, by chain: a later `invalid_grant` means a lost rotation. */
   readonly #abandoned = new Map<string, string>();
   /** Refresh requests in flight to OAuth hosts, and those waiting for a turn. */
@@ -68,6 +59,7 @@ export class RefreshCoordinator {
   constructor(options: CoordinatorOptions) {
     this.#o = options;
     this.#backoff = new Backoff(options.backoff, options.random);
+    this.#writer = new ChainWriter(options, this.counters, this.#backoff, (record) => this.#adopted(record));
   }
 
   /** The refresh of this chain running in this process right now, if any. */
@@ -135,7 +127,7 @@ export class RefreshCoordinator {
    */
   async moveEndpoint(record: PortalRecord, clientEndpoint: string, domain: string): Promise<PortalRecord | undefined> {
     const patch: PortalRecordPatch = { clientEndpoint, domain, updatedAt: this.#o.clock.now() };
-    const outcome = await this.#write(record, patch, 'move', 'moving a portal to its new address');
+    const outcome = await this.#writer.write(record, patch, 'move', 'moving a portal to its new address');
     if (outcome.kind === 'written') {
       this.#o.logger.info({ memberId: record.memberId, chain: record.chain, domain }, 'portal moved to a new address; stored it');
       this.#o.hooks.drop(record.memberId, record.chain, 'endpoint-changed');
@@ -227,9 +219,12 @@ export class RefreshCoordinator {
       if (this.#movedOn(stored, known, request)) return this.#adopted(stored);
 
       // Step 3: the store's lock, waiting while another worker holds it.
-      const lock = await this.#lock(known, request);
+      const lock = await takeLock(this.#o, this.counters, known, async () => {
+        const stored = await this.#readFor(known, request);
+        return this.#movedOn(stored, known, request) ? stored : undefined;
+      });
       if ('adopt' in lock) return this.#adopted(lock.adopt);
-      const renewing = this.#renew(lock.lease, known);
+      const renewing = keepLease(this.#o, lock.lease, known);
       try {
         // Step 4: re-read under the lock.
         const current = await this.#readFor(known, request);
@@ -273,72 +268,6 @@ export class RefreshCoordinator {
     this.#o.logger.debug({ memberId: record.memberId, chain: record.chain, version: record.version }, 'adopted a pair from the store');
     this.#o.hooks.emit('adopted', { memberId: record.memberId, chain: record.chain, version: record.version });
     return record;
-  }
-
-  /**
-   * Step 3: takes the chain's lock, polling with back-off while another worker holds it; a pair
-   * that worker stored meanwhile is adopted at once. Time waited counts by the clock and by the
-   * pauses taken, so a clock that stands still still times out.
-   */
-  async #lock(known: PortalRecord, request: RefreshRequest): Promise<Lock> {
-    const store = this.#o.store;
-    const tryLock = store.tryLock?.bind(store);
-    if (tryLock === undefined || !store.capabilities.lock) return { lease: undefined };
-    const { memberId, chain } = known;
-    const started = this.#o.clock.now();
-    let paused = 0;
-    let delay = LOCK_POLL_MIN_MS;
-    const waitEnded = (outcome: LockWaitEvent['outcome']): void => {
-      if (paused > 0) this.#o.hooks.emit('lock-wait', { memberId, chain, outcome, waitedMs: Math.max(this.#o.clock.now() - started, paused) });
-    };
-    for (;;) {
-      const lease = await tryLock({ memberId, chain }, this.#o.lockTtlMs);
-      if (lease !== undefined) {
-        waitEnded('acquired');
-        return { lease };
-      }
-      if (paused === 0) this.counters.lockWaits++;
-      const pause = delay + Math.floor(this.#o.random() * delay);
-      await this.#o.clock.sleep(pause);
-      paused += pause;
-      delay = Math.min(delay * 2, LOCK_POLL_MAX_MS);
-      const stored = await this.#readFor(known, request);
-      if (this.#movedOn(stored, known, request)) {
-        waitEnded('adopted');
-        return { adopt: stored };
-      }
-      const waited = Math.max(this.#o.clock.now() - started, paused);
-      if (waited > this.#o.lockWaitMs) {
-        waitEnded('timeout');
-        throw new LockTimeoutError(memberId, waited);
-      }
-    }
-  }
-
-  /**
-   * Keeps the lease while this holder works: renews it every third of its lifetime, so a slow
-   * OAuth answer or a paused process does not hand the chain to another worker mid-refresh.
-   * (When a pause outlasts the lease anyway, the conditional write is the fence.)
-   */
-  #renew(lease: StoreLease | undefined, known: PortalRecord): AbortController {
-    const stop = new AbortController();
-    const renew = lease?.renew?.bind(lease);
-    if (renew === undefined) return stop;
-    const every = Math.max(1, Math.floor(this.#o.lockTtlMs / 3));
-    void (async () => {
-      while (!stop.signal.aborted) {
-        try {
-          await this.#o.clock.sleep(every, stop.signal);
-          if (!(await renew(this.#o.lockTtlMs))) return;
-        } catch (error) {
-          if (!stop.signal.aborted) {
-            this.#o.logger.warn({ memberId: known.memberId, chain: known.chain, err: describeError(error) }, 'renewing the refresh lock failed');
-          }
-          return;
-        }
-      }
-    })();
-    return stop;
   }
 
   /** Steps 5 and 6, reported as one `refresh-attempt` event with its outcome and duration. */
@@ -386,14 +315,14 @@ export class RefreshCoordinator {
             { memberId, chain },
             "the OAuth host rotated this chain but its answer never arrived; an administrator's app-page visit (pool.reseed) or a reinstall brings it back",
           );
-          return this.#rejected(current, new OAuthRejectedError(LOST_ROTATION, error.status, { memberId, cause: error }), request);
+          return this.#writer.rejected(current, new OAuthRejectedError(LOST_ROTATION, error.status, { memberId, cause: error }), request);
         }
-        return this.#rejected(current, error, request);
+        return this.#writer.rejected(current, error, request);
       }
       throw error;
     }
     this.hostClock.learnFromAnswer(tokens.expires, tokens.expiresIn, this.#o.clock.now());
-    const outcome = await this.#write(current, pairPatch(current, tokens, this.#o.clock.now()), 'pair', 'saving a refreshed pair');
+    const outcome = await this.#writer.write(current, pairPatch(current, tokens, this.#o.clock.now()), 'pair', 'saving a refreshed pair');
     if (outcome.kind === 'gone') throw new PortalNotInstalledError(memberId);
     if (outcome.kind === 'revoked') throw new PortalRevokedError(memberId, outcome.record.revokedReason ?? undefined);
     if (outcome.kind === 'replaced') {
@@ -408,79 +337,5 @@ export class RefreshCoordinator {
     return record;
   }
 
-  /** What a refused refresh means depends on whose fault it is (PROTOCOL.md section 3). */
-  async #rejected(current: PortalRecord, error: OAuthRejectedError, request: RefreshRequest): Promise<PortalRecord> {
-    const kind = classifyOAuthError(error.oauthError);
-    if (kind === 'chain') return this.#mark(current, error, 'revoked', request);
-    if (kind === 'payment') return this.#mark(current, error, 'suspended', request);
-    if (kind === 'credentials') {
-      // About the app, not the portal: nothing is written, the pool pauses its refreshes.
-      const now = this.#o.clock.now();
-      const typed = new OAuthCredentialsError(error.oauthError, { memberId: current.memberId, cause: error });
-      if (this.#backoff.credentialsRefused(typed, now)) {
-        const pausedUntil = now + this.#o.backoff.credentialsMs;
-        this.#o.logger.error({ oauthError: error.oauthError, pausedUntil }, 'the OAuth host refused the app credentials; pausing refreshes');
-        this.#o.hooks.emit('credentials-rejected', { memberId: current.memberId, chain: current.chain, oauthError: error.oauthError, pausedUntil });
-      }
-      throw typed;
-    }
-    throw error;
-  }
 
-  /** Marks a chain revoked or suspended, unless a live chain was stored meanwhile. */
-  async #mark(current: PortalRecord, error: OAuthRejectedError, state: 'revoked' | 'suspended', request: RefreshRequest): Promise<PortalRecord> {
-    const { memberId, chain } = current;
-    const now = this.#o.clock.now();
-    const patch: PortalRecordPatch = { state, revokedAt: now, revokedReason: error.oauthError, updatedAt: now };
-    // A user's dead chain is removed in effect: its tokens go, the record stays as the fence that
-    // keeps versions moving (a user chain comes back through the app page or the code flow).
-    const write = chain !== 'portal' && state === 'revoked' ? { ...patch, accessToken: '', refreshToken: '' } : patch;
-    const outcome = await this.#write(current, write, 'mark', `marking a chain ${state}`);
-    if (outcome.kind === 'replaced') return this.#adopted(outcome.record);
-    const retryAt = now + this.#o.suspendRetryMs;
-    if (outcome.kind === 'written' && state === 'revoked') {
-      this.counters.revocations++;
-      // Confirming an uninstall expects exactly this answer: no alarm then.
-      const level = request.reason === 'confirm' ? 'info' : 'error';
-      this.#o.logger[level]({ memberId, chain, reason: error.oauthError }, 'chain revoked by the OAuth server');
-      this.#o.hooks.emit('revoked', { memberId, chain, reason: error.oauthError });
-    } else if (outcome.kind === 'written') {
-      this.#o.logger.warn({ memberId, chain, reason: error.oauthError, retryAt }, 'chain suspended by the OAuth server');
-      this.#o.hooks.emit('suspended', { memberId, chain, reason: error.oauthError, retryAt });
-    }
-    this.#o.hooks.drop(memberId, chain, outcome.kind === 'gone' ? 'lifecycle' : 'revoked');
-    if (outcome.kind === 'gone') throw new PortalNotInstalledError(memberId, { cause: error });
-    const stored = outcome.record;
-    if (stored.state === 'suspended') throw new PortalSuspendedError(memberId, (stored.revokedAt ?? now) + this.#o.suspendRetryMs, { cause: error });
-    throw new PortalRevokedError(memberId, stored.revokedReason ?? error.oauthError, { cause: error });
-  }
-
-  /**
-   * The conditional write with the one conflict rule (see `afterConflict`): a change that left the
-   * chain alone is merged and the write applied again; a replaced, revoked or deleted chain ends
-   * it. A store failure is retried with back-off before it is thrown: after a refresh the new pair
-   * exists only here.
-   */
-  async #write(base: PortalRecord, patch: PortalRecordPatch, intent: WriteIntent, what: string): Promise<Written> {
-    const { memberId, chain } = base;
-    let expected = base;
-    for (let attempt = 1; attempt <= WRITE_ATTEMPTS; attempt++) {
-      let result;
-      try {
-        result = await this.#o.store.update({ memberId, chain }, expected.version, patch);
-      } catch (error) {
-        this.#o.logger.error({ memberId, chain, attempt, err: describeError(error) }, `the token store failed ${what}`);
-        if (attempt === WRITE_ATTEMPTS) {
-          throw error instanceof StoreError ? error : new StoreError(`The token store failed ${what}`, { cause: error, memberId });
-        }
-        await this.#o.clock.sleep(WRITE_RETRY_MS * 2 ** (attempt - 1));
-        continue;
-      }
-      if (result.ok) return { kind: 'written', record: result.record };
-      const outcome = afterConflict(base, result.current, intent);
-      if (outcome.kind !== 'retry') return outcome;
-      expected = outcome.record;
-    }
-    throw new StoreError(`The record kept changing while ${what}`, { memberId });
-  }
 }

@@ -1,0 +1,86 @@
+// Step 3 of the coordinator: the store's per-chain lock, waited for on the coordinator's clock, and
+// its lease kept alive while the holder works.
+
+import { LockTimeoutError } from '../errors.js';
+import { describeError } from '../logger.js';
+import type { LockWaitEvent } from '../pool-events.js';
+import type { PortalRecord, StoreLease } from '../store/token-store.js';
+import type { CoordinatorCounters, CoordinatorOptions } from './types.js';
+
+/** Lock polling: first and longest pause between tries, ms. */
+const LOCK_POLL_MIN_MS = 10;
+const LOCK_POLL_MAX_MS = 250;
+
+/** A held lease (none when the store has no lock), or a pair another worker stored meanwhile. */
+export type Lock = { readonly lease: StoreLease | undefined } | { readonly adopt: PortalRecord };
+
+/**
+ * Step 3: takes the chain's lock, polling with back-off while another worker holds it; a pair
+ * that worker stored meanwhile is adopted at once. Time waited counts by the clock and by the
+ * pauses taken, so a clock that stands still still times out.
+ */
+export async function takeLock(
+o: CoordinatorOptions,
+counters: CoordinatorCounters,
+known: PortalRecord,
+movedOn: () => Promise<PortalRecord | undefined>,
+): Promise<Lock> {
+  const store = o.store;
+  const tryLock = store.tryLock?.bind(store);
+  if (tryLock === undefined || !store.capabilities.lock) return { lease: undefined };
+  const { memberId, chain } = known;
+  const started = o.clock.now();
+  let paused = 0;
+  let delay = LOCK_POLL_MIN_MS;
+  const waitEnded = (outcome: LockWaitEvent['outcome']): void => {
+    if (paused > 0) o.hooks.emit('lock-wait', { memberId, chain, outcome, waitedMs: Math.max(o.clock.now() - started, paused) });
+  };
+  for (;;) {
+    const lease = await tryLock({ memberId, chain }, o.lockTtlMs);
+    if (lease !== undefined) {
+      waitEnded('acquired');
+      return { lease };
+    }
+    if (paused === 0) counters.lockWaits++;
+    const pause = delay + Math.floor(o.random() * delay);
+    await o.clock.sleep(pause);
+    paused += pause;
+    delay = Math.min(delay * 2, LOCK_POLL_MAX_MS);
+    const stored = await movedOn();
+    if (stored !== undefined) {
+      waitEnded('adopted');
+      return { adopt: stored };
+    }
+    const waited = Math.max(o.clock.now() - started, paused);
+    if (waited > o.lockWaitMs) {
+      waitEnded('timeout');
+      throw new LockTimeoutError(memberId, waited);
+    }
+  }
+}
+
+/**
+ * Keeps the lease while this holder works: renews it every third of its lifetime, so a slow
+ * OAuth answer or a paused process does not hand the chain to another worker mid-refresh.
+ * (When a pause outlasts the lease anyway, the conditional write is the fence.)
+ */
+export function keepLease(o: CoordinatorOptions, lease: StoreLease | undefined, known: PortalRecord): AbortController {
+  const stop = new AbortController();
+  const renew = lease?.renew?.bind(lease);
+  if (renew === undefined) return stop;
+  const every = Math.max(1, Math.floor(o.lockTtlMs / 3));
+  void (async () => {
+    while (!stop.signal.aborted) {
+      try {
+        await o.clock.sleep(every, stop.signal);
+        if (!(await renew(o.lockTtlMs))) return;
+      } catch (error) {
+        if (!stop.signal.aborted) {
+          o.logger.warn({ memberId: known.memberId, chain: known.chain, err: describeError(error) }, 'renewing the refresh lock failed');
+        }
+        return;
+      }
+    }
+  })();
+  return stop;
+}

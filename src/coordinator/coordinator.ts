@@ -22,18 +22,15 @@ import { isUsable, refreshWindow } from './freshness.js';
 import { HostClock } from './host-clock.js';
 import { keepLease, takeLock } from './lock.js';
 import { chainKeyOf, pairPatch } from './records.js';
-import { ChainWriter } from './writes.js';
+import { ChainWriter, LOST_ROTATION } from './writes.js';
+
+export { LOST_ROTATION } from './writes.js';
 import type { ChainView, CoordinatorCounters, CoordinatorOptions, RefreshRequest } from './types.js';
 
 export { chainKeyOf, isHttpUrl, pairPatch } from './records.js';
 
 /** How many times a caller joins a flight before it settles for what it has. */
 const FLIGHT_ROUNDS = 3;
-/**
- * The `revokedReason` of a chain the OAuth host rotated while its answer was lost (a timeout): the
- * retry of the same refresh token met `invalid_grant`. No one is at fault; `reseed` recovers it.
- */
-export const LOST_ROTATION = 'lost_rotation';
 
 
 /**

@@ -16,6 +16,12 @@ const WRITE_ATTEMPTS = 5;
 /** First pause before retrying a failed store write, ms; doubles each time. */
 const WRITE_RETRY_MS = 20;
 
+/**
+ * The `revokedReason` of a chain the OAuth host rotated while its answer was lost (a timeout): the
+ * retry of the same refresh token met `invalid_grant`. No one is at fault; `reseed` recovers it.
+ */
+export const LOST_ROTATION = 'lost_rotation';
+
 /** What a conditional write ended with. */
 export type Written = { kind: 'written' | 'replaced' | 'revoked'; record: PortalRecord } | { kind: 'gone' };
 
@@ -36,7 +42,7 @@ export class ChainWriter {
 
   /** What a refused refresh means depends on whose fault it is (PROTOCOL.md section 3). */
   async rejected(current: PortalRecord, error: OAuthRejectedError, request: RefreshRequest): Promise<PortalRecord> {
-    const kind = classifyOAuthError(error.oauthError);
+    const kind = error.oauthError === LOST_ROTATION ? 'chain' : classifyOAuthError(error.oauthError);
     if (kind === 'chain') return this.#mark(current, error, 'revoked', request);
     if (kind === 'payment') return this.#mark(current, error, 'suspended', request);
     if (kind === 'credentials') {

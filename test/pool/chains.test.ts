@@ -198,6 +198,32 @@ describe('coherence between workers sharing a store', () => {
 });
 
 describe('reseed', () => {
+  it('recovers a chain the OAuth host rotated while its answer was lost (lost_rotation)', async () => {
+    const store = new MemoryTokenStore();
+    const memberId = await installed(store);
+    const pool = new PortalClientPool({
+      store,
+      clientId: b24.clientId,
+      clientSecret: b24.clientSecret,
+      logger: recordingLogger(),
+      trustedOAuthHosts: [b24.serverEndpoint],
+      backoff: { transientMinMs: 0 },
+    });
+    const client = await pool.clientFor(memberId);
+    b24.expireAccessTokens(memberId);
+    b24.failOAuth({ mode: 'rotate-and-drop' }, 1);
+    // The first refresh is rotated at the host but its answer never arrives; the retry of the same
+    // refresh token is refused: the chain is lost with no one at fault, and says so.
+    await client.actions.v2.call.make({ method: 'profile' }).catch(() => undefined);
+    await client.actions.v2.call.make({ method: 'profile' }).catch(() => undefined);
+    expect(await store.get(memberId)).toMatchObject({ state: 'revoked', revokedReason: 'lost_rotation' });
+
+    const record = await pool.reseed(page(memberId, 1));
+    expect(record).toMatchObject({ state: 'active', chain: 'portal' });
+    expect(await profileUser(await pool.clientFor(memberId))).toBe(1);
+    await pool.close();
+  });
+
   it("brings back a portal whose chain died, from an administrator's app page", async () => {
     const store = new MemoryTokenStore();
     const memberId = await installed(store);

@@ -34,7 +34,10 @@ export async function handleToken(s: StandIn, req: IncomingMessage, res: ServerR
   if (grant === 'refresh_token') stats.refreshRequests += 1;
   else if (grant === 'authorization_code') stats.codeExchanges += 1;
 
-  const failure = runtime.takeFailure();
+  const taken = runtime.takeFailure();
+  const dropAfterRotate = taken !== null && 'mode' in taken && taken.mode === 'rotate-and-drop';
+  const failure = dropAfterRotate ? null : taken;
+  if (dropAfterRotate) stats.oauthFailuresInjected += 1;
   if (failure !== null) {
     stats.oauthFailuresInjected += 1;
     if ('status' in failure) {
@@ -94,6 +97,10 @@ export async function handleToken(s: StandIn, req: IncomingMessage, res: ServerR
     }
     ledger.spend(record);
     const chain = ledger.mint(state, record.userId);
+    if (dropAfterRotate) {
+      req.socket.destroy();
+      return;
+    }
     stats.refreshSuccess += 1;
     sendJson(res, 200, tokenResponse(ledger, state, chain));
     return;

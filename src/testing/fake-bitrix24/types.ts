@@ -110,6 +110,13 @@ export type OAuthFailure =
   | {
       /** Destroy the connection without an answer. */
       readonly mode: 'reset';
+    }
+  | {
+      /**
+       * Rotate the chain as a successful refresh would (the refresh token is spent, a new pair is
+       * minted), then destroy the connection: the answer is lost, and the chain with it.
+       */
+      readonly mode: 'rotate-and-drop';
     };
 
 /** The outcome of a user consenting at `/oauth/authorize/`. */

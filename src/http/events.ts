@@ -3,24 +3,23 @@
 // runs the user's code with the portal's pooled client; lifecycle events can be handed to the lifecycle handler.
 
 import type { B24OAuth } from '@bitrix24/b24jssdk';
-import { classifyBody, DEFAULT_MAX_BODY_BYTES, FORM_MEDIA_TYPE, JSON_MEDIA_TYPE, rawByteLength } from '../body.js';
+import { DEFAULT_MAX_BODY_BYTES } from '../body.js';
 import { assertEventContext, type EventHandlerContext } from '../context.js';
-import { ErrorCode, InvalidEventError } from '../errors.js';
+import { InvalidEventError } from '../errors.js';
 import { parseRestEvent } from '../events/rest.js';
 import type { RestEvent, RestEventAuth, RestEventData } from '../events/types.js';
 import { describeError, type Logger } from '../logger.js';
 import { observedLogger } from '../observe.js';
 import {
-  headerValue,
   internalErrorResponse,
   jsonResponse,
-  methodNotAllowedResponse,
   payloadTooLargeResponse,
   type PlainHandler,
   type PlainRequest,
   type PlainResponse,
 } from '../plain.js';
 import { authenticate, portalClient } from './event-auth.js';
+import { isAnswer, screenRequest } from './screen.js';
 
 /** What a REST event listener receives. */
 export interface RestEventContext {
@@ -228,19 +227,11 @@ export function createEventHandler(options: EventHandlerOptions): EventHandler {
   };
 
   const handle = async (request: PlainRequest): Promise<PlainResponse> => {
-    if (typeof request.method !== 'string' || request.method.toUpperCase() !== 'POST') return methodNotAllowedResponse('POST');
-    const body = request.body;
-    const kind = classifyBody(headerValue(request.headers ?? {}, 'content-type'), body);
-    if (kind === 'unsupported') {
-      return jsonResponse(415, { error: ErrorCode.UnsupportedMediaType }, { accept: `${FORM_MEDIA_TYPE}, ${JSON_MEDIA_TYPE}` });
-    }
-    if (rawByteLength(body) > maxBodyBytes) return payloadTooLargeResponse();
+    const screened = screenRequest(request, maxBodyBytes);
+    if (isAnswer(screened)) return screened;
     let event: RestEvent;
     try {
-      event = parseRestEvent(body ?? '', {
-        ...(kind === 'parsed' ? {} : { contentType: kind === 'json' ? JSON_MEDIA_TYPE : FORM_MEDIA_TYPE }),
-        maxBytes: maxBodyBytes,
-      });
+      event = parseRestEvent(request.body ?? '', { ...screened, maxBytes: maxBodyBytes });
     } catch (error) {
       if (!(error instanceof InvalidEventError)) throw error;
       if (error.reason === 'too_large') return payloadTooLargeResponse();

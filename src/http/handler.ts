@@ -2,18 +2,16 @@
 // checks the request (method, body kind, size), parses the event and dispatches it; install.ts and
 // uninstall.ts prove it genuine and write; every refusal is a LifecycleAnswerError turned into its answer.
 
-import { classifyBody, DEFAULT_MAX_BODY_BYTES, FORM_MEDIA_TYPE, JSON_MEDIA_TYPE, rawByteLength } from '../body.js';
+import { DEFAULT_MAX_BODY_BYTES } from '../body.js';
 import { assertContext, type PortalTokensContext } from '../context.js';
-import { ErrorCode, InvalidEventError } from '../errors.js';
+import { InvalidEventError } from '../errors.js';
 import { parseInstallEvent } from '../events/parse.js';
 import type { InstallEvent, LifecycleEvent, UninstallEvent, UpdateEvent } from '../events/types.js';
 import { describeError, type Logger } from '../logger.js';
 import { observedLogger } from '../observe.js';
 import {
-  headerValue,
   internalErrorResponse,
   jsonResponse,
-  methodNotAllowedResponse,
   payloadTooLargeResponse,
   type PlainHandler,
   type PlainRequest,
@@ -22,6 +20,7 @@ import {
 import { normalizeTrustedHosts } from '../protocol/oauth-hosts.js';
 import type { PortalRecord } from '../store/token-store.js';
 import { LifecycleAnswerError } from './answers.js';
+import { isAnswer, screenRequest } from './screen.js';
 import { handleInstallOrUpdate } from './install.js';
 import type { FileInstallSpool, SpoolDrainResult } from '../spool/file-spool.js';
 import { applySpooled } from './install-write.js';
@@ -185,22 +184,11 @@ export function createLifecycleHandler(options: LifecycleHandlerOptions): Lifecy
   timer?.unref();
 
   const handle = async (request: PlainRequest): Promise<PlainResponse> => {
-    if (typeof request.method !== 'string' || request.method.toUpperCase() !== 'POST') return methodNotAllowedResponse('POST');
-    const body = request.body;
-    // The parser's own rule decides form or JSON, so the handler cannot disagree with it.
-    const kind = classifyBody(headerValue(request.headers ?? {}, 'content-type'), body);
-    if (kind === 'unsupported') {
-      return jsonResponse(415, { error: ErrorCode.UnsupportedMediaType }, { accept: `${FORM_MEDIA_TYPE}, ${JSON_MEDIA_TYPE}` });
-    }
-    if (rawByteLength(body) > maxBodyBytes) return payloadTooLargeResponse();
-
+    const screened = screenRequest(request, maxBodyBytes);
+    if (isAnswer(screened)) return screened;
     let event: LifecycleEvent;
     try {
-      event = parseInstallEvent(body ?? '', {
-        ...(kind === 'parsed' ? {} : { contentType: kind === 'json' ? JSON_MEDIA_TYPE : FORM_MEDIA_TYPE }),
-        maxBytes: maxBodyBytes,
-        now: () => pool.clock.now(),
-      });
+      event = parseInstallEvent(request.body ?? '', { ...screened, maxBytes: maxBodyBytes, now: () => pool.clock.now() });
     } catch (error) {
       if (!(error instanceof InvalidEventError)) throw error;
       if (error.reason === 'too_large') return payloadTooLargeResponse();

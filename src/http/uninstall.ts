@@ -4,7 +4,6 @@
 // means the app is installed: 403, nothing changes. When the host cannot be asked, the portal is
 // marked and the next refresh decides. Unknown portals answer 200: the answer reveals nothing.
 
-import { describeError } from '../logger.js';
 import type { UninstallEvent } from '../events/types.js';
 import { applicationTokenRefusal } from '../oauth/verify.js';
 import { jsonResponse, type PlainResponse } from '../plain.js';
@@ -54,10 +53,7 @@ export async function handleUninstall(kit: LifecycleKit, event: UninstallEvent):
   logger.info({ memberId, event: event.event, clean: event.clean }, 'Portal uninstalled');
   const hook = kit.onUninstalled;
   const record = existing;
-  if (hook !== undefined) {
-    await runHook(kit, 'onUninstalled', memberId, () => hook(event, record)).catch((error: unknown) => {
-      logger.error({ memberId, err: describeError(error) }, 'Uninstall hook failed');
-    });
-  }
+  // runHook never throws: a failing hook is logged there.
+  if (hook !== undefined) await runHook(kit, 'onUninstalled', memberId, () => hook(event, record));
   return jsonResponse(200, { ok: true });
 }

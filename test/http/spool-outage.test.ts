@@ -1,13 +1,10 @@
 // No install lost to an outage: PostgreSQL is stopped while 50 verified installs arrive; each is
 // spooled and answered 200; after the restart the spool is replayed and all 50 portals work.
 // Runs in the serial outage pass (vitest.outage.config.ts).
-import { execFile } from 'node:child_process';
-import { readdirSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createLifecycleHandler } from '../../src/http/handler.js';
 import { toNodeHandler } from '../../src/http/node.js';
@@ -16,36 +13,13 @@ import { PortalClientPool } from '../../src/pool/pool.js';
 import { FileInstallSpool } from '../../src/spool/file-spool.js';
 import { PostgresTokenStore } from '../../src/store/postgres/index.js';
 import { FakeBitrix24 } from '../../src/testing/fake-bitrix24.js';
-import { dropTables, enterGate, PG_URL, uniquePrefix, waitForPostgres } from '../store/fixtures/pg-support.js';
+import { dropTables, ensurePostgresRunning, enterGate, PG_URL, pgCtl, uniquePrefix, waitForPostgres } from '../store/fixtures/pg-support.js';
 import { serviceAvailable } from '../support/services.js';
 import { listen, post } from './helpers.js';
 
-const run = promisify(execFile);
 const available = await serviceAvailable('postgres');
-const cluster = (() => {
-  try {
-    return readdirSync('/etc/postgresql').sort().at(-1);
-  } catch {
-    return undefined;
-  }
-})();
-
-async function pgCtl(action: 'stop' | 'start'): Promise<void> {
-  if (cluster === undefined) throw new Error('no PostgreSQL cluster to control');
-  await run('pg_ctlcluster', ['--skip-systemctl-redirect', cluster, 'main', action, ...(action === 'stop' ? ['--mode=fast'] : [])]);
-}
-
-async function ensureRunning(): Promise<void> {
-  const ready = await run('pg_isready', ['-h', '127.0.0.1', '-p', '5432']).then(
-    () => true,
-    () => false,
-  );
-  if (!ready) await pgCtl('start').catch(() => undefined);
-  await waitForPostgres();
-}
-
 afterAll(async () => {
-  await ensureRunning();
+  await ensurePostgresRunning();
 });
 
 describe.skipIf(!available)('installs during a PostgreSQL outage', () => {
@@ -79,7 +53,7 @@ describe.skipIf(!available)('installs during a PostgreSQL outage', () => {
         expect((await client.actions.v2.call.make({ method: 'profile' })).isSuccess).toBe(true);
       }
     } finally {
-      await ensureRunning();
+      await ensurePostgresRunning();
       handler.close();
       await server.close();
       await pool.close();

@@ -2,44 +2,18 @@
 // is down callers get a typed transient StoreError; afterwards the same pool works without a
 // restart, its change subscription is back (another worker's refresh is followed), and no stored
 // chain is lost. Runs in the serial outage pass (vitest.outage.config.ts).
-import { execFile } from 'node:child_process';
-import { readdirSync } from 'node:fs';
-import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { StoreError } from '../../src/errors.js';
 import { silentLogger } from '../../src/logger.js';
 import { PortalClientPool } from '../../src/pool/pool.js';
 import { PostgresTokenStore } from '../../src/store/postgres/index.js';
 import { FakeBitrix24, seedStore } from '../../src/testing/fake-bitrix24.js';
-import { dropTables, enterGate, PG_URL, uniquePrefix, waitForPostgres } from '../store/fixtures/pg-support.js';
+import { dropTables, ensurePostgresRunning, enterGate, PG_URL, pgCtl, uniquePrefix, waitForPostgres } from '../store/fixtures/pg-support.js';
 import { serviceAvailable } from '../support/services.js';
 
-const run = promisify(execFile);
 const available = await serviceAvailable('postgres');
-const cluster = (() => {
-  try {
-    return readdirSync('/etc/postgresql').sort().at(-1);
-  } catch {
-    return undefined;
-  }
-})();
-
-async function pgCtl(action: 'stop' | 'start'): Promise<void> {
-  if (cluster === undefined) throw new Error('no PostgreSQL cluster to control');
-  await run('pg_ctlcluster', ['--skip-systemctl-redirect', cluster, 'main', action, ...(action === 'stop' ? ['--mode=fast'] : [])]);
-}
-
-async function ensureRunning(): Promise<void> {
-  const ready = await run('pg_isready', ['-h', '127.0.0.1', '-p', '5432']).then(
-    () => true,
-    () => false,
-  );
-  if (!ready) await pgCtl('start').catch(() => undefined);
-  await waitForPostgres();
-}
-
 afterAll(async () => {
-  await ensureRunning(); // whatever happened, leave PostgreSQL running for everyone else
+  await ensurePostgresRunning(); // whatever happened, leave PostgreSQL running for everyone else
 });
 
 describe.skipIf(!available)('the pool through a PostgreSQL outage', () => {
@@ -82,7 +56,7 @@ describe.skipIf(!available)('the pool through a PostgreSQL outage', () => {
       expect(b24.stats.rest.invalidToken + b24.stats.rest.expiredToken).toBe(refused);
       expect(pool.stats().refreshes).toBe(0);
     } finally {
-      await ensureRunning();
+      await ensurePostgresRunning();
       await pool.close();
       await other.close();
       await store.close();

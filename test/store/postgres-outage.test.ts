@@ -1,48 +1,16 @@
 // PostgresTokenStore through a real database outage: the test stops the PostgreSQL server and starts
 // it again (always, in finally and afterAll). Its own file, and it waits at a gate until no other
 // PostgreSQL test file is running, so stopping the server never breaks them.
-import { execFile } from 'node:child_process';
-import { readdirSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { StoreError } from '../../src/errors.js';
 import { PostgresTokenStore } from '../../src/store/postgres/index.js';
 import type { PortalRecord, StoreChange } from '../../src/store/token-store.js';
 import { sampleRecord } from '../../src/testing/conformance/records.js';
 import { serviceAvailable } from '../support/services.js';
-import { dropTables, enterGate, PG_URL, uniquePrefix, waitForPostgres } from './fixtures/pg-support.js';
+import { dropTables, ensurePostgresRunning, enterGate, PG_CLUSTER, PG_URL, pgCtl, uniquePrefix, waitForPostgres } from './fixtures/pg-support.js';
 
-const run = promisify(execFile);
 const available = await serviceAvailable('postgres');
-// The Debian cluster tools stop and start the server; without them (another platform) the test skips.
-const cluster = (() => {
-  try {
-    return readdirSync('/etc/postgresql').sort().at(-1);
-  } catch {
-    return undefined;
-  }
-})();
-
-async function pgCtl(action: 'stop' | 'start'): Promise<void> {
-  if (cluster === undefined) throw new Error('no PostgreSQL cluster to control');
-  const args = ['--skip-systemctl-redirect', cluster, 'main', action, ...(action === 'stop' ? ['--mode=fast'] : [])];
-  await run('pg_ctlcluster', args);
-}
-
-async function pgIsReady(): Promise<boolean> {
-  return run('pg_isready', ['-h', '127.0.0.1', '-p', '5432']).then(
-    () => true,
-    () => false,
-  );
-}
-
-async function ensureRunning(): Promise<void> {
-  if (await pgIsReady()) return;
-  await pgCtl('start').catch(() => undefined);
-  await waitForPostgres();
-}
-
 async function until(check: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!check()) {
@@ -51,9 +19,9 @@ async function until(check: () => boolean, what: string, timeoutMs = 30_000): Pr
   }
 }
 
-describe.skipIf(!available || cluster === undefined)('PostgresTokenStore through a database restart', () => {
+describe.skipIf(!available || PG_CLUSTER === undefined)('PostgresTokenStore through a database restart', () => {
   afterAll(async () => {
-    await ensureRunning();
+    await ensurePostgresRunning();
   }, 120_000);
 
   it('rejects with transient errors while the server is down, then works again in the same instance, losing nothing', async () => {
@@ -102,7 +70,7 @@ describe.skipIf(!available || cluster === undefined)('PostgresTokenStore through
       expect(changes).toStrictEqual([{ memberId: 'portal-02', chain: 'portal', version: 2, deleted: false }]);
       await subscription.close();
     } finally {
-      await ensureRunning();
+      await ensurePostgresRunning();
       await store.close();
       await dropTables(prefix).catch(() => undefined);
       await leave();

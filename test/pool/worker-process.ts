@@ -1,0 +1,93 @@
+// A pool worker in its own process (fixtures/coherence-worker.ts) on a shared PostgreSQL or Redis
+// store, driven one command per stdin line with one JSON answer line per command.
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { PostgresTokenStore } from '../../src/store/postgres/index.js';
+import { RedisTokenStore } from '../../src/store/redis/index.js';
+import type { TokenStore } from '../../src/store/token-store.js';
+import type { FakeBitrix24 } from '../../src/testing/fake-bitrix24.js';
+import { dropTables, enterGate } from '../store/fixtures/pg-support.js';
+import { dropPrefix, inspector } from '../store/fixtures/redis-support.js';
+import { SERVICES } from '../support/services.js';
+
+const worker = fileURLToPath(new URL('./fixtures/coherence-worker.ts', import.meta.url));
+
+/** A running worker: its process, and `ask`, which sends one command and awaits its answer. */
+export interface WorkerProcess {
+  readonly child: ChildProcessWithoutNullStreams;
+  ask(command: string): Promise<Record<string, unknown>>;
+  /** Sends `exit` and waits for the process to end. */
+  stop(): Promise<void>;
+}
+
+/** Starts a worker with its own pool on the store `kind` (`postgres` | `redis`) at `url`/`prefix`. */
+export function startWorker(b24: FakeBitrix24, kind: string, url: string, prefix: string, memberId: string): WorkerProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', worker, kind, url, prefix, memberId], {
+    env: { ...process.env, B24_CLIENT_ID: b24.clientId, B24_CLIENT_SECRET: b24.clientSecret },
+    stdio: 'pipe',
+  });
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+  const ended = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  return {
+    child,
+    ask: async (command) => {
+      child.stdin.write(`${command}\n`);
+      const { value, done } = await lines.next();
+      if (done) throw new Error(`worker ended early: ${stderr}`);
+      return JSON.parse(value) as Record<string, unknown>;
+    },
+    stop: async () => {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGCONT');
+        child.stdin.write('exit\n');
+      }
+      await ended;
+    },
+  };
+}
+
+/** A shared store the workers can open: how to open, clean up and serialise access to it. */
+export interface ClusterStore {
+  readonly name: string;
+  readonly available: boolean;
+  readonly kind: 'postgres' | 'redis';
+  readonly url: string;
+  readonly prefix: string;
+  open(prefix: string): TokenStore;
+  cleanup(prefix: string): Promise<void>;
+  /** Waits for the service's test gate (PostgreSQL tests take turns); resolves to the release. */
+  gate(): Promise<() => Promise<void>>;
+}
+
+/** PostgreSQL and Redis as cluster stores, with table/key prefixes unique to `tag` and this process. */
+export function clusterStores(tag: string, available: { postgres: boolean; redis: boolean }): ClusterStore[] {
+  return [
+    {
+      name: 'PostgreSQL',
+      available: available.postgres,
+      kind: 'postgres',
+      url: SERVICES.postgres.url,
+      prefix: `${tag}_${process.pid}`,
+      open: (prefix) => new PostgresTokenStore({ connectionString: SERVICES.postgres.url, tablePrefix: prefix }),
+      cleanup: (prefix) => dropTables(prefix),
+      gate: () => enterGate('shared'),
+    },
+    {
+      name: 'Redis',
+      available: available.redis,
+      kind: 'redis',
+      url: SERVICES.redis.url,
+      prefix: `${tag}-${process.pid}`,
+      open: (prefix) => new RedisTokenStore({ url: SERVICES.redis.url, keyPrefix: prefix }),
+      cleanup: async (prefix) => {
+        const client = inspector();
+        await dropPrefix(client, prefix);
+        client.disconnect();
+      },
+      gate: () => Promise.resolve(() => Promise.resolve()),
+    },
+  ];
+}

@@ -5,7 +5,7 @@ import { Comment, CommentTag, Converter, ReflectionKind } from 'typedoc';
 
 /** Source path prefixes (relative to the package) and their category; the first match wins. */
 const RULES = [
-  ['src/errors.ts', 'Errors'],
+  ['src/errors', 'Errors'], // src/errors.ts and the modules in src/errors/
   ['src/store/', 'Stores'],
   ['src/testing/', 'Testing'],
   ['src/otel/', 'Operations'],

@@ -7,42 +7,24 @@
 // B24PT_FUZZ_CASES=<n> changes the count.
 
 import { randomBytes } from 'node:crypto';
-import { Agent, createServer, request } from 'node:http';
+import { Agent, request } from 'node:http';
 import fc from 'fast-check';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { createLifecycleHandler } from '../../src/http/handler.js';
-import { toNodeHandler } from '../../src/http/node.js';
-import { listen, post, startRig, toForm, type Rig } from './helpers.js';
+import { formTypes, garbledCases, hostileCases, LIMIT, serveFuzzed, type Case } from './fuzz-rig.js';
+import { post, toForm } from './helpers.js';
 
-const LIMIT = 4096;
 const CASES = Number(process.env['B24PT_FUZZ_CASES'] ?? 10_000);
 const SEED = process.env['B24PT_FUZZ_SEED'] === undefined ? randomBytes(4).readUInt32BE() >>> 1 : Number(process.env['B24PT_FUZZ_SEED']);
 const IN_FLIGHT = 50;
 
-let rig: Rig;
-let server: { url: string; close: () => Promise<void> };
 const agent = new Agent({ keepAlive: true, maxSockets: IN_FLIGHT });
 
-beforeAll(async () => {
-  rig = await startRig();
-  const handler = createLifecycleHandler({ pool: rig.context, trustedOAuthHosts: [rig.b24.oauthUrl], maxBodyBytes: LIMIT });
-  server = await listen(createServer(toNodeHandler(handler)));
-});
+const fuzz = serveFuzzed((rig) => createLifecycleHandler({ pool: rig.context, trustedOAuthHosts: [rig.b24.oauthUrl], maxBodyBytes: LIMIT }));
 
-afterAll(async () => {
+afterAll(() => {
   agent.destroy();
-  await server.close();
-  await rig.pool.close();
-  await rig.b24.close();
 });
-
-interface Case {
-  readonly kind: string;
-  readonly body: Uint8Array | string;
-  readonly contentType: string | null;
-  /** A forged install or update for the stored portal with a `ts` older than the stored one. */
-  readonly stale?: boolean;
-}
 
 /** One POST on the keep-alive agent; the answer is kept even when the server closes early (413). */
 function send(url: string, sample: Case): Promise<{ status: number; text: string }> {
@@ -68,9 +50,10 @@ const hex = (bytes: number): fc.Arbitrary<string> => fc.uint8Array({ minLength: 
 describe(`the lifecycle handler under ${CASES} generated bodies (seed ${SEED})`, () => {
   it('answers every one 4xx, stays up and changes nothing in the store', async () => {
     console.log(`[handler-fuzz-10k] seed ${SEED}: replay with B24PT_FUZZ_SEED=${SEED}`);
+    const { rig } = fuzz;
     const stored = rig.b24.addPortal();
     const installEvent = rig.b24.installEvent(stored.memberId);
-    expect((await post(`${server.url}/e`, installEvent.form)).status).toBe(200);
+    expect((await post(`${fuzz.url}/e`, installEvent.form)).status).toBe(200);
     const snapshot = JSON.stringify(await rig.store.list!({}));
     const storedTs = (await rig.store.get(stored.memberId))?.eventTs ?? null;
     const appInfoCalls = rig.b24.stats.appInfoCalls;
@@ -79,12 +62,9 @@ describe(`the lifecycle handler under ${CASES} generated bodies (seed ${SEED})`,
     const genuine = rig.b24.installEvent(stored.memberId);
     const { member_id: memberId, ...authRest } = genuine.payload.auth;
     const template = toForm({ ...genuine.payload, auth: { ...authRest, member_id: memberId! } });
-    const lastValueAt = template.lastIndexOf('=') + 1;
-    const jsonTemplate = genuine.json;
     const uninstall = rig.b24.uninstallEvent(stored.memberId).payload;
 
-    const formTypes = fc.constantFrom<string | null>('application/x-www-form-urlencoded', 'application/x-www-form-urlencoded; charset=utf-8', null);
-    const badTypes = fc.constantFrom('text/plain', 'application/xml', 'multipart/form-data; boundary=x', 'application/octet-stream', 'image/png');
+    const badTypes = ['text/plain', 'application/xml', 'multipart/form-data; boundary=x', 'application/octet-stream', 'image/png'];
     const authKeys = Object.keys(genuine.payload.auth);
     const forgedInstall = fc
       .record({
@@ -111,15 +91,7 @@ describe(`the lifecycle handler under ${CASES} generated bodies (seed ${SEED})`,
       });
 
     const cases: fc.Arbitrary<Case> = fc.oneof(
-      fc.record({ kind: fc.constant('random bytes'), body: fc.uint8Array({ maxLength: 3000 }), contentType: formTypes }),
-      fc.record({ kind: fc.constant('random text'), body: fc.string({ unit: 'binary', maxLength: 1500 }), contentType: formTypes }),
-      fc.record({ kind: fc.constant('truncated form'), body: fc.integer({ min: 0, max: lastValueAt }).map((cut) => template.slice(0, cut)), contentType: formTypes }),
-      fc.record({
-        kind: fc.constant('truncated JSON'),
-        body: fc.integer({ min: 0, max: jsonTemplate.length - 1 }).map((cut) => jsonTemplate.slice(0, cut)),
-        contentType: fc.constant('application/json'),
-      }),
-      fc.record({ kind: fc.constant('random JSON'), body: fc.json({ maxDepth: 4 }), contentType: fc.constant('application/json') }),
+      ...garbledCases(template, genuine.json),
       fc.record({
         kind: fc.constant('random form keys'),
         body: fc
@@ -127,24 +99,7 @@ describe(`the lifecycle handler under ${CASES} generated bodies (seed ${SEED})`,
           .map((pairs) => new URLSearchParams(pairs).toString()),
         contentType: formTypes,
       }),
-      fc.record({
-        kind: fc.constant('pollution'),
-        body: fc
-          .constantFrom('__proto__', 'constructor', 'prototype')
-          .chain((key) => fc.constantFrom(`auth[${key}][x]=1&event=ONAPPINSTALL`, `${key}[event]=ONAPPINSTALL`, `event=ONAPPINSTALL&data[${key}]=1&auth[member_id]=${key}`)),
-        contentType: formTypes,
-      }),
-      fc.record({ kind: fc.constant('wrong content type'), body: fc.constant(template), contentType: badTypes }),
-      fc.record({
-        kind: fc.constant('oversize'),
-        body: fc.integer({ min: LIMIT + 1, max: LIMIT * 4 }).map((size) => `${template}&pad=${'x'.repeat(size)}`),
-        contentType: formTypes,
-      }),
-      fc.record({
-        kind: fc.constant('duplicate keys'),
-        body: fc.constantFrom(`${template}&auth[member_id]=other`, `event=ONAPPUNINSTALL&${template}`),
-        contentType: formTypes,
-      }),
+      ...hostileCases('ONAPPINSTALL', template, badTypes, [`${template}&auth[member_id]=other`, `event=ONAPPUNINSTALL&${template}`]),
       fc
         .record({ forged: forgedInstall, contentType: formTypes })
         .map(({ forged, contentType }) => ({ kind: 'forged install (form)', body: toForm(forged.payload), contentType, stale: forged.stale })),
@@ -173,7 +128,7 @@ describe(`the lifecycle handler under ${CASES} generated bodies (seed ${SEED})`,
         const index = next++;
         const sample = samples[index]!;
         const started = performance.now();
-        const answer = await send(`${server.url}/e`, sample);
+        const answer = await send(`${fuzz.url}/e`, sample);
         kinds.set(sample.kind, (kinds.get(sample.kind) ?? 0) + 1);
         spent.set(sample.kind, (spent.get(sample.kind) ?? 0) + performance.now() - started);
         const body = (() => {
@@ -204,6 +159,6 @@ describe(`the lifecycle handler under ${CASES} generated bodies (seed ${SEED})`,
     expect(rig.b24.stats.appInfoCalls).toBeGreaterThanOrEqual(appInfoCalls);
     // Still up, and still doing its job.
     const another = rig.b24.addPortal();
-    expect((await post(`${server.url}/e`, rig.b24.installEvent(another.memberId).form)).status).toBe(200);
+    expect((await post(`${fuzz.url}/e`, rig.b24.installEvent(another.memberId).form)).status).toBe(200);
   }, 300_000);
 });

@@ -4,6 +4,7 @@
 
 import { randomUUID } from 'node:crypto';
 import { StoreError } from '../../errors.js';
+import { checkOneOf, positiveInteger } from '../adapter-options.js';
 import { budgetStep, checkBudgetKey } from '../budget-math.js';
 import {
   checkExpectedVersion,
@@ -39,12 +40,6 @@ import type { PostgresTokenStoreOptions } from './options.js';
 import { DEFAULT_TABLE_PREFIX, migrate, schemaNames, type SchemaNames } from './schema.js';
 import { MAX_VERSION, NOTIFY, statements, type Statements } from './sql.js';
 
-function positive(value: unknown, name: string): number | undefined {
-  if (value === undefined) return undefined;
-  if (!Number.isSafeInteger(value) || (value as number) < 1) throw new TypeError(`${name} must be a positive integer`);
-  return value as number;
-}
-
 /**
  * A {@link TokenStore} on PostgreSQL (node-postgres, the optional peer `pg`, loaded on first use):
  * shared by every process that opens the same database and `tablePrefix`, with per-chain locks,
@@ -78,12 +73,8 @@ export class PostgresTokenStore implements TokenStore {
 
   /** Checks the options (a TypeError for bad ones); connects only when first used. */
   constructor(options: PostgresTokenStoreOptions) {
-    const given: unknown = options;
-    if (given === null || typeof given !== 'object') throw new TypeError('options must be an object');
+    checkOneOf(options, 'connectionString', 'pool');
     const { connectionString, pool } = options;
-    if ((connectionString === undefined) === (pool === undefined)) {
-      throw new TypeError('options must have exactly one of connectionString and pool');
-    }
     this.#names = schemaNames(options.tablePrefix ?? DEFAULT_TABLE_PREFIX);
     this.tablePrefix = this.#names.prefix;
     if (pool !== undefined) {
@@ -98,8 +89,8 @@ export class PostgresTokenStore implements TokenStore {
       const { maxConnections, connectTimeoutMs } = options;
       this.#config = {
         connectionString,
-        max: positive(maxConnections, 'options.maxConnections') ?? 10,
-        connectionTimeoutMillis: positive(connectTimeoutMs, 'options.connectTimeoutMs') ?? 10_000,
+        max: positiveInteger(maxConnections, 'options.maxConnections') ?? 10,
+        connectionTimeoutMillis: positiveInteger(connectTimeoutMs, 'options.connectTimeoutMs') ?? 10_000,
         keepAlive: true,
       };
     }

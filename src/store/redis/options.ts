@@ -1,5 +1,6 @@
 // Options of the Redis store and their checks: a URL or a ready client, the key prefix, the deadline.
 
+import { checkOneOf, positiveInteger } from '../adapter-options.js';
 import { checkKeyPrefix } from './codec.js';
 import { checkClient, checkUrl, type RedisClientLike } from './connection.js';
 
@@ -55,14 +56,12 @@ export interface CheckedOptions {
 
 /** Checks the constructor's options; every mistake is a TypeError naming the option, never its value. */
 export function checkOptions(options: unknown): CheckedOptions {
-  if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
-  const { url, client, keyPrefix, timeoutMs = 5_000 } = options as Record<string, unknown>;
-  if ((url === undefined) === (client === undefined)) throw new TypeError('options must have exactly one of url and client');
-  if (!Number.isSafeInteger(timeoutMs) || (timeoutMs as number) < 1) throw new TypeError('options.timeoutMs must be a positive integer');
+  const { url, client, keyPrefix, timeoutMs } = checkOneOf(options, 'url', 'client');
+  const deadline = positiveInteger(timeoutMs, 'options.timeoutMs') ?? 5_000;
   return {
     url: url === undefined ? undefined : checkUrl(url),
     client: client === undefined ? undefined : checkClient(client),
     keyPrefix: checkKeyPrefix(keyPrefix ?? 'b24pt'),
-    timeoutMs: timeoutMs as number,
+    timeoutMs: deadline,
   };
 }

@@ -30,23 +30,11 @@ import type {
   TokenStore,
 } from '../token-store.js';
 import { decodeRecord, encodeFields, int, Keys } from './codec.js';
-import {
-  errorSummary,
-  loadDriver,
-  ownedOptions,
-  storeFailure,
-  withDeadline,
-  type RedisClientLike,
-} from './connection.js';
+import type { RedisClientLike } from './connection.js';
 import { openFeed } from './feed.js';
 import { checkOptions, type RedisTokenStoreOptions } from './options.js';
 import * as S from './scripts.js';
-
-interface Connection {
-  readonly client: RedisClientLike;
-  /** Opens a connection for a change feed. */
-  readonly subscriber: () => RedisClientLike;
-}
+import { closedError, RedisSession, type Connection } from './session.js';
 
 /**
  * A {@link TokenStore} on Redis, shared by every process that opens it with the same Redis and
@@ -97,23 +85,16 @@ export class RedisTokenStore implements TokenStore {
 
   readonly #keys: Keys;
   readonly #timeoutMs: number;
-  readonly #url: string | undefined;
-  readonly #given: RedisClientLike | undefined;
-  #connection: Promise<Connection> | undefined;
-  #owned: RedisClientLike | undefined;
-  #lastConnectError: string | undefined;
-  #prepared: Promise<void> | undefined;
-  #closed = false;
+  readonly #session: RedisSession;
   readonly #feeds = new Set<StoreSubscription>();
 
   /** Checks the options; nothing connects until the first call. */
   constructor(options: RedisTokenStoreOptions) {
     const checked = checkOptions(options);
-    this.#url = checked.url;
-    this.#given = checked.client;
     this.keyPrefix = checked.keyPrefix;
     this.#timeoutMs = checked.timeoutMs;
     this.#keys = new Keys(this.keyPrefix);
+    this.#session = new RedisSession(checked, this.#keys);
   }
 
   /**
@@ -268,7 +249,7 @@ export class RedisTokenStore implements TokenStore {
     const subscription: StoreSubscription = await openFeed(connection.subscriber(), this.#keys.channel, listener, this.#timeoutMs, () => {
       this.#feeds.delete(subscription);
     });
-    if (this.#closed) {
+    if (this.#session.closed) {
       await subscription.close();
       throw closedError();
     }
@@ -281,98 +262,23 @@ export class RedisTokenStore implements TokenStore {
    * A client passed as `client` is left open. Idempotent; later calls reject with a {@link StoreError}.
    */
   async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    await Promise.all([...this.#feeds].map((feed) => feed.close()));
-    const owned = this.#owned;
-    if (owned === undefined) return;
-    // QUIT lets pending replies arrive; while Redis is down it would only wait for the deadline.
-    if (owned.status === 'ready') await withDeadline(owned.quit(), this.#timeoutMs, 'close').catch(() => undefined);
-    owned.disconnect();
+    await this.#session.close(() => Promise.all([...this.#feeds].map((feed) => feed.close())));
   }
 
+  // The session's calls (session.ts), under the names the methods above use.
   #connect(): Promise<Connection> {
-    if (this.#closed) return Promise.reject(closedError());
-    this.#connection ??= this.#open().catch((error: unknown) => {
-      this.#connection = undefined;
-      throw error;
-    });
-    return this.#connection;
-  }
-
-  async #open(): Promise<Connection> {
-    const feedOverrides = { lazyConnect: true, enableOfflineQueue: true, autoResubscribe: false };
-    if (this.#given !== undefined) {
-      const client = this.#given;
-      return { client, subscriber: () => client.duplicate(feedOverrides) };
-    }
-    const Redis = await loadDriver();
-    const url = this.#url as string;
-    const options = ownedOptions(this.#timeoutMs);
-    const client = new Redis(url, options);
-    client.on('error', (error: unknown) => {
-      this.#lastConnectError = errorSummary(error);
-    });
-    client.on('ready', () => {
-      this.#lastConnectError = undefined;
-    });
-    if (this.#closed) {
-      client.disconnect();
-      throw closedError();
-    }
-    this.#owned = client;
-    return { client, subscriber: () => new Redis(url, { ...options, ...feedOverrides }) };
+    return this.#session.connect();
   }
 
   #prepare(): Promise<void> {
-    this.#prepared ??= this.#checkLayout().catch((error: unknown) => {
-      this.#prepared = undefined;
-      throw error;
-    });
-    return this.#prepared;
-  }
-
-  async #checkLayout(): Promise<void> {
-    const connection = await this.#connect();
-    const layout = await this.#raw('ready', undefined, () =>
-      S.runScript(connection.client, S.LAYOUT, [this.#keys.layout], [S.LAYOUT_VERSION]),
-    );
-    if (String(layout) !== S.LAYOUT_VERSION) throw layoutError(this.keyPrefix, String(layout));
+    return this.#session.prepare();
   }
 
   async #script(operation: string, memberId: string | undefined, script: S.Script, keys: string[], args: (string | number)[]): Promise<unknown> {
-    return this.#command(operation, memberId, (client) => S.runScript(client, script, keys, args));
+    return this.#session.script(operation, memberId, script, keys, args);
   }
 
   async #command(operation: string, memberId: string | undefined, run: (client: RedisClientLike) => Promise<unknown>): Promise<unknown> {
-    await this.#prepare();
-    const { client } = await this.#connect();
-    return this.#raw(operation, memberId, () => run(client));
+    return this.#session.command(operation, memberId, run);
   }
-
-  async #raw(operation: string, memberId: string | undefined, run: () => Promise<unknown>): Promise<unknown> {
-    if (this.#closed) throw closedError();
-    try {
-      return await withDeadline(run(), this.#timeoutMs, operation);
-    } catch (error) {
-      const message = (error as { message?: unknown } | null)?.message;
-      if (typeof message === 'string' && message.includes(S.VERSION_LIMIT)) {
-        throw new StoreError(`Version of portal ${memberId ?? ''} cannot be incremented past Number.MAX_SAFE_INTEGER`, { memberId, cause: error });
-      }
-      if (typeof message === 'string' && message.includes(S.LAYOUT_MISMATCH)) {
-        throw layoutError(this.keyPrefix, /B24PT_LAYOUT (\S+)/.exec(message)?.[1] ?? '?');
-      }
-      throw storeFailure(operation, error, memberId, this.#lastConnectError);
-    }
-  }
-}
-
-function closedError(): StoreError {
-  return new StoreError('The RedisTokenStore is closed');
-}
-
-function layoutError(prefix: string, found: string): StoreError {
-  return new StoreError(
-    `Keys under prefix '${prefix}' use layout ${found.slice(0, 20)}, but this release of b24-portal-tokens reads layout ${S.LAYOUT_VERSION}: use a matching release or another keyPrefix`,
-  );
 }

@@ -1,6 +1,9 @@
-// Options of SqliteTokenStore: a database file the store opens and owns, or a ready connection.
+// Options of SqliteTokenStore: a database file the store opens and owns, or a ready connection; and
+// their checks.
 
+import { checkOneOf } from '../adapter-options.js';
 import type { SqliteDatabase } from './driver.js';
+import { checkTablePrefix, DEFAULT_TABLE_PREFIX } from './schema.js';
 
 /** Options shared by both ways of giving {@link SqliteTokenStore} its database. */
 export interface SqliteTokenStoreCommonOptions {
@@ -48,3 +51,31 @@ export interface SqliteTokenStoreDatabaseOptions extends SqliteTokenStoreCommonO
 
 /** Options of {@link SqliteTokenStore}: a `filename` to open, or a ready `database`. */
 export type SqliteTokenStoreOptions = SqliteTokenStoreFileOptions | SqliteTokenStoreDatabaseOptions;
+
+/** The options after checking, defaults applied. */
+export interface CheckedOptions {
+  readonly filename: string | undefined;
+  readonly database: SqliteDatabase | undefined;
+  readonly tablePrefix: string;
+  readonly busyTimeoutMs: number;
+  readonly now: () => number;
+}
+
+/** Checks the constructor's options; every mistake is a TypeError naming the option. */
+export function checkOptions(options: SqliteTokenStoreOptions): CheckedOptions {
+  checkOneOf(options, 'filename', 'database');
+  const { filename, database, tablePrefix = DEFAULT_TABLE_PREFIX, busyTimeoutMs = 5000, now = Date.now } = options;
+  if (filename !== undefined && (typeof filename !== 'string' || filename.length === 0 || filename.includes('\0'))) {
+    throw new TypeError('options.filename must be a non-empty path');
+  }
+  if (filename === ':memory:') throw new TypeError('options.filename cannot be :memory: (use MemoryTokenStore)');
+  if (database !== undefined && (typeof database !== 'object' || typeof database.prepare !== 'function')) {
+    throw new TypeError('options.database must be a better-sqlite3 Database');
+  }
+  checkTablePrefix(tablePrefix);
+  if (!Number.isSafeInteger(busyTimeoutMs) || busyTimeoutMs < 0) {
+    throw new TypeError('options.busyTimeoutMs must be a non-negative integer');
+  }
+  if (typeof now !== 'function') throw new TypeError('options.now must be a function');
+  return { filename, database, tablePrefix, busyTimeoutMs, now };
+}

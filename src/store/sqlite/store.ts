@@ -31,14 +31,12 @@ import type {
   StoreLease,
   TokenStore,
 } from '../token-store.js';
-import { openOwnedDatabase, toStoreError, type SqliteDatabase, type SqliteStatement } from './driver.js';
-import type { SqliteTokenStoreOptions } from './options.js';
+import { SqliteConnection } from './connection.js';
+import type { SqliteDatabase, SqliteStatement } from './driver.js';
+import { checkOptions, type SqliteTokenStoreOptions } from './options.js';
 import {
-  checkTablePrefix,
   DATA_COLUMNS,
-  DEFAULT_TABLE_PREFIX,
   memberKey,
-  migrate,
   recordValues,
   rowToRecord,
   rowVersion,
@@ -46,11 +44,7 @@ import {
   type ChainRow,
   type TableNames,
 } from './schema.js';
-
-const DATA_SET = DATA_COLUMNS.map((column) => `${column} = ?`).join(', ');
-const TOMBSTONE_SET = `deleted = 1, ${DATA_COLUMNS.filter((column) => column !== 'member_id')
-  .map((column) => `${column} = NULL`)
-  .join(', ')}`;
+import { budgetSql, DATA_SET, TOMBSTONE_SET } from './sql.js';
 
 /**
  * A {@link TokenStore} in a SQLite database, through the optional peer dependency `better-sqlite3`
@@ -78,38 +72,16 @@ export class SqliteTokenStore implements TokenStore {
   /** The table-name prefix. */
   readonly tablePrefix: string;
 
-  readonly #given: SqliteDatabase | undefined;
-  readonly #busyTimeoutMs: number;
+  readonly #connection: SqliteConnection;
   readonly #now: () => number;
   readonly #names: TableNames;
-  readonly #statements = new Map<string, SqliteStatement>();
-  #opening: Promise<SqliteDatabase> | undefined;
-  #closed = false;
 
   /** Checks the options; opens nothing until {@link ready} or the first call. */
   constructor(options: SqliteTokenStoreOptions) {
-    const given: unknown = options;
-    if (typeof given !== 'object' || given === null) throw new TypeError('options must be an object');
-    const { filename, database, tablePrefix = DEFAULT_TABLE_PREFIX, busyTimeoutMs = 5000, now = Date.now } = options;
-    if ((filename === undefined) === (database === undefined)) {
-      throw new TypeError('options must have exactly one of filename and database');
-    }
-    if (filename !== undefined && (typeof filename !== 'string' || filename.length === 0 || filename.includes('\0'))) {
-      throw new TypeError('options.filename must be a non-empty path');
-    }
-    if (filename === ':memory:') throw new TypeError('options.filename cannot be :memory: (use MemoryTokenStore)');
-    if (database !== undefined && (typeof database !== 'object' || typeof database.prepare !== 'function')) {
-      throw new TypeError('options.database must be a better-sqlite3 Database');
-    }
-    checkTablePrefix(tablePrefix);
-    if (!Number.isSafeInteger(busyTimeoutMs) || busyTimeoutMs < 0) {
-      throw new TypeError('options.busyTimeoutMs must be a non-negative integer');
-    }
-    if (typeof now !== 'function') throw new TypeError('options.now must be a function');
+    const { filename, database, tablePrefix, busyTimeoutMs, now } = checkOptions(options);
     this.filename = filename;
     this.tablePrefix = tablePrefix;
-    this.#given = database;
-    this.#busyTimeoutMs = busyTimeoutMs;
+    this.#connection = new SqliteConnection(database, filename, busyTimeoutMs, tablePrefix);
     this.#now = now;
     this.#names = tableNames(tablePrefix);
   }
@@ -303,48 +275,16 @@ export class SqliteTokenStore implements TokenStore {
    * reject with a {@link StoreError}. Idempotent.
    */
   async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    const opening = this.#opening;
-    this.#opening = undefined;
-    this.#statements.clear();
-    if (opening === undefined || this.#given !== undefined) return;
-    const database = await opening.catch(() => undefined);
-    if (database?.open === true) database.close();
+    await this.#connection.close();
   }
 
+  // The connection's plumbing (connection.ts), under the names the methods above use.
   #open(): Promise<SqliteDatabase> {
-    if (this.#closed) return Promise.reject(new StoreError('SqliteTokenStore is closed', { transient: false }));
-    this.#opening ??= this.#connect().catch((error: unknown) => {
-      this.#opening = undefined;
-      throw error;
-    });
-    return this.#opening;
-  }
-
-  async #connect(): Promise<SqliteDatabase> {
-    const given = this.#given;
-    const database = given ?? (await openOwnedDatabase(this.filename as string, this.#busyTimeoutMs));
-    if (this.#closed) {
-      if (given === undefined) database.close();
-      throw new StoreError('SqliteTokenStore is closed', { transient: false });
-    }
-    try {
-      migrate(database, this.tablePrefix);
-    } catch (error) {
-      if (given === undefined) database.close();
-      throw toStoreError('schema setup', error);
-    }
-    return database;
+    return this.#connection.open();
   }
 
   #statement(database: SqliteDatabase, sql: string): SqliteStatement {
-    let statement = this.#statements.get(sql);
-    if (statement === undefined) {
-      statement = database.prepare(sql);
-      this.#statements.set(sql, statement);
-    }
-    return statement;
+    return this.#connection.statement(database, sql);
   }
 
   #row(database: SqliteDatabase, memberId: string, chain: ChainId): ChainRow | undefined {
@@ -359,45 +299,10 @@ export class SqliteTokenStore implements TokenStore {
   }
 
   #guard<T>(operation: string, memberId: string | undefined, body: () => T): T {
-    try {
-      return body();
-    } catch (error) {
-      throw toStoreError(operation, error, memberId);
-    }
+    return this.#connection.guard(operation, memberId, body);
   }
 
-  /** Runs `body` in a BEGIN IMMEDIATE transaction: it waits for (at most the busy timeout) and then excludes every other writer. */
   #write<T>(database: SqliteDatabase, operation: string, memberId: string, body: () => T): T {
-    return this.#guard(operation, memberId, () => {
-      this.#statement(database, 'BEGIN IMMEDIATE').run();
-      try {
-        const result = body();
-        this.#statement(database, 'COMMIT').run();
-        return result;
-      } catch (error) {
-        try {
-          if (database.inTransaction) this.#statement(database, 'ROLLBACK').run();
-        } catch {
-          // The original error says more; SQLite rolls back by itself when the connection closes.
-        }
-        throw error;
-      }
-    });
+    return this.#connection.write(database, operation, memberId, body);
   }
-}
-
-/**
- * The budget step as one statement: a new key takes the values computed for a fresh key; an existing
- * one is moved on from its stored arrival time (see gcra() in budget-math.ts, the same arithmetic).
- */
-function budgetSql(table: string): string {
-  const base = `max(${table}.tat, excluded.now_ms, excluded.now_ms + :floor)`;
-  const wait = `max(0, ${base} + :cost * :interval - :span - excluded.now_ms)`;
-  return (
-    `INSERT INTO ${table} (key, tat, now_ms, wait_ms, granted) VALUES (:key, :tat, :now, :wait, :granted) ` +
-    `ON CONFLICT (key) DO UPDATE SET ` +
-    `tat = CASE WHEN ${wait} <= :max THEN ${base} + :cost * :interval ELSE ${base} END, ` +
-    `now_ms = excluded.now_ms, wait_ms = ${wait}, granted = (${wait} <= :max) ` +
-    'RETURNING wait_ms, granted'
-  );
 }

@@ -1,4 +1,7 @@
-// Public option types of the stand-in Bitrix24: what each FakeBitrix24 method accepts.
+// Public option types of the stand-in Bitrix24: what each FakeBitrix24 method accepts; and the
+// check of the options of FakeBitrix24.start.
+
+import { parseHttpUrl } from './util.js';
 
 /** Options of {@link FakeBitrix24.start}. */
 export interface FakeBitrix24Options {
@@ -295,3 +298,16 @@ export interface AuthorizeOptions {
   state?: string;
 }
 
+
+/** Checks the options of {@link FakeBitrix24.start}; a mistake is a TypeError naming the option. */
+export function checkStartOptions(options: FakeBitrix24Options): void {
+  for (const [name, value] of [
+    ['accessTokenTtlSec', options.accessTokenTtlSec],
+    ['codeTtlSec', options.codeTtlSec],
+  ] as const) {
+    if (value !== undefined && !(Number.isFinite(value) && value > 0)) {
+      throw new TypeError(`options.${name} must be a positive number of seconds`);
+    }
+  }
+  if (options.redirectUri !== undefined) parseHttpUrl(options.redirectUri, 'options.redirectUri');
+}

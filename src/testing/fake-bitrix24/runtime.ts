@@ -34,6 +34,38 @@ export class Runtime {
     return bucket;
   }
 
+  /** Checks and sets the enforced bucket (defaults: Bitrix24's 2 a second and 50); `null` turns it off. */
+  setLimit(options: { drainPerSec?: number; burst?: number } | null): void {
+    if (options === null) {
+      this.limit = null;
+      this.buckets.clear();
+      return;
+    }
+    const drainPerSec = options.drainPerSec ?? 2;
+    const burst = options.burst ?? 50;
+    if (!(drainPerSec > 0) || !Number.isFinite(drainPerSec)) throw new TypeError('drainPerSec must be a positive number');
+    if (!(burst >= 1) || !Number.isFinite(burst)) throw new TypeError('burst must be a number >= 1');
+    this.limit = { drainPerSec, burst };
+  }
+
+  /** Sets the portal's counter to `level` (default: full); throws while no limit is enforced. */
+  fillBucket(memberId: string, level: number | undefined): void {
+    const limit = this.limit;
+    if (limit === null) throw new Error('limitRequests() is off: there is no bucket to fill');
+    const bucket = this.bucket(memberId);
+    bucket.level = level ?? limit.burst;
+  }
+
+  /** Checks and sets the `time.operating` a method's answers report (0 or `null`: none). */
+  setOperatingTime(method: string, seconds: number | null): void {
+    if (seconds === null || seconds === 0) {
+      this.operating.delete(method.toLowerCase());
+      return;
+    }
+    if (!(seconds > 0) || !Number.isFinite(seconds)) throw new TypeError('seconds must be a non-negative number');
+    this.operating.set(method.toLowerCase(), seconds);
+  }
+
   /** Counts one request into the portal's bucket; `false` when it is full (the request is refused, adding nothing). */
   admit(memberId: string): boolean {
     if (this.limit === null) return true;
@@ -49,7 +81,12 @@ export class Runtime {
   #failure: OAuthFailure | null = null;
   #failuresLeft = 0;
 
+  /** Checks and sets the injected failure of the next `times` token requests (`null`: none). */
   setFailure(failure: OAuthFailure | null, times: number): void {
+    if (failure !== null && 'status' in failure && !(Number.isInteger(failure.status) && failure.status >= 400 && failure.status <= 599)) {
+      throw new TypeError('failure.status must be an HTTP error status (400-599)');
+    }
+    if (!(times > 0)) throw new TypeError('times must be a positive number');
     this.#failure = failure;
     this.#failuresLeft = failure === null ? 0 : times;
   }

@@ -6,18 +6,19 @@ import type { B24OAuthParams } from '@bitrix24/b24jssdk';
 import { appPageRequest, authorize } from './app-page.js';
 import { Ledger } from './ledger.js';
 import { announceSecret } from './minted.js';
-import type {
-  AppPageRequestOptions,
-  AuthorizeOptions,
-  ExpireOptions,
-  FakeBitrix24Options,
-  FakePortalOptions,
-  FakeUserOptions,
-  InstallEventOptions,
-  IssueChainOptions,
-  RestEventOptions,
-  UninstallEventOptions,
-  UpdateEventOptions,
+import {
+  checkStartOptions,
+  type AppPageRequestOptions,
+  type AuthorizeOptions,
+  type ExpireOptions,
+  type FakeBitrix24Options,
+  type FakePortalOptions,
+  type FakeUserOptions,
+  type InstallEventOptions,
+  type IssueChainOptions,
+  type RestEventOptions,
+  type UninstallEventOptions,
+  type UpdateEventOptions,
 } from './options.js';
 import { installEvent, restEvent, uninstallEvent, updateEvent } from './payloads.js';
 import { closeServer, listenOnLoopback, serve } from './router.js';
@@ -37,7 +38,7 @@ import {
   type FakeUninstallEvent,
   type OAuthFailure,
 } from './types.js';
-import { assertUserId, parseHttpUrl } from './util.js';
+import { assertUserId } from './util.js';
 
 /**
  * A stand-in Bitrix24 on `127.0.0.1`: the OAuth server (`/oauth/token/`, `/rest/app.info`) and any
@@ -101,15 +102,7 @@ export class FakeBitrix24 {
 
   /** Starts a stand-in on an ephemeral loopback port. Close it with {@link FakeBitrix24.close}. */
   static async start(options: FakeBitrix24Options = {}): Promise<FakeBitrix24> {
-    for (const [name, value] of [
-      ['accessTokenTtlSec', options.accessTokenTtlSec],
-      ['codeTtlSec', options.codeTtlSec],
-    ] as const) {
-      if (value !== undefined && !(Number.isFinite(value) && value > 0)) {
-        throw new TypeError(`options.${name} must be a positive number of seconds`);
-      }
-    }
-    if (options.redirectUri !== undefined) parseHttpUrl(options.redirectUri, 'options.redirectUri');
+    checkStartOptions(options);
     const { server, port } = await listenOnLoopback();
     return new FakeBitrix24(server, port, options);
   }
@@ -266,10 +259,6 @@ export class FakeBitrix24 {
    * with `null`): an HTTP status, a request that never completes, or a connection reset.
    */
   failOAuth(failure: OAuthFailure | null, times = Number.POSITIVE_INFINITY): void {
-    if (failure !== null && 'status' in failure && !(Number.isInteger(failure.status) && failure.status >= 400 && failure.status <= 599)) {
-      throw new TypeError('failure.status must be an HTTP error status (400-599)');
-    }
-    if (!(times > 0)) throw new TypeError('times must be a positive number');
     this.#runtime.setFailure(failure, times);
   }
 
@@ -296,16 +285,7 @@ export class FakeBitrix24 {
    * @defaultValue off; when called without options `{ drainPerSec: 2, burst: 50 }` (Enterprise: 5 and 250)
    */
   limitRequests(options: { drainPerSec?: number; burst?: number } | null = {}): void {
-    if (options === null) {
-      this.#runtime.limit = null;
-      this.#runtime.buckets.clear();
-      return;
-    }
-    const drainPerSec = options.drainPerSec ?? 2;
-    const burst = options.burst ?? 50;
-    if (!(drainPerSec > 0) || !Number.isFinite(drainPerSec)) throw new TypeError('drainPerSec must be a positive number');
-    if (!(burst >= 1) || !Number.isFinite(burst)) throw new TypeError('burst must be a number >= 1');
-    this.#runtime.limit = { drainPerSec, burst };
+    this.#runtime.setLimit(options);
   }
 
   /**
@@ -313,20 +293,12 @@ export class FakeBitrix24 {
    * so the next requests of any app meet a full bucket. Needs {@link FakeBitrix24.limitRequests}.
    */
   fillBucket(memberId: string, level?: number): void {
-    const limit = this.#runtime.limit;
-    if (limit === null) throw new Error('limitRequests() is off: there is no bucket to fill');
-    const bucket = this.#runtime.bucket(memberId);
-    bucket.level = level ?? limit.burst;
+    this.#runtime.fillBucket(memberId, level);
   }
 
   /** Makes every answer of `method` report `seconds` of `time.operating` (0 or `null` to stop). */
   setOperatingTime(method: string, seconds: number | null): void {
-    if (seconds === null || seconds === 0) {
-      this.#runtime.operating.delete(method.toLowerCase());
-      return;
-    }
-    if (!(seconds > 0) || !Number.isFinite(seconds)) throw new TypeError('seconds must be a non-negative number');
-    this.#runtime.operating.set(method.toLowerCase(), seconds);
+    this.#runtime.setOperatingTime(method, seconds);
   }
 
   /** A portal's bucket counter now (0 when limits are off). */

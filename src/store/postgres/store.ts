@@ -228,7 +228,6 @@ export class PostgresTokenStore implements TokenStore {
     };
   }
 
-  /** Lists portal chains in ascending `memberId` order, one page (a LIMIT) at a time, continuing `after` a memberId. */
   /**
    * One GCRA step of `key`'s budget in one `INSERT ... ON CONFLICT DO UPDATE ... RETURNING`
    * statement, timed by the database's clock, so workers with skewed clocks share one budget.
@@ -250,6 +249,7 @@ export class PostgresTokenStore implements TokenStore {
     return { waitMs: Number(row.wait_ms), granted: row.granted };
   }
 
+  /** Lists portal chains in ascending `memberId` order, one page (a LIMIT) at a time, continuing `after` a memberId. */
   async list(options?: PortalListOptions): Promise<PortalListPage> {
     const { after, limit } = checkListOptions(options);
     if (after !== undefined) checkStorable('options.', { after });

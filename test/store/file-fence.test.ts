@@ -109,3 +109,23 @@ it('a writer stopped with its new content ready cannot land it over one newer wr
     return refreshed.record;
   });
 }, 60_000);
+
+it('readers racing 200 writes (each pruning the version before it) always read a record, and never an older one', async () => {
+  const writer = new FileTokenStore({ directory });
+  const reader = new FileTokenStore({ directory });
+  await writer.upsert(sampleRecord('member'));
+  let writing = true;
+  const writes = (async () => {
+    for (let version = 1; version <= 200; version++) {
+      expect((await writer.update('member', version, { accessToken: `t${version}` })).ok).toBe(true);
+    }
+    writing = false;
+  })();
+  const seen: number[] = [];
+  while (writing) seen.push((await reader.get('member'))?.version ?? -1);
+  await writes;
+  expect(seen.length, 'the reader read while the writes ran').toBeGreaterThan(0);
+  expect(seen.filter((version) => version < 1), 'every read found the record').toStrictEqual([]);
+  expect(seen.every((version, i) => i === 0 || version >= (seen[i - 1] as number)), 'versions never went back').toBe(true);
+  expect((await reader.get('member'))?.version).toBe(201);
+}, 60_000);

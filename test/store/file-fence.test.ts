@@ -110,22 +110,27 @@ it('a writer stopped with its new content ready cannot land it over one newer wr
   });
 }, 60_000);
 
-it('readers racing 200 writes (each pruning the version before it) always read a record, and never an older one', async () => {
-  const writer = new FileTokenStore({ directory });
+it('readers racing 300 writes of another process (each pruning the version before it) always read a record, never an older one', async () => {
   const reader = new FileTokenStore({ directory });
-  await writer.upsert(sampleRecord('member'));
+  await reader.upsert(sampleRecord('member'));
+  const child = spawn(process.execPath, ['--import', 'tsx', script, directory, 'member', '1', 'streamed', 'stream:300'], { stdio: 'pipe' });
+  children.push(child);
+  let stdout = '';
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  const exited = new Promise((resolve) => child.once('exit', resolve));
   let writing = true;
-  const writes = (async () => {
-    for (let version = 1; version <= 200; version++) {
-      expect((await writer.update('member', version, { accessToken: `t${version}` })).ok).toBe(true);
-    }
-    writing = false;
-  })();
-  const seen: number[] = [];
-  while (writing) seen.push((await reader.get('member'))?.version ?? -1);
-  await writes;
-  expect(seen.length, 'the reader read while the writes ran').toBeGreaterThan(0);
-  expect(seen.filter((version) => version < 1), 'every read found the record').toStrictEqual([]);
-  expect(seen.every((version, i) => i === 0 || version >= (seen[i - 1] as number)), 'versions never went back').toBe(true);
-  expect((await reader.get('member'))?.version).toBe(201);
-}, 60_000);
+  void exited.then(() => (writing = false));
+  const readLoop = async (): Promise<number[]> => {
+    const seen: number[] = [];
+    while (writing) seen.push((await reader.get('member'))?.version ?? -1);
+    return seen;
+  };
+  // Several reads in flight at once, so some land between a listing and a pruning.
+  const loops = await Promise.all(Array.from({ length: 4 }, readLoop));
+  expect(JSON.parse(stdout), 'the writer made its 300 writes').toMatchObject({ result: { ok: true, record: { version: 301 } } });
+  for (const seen of loops) {
+    expect(seen.filter((version) => version < 1), 'every read found the record').toStrictEqual([]);
+    expect(seen.every((version, i) => i === 0 || version >= (seen[i - 1] as number)), 'versions never went back').toBe(true);
+  }
+  expect((await reader.get('member'))?.version).toBe(301);
+}, 120_000);

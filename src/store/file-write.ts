@@ -181,11 +181,11 @@ export class ChainWriter {
     }
     const older = names.filter((name) => (generationOf(name) ?? generation) < generation);
     await Promise.all(older.map((name) => unlinkIfPresent(join(directory, name))));
-    await syncDirectory(directory);
-    // A chain read from an old record file is migrated now that its first version is linked; a
+    // A new chain's directory entry must be durable too; both syncs at once share one journal commit.
+    await Promise.all([syncDirectory(directory), created ? syncDirectory(root) : undefined]);
+    // A chain read from an old record file is migrated now that its first version is durable; a
     // delete removes one that a migration killed half-way left behind, so no token stays on disk.
-    const migrated = (state.generation === 0 || 'deleted' in content) && (await unlinkIfPresent(legacyFile(root, at)));
-    if (created || migrated) await syncDirectory(root);
+    if ((state.generation === 0 || 'deleted' in content) && (await unlinkIfPresent(legacyFile(root, at)))) await syncDirectory(root);
     return true;
   }
 }

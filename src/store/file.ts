@@ -188,8 +188,13 @@ export class FileTokenStore implements TokenStore {
           const next = applyPatch(current, changes);
           return { content: { format: FORMAT, record: next }, result: { ok: true, record: { ...next } } };
         },
-        // Fenced: a newer version landed after our read, so this write lost, like any conflict.
-        async () => ({ ok: false, current: await this.#read(at) }),
+        // Fenced: a newer version landed after our read, so this write lost, like any conflict. Unless
+        // the record is still the one we read: then a writer that took over our lapsed lease only
+        // removed our temp file and wrote nothing, and the write starts over under a new lease.
+        async () => {
+          const current = await this.#read(at);
+          return current?.version === expectedVersion ? undefined : { ok: false, current };
+        },
       );
     });
   }

@@ -12,7 +12,15 @@
 //
 // Generations, not record versions, name the files: a tombstone keeps the version of the record it
 // deletes, so two writes in a row can hold the same version, and only a number that every write
-// raises makes "the next file is already there" mean "someone wrote after my read".
+// raises makes "the next file is already there" mean "someone wrote after my read". Temp files live
+// beside the chain directories, not in them (link works across directories of one file system): one
+// listing of the store's directory then finds every temp file for the sweeps, and a writer taking
+// over a lapsed lease finds the lapsed writer's temp file by name.
+//
+// The price: a read lists the chain's directory before reading its newest file (two calls instead
+// of one), and a chain's first write creates its directory (one more directory fsync, run at the same
+// time as the other). The lease stays: it is what makes writers take turns instead of racing to
+// link, and what lock users and the crash cleanup rely on.
 
 import { link, mkdir, open, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -39,7 +47,7 @@ export interface WritePlan<T> {
   readonly result: T;
 }
 
-/** How many leases an unconditional write (upsert, delete) takes before giving up on a chain that stalled writers keep fencing. */
+/** How many leases a write that starts over when fenced (upsert, delete, see `apply`) takes before giving up. */
 const FENCED_ATTEMPTS = 3;
 
 /** Writes chains: the internal lease, the exclusive link of each version, pruning and the migration of old files. */
@@ -62,8 +70,9 @@ export class ChainWriter {
 
   /**
    * Reads the chain under its write lease, lets `decide` plan the write and commits it. When the
-   * fence refuses the write (a newer generation landed since the read), `fenced` gives the answer,
-   * or `undefined` to start over under a new lease (unconditional writes).
+   * fence refuses the write (a newer generation landed since the read, or our temp file was removed
+   * by the writer that took over our lapsed lease), `fenced` gives the answer, or `undefined` to start
+   * over under a new lease (unconditional writes; a conditional one whose record did not change).
    * @param strays temp files to remove once the lease is held (every temp file of the chain then is a dead writer's).
    */
   async apply<T>(

@@ -72,9 +72,10 @@ export interface FileTokenStoreOptions {
  * chain's directory holds its version files, `<generation>.json` (mode `0600`): every write creates
  * the next generation as a new file, written to a temp file, fsynced and then linked into place with
  * `link()`, which fails when the name exists. That link is the fence between writers: a writer
- * stalled past its lease (a GC pause, a stopped process) finds its generation taken, or sees a newer
- * one right after linking and takes its file back, and its write is refused as a conflict instead of
- * landing over a newer one. Readers list the chain's directory and read the newest generation; the
+ * stalled past its lease (a GC pause, a stopped process) finds its generation taken, or its temp
+ * file removed by the writer that took over its lease, or sees a newer generation right after
+ * linking and takes its file back; its write is refused as a conflict instead of landing over a
+ * newer one. Readers list the chain's directory and read the newest generation; the
  * write that links a generation removes the older ones. A crash leaves the old version or the new
  * one, never a mix. A write touches only its chain's files, so it costs the same with ten portals or
  * a hundred thousand; {@link FileTokenStore.listChains}, {@link FileTokenStore.deletePortal} and
@@ -141,7 +142,8 @@ export class FileTokenStore implements TokenStore {
 
   /**
    * Creates the directory (mode `0700`) if missing, checks that it is a directory this process can
-   * write, and removes temp files left by writers that died. Idempotent; the first write does the
+   * write, and removes temp files left by writers that died (and format-1 files that a migration
+   * killed after linking the chain's first version left behind). Idempotent; the first write does the
    * same, so calling it is optional, but it turns a misconfigured path into an error at startup.
    * @throws StoreError saying what to fix when the path is a file or the directory is not writable.
    */

@@ -36,8 +36,13 @@ async function profile(portal: FakePortal): Promise<{ status: number; name: stri
   const body = (await answer.json()) as { profile?: { NAME?: string } };
   return { status: answer.status, name: body.profile?.NAME };
 }
-const recordFile = async (portal: FakePortal): Promise<string> =>
-  readFile(join(dir, `${Buffer.from(portal.memberId).toString('hex')}.json`), 'utf8');
+/** A portal's record as stored: the newest version file in its chain's directory (`<hex of member_id>/<n>.json`). */
+const recordPath = async (memberId: string): Promise<string> => {
+  const chain = join(dir, Buffer.from(memberId).toString('hex'));
+  const newest = Math.max(...(await readdir(chain)).map((name) => Number.parseInt(name, 10)).filter(Number.isFinite));
+  return join(chain, `${newest}.json`);
+};
+const recordFile = async (portal: FakePortal): Promise<string> => readFile(await recordPath(portal.memberId), 'utf8');
 
 try {
   say('b24-portal-tokens demo: one backend, many Bitrix24 portals.');
@@ -58,10 +63,10 @@ try {
     say(`  ${portal.domain}: ${answer}`);
     if (answer.startsWith('200')) installed += 1;
   }
-  const files = (await readdir(dir)).filter((name) => name.endsWith('.json'));
-  const mode = ((await stat(join(dir, files[0] ?? ''))).mode & 0o777).toString(8);
-  say(`  ${files.length} record files, one per portal, mode ${mode}; ${b24.stats.refreshRequests} chains proven by refreshing them.`);
-  check(installed === 3 && files.length === 3, `Installed 3 portals, each proven with the OAuth host (${b24.stats.refreshRequests} refreshes)`);
+  const chains = (await readdir(dir)).filter((name) => /^[0-9a-f]+$/.test(name));
+  const mode = ((await stat(await recordPath(portals[0]?.memberId ?? ''))).mode & 0o777).toString(8);
+  say(`  ${chains.length} chain directories, one per portal, record files mode ${mode}; ${b24.stats.refreshRequests} chains proven by refreshing them.`);
+  check(installed === 3 && chains.length === 3, `Installed 3 portals, each proven with the OAuth host (${b24.stats.refreshRequests} refreshes)`);
 
   step('2. Each portal is called through its pooled client');
   for (const portal of portals) {

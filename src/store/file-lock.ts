@@ -11,8 +11,8 @@
 // and removed, and removing it is itself check-then-unlink. So a holder that stalls for seconds inside
 // its few-millisecond guarded section, or two processes clearing the same crashed guard at the same
 // instant, can end with two guard holders, and then two takers of one lapsed lease. That needs a crash
-// or multi-second stall inside the guard, and the lock is advisory anyway: the conditional write (a
-// version compare under the store's write lock) is what fences writers, never the lease alone.
+// or multi-second stall inside the guard, and the lock is advisory anyway: the store's writes are
+// fenced by the exclusive link of each new version (see file-write.ts), never by the lease alone.
 
 import { randomBytes, randomUUID } from 'node:crypto';
 import { link, open, readFile, rename, stat, unlink } from 'node:fs/promises';

@@ -1,8 +1,18 @@
-// The file store's names and layout: how a chain's key becomes a file name and back, the file
-// format, and the small helpers the store's methods share. Pure: no I/O.
+// The file store's names and layout: how a chain's key becomes a directory name and back, the names
+// of version, lock and temp files, the file format, and the small helpers the store's modules share.
+// Pure: no I/O.
+//
+// Layout of the store's directory (FORMAT 2):
+//   <stem>/<generation>.json   a chain's version files (mode 0600; the directory 0700); the highest
+//                              generation is the chain's state, lower ones are pruned by the next write
+//   <stem>.wlock, <stem>.lock  the internal write lease and the public lock of the chain
+//   .<stem>.<lease>.tmp        a write in progress (beside the chain directories, so one listing finds them all)
+//   <stem>.json                a chain written by a FORMAT 1 release, until the chain's first write migrates it
+//   budgets/                   the request budgets
+// where <stem> is the hex of the memberId for the portal's chain and `<hex>.user-<id>` for a user's.
 
 import type { ChainId, ChainKey, PortalRecord } from './token-store.js';
-import { checkMemberId, resolveKey } from './record-checks.js';
+import { checkMemberId, isChainId, resolveKey } from './record-checks.js';
 import { errorCode } from './file-lock.js';
 
 /** The longest `memberId` a file name can carry (hex doubles it; names stay well under 255 bytes). */
@@ -16,20 +26,27 @@ export const WRITE_LOCK_WAIT_MS = 10_000;
  * file before its write lease lapses, and the lease is far shorter.
  */
 export const STALE_TEMP_MS = 60_000;
-/** The on-disk format of a record file, so a later release can migrate old files. */
-export const FORMAT = 1;
+/**
+ * The on-disk format of a version file. 2: each chain is a directory of version files (`<stem>/<n>.json`);
+ * 1 (read only, migrated by the chain's first write): one record file per chain (`<stem>.json`).
+ */
+export const FORMAT = 2;
+/** The format of the one-file-per-chain layout of earlier releases, still read until a chain's first write. */
+export const LEGACY_FORMAT = 1;
 
-/** What a chain's file holds: its record, or the tombstone of a deleted one (no tokens). */
+/** What a version file holds: a record, or the tombstone of a deleted one (no tokens). */
 export type FileContent =
   | { readonly format: typeof FORMAT; readonly record: PortalRecord }
   | {
       readonly format: typeof FORMAT;
       readonly deleted: { readonly memberId: string; readonly chain?: ChainId; readonly version: number };
     };
-/** A portal chain's record file: `<hex of memberId>.json`. User chains' files never match it. */
-export const RECORD_FILE = /^((?:[0-9a-f]{2})+)\.json$/;
-/** A user chain's record file: `<hex of memberId>.user-<id>.json`. */
-export const USER_CHAIN_FILE = /^((?:[0-9a-f]{2})+)\.user-([1-9][0-9]{0,15})\.json$/;
+/** A portal chain's directory (`<hex of memberId>`) or, from earlier releases, its record file (`<hex>.json`). */
+export const PORTAL_ENTRY = /^((?:[0-9a-f]{2})+)(?:\.json)?$/;
+/** A user chain's directory (`<hex>.user-<id>`) or, from earlier releases, its record file (`<hex>.user-<id>.json`). */
+export const USER_CHAIN_ENTRY = /^((?:[0-9a-f]{2})+)\.user-([1-9][0-9]{0,15})(?:\.json)?$/;
+/** A version file inside a chain's directory: `<generation>.json`, the generation a positive decimal integer. */
+export const VERSION_FILE = /^([1-9][0-9]{0,15})\.json$/;
 /** Any temp file this store (or its locks) writes: `.<stem>[.lock|.wlock].<random>.tmp`, or the ready probe. */
 export const TEMP_FILE = /^\.(?:(?:[0-9a-f]{2})+(?:\.user-[1-9][0-9]{0,15})?(?:\.w?lock)?|probe)\.[0-9a-f-]+\.tmp$/;
 /** Errors that may pass on their own: retrying later can succeed. */
@@ -41,12 +58,6 @@ export interface Located {
   readonly memberId: string;
   readonly chain: ChainId;
   readonly stem: string;
-}
-
-/** What a write section gets: a check that the write lock is still ours, and the temp file to write through. */
-export interface WriteTurn {
-  readonly assertHeld: () => Promise<void>;
-  readonly temp: string;
 }
 
 /** Checks a key and computes its chain's file-name stem. */
@@ -96,4 +107,43 @@ export function decodeName(name: string): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** The generation a version file's name holds, or `undefined` for any other name. */
+export function generationOf(name: string): number | undefined {
+  const digits = VERSION_FILE.exec(name)?.[1];
+  const generation = digits === undefined ? undefined : Number(digits);
+  return generation !== undefined && Number.isSafeInteger(generation) ? generation : undefined;
+}
+
+/** The highest generation among a chain directory's names, 0 when it holds no version file. */
+export function newestGeneration(names: readonly string[]): number {
+  let newest = 0;
+  for (const name of names) newest = Math.max(newest, generationOf(name) ?? 0);
+  return newest;
+}
+
+/** The user chains of `memberId` among the store directory's names (directories or old record files), by chain id. */
+export function userChainsIn(names: readonly string[], memberId: string): Located[] {
+  const portal = locate(memberId);
+  const chains = new Map<string, Located>();
+  for (const name of names) {
+    const match = USER_CHAIN_ENTRY.exec(name);
+    const chain = `user:${match?.[2] ?? ''}`;
+    if (match?.[1] === portal.stem && isChainId(chain)) chains.set(chain, locate({ memberId, chain }));
+  }
+  return [...chains.values()].sort((a, b) => byCodeUnits(a.chain, b.chain));
+}
+
+/** The portals whose `memberId` sorts after `after` among the store directory's names, in `list` order. */
+export function portalsIn(names: readonly string[], after: string | undefined): Located[] {
+  const portals = new Map<string, Located>();
+  for (const name of names) {
+    const hex = PORTAL_ENTRY.exec(name)?.[1];
+    const memberId = hex === undefined ? undefined : decodeName(hex);
+    if (hex !== undefined && memberId !== undefined && (after === undefined || memberId > after)) {
+      portals.set(hex, { memberId, chain: 'portal', stem: hex });
+    }
+  }
+  return [...portals.values()].sort((a, b) => byCodeUnits(a.memberId, b.memberId));
 }

@@ -1,5 +1,5 @@
-// FileTokenStore beyond the conformance suite: the on-disk layout of chains, directories written
-// before chains existed, ready(), stale temp files of killed writers, lease renew and the injected clock.
+// FileTokenStore beyond the conformance suite: the on-disk layout of chains, ready(), stale temp
+// files of killed writers, lease renew and the injected clock (old layouts: file-migration.test.ts).
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
@@ -11,8 +11,7 @@ import { ManualClock } from '../../src/clock.js';
 import { StoreError } from '../../src/errors.js';
 import { FileTokenStore } from '../../src/store/file.js';
 import { chainRecord, sampleRecord, withVersion } from '../../src/testing/conformance/records.js';
-
-const hex = (memberId: string): string => Buffer.from(memberId, 'utf8').toString('hex');
+import { everything as everythingIn, hex, newestFile } from './fixtures/file-layout.js';
 const SECRET = 'SECRET-ACCESS-TOKEN-7f3a';
 const run = promisify(execFile);
 
@@ -30,21 +29,15 @@ afterEach(async () => {
   await rm(base, { recursive: true, force: true });
 });
 
-/** Every file's text in the directory, joined: for "no token anywhere" checks. */
-async function everything(): Promise<string> {
-  const names = await readdir(directory);
-  const texts = await Promise.all(names.map((name) => readFile(join(directory, name), 'utf8')));
-  return texts.join('\n');
-}
+/** Every file's text under the directory, joined: for "no token anywhere" checks. */
+const everything = (): Promise<string> => everythingIn(directory);
 
 describe('FileTokenStore chain files', () => {
-  it("keeps a user chain in its own file beside the portal's, which list ignores", async () => {
+  it("keeps a user chain in its own directory beside the portal's, which list ignores", async () => {
     const store = new FileTokenStore({ directory });
     await store.upsert(sampleRecord('member'));
     await store.upsert(chainRecord('member', 7));
-    expect((await readdir(directory)).sort(), 'one file per chain, the portal chain under its old name').toStrictEqual(
-      [`${hex('member')}.json`, `${hex('member')}.user-7.json`].sort(),
-    );
+    expect((await readdir(directory)).sort(), 'one directory per chain').toStrictEqual([hex('member'), `${hex('member')}.user-7`].sort());
     expect((await store.list()).records.map((r) => r.chain), 'list reads portal chain files only').toStrictEqual(['portal']);
     expect((await store.listChains('member')).map((r) => r.chain), 'listChains reads the user chain file').toStrictEqual([
       'user:7',
@@ -55,9 +48,9 @@ describe('FileTokenStore chain files', () => {
     const store = new FileTokenStore({ directory });
     await store.upsert(chainRecord('member', 7, { accessToken: SECRET }));
     expect(await store.delete({ memberId: 'member', chain: 'user:7' }), 'the user chain was deleted').toBe(true);
-    const text = await readFile(join(directory, `${hex('member')}.user-7.json`), 'utf8');
+    const text = await readFile(await newestFile(directory, `${hex('member')}.user-7`), 'utf8');
     expect(JSON.parse(text), 'the tombstone keeps the version and the chain').toStrictEqual({
-      format: 1,
+      format: 2,
       deleted: { memberId: 'member', chain: 'user:7', version: 1 },
     });
     expect(text, 'a tombstone holds no token').not.toContain(SECRET);
@@ -79,34 +72,12 @@ describe('FileTokenStore chain files', () => {
   it('reports a record filed under another chain as corrupt', async () => {
     const store = new FileTokenStore({ directory });
     await store.upsert(chainRecord('member', 7));
-    const moved = { format: 1, record: { ...withVersion(chainRecord('member', 8), 1), accessToken: SECRET } };
-    await writeFile(join(directory, `${hex('member')}.user-7.json`), JSON.stringify(moved));
+    const moved = { format: 2, record: { ...withVersion(chainRecord('member', 8), 1), accessToken: SECRET } };
+    await writeFile(await newestFile(directory, `${hex('member')}.user-7`), JSON.stringify(moved));
     const error: unknown = await store.get({ memberId: 'member', chain: 'user:7' }).catch((caught: unknown) => caught);
     expect(error, 'a record under the wrong chain is a StoreError').toBeInstanceOf(StoreError);
     expect(String(error), 'the error says why').toMatch(/chain does not match the file name/);
     expect(String(error), 'the error never quotes a token').not.toContain(SECRET);
-  });
-});
-
-describe('FileTokenStore on a directory written before chains existed', () => {
-  it('reads a record without a chain as the portal chain and keeps writing it', async () => {
-    await mkdir(directory, { recursive: true });
-    const { eventTs: _ignored, ...old } = { ...sampleRecord('member'), version: 3 };
-    await writeFile(join(directory, `${hex('member')}.json`), JSON.stringify({ format: 1, record: old }));
-    const store = new FileTokenStore({ directory });
-    expect(await store.get('member'), 'an old record reads as the portal chain').toStrictEqual({ ...old, chain: 'portal', eventTs: null });
-    expect((await store.list()).records, 'and is listed').toHaveLength(1);
-    expect(await store.listChains('member'), 'it has no user chains').toStrictEqual([]);
-    const updated = await store.update('member', 3, { accessToken: 'next' });
-    expect(updated.ok && updated.record.version, 'a conditional write on it continues the version').toBe(4);
-  });
-
-  it('continues the version of an old tombstone', async () => {
-    await mkdir(directory, { recursive: true });
-    await writeFile(join(directory, `${hex('member')}.json`), JSON.stringify({ format: 1, deleted: { memberId: 'member', version: 9 } }));
-    const store = new FileTokenStore({ directory });
-    expect(await store.get('member'), 'an old tombstone reads as no record').toBeUndefined();
-    expect((await store.upsert(sampleRecord('member'))).version, 'a re-created record continues from it').toBe(10);
   });
 });
 
@@ -195,7 +166,8 @@ describe('FileTokenStore stale temp files', () => {
     expect((await store.update('member', 1, { scope: 'crm' })).ok, 'the next write goes through').toBe(true);
     await expect(stat(temp), "the killed writer's temp file is gone").rejects.toMatchObject({ code: 'ENOENT' });
     expect(await everything(), 'no token of the killed write remains').not.toContain(SECRET);
-    expect(await readdir(directory), 'only the record file is left').toStrictEqual([`${hex('member')}.json`]);
+    expect(await readdir(directory), 'only the chain directory is left').toStrictEqual([hex('member')]);
+    expect(await readdir(join(directory, hex('member'))), 'holding the newest version only').toStrictEqual(['2.json']);
   });
 
   it("a delete removes the temp file of a writer killed mid-write, and deletePortal every chain's", async () => {

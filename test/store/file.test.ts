@@ -1,6 +1,7 @@
 // FileTokenStore: the conformance suite (cross-process cases in real child processes), plus the
-// file-specific promises: permissions, one atomic file per portal, corrupt files, path safety, stale locks.
-import { mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
+// file-specific promises: permissions, one directory per chain holding its newest version, corrupt
+// files, path safety, stale locks.
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -9,8 +10,8 @@ import { StoreError } from '../../src/errors.js';
 import { FileTokenStore } from '../../src/store/file.js';
 import { describeTokenStore } from '../../src/testing/conformance.js';
 import { sampleRecord } from '../../src/testing/conformance/records.js';
+import { hex, newestFile } from './fixtures/file-layout.js';
 
-const hex = (memberId: string): string => Buffer.from(memberId, 'utf8').toString('hex');
 const SECRET = 'SECRET-ACCESS-TOKEN-7f3a';
 
 async function freshStore(): Promise<FileTokenStore> {
@@ -30,14 +31,15 @@ await describeTokenStore('FileTokenStore', {
     args: (store) => ({ directory: store.directory }),
   },
   extraTests: (getStore) => {
-    it('creates its directory 0700 and record files 0600', async () => {
+    it('creates its directory and chain directories 0700 and version files 0600', async () => {
       if (process.platform === 'win32') return;
       const store = getStore();
       await store.upsert(sampleRecord('member'));
       expect((await stat(store.directory)).mode & 0o777).toBe(0o700);
-      expect((await stat(join(store.directory, `${hex('member')}.json`))).mode & 0o777).toBe(0o600);
+      expect((await stat(join(store.directory, hex('member')))).mode & 0o777).toBe(0o700);
+      expect((await stat(await newestFile(store.directory, hex('member')))).mode & 0o777).toBe(0o600);
       await store.update('member', 1, { accessToken: 'next' });
-      expect((await stat(join(store.directory, `${hex('member')}.json`))).mode & 0o777).toBe(0o600);
+      expect((await stat(await newestFile(store.directory, hex('member')))).mode & 0o777).toBe(0o600);
     });
 
     it('turns a deleted portal into a tombstone that holds its version and no token', async () => {
@@ -45,23 +47,25 @@ await describeTokenStore('FileTokenStore', {
       await store.upsert(sampleRecord('member', { accessToken: SECRET, refreshToken: `${SECRET}-r` }));
       await store.update('member', 1, { scope: 'crm' });
       expect(await store.delete('member')).toBe(true);
-      const text = await readFile(join(store.directory, `${hex('member')}.json`), 'utf8');
+      expect(await readdir(join(store.directory, hex('member'))), 'the tombstone is the only version left').toStrictEqual(['3.json']);
+      const text = await readFile(join(store.directory, hex('member'), '3.json'), 'utf8');
       expect(text).not.toContain(SECRET);
-      expect(JSON.parse(text)).toStrictEqual({ format: 1, deleted: { memberId: 'member', version: 2 } });
+      expect(JSON.parse(text)).toStrictEqual({ format: 2, deleted: { memberId: 'member', version: 2 } });
       expect((await store.list()).records).toStrictEqual([]);
       expect((await store.upsert(sampleRecord('member'))).version).toBe(3);
     });
 
-    it('keeps exactly one file per portal and no temp or lock files after writes', async () => {
+    it('keeps one directory per portal holding only its newest version, and no temp or lock files, after writes', async () => {
       const store = getStore();
       for (const id of ['p1', 'p2', 'p3']) await store.upsert(sampleRecord(id));
       await Promise.all(Array.from({ length: 10 }, (_, i) => store.update('p1', 1, { accessToken: `t${i}` })));
       for (let version = 1; version <= 5; version++) await store.update('p2', version, { expires: version });
       const lease = await store.tryLock('p3', 10_000);
       await lease?.release();
-      expect((await readdir(store.directory)).sort()).toStrictEqual(
-        [`${hex('p1')}.json`, `${hex('p2')}.json`, `${hex('p3')}.json`].sort(),
-      );
+      expect((await readdir(store.directory)).sort()).toStrictEqual([hex('p1'), hex('p2'), hex('p3')].sort());
+      expect(await readdir(join(store.directory, hex('p1'))), 'one of the 10 writes won').toStrictEqual(['2.json']);
+      expect(await readdir(join(store.directory, hex('p2'))), 'older versions are pruned').toStrictEqual(['6.json']);
+      expect(await readdir(join(store.directory, hex('p3')))).toStrictEqual(['1.json']);
     });
 
     it('names files by the hex of the memberId, so no memberId escapes the directory', async () => {
@@ -73,7 +77,7 @@ await describeTokenStore('FileTokenStore', {
       expect(await readdir(parent)).toStrictEqual(['portals']);
       const names = await readdir(store.directory);
       expect(names).toHaveLength(hostile.length);
-      for (const name of names) expect(name).toMatch(/^[0-9a-f]+\.json$/);
+      for (const name of names) expect(name).toMatch(/^[0-9a-f]+$/);
       const listed = await store.list({ limit: 100 });
       expect(listed.records.map((record) => record.memberId)).toStrictEqual([...hostile].sort());
     });
@@ -97,8 +101,8 @@ await describeTokenStore('FileTokenStore', {
     it('reports a corrupt record file as a StoreError without quoting the file', async () => {
       const store = getStore();
       await store.upsert(sampleRecord('member'));
-      const path = join(store.directory, `${hex('member')}.json`);
-      await writeFile(path, `{"format":1,"record":{"accessToken":"${SECRET}`);
+      const path = await newestFile(store.directory, hex('member'));
+      await writeFile(path, `{"format":2,"record":{"accessToken":"${SECRET}`);
       for (const attempt of [
         () => store.get('member'),
         () => store.update('member', 1, { expires: 1 }),
@@ -118,11 +122,11 @@ await describeTokenStore('FileTokenStore', {
     it('reports a record with a wrong field type, or filed under another memberId, as corrupt', async () => {
       const store = getStore();
       const record = { ...sampleRecord('member'), accessToken: SECRET, version: 1 };
-      const path = join(store.directory, `${hex('member')}.json`);
       await store.upsert(sampleRecord('member'));
-      await writeFile(path, JSON.stringify({ format: 1, record: { ...record, expires: 'soon' } }));
+      const path = await newestFile(store.directory, hex('member'));
+      await writeFile(path, JSON.stringify({ format: 2, record: { ...record, expires: 'soon' } }));
       await expect(store.get('member')).rejects.toThrow(/corrupt \(bad field expires\)/);
-      await writeFile(path, JSON.stringify({ format: 1, record: { ...record, memberId: 'other' } }));
+      await writeFile(path, JSON.stringify({ format: 2, record: { ...record, memberId: 'other' } }));
       await expect(store.get('member')).rejects.toThrow(/memberId does not match/);
       await writeFile(path, JSON.stringify({ format: 99, record }));
       await expect(store.get('member')).rejects.toThrow(/unknown format/);
@@ -130,10 +134,9 @@ await describeTokenStore('FileTokenStore', {
 
     it('counts versions up to Number.MAX_SAFE_INTEGER exactly and refuses to go past it', async () => {
       const store = getStore();
-      const path = join(store.directory, `${hex('member')}.json`);
       await store.upsert(sampleRecord('member'));
       const near = { ...sampleRecord('member'), version: Number.MAX_SAFE_INTEGER - 1 };
-      await writeFile(path, JSON.stringify({ format: 1, record: near }));
+      await writeFile(await newestFile(store.directory, hex('member')), JSON.stringify({ format: 2, record: near }));
       const last = await store.update('member', Number.MAX_SAFE_INTEGER - 1, { accessToken: 'last' });
       expect(last.ok && last.record.version).toBe(Number.MAX_SAFE_INTEGER);
       expect((await store.get('member'))?.version).toBe(Number.MAX_SAFE_INTEGER);
@@ -152,6 +155,8 @@ await describeTokenStore('FileTokenStore', {
       await writeFile(join(store.directory, 'README.json'), '{}');
       await writeFile(join(store.directory, 'ABCD.json'), '{}');
       await writeFile(join(store.directory, 'ff.json'), '{}');
+      await writeFile(join(store.directory, hex('a file')), '{}'); // a file where a chain's directory would be
+      await mkdir(join(store.directory, hex('no version')), { mode: 0o700 }); // a first write that died before its link
       const page = await store.list();
       expect(page.records.map((record) => record.memberId)).toStrictEqual(['member']);
       await held?.release();
@@ -234,7 +239,7 @@ describe('FileTokenStore options', () => {
     if (process.platform === 'win32') return;
     const custom = new FileTokenStore({ directory: store.directory, fileMode: 0o640 });
     await custom.upsert(sampleRecord('member'));
-    expect((await stat(join(store.directory, `${hex('member')}.json`))).mode & 0o777).toBe(0o640);
+    expect((await stat(await newestFile(store.directory, hex('member')))).mode & 0o777).toBe(0o640);
   });
 
   it('measures leases by the injected clock', async () => {

@@ -18,7 +18,7 @@ import type { ChainStatus, LifecycleChange, OAuthHostClient, PortalTokensContext
 import type { AppPageRequest } from '../events/types.js';
 import { normalizeTrustedHosts, oauthBaseFromServerEndpoint } from '../protocol/oauth-hosts.js';
 import type { PortalRecord, StoreChange } from '../store/token-store.js';
-import { ChangeFollower, followChange } from './coherence.js';
+import { ChangeFollower, ChangeWaiters, followChange } from './coherence.js';
 import { confirmChain, confirmMove } from './probe.js';
 import { ChainSlot } from './slot.js';
 import { rememberUser, reseed, type RememberUserContext } from './users.js';
@@ -72,6 +72,7 @@ export class PortalClientPool implements PortalTokensContext {
   readonly #building = new Map<string, Promise<ChainSlot>>();
   readonly #pendingEvictReason = new Map<string, EvictionReason>();
   readonly #follower: ChangeFollower;
+  readonly #waiters: ChangeWaiters;
   readonly #trustedHosts: readonly string[];
   #following = false;
   #closed = false;
@@ -106,8 +107,11 @@ export class PortalClientPool implements PortalTokensContext {
       // The pool's budget replaces the SDK's per-process limiter, which would otherwise stack on it.
       restrictionParams: this.#budget === undefined ? options.restrictionParams : { ...options.restrictionParams, ...SDK_LIMITER_OFF },
     };
+    // Workers waiting for another's refresh wake on the change feed (when the store has one).
+    this.#waiters = new ChangeWaiters(this.clock, () => this.#follower.available);
     this.#coordinator = new RefreshCoordinator({
       store,
+      waitForChange: this.#waiters.wait,
       refresh: (record) => oauth.refresh(oauthBaseFromServerEndpoint(record.serverEndpoint), record.refreshToken),
       clock: this.clock,
       logger: this.logger,
@@ -322,6 +326,7 @@ export class PortalClientPool implements PortalTokensContext {
 
   /** Another writer changed a chain: drop it, or re-read and adopt the newer record. */
   #changed(change: StoreChange): void {
+    this.#waiters.changed(change);
     if (change.chain === undefined) {
       this.#evictPortal(change.memberId, 'lifecycle');
       return;

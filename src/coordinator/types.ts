@@ -55,6 +55,13 @@ export interface CoordinatorOptions {
   /** Reports events and cache notices. */
   readonly hooks: CoordinatorHooks;
   /**
+   * How long a caller waits for the OAuth host's answer once the refresh request was sent, ms. A
+   * caller waiting longer gets `OAuthUnavailableError`, but the request is not abandoned: it keeps
+   * its lease and persists the pair when the answer comes (the refresh function's own timeout is
+   * the hard cap). @defaultValue no limit (callers wait for the request)
+   */
+  readonly answerWaitMs?: number | undefined;
+  /**
    * How a worker waiting for another's refresh learns of the new pair: woken by the store's change
    * feed, polling at the latest after the pause. @defaultValue the clock's `sleep` (polling only)
    */

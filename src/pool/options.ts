@@ -39,7 +39,13 @@ export interface PortalClientPoolOptions {
   readonly lockTtlMs?: number | undefined;
   /** How long to wait for another worker's refresh before giving up with `LockTimeoutError`, ms. @defaultValue 20000 */
   readonly lockWaitMs?: number | undefined;
-  /** Timeout of one request to an OAuth host, ms. @defaultValue 10000 */
+  /**
+   * Timeout of one request to an OAuth host, ms. For a refresh it is how long callers wait for the
+   * answer (then they get `OAuthUnavailableError`); the refresh request itself goes on, keeping the
+   * portal's lock, and its pair is stored when the answer arrives (an answer may have spent the
+   * refresh token already). Only after `REFRESH_HARD_CAP_MS` (or 10 times this, if longer) is it given up.
+   * @defaultValue 10000
+   */
   readonly oauthTimeoutMs?: number | undefined;
   /** The `fetch` used for OAuth hosts. @defaultValue `globalThis.fetch` */
   readonly fetch?: FetchLike | undefined;
@@ -111,6 +117,17 @@ export interface PortalClientPoolOptions {
 }
 
 
+/**
+ * The longest a refresh request to an OAuth host is waited for before it is given up (a last
+ * resort: callers stopped waiting after `oauthTimeoutMs`), ms. @defaultValue 180000
+ */
+export const REFRESH_HARD_CAP_MS = 180_000;
+
+/** The hard cap of one refresh request for an `oauthTimeoutMs`. */
+export function refreshHardCapMs(oauthTimeoutMs: number | undefined): number {
+  return Math.max(REFRESH_HARD_CAP_MS, 10 * (oauthTimeoutMs ?? 10_000));
+}
+
 function nonNegative(name: string, value: number | undefined, fallback: number): number {
   if (value === undefined) return fallback;
   if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
@@ -130,7 +147,7 @@ export function resolveCoordinatorOptions(
   options: PortalClientPoolOptions,
 ): Pick<
   CoordinatorOptions,
-  'random' | 'refreshAheadSec' | 'refreshJitterSec' | 'lockTtlMs' | 'lockWaitMs' | 'backoff' | 'suspendRetryMs' | 'maxConcurrentRefreshes'
+  'random' | 'refreshAheadSec' | 'refreshJitterSec' | 'lockTtlMs' | 'lockWaitMs' | 'backoff' | 'suspendRetryMs' | 'maxConcurrentRefreshes' | 'answerWaitMs'
 > {
   const backoff = options.backoff;
   return {
@@ -146,6 +163,7 @@ export function resolveCoordinatorOptions(
     },
     suspendRetryMs: nonNegative('suspendRetryMs', options.suspendRetryMs, 3_600_000),
     maxConcurrentRefreshes: Math.floor(positive('maxConcurrentRefreshes', options.maxConcurrentRefreshes, 8)),
+    answerWaitMs: positive('oauthTimeoutMs', options.oauthTimeoutMs, 10_000),
   };
 }
 

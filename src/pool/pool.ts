@@ -24,7 +24,7 @@ import { ChainSlot } from './slot.js';
 import { rememberUser, reseed, type RememberUserContext } from './users.js';
 import { runSweep, type SweepOptions, type SweepResult } from './sweep.js';
 
-import { resolveCoordinatorOptions, resolveMax, type PortalClientPoolOptions } from './options.js';
+import { refreshHardCapMs, resolveCoordinatorOptions, resolveMax, type PortalClientPoolOptions } from './options.js';
 import { BITRIX24_PLAN_LIMITS, RequestBudget, SDK_LIMITER_OFF, type BudgetEvent, type RequestBudgetLimits } from '../sdk/budget.js';
 
 export type { SweepOptions, SweepResult } from './sweep.js';
@@ -89,6 +89,7 @@ export class PortalClientPool implements PortalTokensContext {
     this.store = store;
     const now = options.now;
     this.clock = options.clock ?? (now === undefined ? systemClock : { now, sleep: (ms, signal) => systemClock.sleep(ms, signal) });
+    const hardCap = refreshHardCapMs(options.oauthTimeoutMs);
     const oauth = new OAuthClient({
       clientId: options.clientId,
       clientSecret: options.clientSecret,
@@ -112,7 +113,8 @@ export class PortalClientPool implements PortalTokensContext {
     this.#coordinator = new RefreshCoordinator({
       store,
       waitForChange: this.#waiters.wait,
-      refresh: (record) => oauth.refresh(oauthBaseFromServerEndpoint(record.serverEndpoint), record.refreshToken),
+      // Callers stop waiting after oauthTimeoutMs (answerWaitMs); the request itself only at the hard cap.
+      refresh: (record) => oauth.refresh(oauthBaseFromServerEndpoint(record.serverEndpoint), record.refreshToken, { timeoutMs: hardCap }),
       clock: this.clock,
       logger: this.logger,
       ...resolveCoordinatorOptions(options),
@@ -314,12 +316,15 @@ export class PortalClientPool implements PortalTokensContext {
 
   /**
    * Drops every cached client, ends the change-feed subscription and refuses further
-   * `clientFor` calls. Does not close the store.
+   * `clientFor` calls. Refresh requests already sent are waited for, so a refresh token they spent
+   * is never lost; those not yet sent are refused. Does not close the store.
    */
   async close(): Promise<void> {
     if (!this.#closed) {
       this.#closed = true;
       for (const key of [...this.#cache.keys()]) this.#evict(key, 'closed');
+      // Refreshes already sent finish and store their pairs; those not yet sent are refused.
+      await this.#coordinator.close();
       await this.#follower.close();
     }
   }

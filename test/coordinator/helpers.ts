@@ -108,6 +108,7 @@ export function harness(
     suspendRetryMs?: number;
     maxConcurrentRefreshes?: number;
     waitForChange?: ChangeWait;
+    answerWaitMs?: number;
   } = {},
 ): Harness {
   const store = new ScriptedStore({ now: () => clock.now() });
@@ -142,6 +143,7 @@ export function harness(
     suspendRetryMs: options.suspendRetryMs ?? 3_600_000,
     maxConcurrentRefreshes: options.maxConcurrentRefreshes ?? 8,
     ...(options.waitForChange === undefined ? {} : { waitForChange: options.waitForChange }),
+    ...(options.answerWaitMs === undefined ? {} : { answerWaitMs: options.answerWaitMs }),
     hooks: {
       // The telemetry events (refresh-attempt, lock-wait) are checked by test/otel; these tests list the others.
       emit: <E extends PoolEventName>(event: E, payload: PoolEventMap[E]) => {

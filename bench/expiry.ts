@@ -24,7 +24,7 @@ export interface WaveResult {
 
 export async function expiryWave(b24: FakeBitrix24, portals: number, callsEach: number, kind: StoreKind = 'postgres', oauthTimeoutMs?: number): Promise<WaveResult> {
   const bench = await createStore(kind);
-  const pool = new PortalClientPool({ store: bench.store, clientId: b24.clientId, clientSecret: b24.clientSecret, logger: silentLogger, max: portals, restrictionParams: OPEN_LIMITS, ...(oauthTimeoutMs === undefined ? {} : { oauthTimeoutMs }) });
+  const pool = new PortalClientPool({ store: bench.store, clientId: b24.clientId, clientSecret: b24.clientSecret, logger: silentLogger, max: portals, restrictionParams: OPEN_LIMITS, requestBudget: false, ...(oauthTimeoutMs === undefined ? {} : { oauthTimeoutMs }) });
   try {
     const members = Array.from({ length: portals }, () => b24.addPortal().memberId);
     await concurrently(members, 16, (m) => seedStore(bench.store, b24, m));

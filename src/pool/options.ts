@@ -1,7 +1,7 @@
 // The options of PortalClientPool, with their defaults.
 
 import type { RestrictionParams } from '@bitrix24/b24jssdk';
-import type { Clock } from '../clock.js';
+import { systemClock, type Clock } from '../clock.js';
 import { DEFAULT_BACKOFF, type BackoffPolicy } from '../coordinator/backoff.js';
 import type { CoordinatorOptions } from '../coordinator/types.js';
 import type { Logger } from '../logger.js';
@@ -172,4 +172,20 @@ export function resolveMax(max: number | undefined): number {
   const value = max ?? 1000;
   if (!Number.isSafeInteger(value) || value < 1) throw new TypeError('max must be a positive integer');
   return value;
+}
+
+/** The options' store, checked to be an object implementing `TokenStore` (its core methods). */
+export function checkedStore(options: PortalClientPoolOptions): TokenStore {
+  if (options === null || typeof options !== 'object') throw new TypeError('options must be an object');
+  const { store } = options;
+  if (store === null || typeof store !== 'object' || typeof store.get !== 'function' || typeof store.update !== 'function') {
+    throw new TypeError('store must implement TokenStore');
+  }
+  return store;
+}
+
+/** The pool's clock: `clock`, or the system clock reading the time from `now` when given. */
+export function resolveClock(options: PortalClientPoolOptions): Clock {
+  const now = options.now;
+  return options.clock ?? (now === undefined ? systemClock : { now, sleep: (ms, signal) => systemClock.sleep(ms, signal) });
 }

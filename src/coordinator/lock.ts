@@ -57,8 +57,10 @@ movedOn: () => Promise<PortalRecord | undefined>,
       return { lease };
     }
     if (paused === 0) counters.lockWaits++;
-    await woken;
-    paused += pause;
+    const from = o.clock.now();
+    // A wait a write ended counts what it took; one the pause ended counts the pause (a clock that
+    // stands still still times out).
+    paused += (await woken) === true ? Math.max(1, o.clock.now() - from) : pause;
     delay = Math.min(delay * 2, LOCK_POLL_MAX_MS);
     const stored = await movedOn();
     if (stored !== undefined) {
@@ -74,7 +76,7 @@ movedOn: () => Promise<PortalRecord | undefined>,
 }
 
 /** Ends a wait that is not needed after all (the lock was taken, or the try failed). */
-function disarm(armed: AbortController, woken: Promise<void>): void {
+function disarm(armed: AbortController, woken: Promise<boolean | void>): void {
   armed.abort();
   woken.catch(() => undefined);
 }

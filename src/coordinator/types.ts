@@ -13,10 +13,11 @@ export type RefreshFunction = (record: PortalRecord) => Promise<TokenResponse>;
 
 /**
  * Waits until the store reports a write of `key`'s chain or `ms` milliseconds passed, whichever comes
- * first; rejects with the signal's reason when `signal` aborts. The pool builds it on the store's
- * change feed; without one (or without this option) the coordinator sleeps on its clock.
+ * first, resolving `true` for a write; rejects with the signal's reason when `signal` aborts. The
+ * pool builds it on the store's change feed; without one (or without this option) the coordinator
+ * sleeps on its clock.
  */
-export type ChangeWait = (key: ChainRef, ms: number, signal?: AbortSignal) => Promise<void>;
+export type ChangeWait = (key: ChainRef, ms: number, signal?: AbortSignal) => Promise<boolean | void>;
 
 /** Where the coordinator reports what happened; the pool wires these to its events and cache. */
 export interface CoordinatorHooks {

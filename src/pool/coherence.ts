@@ -118,7 +118,7 @@ export class ChangeFollower {
 export class ChangeWaiters {
   readonly #clock: Clock;
   readonly #feed: () => boolean;
-  readonly #waiting = new Map<string, Set<() => void>>();
+  readonly #waiting = new Map<string, Set<(changed: boolean) => void>>();
 
   /** `feed` tells whether the store offers a change feed (checked at each wait). */
   constructor(clock: Clock, feed: () => boolean) {
@@ -127,9 +127,9 @@ export class ChangeWaiters {
   }
 
   /** The coordinator's `waitForChange`: a write of `key`'s chain, or `ms` passed. */
-  readonly wait: ChangeWait = (key: ChainRef, ms: number, signal?: AbortSignal): Promise<void> => {
+  readonly wait: ChangeWait = (key: ChainRef, ms: number, signal?: AbortSignal): Promise<boolean | void> => {
     if (!this.#feed()) return this.#clock.sleep(ms, signal);
-    return new Promise<void>((resolve, reject) => {
+    return new Promise<boolean>((resolve, reject) => {
       const id = chainKeyOf(key.memberId, key.chain);
       const timer = new AbortController();
       const waiting = this.#waiting.get(id) ?? new Set();
@@ -140,9 +140,9 @@ export class ChangeWaiters {
         timer.abort();
         signal?.removeEventListener('abort', aborted);
       };
-      const wake = (): void => {
+      const wake = (changed: boolean): void => {
         end();
-        resolve();
+        resolve(changed);
       };
       const aborted = (): void => {
         end();
@@ -154,7 +154,7 @@ export class ChangeWaiters {
       }
       waiting.add(wake);
       signal?.addEventListener('abort', aborted, { once: true });
-      this.#clock.sleep(ms, timer.signal).then(wake, () => undefined);
+      this.#clock.sleep(ms, timer.signal).then(() => wake(false), () => undefined);
     });
   };
 
@@ -171,7 +171,7 @@ export class ChangeWaiters {
       change.chain === undefined
         ? [...this.#waiting.keys()].filter((id) => id.startsWith(`${change.memberId} `))
         : [chainKeyOf(change.memberId, change.chain)];
-    for (const id of ids) for (const wake of [...(this.#waiting.get(id) ?? [])]) wake();
+    for (const id of ids) for (const wake of [...(this.#waiting.get(id) ?? [])]) wake(true);
   }
 }
 

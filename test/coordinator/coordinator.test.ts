@@ -187,9 +187,9 @@ describe('RefreshCoordinator: the lock (step 3) and the re-read under it (step 4
   });
 
   it('wakes on a reported change of the chain instead of after the pause, and adopts without refreshing', async () => {
-    const waits: { key: string; ms: number; wake: () => void; signal: AbortSignal | undefined }[] = [];
+    const waits: { key: string; ms: number; wake: (changed: boolean) => void; signal: AbortSignal | undefined }[] = [];
     const waitForChange: ChangeWait = (key, ms, signal) =>
-      new Promise<void>((resolve, reject) => {
+      new Promise<boolean>((resolve, reject) => {
         waits.push({ key: `${key.memberId} ${key.chain}`, ms, wake: resolve, signal });
         signal?.addEventListener('abort', () => reject(new Error('disarmed')), { once: true });
       });
@@ -201,7 +201,7 @@ describe('RefreshCoordinator: the lock (step 3) and the re-read under it (step 4
     expect(waits.map((w) => [w.key, w.ms])).toEqual([['member-a portal', 10]]);
     await h.store.update('member-a', record.version, { accessToken: 'theirs', refreshToken: 'theirs-r', expires: Math.floor(NOW / 1000) + 3600, chainUpdatedAt: NOW });
     await other.release();
-    waits[0]!.wake(); // the change feed reported the write; the clock has not moved
+    waits[0]!.wake(true); // the change feed reported the write; the clock has not moved
     expect((await pending).accessToken).toBe('theirs');
     expect(h.refresh.calls).toHaveLength(0);
     expect(h.clock.now()).toBe(NOW);
@@ -212,7 +212,7 @@ describe('RefreshCoordinator: the lock (step 3) and the re-read under it (step 4
     const signals: (AbortSignal | undefined)[] = [];
     const waitForChange: ChangeWait = (_key, _ms, signal) => {
       signals.push(signal);
-      return new Promise<void>((_resolve, reject) => signal?.addEventListener('abort', () => reject(new Error('disarmed')), { once: true }));
+      return new Promise<boolean>((_resolve, reject) => signal?.addEventListener('abort', () => reject(new Error('disarmed')), { once: true }));
     };
     const h = harness({ waitForChange });
     const record = await seeded(h);

@@ -1,6 +1,8 @@
 // Row 5: an expiry wave (many portals whose access tokens die at once, several concurrent calls
 // each, one pool on PostgreSQL) and the keep-alive sweep over many idle portals.
 
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { silentLogger } from '../src/logger.js';
 import { PortalClientPool } from '../src/pool/pool.js';
 import { seedStore, type FakeBitrix24 } from '../src/testing/fake-bitrix24.js';
@@ -24,7 +26,7 @@ export interface WaveResult {
 
 export async function expiryWave(b24: FakeBitrix24, portals: number, callsEach: number, kind: StoreKind = 'postgres', oauthTimeoutMs?: number): Promise<WaveResult> {
   const bench = await createStore(kind);
-  const pool = new PortalClientPool({ store: bench.store, clientId: b24.clientId, clientSecret: b24.clientSecret, logger: silentLogger, max: portals, restrictionParams: OPEN_LIMITS, ...(oauthTimeoutMs === undefined ? {} : { oauthTimeoutMs }) });
+  const pool = new PortalClientPool({ store: bench.store, clientId: b24.clientId, clientSecret: b24.clientSecret, logger: silentLogger, max: portals, restrictionParams: OPEN_LIMITS, requestBudget: false, ...(oauthTimeoutMs === undefined ? {} : { oauthTimeoutMs }) });
   try {
     const members = Array.from({ length: portals }, () => b24.addPortal().memberId);
     await concurrently(members, 16, (m) => seedStore(bench.store, b24, m));
@@ -66,6 +68,16 @@ export interface SweepBench {
   readonly failed: number;
   readonly heapBeforeMiB: number;
   readonly peakHeapMiB: number;
+  /** The largest live heap (after a full collection) seen when the sweep asked for a page. */
+  readonly peakLiveHeapMiB: number;
+  /** Pages the sweep asked for. */
+  readonly pages: number;
+}
+
+/** A full garbage collection (the flag is set at run time, so `npm run bench` needs no node option). */
+function collector(): () => void {
+  setFlagsFromString('--expose-gc');
+  return runInNewContext('gc') as () => void;
 }
 
 /** Refreshes at once during the sweep (the library's default is 4; a sweep is background work). */
@@ -80,8 +92,19 @@ export async function sweepIdle(b24: FakeBitrix24, portals: number): Promise<Swe
     await concurrently(members, 16, (m) => seedStore(bench.store, b24, m, { record: { chainUpdatedAt: idleSince, updatedAt: idleSince } }));
     await pool.ready();
     b24.resetStats();
-    (globalThis as { gc?: () => void }).gc?.();
+    const gc = collector();
+    gc();
     const heapBefore = process.memoryUsage().heapUsed;
+    // What the sweep holds: the live heap each time it asks for the next page.
+    let peakLive = heapBefore;
+    let pages = 0;
+    const list = bench.store.list!.bind(bench.store);
+    bench.store.list = (options) => {
+      pages++;
+      gc();
+      peakLive = Math.max(peakLive, process.memoryUsage().heapUsed);
+      return list(options);
+    };
     let peak = heapBefore;
     const sampler = setInterval(() => {
       peak = Math.max(peak, process.memoryUsage().heapUsed);
@@ -99,6 +122,8 @@ export async function sweepIdle(b24: FakeBitrix24, portals: number): Promise<Swe
       failed: result.failed,
       heapBeforeMiB: heapBefore / 2 ** 20,
       peakHeapMiB: peak / 2 ** 20,
+      peakLiveHeapMiB: peakLive / 2 ** 20,
+      pages,
     };
   } finally {
     await pool.close();

@@ -135,6 +135,11 @@ async function storeRows(rows: Row[], b24: FakeBitrix24): Promise<void> {
   }
 }
 
+/** The pool's lock waits in a storm: how many, and the longest (first try to adoption). */
+function lockWaitNote(waits: readonly number[]): string {
+  return waits.length === 0 ? 'no lock wait' : `${waits.length} lock wait(s), longest ${Math.max(...waits).toFixed(0)} ms`;
+}
+
 async function stormRows(rows: Row[], b24: FakeBitrix24): Promise<void> {
   const rtt = await refreshRoundTripMs(b24, SHORT ? 5 : 30);
   progress(`one refresh round trip at the stand-in: ${rtt.toFixed(2)} ms`);
@@ -190,7 +195,7 @@ async function stormRows(rows: Row[], b24: FakeBitrix24): Promise<void> {
         baselineName: 'same storm, tokens live',
         target: step.kind === 'file' ? null : `<= live + round trip (${rtt.toFixed(1)} ms) + 25 ms`,
         pass: step.kind === 'file' ? null : pool.p99Ms <= pool.liveP99Ms + rtt + 25,
-        note: `p50 ${pool.p50Ms.toFixed(1)} ms; wall ${pool.wallMs.toFixed(0)} ms; shared p99 ${shared.p99Ms.toFixed(1)} ms`,
+        note: `p50 ${pool.p50Ms.toFixed(1)} ms; wall ${pool.wallMs.toFixed(0)} ms; shared p99 ${shared.p99Ms.toFixed(1)} ms; ${lockWaitNote(pool.lockWaits)}`,
       }),
     );
   }
@@ -265,11 +270,11 @@ async function main(): Promise<void> {
         row({ row: 5, measure: `${sweepLabel}: wall time`, value: s.wallMs, unit: 'ms', baseline: null, baselineName: null, target: null, pass: null }),
         row({
           row: 5,
-          measure: `${sweepLabel}: peak heap`,
-          value: s.peakHeapMiB,
+          measure: `${sweepLabel}: live heap at each of its ${n(s.pages)} page reads, peak (after a full GC; peak heap with garbage ${s.peakHeapMiB.toFixed(0)} MiB)`,
+          value: s.peakLiveHeapMiB,
           unit: 'MiB',
           baseline: s.heapBeforeMiB,
-          baselineName: 'before the sweep',
+          baselineName: 'before the sweep, after a full GC',
           target: 'pages (growth well below the records read)',
           pass: null,
         }),

@@ -23,7 +23,8 @@ import { createStore, type StoreKind, type StoreLocation } from './stores.js';
 
 /**
  * The SDK's rate limiter (a burst of 50, then 2 requests/s per client) is opened wide for every
- * strategy: the stand-in does not limit, and a storm measures the refresh, not the limiter's queue.
+ * strategy, and the pool's request budget is off: the stand-in does not limit, and a storm measures
+ * the refresh, not a limiter's queue.
  */
 export const OPEN_LIMITS = { rateLimit: { burstLimit: 1_000_000, drainRate: 1_000_000, adaptiveEnabled: false } };
 
@@ -42,17 +43,24 @@ export type Call = (memberId: string, i: number) => Promise<boolean>;
 export interface Caller {
   readonly call: Call;
   readonly close: () => Promise<void>;
+  /** The pool's waits for another worker's lock so far (ms each, first try to adoption or lock). */
+  readonly lockWaits?: () => number[];
 }
 
 /** Makes the caller of a strategy. */
 export async function caller(strategy: Strategy, store: TokenStore, credentials: Credentials): Promise<Caller> {
   const version = (i: number) => (i % 2 === 0 ? 'v2' : 'v3');
   if (strategy === 'pool') {
-    const pool = new PortalClientPool({ store, ...credentials, logger: silentLogger, restrictionParams: OPEN_LIMITS });
+    // The pool's request budget (Bitrix24's 2 requests/s per portal, burst 50, at 80%) is off like
+    // the SDK's limiter: 50 or 100 calls on one portal would otherwise queue for 30 s and more.
+    const pool = new PortalClientPool({ store, ...credentials, logger: silentLogger, restrictionParams: OPEN_LIMITS, requestBudget: false });
     await pool.ready(); // subscribes to the store's change feed where there is one
+    const waits: number[] = [];
+    pool.on('lock-wait', (event) => waits.push(event.waitedMs));
     return {
       call: async (memberId, i) => (await (await pool.clientFor(memberId)).actions[version(i)].call.make({ method: 'profile' })).isSuccess,
       close: () => pool.close(),
+      lockWaits: () => waits.splice(0),
     };
   }
   const build = async (memberId: string): Promise<B24OAuth> => {
@@ -136,6 +144,8 @@ export interface StormResult {
   readonly p99Ms: number;
   /** p99 of the same storm with live tokens (no refresh needed), run just before. */
   readonly liveP99Ms: number;
+  /** The pool's waits for another worker's lock during the storm, ms each. */
+  readonly lockWaits: readonly number[];
 }
 
 /** The median time of one refresh round trip at the stand-in (the physical floor of a storm). */
@@ -164,7 +174,7 @@ export async function inProcess(b24: FakeBitrix24, kind: StoreKind, strategy: St
       await seedStore(bench.store, b24, portal.memberId);
       members.push(portal.memberId);
     }
-    const { call, close } = await caller(strategy, bench.store, b24);
+    const { call, close, lockWaits } = await caller(strategy, bench.store, b24);
     try {
       // Warm the clients (as a running service would have), then expire every token server-side.
       await Promise.all(members.map((m) => call(m, 0).catch(() => false)));
@@ -176,6 +186,7 @@ export async function inProcess(b24: FakeBitrix24, kind: StoreKind, strategy: St
       const { failed, latencies } = await storm(members.flatMap((m) => Array.from({ length: callsEach }, (_, i) => () => call(m, i))));
       const wallMs = performance.now() - started;
       return {
+        lockWaits: lockWaits?.() ?? [],
         store: kind,
         scenario,
         strategy,
@@ -217,14 +228,16 @@ export async function multiProcess(b24: FakeBitrix24, kind: StoreKind, strategy:
     for (const c of children) await c.next(); // "ready"
     for (const c of children) c.child.stdin!.write('live\n');
     const live = await Promise.all(children.map(async (c) => JSON.parse(await c.next()) as { failed: number; latencies: number[] }));
+    type Report = { failed: number; latencies: number[]; lockWaits?: number[] };
     b24.expireAccessTokens(portal.memberId);
     b24.resetStats();
     const started = performance.now();
     for (const c of children) c.child.stdin!.write('go\n');
-    const reports = await Promise.all(children.map(async (c) => JSON.parse(await c.next()) as { failed: number; latencies: number[] }));
+    const reports = await Promise.all(children.map(async (c) => JSON.parse(await c.next()) as Report));
     const wallMs = performance.now() - started;
     const latencies = reports.flatMap((r) => r.latencies);
     return {
+      lockWaits: reports.flatMap((r) => r.lockWaits ?? []),
       store: kind,
       scenario,
       strategy,

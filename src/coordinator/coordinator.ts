@@ -7,6 +7,7 @@ import {
   OAuthCredentialsError,
   OAuthRejectedError,
   OAuthUnavailableError,
+  PoolClosedError,
   PortalNotInstalledError,
   PortalRevokedError,
   PortalSuspendedError,
@@ -32,6 +33,14 @@ export { chainKeyOf, isHttpUrl, pairPatch } from './records.js';
 /** How many times a caller joins a flight before it settles for what it has. */
 const FLIGHT_ROUNDS = 3;
 
+/** One chain's refresh running in this process, and when its request left for the OAuth host. */
+interface Flight {
+  /** Steps 2-7, run to the end whatever the callers do. */
+  readonly work: Promise<PortalRecord>;
+  /** Resolves when the refresh request was sent (never, when none was needed). */
+  readonly sent: Promise<void>;
+}
+
 
 /**
  * Coordinates every refresh of every chain this process holds. Depends only on a store, a refresh
@@ -43,7 +52,7 @@ export class RefreshCoordinator {
   /** The OAuth host's clock, learned from its answers. */
   readonly hostClock = new HostClock();
   readonly #o: CoordinatorOptions;
-  readonly #flights = new Map<string, Promise<PortalRecord>>();
+  readonly #flights = new Map<string, Flight>();
   readonly #backoff: Backoff;
   readonly #writer: ChainWriter;
   /** Refresh tokens whose refresh got no answer, by chain: a later `invalid_grant` means a lost rotation. */
@@ -51,6 +60,7 @@ export class RefreshCoordinator {
   /** Refresh requests in flight to OAuth hosts, and those waiting for a turn. */
   #inFlight = 0;
   readonly #queue: (() => void)[] = [];
+  #closed = false;
 
   /** Creates a coordinator; it holds no timers and no connections. */
   constructor(options: CoordinatorOptions) {
@@ -59,9 +69,24 @@ export class RefreshCoordinator {
     this.#writer = new ChainWriter(options, this.counters, this.#backoff, (record) => this.#adopted(record));
   }
 
-  /** The refresh of this chain running in this process right now, if any. */
+  /**
+   * The refresh of this chain running in this process right now, if any, as a caller waits for it
+   * (see `answerWaitMs`).
+   */
   flight(memberId: string, chain: ChainId): Promise<PortalRecord> | undefined {
-    return this.#flights.get(chainKeyOf(memberId, chain));
+    const flight = this.#flights.get(chainKeyOf(memberId, chain));
+    return flight === undefined ? undefined : this.#waitFor(flight, memberId);
+  }
+
+  /**
+   * Stops the coordinator: refreshes not yet sent are refused with {@link PoolClosedError}; those
+   * already sent run to the end, so an answer that spent a refresh token is still stored. Resolves
+   * when no refresh of this coordinator is left.
+   */
+  async close(): Promise<void> {
+    this.#closed = true;
+    for (const wake of this.#queue.splice(0)) wake();
+    await Promise.allSettled([...this.#flights.values()].map((flight) => flight.work));
   }
 
   /** The refresh-ahead window of a record for a cached holder (with this holder's jitter). */
@@ -98,7 +123,8 @@ export class RefreshCoordinator {
    */
   async keepAlive(record: PortalRecord, idleMs: number): Promise<{ outcome: 'refreshed' | 'revoked' | 'failed'; record?: PortalRecord }> {
     try {
-      const fresh = await this.#join(record, { reason: 'keep-alive' });
+      // Background work: the sweep waits for the answer however late it comes.
+      const fresh = await this.#flightOf(record, { reason: 'keep-alive' }).work;
       return { outcome: this.#o.clock.now() - fresh.chainUpdatedAt <= idleMs ? 'refreshed' : 'failed', record: fresh };
     } catch (error) {
       return { outcome: error instanceof PortalRevokedError ? 'revoked' : 'failed' };
@@ -172,7 +198,8 @@ export class RefreshCoordinator {
    * answers lost to timeouts under that load cost chains.
    */
   async #limited<T>(request: () => Promise<T>): Promise<T> {
-    if (this.#inFlight >= this.#o.maxConcurrentRefreshes) await new Promise<void>((resolve) => this.#queue.push(resolve));
+    if (!this.#closed && this.#inFlight >= this.#o.maxConcurrentRefreshes) await new Promise<void>((resolve) => this.#queue.push(resolve));
+    if (this.#closed) throw new PoolClosedError();
     this.#inFlight++;
     try {
       return await request();
@@ -187,15 +214,50 @@ export class RefreshCoordinator {
     this.#adopted(record);
   }
 
+  /** Step 1 for a caller: joins (or starts) the chain's flight and waits for it as a caller does. */
   #join(known: PortalRecord, request: RefreshRequest): Promise<PortalRecord> {
+    return this.#waitFor(this.#flightOf(known, request), known.memberId);
+  }
+
+  #flightOf(known: PortalRecord, request: RefreshRequest): Flight {
     const key = chainKeyOf(known.memberId, known.chain);
     let flight = this.#flights.get(key);
     if (flight === undefined) {
+      if (this.#closed) throw new PoolClosedError();
       this.#backoff.check(key, known.memberId, this.#o.clock.now());
-      flight = this.#refresh(known, request).finally(() => this.#flights.delete(key));
+      let markSent!: () => void;
+      const sent = new Promise<void>((resolve) => (markSent = resolve));
+      const work = this.#refresh(known, request, markSent).finally(() => this.#flights.delete(key));
+      flight = { work, sent };
       this.#flights.set(key, flight);
     }
     return flight;
+  }
+
+  /**
+   * A caller's wait for a flight: at most `answerWaitMs` after its request left (or after the
+   * caller came, if later). Past that the caller gets `OAuthUnavailableError`; the flight goes on,
+   * and its pair is persisted when the answer arrives, for the next caller to adopt.
+   */
+  async #waitFor(flight: Flight, memberId: string): Promise<PortalRecord> {
+    const limit = this.#o.answerWaitMs;
+    if (limit === undefined) return flight.work;
+    const stop = new AbortController();
+    const late = flight.sent
+      .then(() => this.#o.clock.sleep(limit, stop.signal))
+      .then((): never => {
+        throw new OAuthUnavailableError(
+          `The OAuth host has not answered the refresh of portal ${memberId} within ${limit} ms; the refresh goes on and its pair is stored when the answer arrives`,
+          0,
+          { memberId },
+        );
+      });
+    late.catch(() => undefined);
+    try {
+      return await Promise.race([flight.work, late]);
+    } finally {
+      stop.abort();
+    }
   }
 
   /** Reads for a request: an operator's reactivation may read a chain that is not active. */
@@ -207,7 +269,7 @@ export class RefreshCoordinator {
   }
 
   /** Steps 2-7 for one chain; runs at most once at a time per chain in this process. */
-  async #refresh(known: PortalRecord, request: RefreshRequest): Promise<PortalRecord> {
+  async #refresh(known: PortalRecord, request: RefreshRequest, sent: () => void): Promise<PortalRecord> {
     const { memberId, chain } = known;
     const key = chainKeyOf(memberId, chain);
     try {
@@ -227,7 +289,7 @@ export class RefreshCoordinator {
         const current = await this.#readFor(known, request);
         if (this.#movedOn(current, known, request)) return this.#adopted(current);
         // Steps 5 and 6.
-        const record = await this.#refreshAndPersist(current, request);
+        const record = await this.#refreshAndPersist(current, request, sent);
         this.#backoff.succeeded(key);
         return record;
       } finally {
@@ -239,7 +301,11 @@ export class RefreshCoordinator {
       }
     } catch (error) {
       if (error instanceof OAuthUnavailableError) this.#backoff.transientFailure(key, this.#o.clock.now(), error);
-      const expected = error instanceof PortalRevokedError || error instanceof PortalNotInstalledError || error instanceof PortalSuspendedError;
+      const expected =
+        error instanceof PortalRevokedError ||
+        error instanceof PortalNotInstalledError ||
+        error instanceof PortalSuspendedError ||
+        error instanceof PoolClosedError;
       if (!expected) {
         this.counters.refreshFailures++;
         const code = error instanceof PortalTokensError ? error.code : 'UNKNOWN';
@@ -268,14 +334,14 @@ export class RefreshCoordinator {
   }
 
   /** Steps 5 and 6, reported as one `refresh-attempt` event with its outcome and duration. */
-  async #refreshAndPersist(current: PortalRecord, request: RefreshRequest): Promise<PortalRecord> {
+  async #refreshAndPersist(current: PortalRecord, request: RefreshRequest, sent: () => void): Promise<PortalRecord> {
     const startedAt = this.#o.clock.now();
     const report = (outcome: RefreshOutcome): void => {
       const durationMs = Math.max(0, this.#o.clock.now() - startedAt);
       this.#o.hooks.emit('refresh-attempt', { memberId: current.memberId, chain: current.chain, reason: request.reason, outcome, startedAt, durationMs });
     };
     try {
-      const record = await this.#exchange(current, request);
+      const record = await this.#exchange(current, request, sent);
       report('refreshed');
       return record;
     } catch (error) {
@@ -291,13 +357,16 @@ export class RefreshCoordinator {
   }
 
   /** Steps 5 and 6: refreshes at the chain's own OAuth host and persists the pair before anyone sees it. */
-  async #exchange(current: PortalRecord, request: RefreshRequest): Promise<PortalRecord> {
+  async #exchange(current: PortalRecord, request: RefreshRequest, sent: () => void): Promise<PortalRecord> {
     const { memberId, chain } = current;
     let tokens: TokenResponse;
     this.counters.refreshes++;
     const key = chainKeyOf(memberId, chain);
     try {
-      tokens = await this.#limited(() => this.#o.refresh(current));
+      tokens = await this.#limited(() => {
+        sent();
+        return this.#o.refresh(current);
+      });
       this.#abandoned.delete(key);
     } catch (error) {
       if (error instanceof OAuthUnavailableError && error.status === 0) {

@@ -15,9 +15,12 @@ const LOCK_POLL_MAX_MS = 250;
 export type Lock = { readonly lease: StoreLease | undefined } | { readonly adopt: PortalRecord };
 
 /**
- * Step 3: takes the chain's lock, polling with back-off while another worker holds it; a pair
- * that worker stored meanwhile is adopted at once. Time waited counts by the clock and by the
- * pauses taken, so a clock that stands still still times out.
+ * Step 3: takes the chain's lock, waiting while another worker holds it; a pair that worker stored
+ * meanwhile is adopted at once. Each wait ends when the store reports a write of the chain (the
+ * change feed, through `waitForChange`) or after a pause growing from 10 to 250 ms, whichever is
+ * first. The wait is armed before each try, so a write landing while the try is on its way is not
+ * missed. Time waited counts by the clock and by the pauses taken, so a clock that stands still
+ * still times out.
  */
 export async function takeLock(
 o: CoordinatorOptions,
@@ -29,6 +32,8 @@ movedOn: () => Promise<PortalRecord | undefined>,
   const tryLock = store.tryLock?.bind(store);
   if (tryLock === undefined || !store.capabilities.lock) return { lease: undefined };
   const { memberId, chain } = known;
+  const key = { memberId, chain };
+  const wait = o.waitForChange ?? ((_key, ms, signal) => o.clock.sleep(ms, signal));
   const started = o.clock.now();
   let paused = 0;
   let delay = LOCK_POLL_MIN_MS;
@@ -36,15 +41,26 @@ movedOn: () => Promise<PortalRecord | undefined>,
     if (paused > 0) o.hooks.emit('lock-wait', { memberId, chain, outcome, waitedMs: Math.max(o.clock.now() - started, paused) });
   };
   for (;;) {
-    const lease = await tryLock({ memberId, chain }, o.lockTtlMs);
+    const pause = delay + Math.floor(o.random() * delay);
+    const armed = new AbortController();
+    const woken = wait(key, pause, armed.signal);
+    let lease: StoreLease | undefined;
+    try {
+      lease = await tryLock(key, o.lockTtlMs);
+    } catch (error) {
+      disarm(armed, woken);
+      throw error;
+    }
     if (lease !== undefined) {
+      disarm(armed, woken);
       waitEnded('acquired');
       return { lease };
     }
     if (paused === 0) counters.lockWaits++;
-    const pause = delay + Math.floor(o.random() * delay);
-    await o.clock.sleep(pause);
-    paused += pause;
+    const from = o.clock.now();
+    // A wait a write ended counts what it took; one the pause ended counts the pause (a clock that
+    // stands still still times out).
+    paused += (await woken) === true ? Math.max(1, o.clock.now() - from) : pause;
     delay = Math.min(delay * 2, LOCK_POLL_MAX_MS);
     const stored = await movedOn();
     if (stored !== undefined) {
@@ -57,6 +73,12 @@ movedOn: () => Promise<PortalRecord | undefined>,
       throw new LockTimeoutError(memberId, waited);
     }
   }
+}
+
+/** Ends a wait that is not needed after all (the lock was taken, or the try failed). */
+function disarm(armed: AbortController, woken: Promise<boolean | void>): void {
+  armed.abort();
+  woken.catch(() => undefined);
 }
 
 /**

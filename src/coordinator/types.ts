@@ -5,11 +5,19 @@ import type { Clock } from '../clock.js';
 import type { BackoffPolicy } from './backoff.js';
 import type { Logger } from '../logger.js';
 import type { TokenResponse } from '../oauth/oauth-client.js';
-import type { PortalRecord, TokenStore } from '../store/token-store.js';
+import type { ChainRef, PortalRecord, TokenStore } from '../store/token-store.js';
 import type { EvictionReason, PoolEventMap, PoolEventName, RefreshReason } from '../pool-events.js';
 
 /** Sends one refresh of `record`'s chain to its OAuth host. Throws the library's OAuth errors. */
 export type RefreshFunction = (record: PortalRecord) => Promise<TokenResponse>;
+
+/**
+ * Waits until the store reports a write of `key`'s chain or `ms` milliseconds passed, whichever comes
+ * first, resolving `true` for a write; rejects with the signal's reason when `signal` aborts. The
+ * pool builds it on the store's change feed; without one (or without this option) the coordinator
+ * sleeps on its clock.
+ */
+export type ChangeWait = (key: ChainRef, ms: number, signal?: AbortSignal) => Promise<boolean | void>;
 
 /** Where the coordinator reports what happened; the pool wires these to its events and cache. */
 export interface CoordinatorHooks {
@@ -47,6 +55,18 @@ export interface CoordinatorOptions {
   readonly suspendRetryMs: number;
   /** Reports events and cache notices. */
   readonly hooks: CoordinatorHooks;
+  /**
+   * How long a caller waits for the OAuth host's answer once the refresh request was sent, ms. A
+   * caller waiting longer gets `OAuthUnavailableError`, but the request is not abandoned: it keeps
+   * its lease and persists the pair when the answer comes (the refresh function's own timeout is
+   * the hard cap). @defaultValue no limit (callers wait for the request)
+   */
+  readonly answerWaitMs?: number | undefined;
+  /**
+   * How a worker waiting for another's refresh learns of the new pair: woken by the store's change
+   * feed, polling at the latest after the pause. @defaultValue the clock's `sleep` (polling only)
+   */
+  readonly waitForChange?: ChangeWait | undefined;
 }
 
 /** Why and for whom a refresh is asked. */

@@ -124,9 +124,11 @@ export class OAuthClient {
   /**
    * Exchanges a refresh token for a new pair at `<oauthBase>/oauth/token/`.
    * @param oauthBase - the OAuth host of the portal's stored `server_endpoint` (`https://oauth.bitrix.info`).
+   * @param options - `timeoutMs` replaces the client's timeout for this request (the pool gives its
+   *   refreshes a much longer one: a refresh answer that arrives late must still be taken).
    */
-  refresh(oauthBase: string, refreshToken: string): Promise<TokenResponse> {
-    return this.#token(oauthBase, { grant_type: 'refresh_token', refresh_token: refreshToken });
+  refresh(oauthBase: string, refreshToken: string, options: { readonly timeoutMs?: number | undefined } = {}): Promise<TokenResponse> {
+    return this.#token(oauthBase, { grant_type: 'refresh_token', refresh_token: refreshToken }, options.timeoutMs);
   }
 
   /** Exchanges an authorization code (it lives 30 s) for a first pair. */
@@ -178,13 +180,13 @@ export class OAuthClient {
     return result;
   }
 
-  async #token(oauthBase: string, grant: Record<string, string>): Promise<TokenResponse> {
+  async #token(oauthBase: string, grant: Record<string, string>, timeoutMs = this.#timeoutMs): Promise<TokenResponse> {
     const form = new URLSearchParams({
       ...grant,
       client_id: this.#clientId,
       client_secret: this.#clientSecret,
     });
-    const body = await this.#post(tokenEndpointOf(oauthBase), form);
+    const body = await this.#post(tokenEndpointOf(oauthBase), form, timeoutMs);
     const accessToken = asString(body['access_token']);
     if (accessToken === undefined) {
       throw new OAuthInvalidResponseError('Token answer has no access_token');
@@ -208,7 +210,7 @@ export class OAuthClient {
   }
 
   /** POSTs a form and returns the parsed JSON object of a 2xx answer; classifies everything else. */
-  async #post(url: string, form: URLSearchParams): Promise<Record<string, unknown>> {
+  async #post(url: string, form: URLSearchParams, timeoutMs = this.#timeoutMs): Promise<Record<string, unknown>> {
     let response: Response;
     try {
       response = await this.#fetch(url, {
@@ -216,12 +218,12 @@ export class OAuthClient {
         headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
         body: form.toString(),
         redirect: 'manual',
-        signal: AbortSignal.timeout(this.#timeoutMs),
+        signal: AbortSignal.timeout(timeoutMs),
       });
     } catch (error) {
       const timedOut = error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError');
       throw new OAuthUnavailableError(
-        timedOut ? `OAuth host did not answer within ${this.#timeoutMs} ms` : 'OAuth host could not be reached',
+        timedOut ? `OAuth host did not answer within ${timeoutMs} ms` : 'OAuth host could not be reached',
         0,
         { cause: error },
       );

@@ -4,9 +4,10 @@
 
 import type { Clock } from '../clock.js';
 import { describeError, type Logger } from '../logger.js';
-import type { RefreshCoordinator } from '../coordinator/coordinator.js';
+import { chainKeyOf, type RefreshCoordinator } from '../coordinator/coordinator.js';
+import type { ChangeWait } from '../coordinator/types.js';
 import type { EvictionReason } from '../pool-events.js';
-import type { StoreChange, StoreSubscription, TokenStore } from '../store/token-store.js';
+import type { ChainRef, StoreChange, StoreSubscription, TokenStore } from '../store/token-store.js';
 import type { ChainSlot } from './slot.js';
 
 /** What the follower asks the pool to do. */
@@ -106,6 +107,71 @@ export class ChangeFollower {
         this.#logger.warn({ err: describeError(error), retryInMs: delay }, 'subscribing to the store change feed failed');
       }
     }
+  }
+}
+
+/**
+ * Wakes the workers of this process that wait for another's refresh of a chain (the coordinator's
+ * `waitForChange`) as soon as the change feed reports a write of that chain, instead of after
+ * their polling pause. Without a feed a wait is the clock's sleep.
+ */
+export class ChangeWaiters {
+  readonly #clock: Clock;
+  readonly #feed: () => boolean;
+  readonly #waiting = new Map<string, Set<(changed: boolean) => void>>();
+
+  /** `feed` tells whether the store offers a change feed (checked at each wait). */
+  constructor(clock: Clock, feed: () => boolean) {
+    this.#clock = clock;
+    this.#feed = feed;
+  }
+
+  /** The coordinator's `waitForChange`: a write of `key`'s chain, or `ms` passed. */
+  readonly wait: ChangeWait = (key: ChainRef, ms: number, signal?: AbortSignal): Promise<boolean | void> => {
+    if (!this.#feed()) return this.#clock.sleep(ms, signal);
+    return new Promise<boolean>((resolve, reject) => {
+      const id = chainKeyOf(key.memberId, key.chain);
+      const timer = new AbortController();
+      const waiting = this.#waiting.get(id) ?? new Set();
+      this.#waiting.set(id, waiting);
+      const end = (): void => {
+        waiting.delete(wake);
+        if (waiting.size === 0 && this.#waiting.get(id) === waiting) this.#waiting.delete(id);
+        timer.abort();
+        signal?.removeEventListener('abort', aborted);
+      };
+      const wake = (changed: boolean): void => {
+        end();
+        resolve(changed);
+      };
+      const aborted = (): void => {
+        end();
+        reject(signal?.reason instanceof Error ? signal.reason : new DOMException('The wait was aborted', 'AbortError'));
+      };
+      if (signal?.aborted === true) {
+        aborted();
+        return;
+      }
+      waiting.add(wake);
+      signal?.addEventListener('abort', aborted, { once: true });
+      this.#clock.sleep(ms, timer.signal).then(() => wake(false), () => undefined);
+    });
+  };
+
+  /** How many waits are pending (for tests). */
+  get size(): number {
+    let n = 0;
+    for (const waiting of this.#waiting.values()) n += waiting.size;
+    return n;
+  }
+
+  /** A write was reported: wakes the waiters of that chain (of every chain of the portal for a portal-wide write). */
+  changed(change: StoreChange): void {
+    const ids =
+      change.chain === undefined
+        ? [...this.#waiting.keys()].filter((id) => id.startsWith(`${change.memberId} `))
+        : [chainKeyOf(change.memberId, change.chain)];
+    for (const id of ids) for (const wake of [...(this.#waiting.get(id) ?? [])]) wake(true);
   }
 }
 

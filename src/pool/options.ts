@@ -1,7 +1,7 @@
 // The options of PortalClientPool, with their defaults.
 
 import type { RestrictionParams } from '@bitrix24/b24jssdk';
-import type { Clock } from '../clock.js';
+import { systemClock, type Clock } from '../clock.js';
 import { DEFAULT_BACKOFF, type BackoffPolicy } from '../coordinator/backoff.js';
 import type { CoordinatorOptions } from '../coordinator/types.js';
 import type { Logger } from '../logger.js';
@@ -39,7 +39,13 @@ export interface PortalClientPoolOptions {
   readonly lockTtlMs?: number | undefined;
   /** How long to wait for another worker's refresh before giving up with `LockTimeoutError`, ms. @defaultValue 20000 */
   readonly lockWaitMs?: number | undefined;
-  /** Timeout of one request to an OAuth host, ms. @defaultValue 10000 */
+  /**
+   * Timeout of one request to an OAuth host, ms. For a refresh it is how long callers wait for the
+   * answer (then they get `OAuthUnavailableError`); the refresh request itself goes on, keeping the
+   * portal's lock, and its pair is stored when the answer arrives (an answer may have spent the
+   * refresh token already). Only after `REFRESH_HARD_CAP_MS` (or 10 times this, if longer) is it given up.
+   * @defaultValue 10000
+   */
   readonly oauthTimeoutMs?: number | undefined;
   /** The `fetch` used for OAuth hosts. @defaultValue `globalThis.fetch` */
   readonly fetch?: FetchLike | undefined;
@@ -111,6 +117,17 @@ export interface PortalClientPoolOptions {
 }
 
 
+/**
+ * The longest a refresh request to an OAuth host is waited for before it is given up (a last
+ * resort: callers stopped waiting after `oauthTimeoutMs`), ms. @defaultValue 180000
+ */
+export const REFRESH_HARD_CAP_MS = 180_000;
+
+/** The hard cap of one refresh request for an `oauthTimeoutMs`. */
+export function refreshHardCapMs(oauthTimeoutMs: number | undefined): number {
+  return Math.max(REFRESH_HARD_CAP_MS, 10 * (oauthTimeoutMs ?? 10_000));
+}
+
 function nonNegative(name: string, value: number | undefined, fallback: number): number {
   if (value === undefined) return fallback;
   if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
@@ -130,7 +147,7 @@ export function resolveCoordinatorOptions(
   options: PortalClientPoolOptions,
 ): Pick<
   CoordinatorOptions,
-  'random' | 'refreshAheadSec' | 'refreshJitterSec' | 'lockTtlMs' | 'lockWaitMs' | 'backoff' | 'suspendRetryMs' | 'maxConcurrentRefreshes'
+  'random' | 'refreshAheadSec' | 'refreshJitterSec' | 'lockTtlMs' | 'lockWaitMs' | 'backoff' | 'suspendRetryMs' | 'maxConcurrentRefreshes' | 'answerWaitMs'
 > {
   const backoff = options.backoff;
   return {
@@ -146,6 +163,7 @@ export function resolveCoordinatorOptions(
     },
     suspendRetryMs: nonNegative('suspendRetryMs', options.suspendRetryMs, 3_600_000),
     maxConcurrentRefreshes: Math.floor(positive('maxConcurrentRefreshes', options.maxConcurrentRefreshes, 8)),
+    answerWaitMs: positive('oauthTimeoutMs', options.oauthTimeoutMs, 10_000),
   };
 }
 
@@ -154,4 +172,20 @@ export function resolveMax(max: number | undefined): number {
   const value = max ?? 1000;
   if (!Number.isSafeInteger(value) || value < 1) throw new TypeError('max must be a positive integer');
   return value;
+}
+
+/** The options' store, checked to be an object implementing `TokenStore` (its core methods). */
+export function checkedStore(options: PortalClientPoolOptions): TokenStore {
+  if (options === null || typeof options !== 'object') throw new TypeError('options must be an object');
+  const { store } = options;
+  if (store === null || typeof store !== 'object' || typeof store.get !== 'function' || typeof store.update !== 'function') {
+    throw new TypeError('store must implement TokenStore');
+  }
+  return store;
+}
+
+/** The pool's clock: `clock`, or the system clock reading the time from `now` when given. */
+export function resolveClock(options: PortalClientPoolOptions): Clock {
+  const now = options.now;
+  return options.clock ?? (now === undefined ? systemClock : { now, sleep: (ms, signal) => systemClock.sleep(ms, signal) });
 }

@@ -2,30 +2,29 @@
 // coordinator (src/coordinator) through the SDK layer (src/sdk). The pool holds the cache, the
 // wiring and the sweep; the decisions live below it.
 
-import { EventEmitter } from 'node:events';
-import type { B24OAuth, RestrictionParams } from '@bitrix24/b24jssdk';
-import { LRUCache } from 'lru-cache';
-import { systemClock, type Clock } from '../clock.js';
+import type { B24OAuth } from '@bitrix24/b24jssdk';
+import type { Clock } from '../clock.js';
 import { chainKeyOf, RefreshCoordinator } from '../coordinator/coordinator.js';
+import type { ChainStatus, LifecycleChange, OAuthHostClient, PortalTokensContext } from '../context.js';
 import { PoolClosedError, PortalNotInstalledError, UserChainMissingError } from '../errors.js';
-import type { Logger } from '../logger.js';
-import { consoleLogger, describeError } from '../logger.js';
+import type { AppPageRequest } from '../events/types.js';
+import { consoleLogger, describeError, type Logger } from '../logger.js';
 import { observe, observedLogger } from '../observe.js';
 import { OAuthClient } from '../oauth/oauth-client.js';
-import type { EvictionReason, PoolEventMap, PoolEventName, PoolStats } from '../pool-events.js';
-import { userChain, type ChainId, type TokenStore } from '../store/token-store.js';
-import type { ChainStatus, LifecycleChange, OAuthHostClient, PortalTokensContext } from '../context.js';
-import type { AppPageRequest } from '../events/types.js';
+import type { PoolEventMap, PoolEventName, PoolStats } from '../pool-events.js';
 import { normalizeTrustedHosts, oauthBaseFromServerEndpoint } from '../protocol/oauth-hosts.js';
-import type { PortalRecord, StoreChange } from '../store/token-store.js';
-import { ChangeFollower, followChange } from './coherence.js';
+import type { RequestBudget } from '../sdk/budget.js';
+import type { SdkClientSettings } from '../sdk/client.js';
+import { userChain, type ChainId, type PortalRecord, type StoreChange, type TokenStore } from '../store/token-store.js';
+import { budgetTotals, createBudget, sdkSettings } from './budget-wiring.js';
+import { SlotCache } from './cache.js';
+import { ChangeFollower, ChangeWaiters, followChange } from './coherence.js';
+import { PoolEmitter } from './emitter.js';
+import { checkedStore, refreshHardCapMs, resolveClock, resolveCoordinatorOptions, resolveMax, type PortalClientPoolOptions } from './options.js';
 import { confirmChain, confirmMove } from './probe.js';
 import { ChainSlot } from './slot.js';
-import { rememberUser, reseed, type RememberUserContext } from './users.js';
 import { runSweep, type SweepOptions, type SweepResult } from './sweep.js';
-
-import { resolveCoordinatorOptions, resolveMax, type PortalClientPoolOptions } from './options.js';
-import { BITRIX24_PLAN_LIMITS, RequestBudget, SDK_LIMITER_OFF, type BudgetEvent, type RequestBudgetLimits } from '../sdk/budget.js';
+import { rememberUser, reseed, type RememberUserContext } from './users.js';
 
 export type { SweepOptions, SweepResult } from './sweep.js';
 export type { PortalClientPoolOptions } from './options.js';
@@ -66,28 +65,24 @@ export class PortalClientPool implements PortalTokensContext {
 
   readonly #oauth: OAuthClient;
   readonly #coordinator: RefreshCoordinator;
-  readonly #settings: { clientId: string; clientSecret: string; restrictionParams: Partial<RestrictionParams> | undefined };
-  readonly #emitter = new EventEmitter();
-  readonly #cache: LRUCache<string, ChainSlot>;
+  readonly #settings: SdkClientSettings;
+  readonly #events: PoolEmitter;
+  readonly #cache: SlotCache;
   readonly #building = new Map<string, Promise<ChainSlot>>();
-  readonly #pendingEvictReason = new Map<string, EvictionReason>();
   readonly #follower: ChangeFollower;
+  readonly #waiters: ChangeWaiters;
   readonly #trustedHosts: readonly string[];
   #following = false;
   #closed = false;
-  #counters = { cacheHits: 0, clientsBuilt: 0, resentRequests: 0, evictions: 0 };
+  #counters = { cacheHits: 0, clientsBuilt: 0, resentRequests: 0 };
   readonly #budget: RequestBudget | undefined;
 
   /** Creates a pool; it holds no timers and opens nothing until `clientFor` is called. */
   constructor(options: PortalClientPoolOptions) {
-    if (options === null || typeof options !== 'object') throw new TypeError('options must be an object');
-    const { store } = options;
-    if (store === null || typeof store !== 'object' || typeof store.get !== 'function' || typeof store.update !== 'function') {
-      throw new TypeError('store must implement TokenStore');
-    }
+    const store = checkedStore(options);
     this.store = store;
-    const now = options.now;
-    this.clock = options.clock ?? (now === undefined ? systemClock : { now, sleep: (ms, signal) => systemClock.sleep(ms, signal) });
+    this.clock = resolveClock(options);
+    const hardCap = refreshHardCapMs(options.oauthTimeoutMs);
     const oauth = new OAuthClient({
       clientId: options.clientId,
       clientSecret: options.clientSecret,
@@ -98,42 +93,33 @@ export class PortalClientPool implements PortalTokensContext {
     this.oauth = oauth;
     this.#oauth = oauth;
     this.logger = observedLogger(options.logger ?? consoleLogger);
+    this.#events = new PoolEmitter(this.logger);
     observe(() => ({ kind: 'pool', pool: this }));
-    this.#budget = createBudget(options, store, this.clock, this.logger, (event, payload) => this.#emit(event, payload));
-    this.#settings = {
-      clientId: options.clientId,
-      clientSecret: options.clientSecret,
-      // The pool's budget replaces the SDK's per-process limiter, which would otherwise stack on it.
-      restrictionParams: this.#budget === undefined ? options.restrictionParams : { ...options.restrictionParams, ...SDK_LIMITER_OFF },
-    };
+    this.#budget = createBudget(options, store, this.clock, this.logger, (event, payload) => this.#events.emit(event, payload));
+    this.#settings = sdkSettings(options, this.#budget);
+    // Workers waiting for another's refresh wake on the change feed (when the store has one).
+    this.#waiters = new ChangeWaiters(this.clock, () => this.#follower.available);
     this.#coordinator = new RefreshCoordinator({
       store,
-      refresh: (record) => oauth.refresh(oauthBaseFromServerEndpoint(record.serverEndpoint), record.refreshToken),
+      waitForChange: this.#waiters.wait,
+      // Callers stop waiting after oauthTimeoutMs (answerWaitMs); the request itself only at the hard cap.
+      refresh: (record) => oauth.refresh(oauthBaseFromServerEndpoint(record.serverEndpoint), record.refreshToken, { timeoutMs: hardCap }),
       clock: this.clock,
       logger: this.logger,
       ...resolveCoordinatorOptions(options),
       hooks: {
-        emit: (event, payload) => this.#emit(event, payload),
-        drop: (memberId, chain, reason) => this.#evict(chainKeyOf(memberId, chain), reason),
+        emit: (event, payload) => this.#events.emit(event, payload),
+        drop: (memberId, chain, reason) => this.#cache.evict(chainKeyOf(memberId, chain), reason),
       },
     });
     this.#trustedHosts = normalizeTrustedHosts(options.trustedOAuthHosts, 'trustedOAuthHosts');
     this.#follower = new ChangeFollower(store, this.clock, this.logger, {
       changed: (change) => this.#changed(change),
       resync: () => {
-        for (const key of [...this.#cache.keys()]) this.#evict(key, 'resync');
+        this.#cache.evictAll('resync');
       },
     });
-    const max = resolveMax(options.max);
-    this.#cache = new LRUCache<string, ChainSlot>({
-      max,
-      dispose: (slot, key) => {
-        const reason = this.#pendingEvictReason.get(key) ?? 'capacity';
-        this.#pendingEvictReason.delete(key);
-        this.#counters.evictions++;
-        this.#emit('evicted', { memberId: slot.record.memberId, chain: slot.record.chain, reason });
-      },
-    });
+    this.#cache = new SlotCache(resolveMax(options.max), (payload) => this.#events.emit('evicted', payload));
   }
 
   /** The pool's clock, unix ms. */
@@ -165,7 +151,7 @@ export class PortalClientPool implements PortalTokensContext {
   async rememberUser(page: AppPageRequest): Promise<PortalRecord> {
     if (this.#closed) throw new PoolClosedError();
     const record = await rememberUser(this.#usersContext(), page);
-    this.#evict(chainKeyOf(record.memberId, record.chain), 'lifecycle');
+    this.#cache.evict(chainKeyOf(record.memberId, record.chain), 'lifecycle');
     return record;
   }
 
@@ -212,7 +198,7 @@ export class PortalClientPool implements PortalTokensContext {
     if (this.#closed) throw new PoolClosedError();
     const chain: ChainId = options.userId === undefined ? 'portal' : userChain(options.userId);
     const record = await this.#coordinator.reactivate(memberId, chain);
-    this.#evict(chainKeyOf(memberId, chain), 'lifecycle');
+    this.#cache.evict(chainKeyOf(memberId, chain), 'lifecycle');
     this.logger.info({ memberId, chain, state: record.state }, 'reactivated a chain');
     return record;
   }
@@ -231,7 +217,7 @@ export class PortalClientPool implements PortalTokensContext {
   async reseed(page: AppPageRequest): Promise<PortalRecord> {
     if (this.#closed) throw new PoolClosedError();
     const record = await reseed({ ...this.#usersContext(), confirm: (memberId) => this.confirmChain(memberId) }, page);
-    this.#evictPortal(record.memberId, 'lifecycle');
+    this.#cache.evictPortal(record.memberId, 'lifecycle');
     return record;
   }
 
@@ -243,7 +229,7 @@ export class PortalClientPool implements PortalTokensContext {
   async confirmChain(memberId: string): Promise<ChainStatus> {
     if (this.#closed) throw new PoolClosedError();
     const status = await confirmChain(this.#coordinator, this.#oauth, memberId);
-    this.#evict(chainKeyOf(memberId, 'portal'), 'lifecycle');
+    this.#cache.evict(chainKeyOf(memberId, 'portal'), 'lifecycle');
     return status;
   }
 
@@ -253,7 +239,7 @@ export class PortalClientPool implements PortalTokensContext {
    * @returns whether a client was cached.
    */
   evict(memberId: string): boolean {
-    return this.#evictPortal(memberId, 'manual');
+    return this.#cache.evictPortal(memberId, 'manual');
   }
 
   /**
@@ -261,19 +247,19 @@ export class PortalClientPool implements PortalTokensContext {
    * clients so the next `clientFor` uses the stored chain, and emits the matching event.
    */
   notify(change: PoolLifecycleChange): void {
-    this.#evictPortal(change.memberId, 'lifecycle');
-    this.#emit(change.type, { memberId: change.memberId });
+    this.#cache.evictPortal(change.memberId, 'lifecycle');
+    this.#events.emit(change.type, { memberId: change.memberId });
   }
 
   /** Subscribes to a typed pool event. Listener errors are caught and logged. */
   on<E extends PoolEventName>(event: E, listener: (payload: PoolEventMap[E]) => void): this {
-    this.#emitter.on(event, listener);
+    this.#events.on(event, listener);
     return this;
   }
 
   /** Unsubscribes a listener added with {@link on}. */
   off<E extends PoolEventName>(event: E, listener: (payload: PoolEventMap[E]) => void): this {
-    this.#emitter.off(event, listener);
+    this.#events.off(event, listener);
     return this;
   }
 
@@ -289,7 +275,7 @@ export class PortalClientPool implements PortalTokensContext {
       resentRequests: this.#counters.resentRequests,
       refreshFailures: c.refreshFailures,
       revocations: c.revocations,
-      evictions: this.#counters.evictions,
+      evictions: this.#cache.evictions,
       lockWaits: c.lockWaits,
       ...budgetTotals(this.#budget),
     };
@@ -310,26 +296,30 @@ export class PortalClientPool implements PortalTokensContext {
 
   /**
    * Drops every cached client, ends the change-feed subscription and refuses further
-   * `clientFor` calls. Does not close the store.
+   * `clientFor` calls. Refresh requests already sent are waited for, so a refresh token they spent
+   * is never lost; those not yet sent are refused. Does not close the store.
    */
   async close(): Promise<void> {
     if (!this.#closed) {
       this.#closed = true;
-      for (const key of [...this.#cache.keys()]) this.#evict(key, 'closed');
+      this.#cache.evictAll('closed');
+      // Refreshes already sent finish and store their pairs; those not yet sent are refused.
+      await this.#coordinator.close();
       await this.#follower.close();
     }
   }
 
   /** Another writer changed a chain: drop it, or re-read and adopt the newer record. */
   #changed(change: StoreChange): void {
+    this.#waiters.changed(change);
     if (change.chain === undefined) {
-      this.#evictPortal(change.memberId, 'lifecycle');
+      this.#cache.evictPortal(change.memberId, 'lifecycle');
       return;
     }
     const key = chainKeyOf(change.memberId, change.chain);
     followChange(change, this.#cache.peek(key), this.#coordinator, {
       current: () => this.#cache.peek(key),
-      drop: (reason) => this.#evict(key, reason),
+      drop: (reason) => this.#cache.evict(key, reason),
     });
   }
 
@@ -357,75 +347,4 @@ export class PortalClientPool implements PortalTokensContext {
     this.#counters.clientsBuilt++;
     return slot;
   }
-
-  #evict(key: string, reason: EvictionReason): boolean {
-    if (!this.#cache.has(key)) return false;
-    this.#pendingEvictReason.set(key, reason);
-    return this.#cache.delete(key);
-  }
-
-  #evictPortal(memberId: string, reason: EvictionReason): boolean {
-    let any = false;
-    const prefix = `${memberId} `;
-    for (const key of [...this.#cache.keys()]) {
-      if (key.startsWith(prefix) && this.#evict(key, reason)) any = true;
-    }
-    return any;
-  }
-
-  #emit<E extends PoolEventName>(event: E, payload: PoolEventMap[E]): void {
-    observe(() => ({ kind: 'event', event, payload }));
-    for (const listener of this.#emitter.listeners(event)) {
-      try {
-        (listener as (p: PoolEventMap[E]) => void)(payload);
-      } catch (error) {
-        this.logger.warn({ event, err: describeError(error) }, 'a pool event listener threw');
-      }
-    }
-  }
-}
-
-/** The pool's request budget from its options; `undefined` when turned off. */
-function createBudget(
-  options: PortalClientPoolOptions,
-  store: TokenStore,
-  clock: Clock,
-  logger: Logger,
-  emit: (event: 'budget-wait' | 'budget-push-back' | 'query-limit-exceeded', payload: BudgetEvent) => void,
-): RequestBudget | undefined {
-  const option = options.requestBudget;
-  if (option === false) return undefined;
-  const check = (limits: RequestBudgetLimits, where: string): RequestBudgetLimits => {
-    if (typeof limits !== 'object' || limits === null || !(limits.ratePerSec > 0) || !Number.isFinite(limits.ratePerSec) || !(limits.burst >= 1) || !Number.isFinite(limits.burst)) {
-      throw new TypeError(`${where} must be { ratePerSec > 0, burst >= 1 }`);
-    }
-    return limits;
-  };
-  let limitsFor: (memberId: string) => RequestBudgetLimits;
-  if (typeof option === 'function') limitsFor = (memberId) => check(option(memberId) ?? BITRIX24_PLAN_LIMITS.standard, 'requestBudget(memberId)');
-  else {
-    const fixed = check(option ?? BITRIX24_PLAN_LIMITS.standard, 'requestBudget');
-    limitsFor = () => fixed;
-  }
-  const headroom = options.budgetHeadroom ?? 0.8;
-  if (!(headroom > 0 && headroom <= 1)) throw new TypeError('budgetHeadroom must be in (0, 1]');
-  const localShare = options.localBudgetShare ?? 1;
-  if (!(localShare > 0 && localShare <= 1)) throw new TypeError('localBudgetShare must be in (0, 1]');
-  const maxWaitMs = options.maxBudgetWaitMs ?? Number.POSITIVE_INFINITY;
-  if (!(maxWaitMs >= 0)) throw new TypeError('maxBudgetWaitMs must be a number >= 0');
-  return new RequestBudget({ store, limitsFor, headroom, maxWaitMs, localShare, clock, logger, emit });
-}
-
-/** The budget's fields of PoolStats. */
-function budgetTotals(budget: RequestBudget | undefined): Pick<PoolStats, 'budgetWaits' | 'budgetPushBacks' | 'queryLimitExceeded' | 'budgets'> {
-  const budgets = budget?.stats() ?? {};
-  let budgetWaits = 0;
-  let budgetPushBacks = 0;
-  let queryLimitExceeded = 0;
-  for (const stats of Object.values(budgets)) {
-    budgetWaits += stats.waits;
-    budgetPushBacks += stats.pushBacks;
-    queryLimitExceeded += stats.queryLimitExceeded;
-  }
-  return { budgetWaits, budgetPushBacks, queryLimitExceeded, budgets };
 }

@@ -11,6 +11,7 @@ import {
 } from '../../src/errors.js';
 import { MemoryTokenStore } from '../../src/store/memory.js';
 import type { PortalRecord, StoreLease, TokenStore } from '../../src/store/token-store.js';
+import type { ChangeWait } from '../../src/coordinator/types.js';
 import { chainRecord, harness, T0, tokens, view } from './helpers.js';
 
 const NOW = T0 + 3_500_000; // 100 s before the seeded pair expires: inside the refresh-ahead window
@@ -183,6 +184,46 @@ describe('RefreshCoordinator: the lock (step 3) and the re-read under it (step 4
     const record = await store.upsert(chainRecord());
     h.clock.set(NOW);
     expect((await h.coordinator.ensureFresh(view(record), { reason: 'expiring' })).accessToken).toBe('access-1');
+  });
+
+  it('wakes on a reported change of the chain instead of after the pause, and adopts without refreshing', async () => {
+    const waits: { key: string; ms: number; wake: (changed: boolean) => void; signal: AbortSignal | undefined }[] = [];
+    const waitForChange: ChangeWait = (key, ms, signal) =>
+      new Promise<boolean>((resolve, reject) => {
+        waits.push({ key: `${key.memberId} ${key.chain}`, ms, wake: resolve, signal });
+        signal?.addEventListener('abort', () => reject(new Error('disarmed')), { once: true });
+      });
+    const h = harness({ waitForChange });
+    const record = await seeded(h);
+    const other = (await h.store.tryLock('member-a', 60_000)) as StoreLease;
+    const pending = h.coordinator.ensureFresh(view(record), { reason: 'expiring' });
+    await h.clock.advance(0);
+    expect(waits.map((w) => [w.key, w.ms])).toEqual([['member-a portal', 10]]);
+    await h.store.update('member-a', record.version, { accessToken: 'theirs', refreshToken: 'theirs-r', expires: Math.floor(NOW / 1000) + 3600, chainUpdatedAt: NOW });
+    await other.release();
+    waits[0]!.wake(true); // the change feed reported the write; the clock has not moved
+    expect((await pending).accessToken).toBe('theirs');
+    expect(h.refresh.calls).toHaveLength(0);
+    expect(h.clock.now()).toBe(NOW);
+    expect(waits).toHaveLength(1);
+  });
+
+  it('disarms the wait armed before a try that takes the lock or fails', async () => {
+    const signals: (AbortSignal | undefined)[] = [];
+    const waitForChange: ChangeWait = (_key, _ms, signal) => {
+      signals.push(signal);
+      return new Promise<boolean>((_resolve, reject) => signal?.addEventListener('abort', () => reject(new Error('disarmed')), { once: true }));
+    };
+    const h = harness({ waitForChange });
+    const record = await seeded(h);
+    expect((await h.coordinator.ensureFresh(view(record), { reason: 'expiring' })).accessToken).toBe('access-1');
+    expect(signals.map((s) => s?.aborted)).toEqual([true]);
+    h.clock.set(NOW + 3_600_000);
+    h.store.tryLock = () => Promise.reject(new StoreError('lock table gone'));
+    const fresh = (await h.store.get('member-a')) as PortalRecord;
+    await expect(h.coordinator.ensureFresh(view(fresh), { reason: 'expiring' })).rejects.toBeInstanceOf(StoreError);
+    expect(signals.map((s) => s?.aborted)).toEqual([true, true]);
+    expect(h.refresh.calls).toHaveLength(1);
   });
 
   it('logs a failed lock release and still returns the persisted pair', async () => {

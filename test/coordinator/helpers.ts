@@ -4,7 +4,7 @@
 import { ManualClock } from '../../src/clock.js';
 import type { BackoffPolicy } from '../../src/coordinator/backoff.js';
 import { RefreshCoordinator } from '../../src/coordinator/coordinator.js';
-import type { ChainView, RefreshFunction } from '../../src/coordinator/types.js';
+import type { ChainView, ChangeWait, RefreshFunction } from '../../src/coordinator/types.js';
 import type { Logger } from '../../src/logger.js';
 import type { TokenResponse } from '../../src/oauth/oauth-client.js';
 import type { EvictionReason, PoolEventMap, PoolEventName } from '../../src/pool-events.js';
@@ -107,6 +107,8 @@ export function harness(
     backoff?: Partial<BackoffPolicy>;
     suspendRetryMs?: number;
     maxConcurrentRefreshes?: number;
+    waitForChange?: ChangeWait;
+    answerWaitMs?: number;
   } = {},
 ): Harness {
   const store = new ScriptedStore({ now: () => clock.now() });
@@ -140,6 +142,8 @@ export function harness(
     backoff: { transientMinMs: 0, transientMaxMs: 0, credentialsMs: 60_000, ...options.backoff },
     suspendRetryMs: options.suspendRetryMs ?? 3_600_000,
     maxConcurrentRefreshes: options.maxConcurrentRefreshes ?? 8,
+    ...(options.waitForChange === undefined ? {} : { waitForChange: options.waitForChange }),
+    ...(options.answerWaitMs === undefined ? {} : { answerWaitMs: options.answerWaitMs }),
     hooks: {
       // The telemetry events (refresh-attempt, lock-wait) are checked by test/otel; these tests list the others.
       emit: <E extends PoolEventName>(event: E, payload: PoolEventMap[E]) => {

@@ -11,6 +11,7 @@ import {
   PortalRevokedError,
   findPortalTokensError,
 } from '../../src/errors.js';
+import type { FetchLike } from '../../src/oauth/oauth-client.js';
 import { PortalClientPool } from '../../src/pool/pool.js';
 import type { PoolEventMap } from '../../src/pool-events.js';
 import { FileTokenStore } from '../../src/store/file.js';
@@ -42,6 +43,11 @@ afterEach(async () => {
   for (const line of logger.lines) expect(line).not.toMatch(TOKEN_PATTERN);
   await rm(dir, { recursive: true, force: true });
 });
+
+/** A fetch whose requests are given up after `ms` (the refresh's hard cap, shortened for a test). */
+function hardCapFetch(ms: number): FetchLike {
+  return (input, init) => fetch(input, { ...init, signal: AbortSignal.timeout(ms) });
+}
 
 function newPool(store: TokenStore, extra: Partial<ConstructorParameters<typeof PortalClientPool>[0]> = {}): PortalClientPool {
   return new PortalClientPool({ store, clientId: b24.clientId, clientSecret: b24.clientSecret, logger, ...extra });
@@ -159,7 +165,9 @@ describe('PortalClientPool', () => {
 
   it.each([
     ['answering 503', { status: 503 } as const, { backoff: { transientMinMs: 0 } }],
-    ['not answering', { mode: 'hang' } as const, { oauthTimeoutMs: 300, backoff: { transientMinMs: 0 } }],
+    // Callers stop waiting after oauthTimeoutMs; the request itself is given up only at the hard cap
+    // (its fetch timeout), here cut to 1 s by the injected fetch.
+    ['not answering', { mode: 'hang' } as const, { oauthTimeoutMs: 300, backoff: { transientMinMs: 0 }, fetch: hardCapFetch(1000) }],
   ])('surfaces a typed transient error when the OAuth host is %s, keeps the chain, and refreshes next time', async (_label, failure, options) => {
     const store = new MemoryTokenStore();
     const { portal } = await installedPortal(store);
@@ -175,6 +183,9 @@ describe('PortalClientPool', () => {
     expect(findPortalTokensError(error)).toBeInstanceOf(OAuthUnavailableError);
     expect(await store.get(portal.memberId)).toEqual(before);
     expect(b24.tokenStatus(before!.refreshToken)).not.toBe('spent');
+    // The request is given up (at once for a 503, at the hard cap for no answer) before the next refresh.
+    for (let i = 0; i < 300 && pool.stats().refreshFailures === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(b24.stats.refreshRequests).toBe(1);
 
     expect(await profile(await pool.clientFor(portal.memberId), 'v2')).toBe(true);
     expect(b24.stats.refreshSuccess).toBe(1);

@@ -1,0 +1,67 @@
+// The pool's request budget (src/sdk/budget.ts) wired from the pool's options: the limits checked,
+// its events routed to the pool's, and its counts summed for PoolStats.
+
+import type { Clock } from '../clock.js';
+import type { Logger } from '../logger.js';
+import type { PoolStats } from '../pool-events.js';
+import { BITRIX24_PLAN_LIMITS, RequestBudget, SDK_LIMITER_OFF, type BudgetEvent, type RequestBudgetLimits } from '../sdk/budget.js';
+import type { TokenStore } from '../store/token-store.js';
+import type { PortalClientPoolOptions } from './options.js';
+import type { SdkClientSettings } from '../sdk/client.js';
+
+/** The pool's request budget from its options; `undefined` when turned off. */
+export function createBudget(
+  options: PortalClientPoolOptions,
+  store: TokenStore,
+  clock: Clock,
+  logger: Logger,
+  emit: (event: 'budget-wait' | 'budget-push-back' | 'query-limit-exceeded', payload: BudgetEvent) => void,
+): RequestBudget | undefined {
+  const option = options.requestBudget;
+  if (option === false) return undefined;
+  const check = (limits: RequestBudgetLimits, where: string): RequestBudgetLimits => {
+    if (typeof limits !== 'object' || limits === null || !(limits.ratePerSec > 0) || !Number.isFinite(limits.ratePerSec) || !(limits.burst >= 1) || !Number.isFinite(limits.burst)) {
+      throw new TypeError(`${where} must be { ratePerSec > 0, burst >= 1 }`);
+    }
+    return limits;
+  };
+  let limitsFor: (memberId: string) => RequestBudgetLimits;
+  if (typeof option === 'function') limitsFor = (memberId) => check(option(memberId) ?? BITRIX24_PLAN_LIMITS.standard, 'requestBudget(memberId)');
+  else {
+    const fixed = check(option ?? BITRIX24_PLAN_LIMITS.standard, 'requestBudget');
+    limitsFor = () => fixed;
+  }
+  const headroom = options.budgetHeadroom ?? 0.8;
+  if (!(headroom > 0 && headroom <= 1)) throw new TypeError('budgetHeadroom must be in (0, 1]');
+  const localShare = options.localBudgetShare ?? 1;
+  if (!(localShare > 0 && localShare <= 1)) throw new TypeError('localBudgetShare must be in (0, 1]');
+  const maxWaitMs = options.maxBudgetWaitMs ?? Number.POSITIVE_INFINITY;
+  if (!(maxWaitMs >= 0)) throw new TypeError('maxBudgetWaitMs must be a number >= 0');
+  return new RequestBudget({ store, limitsFor, headroom, maxWaitMs, localShare, clock, logger, emit });
+}
+
+/** The budget's fields of PoolStats. */
+export function budgetTotals(budget: RequestBudget | undefined): Pick<PoolStats, 'budgetWaits' | 'budgetPushBacks' | 'queryLimitExceeded' | 'budgets'> {
+  const budgets = budget?.stats() ?? {};
+  let budgetWaits = 0;
+  let budgetPushBacks = 0;
+  let queryLimitExceeded = 0;
+  for (const stats of Object.values(budgets)) {
+    budgetWaits += stats.waits;
+    budgetPushBacks += stats.pushBacks;
+    queryLimitExceeded += stats.queryLimitExceeded;
+  }
+  return { budgetWaits, budgetPushBacks, queryLimitExceeded, budgets };
+}
+
+/**
+ * The settings every SDK client of the pool gets: with the pool's budget on, the SDK's own
+ * per-process limiter is switched off (it would otherwise stack on the budget).
+ */
+export function sdkSettings(options: PortalClientPoolOptions, budget: RequestBudget | undefined): SdkClientSettings {
+  return {
+    clientId: options.clientId,
+    clientSecret: options.clientSecret,
+    restrictionParams: budget === undefined ? options.restrictionParams : { ...options.restrictionParams, ...SDK_LIMITER_OFF },
+  };
+}

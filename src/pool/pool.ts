@@ -25,7 +25,7 @@ import { rememberUser, reseed, type RememberUserContext } from './users.js';
 import { runSweep, type SweepOptions, type SweepResult } from './sweep.js';
 
 import { resolveCoordinatorOptions, resolveMax, type PortalClientPoolOptions } from './options.js';
-import { BITRIX24_PLAN_LIMITS, RequestBudget, SDK_LIMITER_OFF, type BudgetEvent, type RequestBudgetLimits } from '../sdk/budget.js';
+import { RequestBudget, SDK_LIMITER_OFF, type BudgetEvent, type RequestBudgetLimits } from '../sdk/budget.js';
 
 export type { SweepOptions, SweepResult } from './sweep.js';
 export type { PortalClientPoolOptions } from './options.js';
@@ -401,10 +401,16 @@ function createBudget(
     }
     return limits;
   };
-  let limitsFor: (memberId: string) => RequestBudgetLimits;
-  if (typeof option === 'function') limitsFor = (memberId) => check(option(memberId) ?? BITRIX24_PLAN_LIMITS.standard, 'requestBudget(memberId)');
+  // undefined: the portal's plan (as an app.info answer named it; the standard plan until one does).
+  let limitsFor: (memberId: string) => RequestBudgetLimits | undefined;
+  if (typeof option === 'function') {
+    limitsFor = (memberId) => {
+      const limits = option(memberId);
+      return limits === undefined ? undefined : check(limits, 'requestBudget(memberId)');
+    };
+  }
   else {
-    const fixed = check(option ?? BITRIX24_PLAN_LIMITS.standard, 'requestBudget');
+    const fixed = option === undefined ? undefined : check(option, 'requestBudget');
     limitsFor = () => fixed;
   }
   const headroom = options.budgetHeadroom ?? 0.8;

@@ -119,14 +119,16 @@ export function interceptHttpClient(http: TypeHttp, chain: InterceptedChain): vo
       const data = failure.response?.data;
       const code = restErrorCode(data) ?? '';
       const method = restMethodOf(config.url);
-      const operating = code === 'OPERATION_TIME_LIMIT' || status === 429;
-      const outcome: RequestOutcome =
-        failure.response === undefined ? 'no-answer' : status === 503 || code === 'QUERY_LIMIT_EXCEEDED' ? 'query-limit' : operating ? 'operation-time-limit' : 'ok';
+      const rate = status === 503 || code === 'QUERY_LIMIT_EXCEEDED';
+      const operating = !rate && (code === 'OPERATION_TIME_LIMIT' || status === 429);
+      const outcome: RequestOutcome = failure.response === undefined ? 'no-answer' : rate ? 'query-limit' : operating ? 'operation-time-limit' : 'ok';
       budget.settle(chain.record.memberId, method, takeProbe(config), outcome);
-      if (code === 'QUERY_LIMIT_EXCEEDED' || (operating && method !== undefined)) {
-        // Every worker holds back (the portal's budget, or this method's account), then it is re-sent.
-        if (operating) await budget.operationTimeLimited(chain.record.memberId, method!, data);
-        else await budget.pushBack(chain.record.memberId, method);
+      // Every worker holds back (the portal's budget, or this method's account), then it is re-sent.
+      let held = true;
+      if (code === 'QUERY_LIMIT_EXCEEDED') await budget.pushBack(chain.record.memberId, method);
+      else if (operating && method !== undefined) await budget.operationTimeLimited(chain.record.memberId, method, data);
+      else held = false;
+      if (held) {
         const retries = config[LIMIT_RETRIES] ?? 0;
         if (retries < MAX_LIMIT_RETRIES) {
           config[LIMIT_RETRIES] = retries + 1;

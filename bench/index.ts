@@ -1,4 +1,4 @@
-// npm run bench [-- --short] [-- --json]: every benchmark of the library in one run, one table.
+// npm run bench [-- --short] [-- --json] [-- --only=7]: every benchmark of the library in one run, one table.
 // Ratios are measured side by side in the same run; see the README's "Performance" section.
 
 import { writeFile } from 'node:fs/promises';
@@ -9,6 +9,7 @@ import { hotPath, recipeHotPath } from './hot-path.js';
 import { JSON_OUT, machine, ONLY, progress, row, SHORT, table, type Row } from './lib.js';
 import { installCost, recipeInstallCost } from './install.js';
 import { memoryUse } from './memory.js';
+import { budgetRows } from './rate-budget.js';
 import { restOverhead } from './rest-overhead.js';
 import { inProcess, multiProcess, refreshRoundTripMs, STRATEGIES, type StormResult } from './storm.js';
 import { createStore, fill, type StoreKind } from './stores.js';
@@ -283,6 +284,10 @@ async function main(): Promise<void> {
     if (wanted(6)) {
       progress('row 6: refresh storms');
       await stormRows(rows, b24);
+    }
+    if (wanted(7)) {
+      progress('row 7: one request budget per portal across processes');
+      await budgetRows(rows);
     }
   } finally {
     await b24.close();

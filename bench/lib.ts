@@ -16,7 +16,7 @@ export const ONLY = (() => {
 
 /** One line of the table (and one object of results.json). */
 export interface Row {
-  /** Which row of the issue (1..6). */
+  /** Which row of the table (1..7). */
   readonly row: number;
   readonly measure: string;
   readonly value: number;

@@ -4,7 +4,7 @@
 import type { Clock } from '../clock.js';
 import type { Logger } from '../logger.js';
 import type { PoolStats } from '../pool-events.js';
-import { BITRIX24_PLAN_LIMITS, RequestBudget, SDK_LIMITER_OFF, type BudgetEvent, type RequestBudgetLimits } from '../sdk/budget.js';
+import { RequestBudget, SDK_LIMITER_OFF, type BudgetEvent, type RequestBudgetLimits } from '../sdk/budget.js';
 import type { TokenStore } from '../store/token-store.js';
 import type { PortalClientPoolOptions } from './options.js';
 import type { SdkClientSettings } from '../sdk/client.js';
@@ -25,10 +25,15 @@ export function createBudget(
     }
     return limits;
   };
-  let limitsFor: (memberId: string) => RequestBudgetLimits;
-  if (typeof option === 'function') limitsFor = (memberId) => check(option(memberId) ?? BITRIX24_PLAN_LIMITS.standard, 'requestBudget(memberId)');
-  else {
-    const fixed = check(option ?? BITRIX24_PLAN_LIMITS.standard, 'requestBudget');
+  // undefined: the portal's plan (as an app.info answer named it; the standard plan until one does).
+  let limitsFor: (memberId: string) => RequestBudgetLimits | undefined;
+  if (typeof option === 'function') {
+    limitsFor = (memberId) => {
+      const limits = option(memberId);
+      return limits === undefined ? undefined : check(limits, 'requestBudget(memberId)');
+    };
+  } else {
+    const fixed = option === undefined ? undefined : check(option, 'requestBudget');
     limitsFor = () => fixed;
   }
   const headroom = options.budgetHeadroom ?? 0.8;

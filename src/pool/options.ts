@@ -96,10 +96,11 @@ export interface PortalClientPoolOptions {
   /**
    * Each portal's Bitrix24 request limits (the server's numbers: `BITRIX24_PLAN_LIMITS.standard`,
    * 2/s and 50, or `.enterprise`, 5/s and 250), or a function giving them per portal (`undefined`
-   * for the standard plan). The pool keeps one budget per portal, shared by every worker through
-   * the store (`capabilities.budget`), below these numbers by `budgetHeadroom`. `false` turns the
-   * budget off (the SDK's own per-process limiter then applies, as before).
-   * @defaultValue `BITRIX24_PLAN_LIMITS.standard` for every portal
+   * for the portal's plan, as by default). The pool keeps one budget per portal, shared by every
+   * worker through the store (`capabilities.budget`), below these numbers by `budgetHeadroom`.
+   * `false` turns the budget off (the SDK's own per-process limiter then applies, as before).
+   * @defaultValue each portal's plan: `.enterprise` once an `app.info` answer through the pool
+   * (yours, or the SDK helper's `loadData()`) named an Enterprise plan, else `.standard`
    */
   readonly requestBudget?: false | RequestBudgetLimits | ((memberId: string) => RequestBudgetLimits | undefined) | undefined;
   /** The share of the server's numbers the budget uses, in (0, 1]. @defaultValue 0.8 (1.6/s and 40 on the standard plan) */

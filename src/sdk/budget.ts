@@ -1,9 +1,10 @@
 // The pool's request budget: before a REST request of a portal leaves (v2, v3 and batch alike,
 // every chain of the portal), it takes a slot of the portal's budget in the store (GCRA,
 // `TokenStore.acquire`, key `rest:<memberId>`) and waits what the answer says. A 503
-// QUERY_LIMIT_EXCEEDED pushes the shared budget back for every worker; each answer's
-// `time.operating` is added to a per-portal, per-method account (`op:<memberId>:<method>`) and a
-// method past its share waits cluster-wide. Portals never share a key, so they never wait for each other.
+// QUERY_LIMIT_EXCEEDED pushes the shared budget back for every worker; operating time and 429
+// OPERATION_TIME_LIMIT are kept per method in operating.ts; the first request of a cold portal or
+// method goes alone (gates.ts); a portal's plan comes from plan.ts. Portals never share a key, so
+// they never wait for each other.
 
 import type { RestrictionParams } from '@bitrix24/b24jssdk';
 import { AsyncLocalStorage } from 'node:async_hooks';
@@ -11,33 +12,12 @@ import type { Clock } from '../clock.js';
 import { RateLimitedError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { MemoryTokenStore } from '../store/memory.js';
-import type { BudgetSpec, TokenStore } from '../store/token-store.js';
+import type { BudgetGrant, BudgetSpec, TokenStore } from '../store/token-store.js';
+import { ProbeGates } from './gates.js';
+import { OperatingAccounts, operatingOf, operatingResetAtOf } from './operating.js';
+import { BITRIX24_PLAN_LIMITS, planInAnswer, type RequestBudgetLimits } from './plan.js';
 
-/** A portal's REST limits: Bitrix24's leaky bucket drains `ratePerSec` and blocks past `burst`. */
-export interface RequestBudgetLimits {
-  /** Requests per second the portal's bucket drains (Bitrix24: 2; Enterprise: 5). */
-  readonly ratePerSec: number;
-  /** Requests the bucket holds before it blocks (Bitrix24: 50; Enterprise: 250). */
-  readonly burst: number;
-}
-
-/** Bitrix24's documented limits per plan (cloud portals), for `requestBudget`. */
-export const BITRIX24_PLAN_LIMITS: Readonly<Record<'standard' | 'enterprise', RequestBudgetLimits>> = Object.freeze({
-  /** Every plan but Enterprise. */
-  standard: { ratePerSec: 2, burst: 50 },
-  /** Enterprise plans. */
-  enterprise: { ratePerSec: 5, burst: 250 },
-});
-
-/** Bitrix24's operating-time limit: 480 s of server time per method in 10 minutes. */
-const OPERATING_LIMIT_SEC = 480;
-const OPERATING_WINDOW_SEC = 600;
-/** A method whose single answer took at least this much operating time is checked before it leaves. */
-const HEAVY_OPERATING_SEC = 0.5;
-/** How long a portal counts as known-good after an answer that was not a 503, ms. */
-const WARM_MS = 10_000;
-/** The longest a request waits for the first request of a cold portal to answer, ms. */
-const PROBE_HOLD_MS = 5_000;
+export { BITRIX24_PLAN_LIMITS, type RequestBudgetLimits };
 
 /** Per-portal counters of the budget, in `pool.stats().budgets`. */
 export interface PortalBudgetStats {
@@ -53,6 +33,8 @@ export interface PortalBudgetStats {
   readonly rateLimited: number;
   /** Requests delayed because their method was close to its operating-time budget. */
   readonly operatingWaits: number;
+  /** 429 `OPERATION_TIME_LIMIT` answers that reached this process; each held the method for every worker. */
+  readonly operationTimeLimit: number;
 }
 
 /** A caller's limit on how long its REST requests may wait for the budget; see {@link withRequestDeadline}. */
@@ -83,8 +65,8 @@ export function withRequestDeadline<T>(deadline: RequestDeadline, fn: () => T): 
 /** What the pool gives the budget. */
 export interface RequestBudgetSettings {
   readonly store: TokenStore;
-  /** The portal's limits (server numbers; headroom is applied here). */
-  readonly limitsFor: (memberId: string) => RequestBudgetLimits;
+  /** The portal's limits (server numbers; headroom is applied here); `undefined`: its plan's. */
+  readonly limitsFor: (memberId: string) => RequestBudgetLimits | undefined;
   /** Fraction of the server's numbers the budget uses (0 < h <= 1). */
   readonly headroom: number;
   /** The pool-wide longest wait for a slot, ms (Infinity: none). */
@@ -105,13 +87,22 @@ export interface BudgetEvent {
   readonly ms: number;
   /** The REST method, when known. */
   readonly method?: string | undefined;
+  /** For `budget-push-back`: a 503 (`'rate'`, the portal's budget) or a 429 (`'operating'`, the method's account). */
+  readonly reason?: 'rate' | 'operating' | undefined;
 }
 
-interface Gate {
-  okAt: number;
-  probe: Promise<void> | undefined;
-  open: (() => void) | undefined;
+/** Which probe gates a request is the probe of (from {@link RequestBudget.beforeRequest}, for {@link RequestBudget.settle}). */
+export interface ProbeFlags {
+  /** The first request of a portal this process has not heard from lately. */
+  readonly portal: boolean;
+  /** The first request of a method of the portal this process has not had a good answer for lately. */
+  readonly method: boolean;
 }
+
+/** What the answer to a request said, for {@link RequestBudget.settle}. */
+export type RequestOutcome = 'ok' | 'query-limit' | 'operation-time-limit' | 'no-answer';
+
+const NO_PROBE: ProbeFlags = Object.freeze({ portal: false, method: false });
 
 interface SlotQueue {
   waiting: { resolve: (grant: { waitMs: number; granted: boolean }) => void; reject: (error: unknown) => void }[];
@@ -127,11 +118,12 @@ export class RequestBudget {
   readonly #settings: RequestBudgetSettings;
   readonly #store: TokenStore;
   readonly #stats = new Map<string, MutableStats>();
-  readonly #gates = new Map<string, Gate>();
+  readonly #gates: ProbeGates;
+  readonly #operating: OperatingAccounts;
+  /** Each portal's plan, as the last `app.info` answer seen named it. */
+  readonly #plans = new Map<string, RequestBudgetLimits>();
   /** Requests of a portal waiting to share the next budget step. */
   readonly #queues = new Map<string, SlotQueue>();
-  /** `memberId method` of methods seen taking HEAVY_OPERATING_SEC or more in one answer. */
-  readonly #heavy = new Set<string>();
 
   constructor(settings: RequestBudgetSettings) {
     this.#settings = settings;
@@ -146,44 +138,50 @@ export class RequestBudget {
         'the token store offers no shared request budget: each process keeps its own share of every portal\'s Bitrix24 limit',
       );
     }
+    this.#gates = new ProbeGates(settings.clock);
+    this.#operating = new OperatingAccounts((key, spec) => this.#acquire(key, spec), settings.headroom, settings.clock);
   }
 
   /** The GCRA numbers of a portal's REST budget. */
   specFor(memberId: string): BudgetSpec {
-    const limits = this.#settings.limitsFor(memberId);
+    const limits = this.#settings.limitsFor(memberId) ?? this.#plans.get(memberId) ?? BITRIX24_PLAN_LIMITS.standard;
     const share = (this.shared ? 1 : this.#settings.localShare) * this.#settings.headroom;
     return { ratePerSec: limits.ratePerSec * share, burst: Math.max(1, Math.floor(limits.burst * share)) };
   }
 
   /**
-   * Waits until the request may leave: the first request of a portal this process has not heard
-   * from lately goes alone (a bucket another app filled then costs one 503 per worker, not one per
-   * call), then a slot of the shared budget, then the method's operating-time account.
-   * @returns whether this request is the cold portal's probe (pass it to {@link settle}).
+   * Waits until the request may leave: the first request of a method, and of a portal, this process
+   * has not had a good answer for lately goes alone (a bucket another app filled, or a method the
+   * server blocked, then costs one refused request per worker, not one per call), then a slot of the
+   * shared budget, then the method's operating-time account (checked for heavy or cold methods).
+   * @returns which gates this request is the probe of (pass them to {@link settle}).
    */
-  async beforeRequest(memberId: string, method: string | undefined): Promise<boolean> {
+  async beforeRequest(memberId: string, method: string | undefined): Promise<ProbeFlags> {
     const deadline = deadlines.getStore();
-    const probe = await this.#passGate(memberId, deadline);
+    const aborted = (): boolean => deadline?.signal?.aborted === true;
+    let probe = NO_PROBE;
     try {
-      await this.#take(memberId, method, deadline);
+      const methodProbe = method === undefined ? false : await this.#gates.pass(`${memberId} ${method}`, aborted);
+      if (methodProbe === 'aborted') throw this.#refused(memberId, 0, 'aborted');
+      probe = { portal: false, method: methodProbe };
+      const portalProbe = await this.#gates.pass(memberId, aborted);
+      if (portalProbe === 'aborted') throw this.#refused(memberId, 0, 'aborted');
+      probe = { portal: portalProbe, method: methodProbe };
+      await this.#take(memberId, method, methodProbe, deadline);
     } catch (error) {
-      if (probe) this.settle(memberId, true, false);
+      this.settle(memberId, method, probe, 'no-answer');
       throw error;
     }
     return probe;
   }
 
-  /** The answer of a request arrived (`limited`: a 503 QUERY_LIMIT_EXCEEDED); opens a cold portal's gate. */
-  settle(memberId: string, probe: boolean, limited: boolean): void {
-    const gate = this.#gates.get(memberId);
-    if (gate === undefined) return;
-    if (!limited) gate.okAt = this.#settings.clock.now();
-    if (probe || !limited) {
-      const open = gate.open;
-      gate.probe = undefined;
-      gate.open = undefined;
-      open?.();
-    }
+  /**
+   * The answer of a request arrived (or none will): opens the gates it was the probe of. Any answer
+   * but a 503 says the portal's bucket had room; only a good answer says the method is not blocked.
+   */
+  settle(memberId: string, method: string | undefined, probe: ProbeFlags, outcome: RequestOutcome): void {
+    this.#gates.settle(memberId, probe.portal, outcome === 'ok' || outcome === 'operation-time-limit');
+    if (method !== undefined) this.#gates.settle(`${memberId} ${method}`, probe.method, outcome === 'ok');
   }
 
   /** A 503 QUERY_LIMIT_EXCEEDED came back: pushes the shared budget back for every worker. */
@@ -195,17 +193,31 @@ export class RequestBudget {
     // The server's bucket is full: the next request may leave once it drained a unit, with one
     // interval more of margin (the budget's burst is gone too: slots then come one interval apart).
     const ms = Math.ceil(2000 / spec.ratePerSec);
-    await this.#store.acquire?.(`rest:${memberId}`, { ...spec, cost: 0, pushBackMs: ms });
+    await this.#acquire(`rest:${memberId}`, { ...spec, cost: 0, pushBackMs: ms });
     stats.pushBacks++;
-    this.#settings.emit('budget-push-back', { memberId, ms, method });
+    this.#settings.emit('budget-push-back', { memberId, ms, method, reason: 'rate' });
   }
 
-  /** Adds an answer's operating time (seconds) to the method's shared account. */
-  async recordOperating(memberId: string, method: string, operatingSec: number): Promise<void> {
-    if (!(operatingSec > 0) || !Number.isFinite(operatingSec)) return;
-    if (operatingSec >= HEAVY_OPERATING_SEC) this.#heavy.add(`${memberId} ${method}`);
-    if (!this.#heavy.has(`${memberId} ${method}`)) return;
-    await this.#store.acquire?.(`op:${memberId}:${method}`, { ...this.#operatingSpec(), cost: operatingSec });
+  /**
+   * A 429 OPERATION_TIME_LIMIT came back for `method` (`data`: the answer's body): holds the method
+   * for every worker until the server frees it (`time.operating_reset_at` when the answer has it).
+   */
+  async operationTimeLimited(memberId: string, method: string, data: unknown): Promise<void> {
+    const stats = this.#statsOf(memberId);
+    stats.operationTimeLimit++;
+    const ms = await this.#operating.pushBack(memberId, method, operatingResetAtOf(data));
+    stats.pushBacks++;
+    this.#settings.emit('budget-push-back', { memberId, ms, method, reason: 'operating' });
+  }
+
+  /**
+   * A good answer of `method` (`data`: its body): adds its `time.operating` to the method's shared
+   * account, and notes the portal's plan when the answer names it (`app.info`, alone or in a batch).
+   */
+  async recordAnswer(memberId: string, method: string, data: unknown): Promise<void> {
+    const plan = planInAnswer(method, data);
+    if (plan !== undefined) this.#plans.set(memberId, plan);
+    await this.#operating.record(memberId, method, operatingOf(data), operatingResetAtOf(data));
   }
 
   /** Per-portal counters. */
@@ -215,36 +227,7 @@ export class RequestBudget {
     return out;
   }
 
-  #operatingSpec(): BudgetSpec {
-    // The account drains 480 s per 600 s; it may hold the headroom share of 480 s.
-    return { ratePerSec: OPERATING_LIMIT_SEC / OPERATING_WINDOW_SEC, burst: OPERATING_LIMIT_SEC * this.#settings.headroom };
-  }
-
-  async #passGate(memberId: string, deadline: RequestDeadline | undefined): Promise<boolean> {
-    const clock = this.#settings.clock;
-    for (;;) {
-      let gate = this.#gates.get(memberId);
-      if (gate === undefined) {
-        gate = { okAt: Number.NEGATIVE_INFINITY, probe: undefined, open: undefined };
-        this.#gates.set(memberId, gate);
-      }
-      if (gate.probe === undefined && clock.now() - gate.okAt < WARM_MS) return false;
-      if (gate.probe === undefined) {
-        let open: () => void = () => undefined;
-        gate.probe = new Promise<void>((resolve) => (open = resolve));
-        gate.open = open;
-        return true;
-      }
-      if (deadline?.signal?.aborted === true) throw this.#refused(memberId, 0, 'aborted');
-      // Held until the probe answers (bounded, in case its answer never comes back to us).
-      const probe = gate.probe;
-      const timer = new Promise<void>((resolve) => setTimeout(resolve, PROBE_HOLD_MS).unref());
-      await Promise.race([probe, timer]);
-      if (gate.probe === probe) this.settle(memberId, true, true);
-    }
-  }
-
-  async #take(memberId: string, method: string | undefined, deadline: RequestDeadline | undefined): Promise<void> {
+  async #take(memberId: string, method: string | undefined, coldMethod: boolean, deadline: RequestDeadline | undefined): Promise<void> {
     const clock = this.#settings.clock;
     const started = clock.now();
     const limit = Math.min(this.#settings.maxWaitMs, deadline?.maxWaitMs ?? Number.POSITIVE_INFINITY);
@@ -253,13 +236,13 @@ export class RequestBudget {
       maxWaitMs === undefined ? await this.#slot(memberId) : await this.#acquire(`rest:${memberId}`, { ...this.specFor(memberId), maxWaitMs });
     if (!grant.granted) throw this.#refused(memberId, grant.waitMs, 'rate');
     let waited = grant.waitMs;
-    if (method !== undefined && this.#heavy.has(`${memberId} ${method}`)) {
-      // A heavy method past its share of the operating time waits until its account drains.
-      const account = await this.#acquire(`op:${memberId}:${method}`, { ...this.#operatingSpec(), cost: 0 });
-      if (account.waitMs > 0) {
-        if (maxWaitMs !== undefined && account.waitMs > maxWaitMs) throw this.#refused(memberId, account.waitMs, 'operating');
+    if (method !== undefined && (coldMethod || this.#operating.watched(memberId, method))) {
+      // A method past its share of the operating time, or held after a 429, waits until its account drains.
+      const accountWaitMs = await this.#operating.waitMs(memberId, method);
+      if (accountWaitMs > 0) {
+        if (maxWaitMs !== undefined && accountWaitMs > maxWaitMs) throw this.#refused(memberId, accountWaitMs, 'operating');
         this.#statsOf(memberId).operatingWaits++;
-        waited = Math.max(waited, account.waitMs);
+        waited = Math.max(waited, accountWaitMs);
       }
     }
     if (waited <= 0) return;
@@ -316,7 +299,7 @@ export class RequestBudget {
     }
   }
 
-  #acquire(key: string, spec: BudgetSpec): Promise<{ waitMs: number; granted: boolean }> {
+  #acquire(key: string, spec: BudgetSpec): Promise<BudgetGrant> {
     const store = this.#store;
     if (store.acquire === undefined) return Promise.resolve({ waitMs: 0, granted: true });
     return store.acquire(key, spec);
@@ -330,7 +313,7 @@ export class RequestBudget {
   #statsOf(memberId: string): MutableStats {
     let stats = this.#stats.get(memberId);
     if (stats === undefined) {
-      stats = { waits: 0, waitedMs: 0, pushBacks: 0, queryLimitExceeded: 0, rateLimited: 0, operatingWaits: 0 };
+      stats = { waits: 0, waitedMs: 0, pushBacks: 0, queryLimitExceeded: 0, rateLimited: 0, operatingWaits: 0, operationTimeLimit: 0 };
       this.#stats.set(memberId, stats);
     }
     return stats;
@@ -343,15 +326,6 @@ export function restMethodOf(url: string | undefined): string | undefined {
   const path = url.split('?')[0] ?? '';
   const last = path.split('/').filter((part) => part.length > 0).at(-1);
   return last?.replace(/\.json$/i, '').toLowerCase();
-}
-
-/** `time.operating` of an answer's body, seconds. */
-export function operatingOf(data: unknown): number | undefined {
-  if (data === null || typeof data !== 'object') return undefined;
-  const time = (data as { time?: unknown }).time;
-  if (time === null || typeof time !== 'object') return undefined;
-  const operating = (time as { operating?: unknown }).operating;
-  return typeof operating === 'number' && Number.isFinite(operating) ? operating : undefined;
 }
 
 /**

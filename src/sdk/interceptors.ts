@@ -8,7 +8,7 @@
 import type { TypeHttp } from '@bitrix24/b24jssdk';
 import { restErrorCode } from '../protocol/rest-errors.js';
 import type { PortalRecord } from '../store/token-store.js';
-import { operatingOf, restMethodOf, type RequestBudget } from './budget.js';
+import { restMethodOf, type ProbeFlags, type RequestBudget, type RequestOutcome } from './budget.js';
 
 /** What the interceptors need from the chain they serve. */
 export interface InterceptedChain {
@@ -42,7 +42,7 @@ interface StampedConfig {
   [MOVED]?: boolean;
   [ORIGINAL_DATA]?: Record<string, unknown>;
   [RESENDS]?: number;
-  [PROBE]?: boolean;
+  [PROBE]?: ProbeFlags;
   [LIMIT_RETRIES]?: number;
 }
 
@@ -57,7 +57,7 @@ const RESENDS = Symbol('b24pt.resends');
 const MOVED = Symbol('b24pt.moved');
 const PROBE = Symbol('b24pt.probe');
 const LIMIT_RETRIES = Symbol('b24pt.limitRetries');
-/** A request answered 503 QUERY_LIMIT_EXCEEDED is re-sent (after the pushed-back wait) at most this many times. */
+/** A request answered 503 QUERY_LIMIT_EXCEEDED or 429 OPERATION_TIME_LIMIT is re-sent (after the pushed-back wait) at most this many times. */
 const MAX_LIMIT_RETRIES = 3;
 /** A request is re-sent at most this many times for superseded tokens. */
 const MAX_RESENDS = 2;
@@ -92,13 +92,10 @@ export function interceptHttpClient(http: TypeHttp, chain: InterceptedChain): vo
       const config = response.config as StampedConfig | undefined;
       if (budget !== undefined && config !== undefined) {
         const memberId = chain.record.memberId;
-        budget.settle(memberId, config[PROBE] === true, false);
         const method = restMethodOf(config.url);
-        const operating = operatingOf(response.data);
-        if (method !== undefined && operating !== undefined) {
-          // Best effort: a store hiccup here must not fail a call that succeeded.
-          void budget.recordOperating(memberId, method, operating).catch(() => undefined);
-        }
+        budget.settle(memberId, method, takeProbe(config), 'ok');
+        // Best effort: a store hiccup here must not fail a call that succeeded.
+        if (method !== undefined) void budget.recordAnswer(memberId, method, response.data).catch(() => undefined);
       }
       return response as never;
     },
@@ -119,13 +116,19 @@ export function interceptHttpClient(http: TypeHttp, chain: InterceptedChain): vo
     const status = failure.response?.status ?? 0;
     const budget = chain.budget;
     if (budget !== undefined && config !== undefined) {
-      const code = restErrorCode(failure.response?.data) ?? '';
-      const limited = status === 503 || code === 'QUERY_LIMIT_EXCEEDED';
-      // An answer other than a 503 says the portal's bucket had room; no answer says nothing.
-      budget.settle(chain.record.memberId, config[PROBE] === true, limited || failure.response === undefined);
-      config[PROBE] = false;
-      if (code === 'QUERY_LIMIT_EXCEEDED') {
-        await budget.pushBack(chain.record.memberId, restMethodOf(config.url));
+      const data = failure.response?.data;
+      const code = restErrorCode(data) ?? '';
+      const method = restMethodOf(config.url);
+      const rate = status === 503 || code === 'QUERY_LIMIT_EXCEEDED';
+      const operating = !rate && (code === 'OPERATION_TIME_LIMIT' || status === 429);
+      const outcome: RequestOutcome = failure.response === undefined ? 'no-answer' : rate ? 'query-limit' : operating ? 'operation-time-limit' : 'ok';
+      budget.settle(chain.record.memberId, method, takeProbe(config), outcome);
+      // Every worker holds back (the portal's budget, or this method's account), then it is re-sent.
+      let held = true;
+      if (code === 'QUERY_LIMIT_EXCEEDED') await budget.pushBack(chain.record.memberId, method);
+      else if (operating && method !== undefined) await budget.operationTimeLimited(chain.record.memberId, method, data);
+      else held = false;
+      if (held) {
         const retries = config[LIMIT_RETRIES] ?? 0;
         if (retries < MAX_LIMIT_RETRIES) {
           config[LIMIT_RETRIES] = retries + 1;
@@ -162,6 +165,13 @@ export function interceptHttpClient(http: TypeHttp, chain: InterceptedChain): vo
     chain.countResend();
     return axios.request(config);
   }
+}
+
+/** The probe flags a request left with (cleared: a re-send is no probe until its gate says so). */
+function takeProbe(config: StampedConfig): ProbeFlags {
+  const probe = config[PROBE] ?? { portal: false, method: false };
+  delete config[PROBE];
+  return probe;
 }
 
 const REDACTED = '[redacted]';

@@ -15,6 +15,7 @@
 
 export { FakeBitrix24 } from './fake-bitrix24/stand-in.js';
 export { seedStore } from './fake-bitrix24/seed.js';
+export type { OperatingExhaustion } from './fake-bitrix24/operating-limit.js';
 export type { SeedStoreOptions, SeededChain } from './fake-bitrix24/seed.js';
 export type { FakeBitrix24Stats } from './fake-bitrix24/stats.js';
 export type {

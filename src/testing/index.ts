@@ -37,6 +37,7 @@ export type {
   InstallEventOptions,
   IssueChainOptions,
   OAuthFailure,
+  OperatingExhaustion,
   RestEventOptions,
   SeededChain,
   SeedStoreOptions,

@@ -421,6 +421,30 @@ describe('FakeBitrix24: portal REST', () => {
     expect((await rest(`${portal.clientEndpoint}api/`, 'profile', accessToken)).body.result.profile.admin).toBe(false);
   });
 
+  it('answers 429 OPERATION_TIME_LIMIT for a method whose operating time is spent, in both shapes, until it resets', async () => {
+    await start();
+    const portal = b24.addPortal();
+    const chain = b24.issueChain(portal.memberId);
+    const v3 = `${portal.clientEndpoint}api/`;
+    b24.exhaustOperatingTime(portal.memberId, 'Profile', { seconds: 60 });
+    const before = Math.floor(Date.now() / 1000);
+    const blockedV2 = await rest(portal.clientEndpoint, 'profile', chain.accessToken);
+    const blockedV3 = await rest(v3, 'profile', chain.accessToken);
+    const other = await rest(portal.clientEndpoint, 'user.current', chain.accessToken);
+    expect(blockedV2.status).toBe(429);
+    expect(blockedV2.body).toMatchObject({ error: 'OPERATION_TIME_LIMIT' });
+    expect(blockedV2.body.time.operating_reset_at).toBeGreaterThanOrEqual(before + 59);
+    expect(blockedV3.status).toBe(429);
+    expect(blockedV3.body.error.code).toBe('OPERATION_TIME_LIMIT');
+    expect(other.status).toBe(200);
+    b24.exhaustOperatingTime(portal.memberId, 'profile', { resetAtInAnswer: false });
+    expect((await rest(portal.clientEndpoint, 'profile', chain.accessToken)).body.time).toBeUndefined();
+    b24.exhaustOperatingTime(portal.memberId, 'profile', { seconds: 0 });
+    expect((await rest(portal.clientEndpoint, 'profile', chain.accessToken)).status).toBe(200);
+    expect(b24.stats.rest.operationTimeLimit).toBe(3);
+    expect(() => b24.exhaustOperatingTime(portal.memberId, 'profile', { seconds: -1 })).toThrow(TypeError);
+  });
+
   it('answers the token errors in the v2 and v3 shapes', async () => {
     await start();
     const portal = b24.addPortal();
@@ -443,7 +467,7 @@ describe('FakeBitrix24: portal REST', () => {
     expect(expiredV3.status).toBe(401);
     expect(expiredV3.body).toEqual({ error: { code: 'expired_token', message: expect.any(String) } });
     expect(unknownV3.body.error.code).toBe('invalid_token');
-    expect(b24.stats.rest).toEqual({ ok: 0, expiredToken: 2, invalidToken: 2, otherErrors: 1, redirects: 0, queryLimitExceeded: 0 });
+    expect(b24.stats.rest).toEqual({ ok: 0, expiredToken: 2, invalidToken: 2, otherErrors: 1, redirects: 0, queryLimitExceeded: 0, operationTimeLimit: 0 });
   });
 
   it('answers unknown methods and portals with errors', async () => {

@@ -73,6 +73,13 @@ export async function handlePortal(
     );
     return;
   }
+  // A method whose operating time is spent is blocked for the whole portal.
+  const refusal = s.runtime.operatingBlocks.refusal(state.memberId, methodName, version);
+  if (refusal !== undefined) {
+    stats.rest.operationTimeLimit += 1;
+    await answer(429, refusal);
+    return;
+  }
   const token = str(params['auth']);
   if (token === undefined || token === '') {
     await fail(401, 'NO_AUTH_FOUND', 'Wrong authorization data');

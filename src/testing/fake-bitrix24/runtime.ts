@@ -2,6 +2,7 @@
 // delays, custom REST methods), its timers, and the bundle the request handlers work on.
 
 import type { Ledger } from './ledger.js';
+import { OperatingBlocks } from './operating-limit.js';
 import type { FakeBitrix24Stats } from './stats.js';
 import type { FakeRestMethod, OAuthFailure } from './types.js';
 
@@ -18,6 +19,8 @@ export class Runtime {
   readonly methods = new Map<string, FakeRestMethod>();
   /** Seconds of `time.operating` each answer of a method reports (lower-case name; default 0). */
   readonly operating = new Map<string, number>();
+  /** Methods whose operating time is spent: answered 429 OPERATION_TIME_LIMIT until they reset. */
+  readonly operatingBlocks = new OperatingBlocks();
   /** The enforced bucket, or `null` (the default: no limit). */
   limit: RequestLimit | null = null;
   /** Each portal's bucket: its counter and when it was last drained (real ms). */

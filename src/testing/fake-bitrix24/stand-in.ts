@@ -22,6 +22,7 @@ import {
 } from './options.js';
 import { installEvent, restEvent, uninstallEvent, updateEvent } from './payloads.js';
 import { closeServer, listenOnLoopback, serve } from './router.js';
+import type { OperatingExhaustion } from './operating-limit.js';
 import { Runtime } from './runtime.js';
 import { emptyStats, type FakeBitrix24Stats } from './stats.js';
 import {
@@ -299,6 +300,17 @@ export class FakeBitrix24 {
   /** Makes every answer of `method` report `seconds` of `time.operating` (0 or `null` to stop). */
   setOperatingTime(method: string, seconds: number | null): void {
     this.#runtime.setOperatingTime(method, seconds);
+  }
+
+  /**
+   * Spends `method`'s operating time on a portal, as if apps had used its 480 s: every request of it
+   * is answered 429 `OPERATION_TIME_LIMIT` for `seconds` (default 600, real clock; 0 frees it), the
+   * body's `time.operating_reset_at` saying when it is free (`resetAtInAnswer: false` leaves it out).
+   * Counted in `stats.rest.operationTimeLimit`.
+   */
+  exhaustOperatingTime(memberId: string, method: string, options?: OperatingExhaustion): void {
+    this.#ledger.state(memberId);
+    this.#runtime.operatingBlocks.exhaust(memberId, method, options);
   }
 
   /** A portal's bucket counter now (0 when limits are off). */

@@ -36,6 +36,8 @@ export interface FakeBitrix24Stats {
     redirects: number;
     /** 503 `QUERY_LIMIT_EXCEEDED` answers of a full bucket (see {@link FakeBitrix24.limitRequests}). */
     queryLimitExceeded: number;
+    /** 429 `OPERATION_TIME_LIMIT` answers of a method whose operating time is spent (see {@link FakeBitrix24.exhaustOperatingTime}). */
+    operationTimeLimit: number;
   };
   /** Portal REST requests by method name (lower case, v2 and v3 together), whatever the answer. */
   restByMethod: Record<string, number>;
@@ -54,7 +56,7 @@ export function emptyStats(): FakeBitrix24Stats {
     badTokenRequests: 0,
     oauthFailuresInjected: 0,
     appInfoCalls: 0,
-    rest: { ok: 0, expiredToken: 0, invalidToken: 0, otherErrors: 0, redirects: 0, queryLimitExceeded: 0 },
+    rest: { ok: 0, expiredToken: 0, invalidToken: 0, otherErrors: 0, redirects: 0, queryLimitExceeded: 0, operationTimeLimit: 0 },
     restByMethod: {},
   };
 }

@@ -56,10 +56,10 @@ export interface ClusterStore {
   readonly kind: 'postgres' | 'redis';
   readonly url: string;
   readonly prefix: string;
-  open(prefix: string): TokenStore;
-  cleanup(prefix: string): Promise<void>;
+  readonly open: (prefix: string) => TokenStore;
+  readonly cleanup: (prefix: string) => Promise<void>;
   /** Waits for the service's test gate (PostgreSQL tests take turns); resolves to the release. */
-  gate(): Promise<() => Promise<void>>;
+  readonly gate: () => Promise<() => Promise<void>>;
 }
 
 /** PostgreSQL and Redis as cluster stores, with table/key prefixes unique to `tag` and this process. */

@@ -19,28 +19,20 @@ import type { TokenResponse } from '../oauth/oauth-client.js';
 import type { ChainId, PortalRecord, PortalRecordPatch } from '../store/token-store.js';
 import type { RefreshOutcome } from '../pool-events.js';
 import { Backoff } from './backoff.js';
+import { RequestTurns, waitForFlight, type Flight } from './flights.js';
 import { isUsable, refreshWindow } from './freshness.js';
 import { HostClock } from './host-clock.js';
 import { keepLease, takeLock } from './lock.js';
 import { chainKeyOf, pairPatch } from './records.js';
 import { ChainWriter, LOST_ROTATION } from './writes.js';
 
-export { LOST_ROTATION } from './writes.js';
 import type { ChainView, CoordinatorCounters, CoordinatorOptions, RefreshRequest } from './types.js';
 
 export { chainKeyOf, isHttpUrl, pairPatch } from './records.js';
+export { LOST_ROTATION } from './writes.js';
 
 /** How many times a caller joins a flight before it settles for what it has. */
 const FLIGHT_ROUNDS = 3;
-
-/** One chain's refresh running in this process, and when its request left for the OAuth host. */
-interface Flight {
-  /** Steps 2-7, run to the end whatever the callers do. */
-  readonly work: Promise<PortalRecord>;
-  /** Resolves when the refresh request was sent (never, when none was needed). */
-  readonly sent: Promise<void>;
-}
-
 
 /**
  * Coordinates every refresh of every chain this process holds. Depends only on a store, a refresh
@@ -58,15 +50,14 @@ export class RefreshCoordinator {
   /** Refresh tokens whose refresh got no answer, by chain: a later `invalid_grant` means a lost rotation. */
   readonly #abandoned = new Map<string, string>();
   /** Refresh requests in flight to OAuth hosts, and those waiting for a turn. */
-  #inFlight = 0;
-  readonly #queue: (() => void)[] = [];
-  #closed = false;
+  readonly #turns: RequestTurns;
 
   /** Creates a coordinator; it holds no timers and no connections. */
   constructor(options: CoordinatorOptions) {
     this.#o = options;
     this.#backoff = new Backoff(options.backoff, options.random);
     this.#writer = new ChainWriter(options, this.counters, this.#backoff, (record) => this.#adopted(record));
+    this.#turns = new RequestTurns(options.maxConcurrentRefreshes);
   }
 
   /**
@@ -75,7 +66,7 @@ export class RefreshCoordinator {
    */
   flight(memberId: string, chain: ChainId): Promise<PortalRecord> | undefined {
     const flight = this.#flights.get(chainKeyOf(memberId, chain));
-    return flight === undefined ? undefined : this.#waitFor(flight, memberId);
+    return flight === undefined ? undefined : waitForFlight(flight, memberId, this.#o.clock, this.#o.answerWaitMs);
   }
 
   /**
@@ -84,8 +75,7 @@ export class RefreshCoordinator {
    * when no refresh of this coordinator is left.
    */
   async close(): Promise<void> {
-    this.#closed = true;
-    for (const wake of this.#queue.splice(0)) wake();
+    this.#turns.close();
     await Promise.allSettled([...this.#flights.values()].map((flight) => flight.work));
   }
 
@@ -192,23 +182,6 @@ export class RefreshCoordinator {
     return record;
   }
 
-  /**
-   * Runs one request to an OAuth host, at most `maxConcurrentRefreshes` at a time in this process:
-   * an expiry wave of a thousand portals would otherwise send a thousand requests at once, and
-   * answers lost to timeouts under that load cost chains.
-   */
-  async #limited<T>(request: () => Promise<T>): Promise<T> {
-    if (!this.#closed && this.#inFlight >= this.#o.maxConcurrentRefreshes) await new Promise<void>((resolve) => this.#queue.push(resolve));
-    if (this.#closed) throw new PoolClosedError();
-    this.#inFlight++;
-    try {
-      return await request();
-    } finally {
-      this.#inFlight--;
-      this.#queue.shift()?.();
-    }
-  }
-
   /** Counts and reports a pair a holder took from the store's change feed. */
   noteAdopted(record: PortalRecord): void {
     this.#adopted(record);
@@ -216,14 +189,14 @@ export class RefreshCoordinator {
 
   /** Step 1 for a caller: joins (or starts) the chain's flight and waits for it as a caller does. */
   #join(known: PortalRecord, request: RefreshRequest): Promise<PortalRecord> {
-    return this.#waitFor(this.#flightOf(known, request), known.memberId);
+    return waitForFlight(this.#flightOf(known, request), known.memberId, this.#o.clock, this.#o.answerWaitMs);
   }
 
   #flightOf(known: PortalRecord, request: RefreshRequest): Flight {
     const key = chainKeyOf(known.memberId, known.chain);
     let flight = this.#flights.get(key);
     if (flight === undefined) {
-      if (this.#closed) throw new PoolClosedError();
+      if (this.#turns.closed) throw new PoolClosedError();
       this.#backoff.check(key, known.memberId, this.#o.clock.now());
       let markSent!: () => void;
       const sent = new Promise<void>((resolve) => (markSent = resolve));
@@ -232,32 +205,6 @@ export class RefreshCoordinator {
       this.#flights.set(key, flight);
     }
     return flight;
-  }
-
-  /**
-   * A caller's wait for a flight: at most `answerWaitMs` after its request left (or after the
-   * caller came, if later). Past that the caller gets `OAuthUnavailableError`; the flight goes on,
-   * and its pair is persisted when the answer arrives, for the next caller to adopt.
-   */
-  async #waitFor(flight: Flight, memberId: string): Promise<PortalRecord> {
-    const limit = this.#o.answerWaitMs;
-    if (limit === undefined) return flight.work;
-    const stop = new AbortController();
-    const late = flight.sent
-      .then(() => this.#o.clock.sleep(limit, stop.signal))
-      .then((): never => {
-        throw new OAuthUnavailableError(
-          `The OAuth host has not answered the refresh of portal ${memberId} within ${limit} ms; the refresh goes on and its pair is stored when the answer arrives`,
-          0,
-          { memberId },
-        );
-      });
-    late.catch(() => undefined);
-    try {
-      return await Promise.race([flight.work, late]);
-    } finally {
-      stop.abort();
-    }
   }
 
   /** Reads for a request: an operator's reactivation may read a chain that is not active. */
@@ -363,7 +310,7 @@ export class RefreshCoordinator {
     this.counters.refreshes++;
     const key = chainKeyOf(memberId, chain);
     try {
-      tokens = await this.#limited(() => {
+      tokens = await this.#turns.run(() => {
         sent();
         return this.#o.refresh(current);
       });
@@ -402,6 +349,4 @@ export class RefreshCoordinator {
     if (record.clientEndpoint !== current.clientEndpoint) this.#o.hooks.drop(memberId, chain, 'endpoint-changed');
     return record;
   }
-
-
 }

@@ -16,7 +16,7 @@ import { FileTokenStore } from '../../src/store/file.js';
 import { MemoryTokenStore } from '../../src/store/memory.js';
 import type { TokenStore } from '../../src/store/token-store.js';
 import { FakeBitrix24 } from '../../src/testing/fake-bitrix24.js';
-import { recordingLogger, seedPortal } from './helpers.js';
+import { basicStore, recordingLogger, seedPortal } from './helpers.js';
 
 // The stand-in's bucket and the pool's budget: small numbers so a test takes a second or two.
 const LIMITS = { ratePerSec: 10, burst: 10 };
@@ -181,15 +181,7 @@ describe('PortalClientPool request budget', () => {
   it('without a shared budget in the store it keeps a local one and warns once', async () => {
     const inner = new MemoryTokenStore();
     const memberId = await seeded(inner);
-    const store: TokenStore = {
-      capabilities: { lock: true, crossProcess: false, list: false },
-      get: (k) => inner.get(k),
-      upsert: (r) => inner.upsert(r),
-      update: (k, v, p) => inner.update(k, v, p),
-      delete: (k) => inner.delete(k),
-      deletePortal: (m) => inner.deletePortal(m),
-      tryLock: (k, t) => inner.tryLock(k, t),
-    };
+    const store = basicStore(inner, { list: false });
     const logger = recordingLogger();
     const pool = newPool(store, { logger });
     const b = await pool.clientFor(memberId);

@@ -7,7 +7,7 @@ import { PortalClientPool } from '../../src/pool/pool.js';
 import { MemoryTokenStore } from '../../src/store/memory.js';
 import { userChain, type TokenStore } from '../../src/store/token-store.js';
 import { FakeBitrix24 } from '../../src/testing/fake-bitrix24.js';
-import { recordingLogger, seedPortal } from './helpers.js';
+import { basicStore, recordingLogger, seedPortal } from './helpers.js';
 
 let b24: FakeBitrix24;
 beforeAll(async () => {
@@ -28,21 +28,6 @@ function newPool(store: TokenStore): PortalClientPool {
     logger: recordingLogger(),
     trustedOAuthHosts: [b24.serverEndpoint],
   });
-}
-
-/** A store that hides the memory store's change feed: the fallback path. */
-function feedless(inner: MemoryTokenStore): TokenStore {
-  return {
-    capabilities: { lock: true, crossProcess: false, list: true },
-    get: (k) => inner.get(k),
-    upsert: (r) => inner.upsert(r),
-    update: (k, v, p) => inner.update(k, v, p),
-    delete: (k) => inner.delete(k),
-    deletePortal: (m) => inner.deletePortal(m),
-    tryLock: (k, t) => inner.tryLock(k, t),
-    list: (o) => inner.list(o),
-    listChains: (m) => inner.listChains(m),
-  };
 }
 
 async function installed(store: TokenStore): Promise<string> {
@@ -169,7 +154,7 @@ describe('coherence between workers sharing a store', () => {
 
   it('without a change feed, a refused token for an uninstalled app re-reads the store and throws typed', async () => {
     const inner = new MemoryTokenStore();
-    const store = feedless(inner);
+    const store = basicStore(inner, { list: true });
     const memberId = await installed(store);
     const b = newPool(store);
     const client = await b.clientFor(memberId);
@@ -184,7 +169,7 @@ describe('coherence between workers sharing a store', () => {
   });
 
   it("without a change feed, adopts another worker's pair after one refused call", async () => {
-    const store = feedless(new MemoryTokenStore());
+    const store = basicStore(new MemoryTokenStore(), { list: true });
     const memberId = await installed(store);
     const a = newPool(store);
     const b = newPool(store);

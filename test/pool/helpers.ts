@@ -3,6 +3,7 @@
 import type { FakeBitrix24, FakeChain } from '../../src/testing/fake-bitrix24.js';
 import { seedStore } from '../../src/testing/fake-bitrix24.js';
 import type { Logger } from '../../src/logger.js';
+import type { MemoryTokenStore } from '../../src/store/memory.js';
 import type { PortalRecord, PortalRecordInput, TokenStore } from '../../src/store/token-store.js';
 
 /**
@@ -31,4 +32,21 @@ export function recordingLogger(): Logger & { lines: string[] } {
 /** Every token value a set of chains and records holds. */
 export function tokensOf(...sources: { accessToken: string; refreshToken: string }[]): string[] {
   return sources.flatMap((s) => [s.accessToken, s.refreshToken]);
+}
+
+/**
+ * The memory store with only the basic capabilities (lock, and listing when `list` is true): no
+ * change feed, no shared budget. The pool's fallback paths run on it.
+ */
+export function basicStore(inner: MemoryTokenStore, { list }: { list: boolean }): TokenStore {
+  const store: TokenStore = {
+    capabilities: { lock: true, crossProcess: false, list },
+    get: (k) => inner.get(k),
+    upsert: (r) => inner.upsert(r),
+    update: (k, v, p) => inner.update(k, v, p),
+    delete: (k) => inner.delete(k),
+    deletePortal: (m) => inner.deletePortal(m),
+    tryLock: (k, t) => inner.tryLock(k, t),
+  };
+  return list ? { ...store, list: (o) => inner.list(o), listChains: (m) => inner.listChains(m) } : store;
 }

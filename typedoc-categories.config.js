@@ -17,6 +17,7 @@ const RULES = [
   ['src/pool/', 'Pool'],
   ['src/coordinator/', 'Pool'],
   ['src/sdk/', 'Pool'],
+  ['src/budget/', 'Pool'],
   ['src/clock.ts', 'Pool'],
   ['src/logger.ts', 'Pool'],
   ['src/context.ts', 'Pool'],

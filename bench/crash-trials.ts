@@ -22,7 +22,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { FileTokenStore } from '../src/store/file.js';
+import { FileTokenStore } from '../src/store/file/store.js';
 import type { TokenStore } from '../src/store/token-store.js';
 import { FakeBitrix24, seedStore } from '../src/testing/fake-bitrix24.js';
 

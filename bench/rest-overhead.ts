@@ -5,7 +5,7 @@
 import { B24OAuth } from '@bitrix24/b24jssdk';
 import { silentLogger } from '../src/logger.js';
 import { PortalClientPool } from '../src/pool/pool.js';
-import { MemoryTokenStore } from '../src/store/memory.js';
+import { MemoryTokenStore } from '../src/store/memory/store.js';
 import { seedStore, type FakeBitrix24 } from '../src/testing/fake-bitrix24.js';
 import { median, SHORT } from './lib.js';
 

@@ -36,16 +36,16 @@ export type * from './store/token-store.js';
 export { PORTAL_CHAIN, userChain } from './store/token-store.js';
 
 // Token stores
-export { MemoryTokenStore } from './store/memory.js';
-export type { MemoryTokenStoreOptions } from './store/memory.js';
-export { FileTokenStore } from './store/file.js';
-export type { FileTokenStoreOptions } from './store/file.js';
+export { MemoryTokenStore } from './store/memory/store.js';
+export type { MemoryTokenStoreOptions } from './store/memory/store.js';
+export { FileTokenStore } from './store/file/store.js';
+export type { FileTokenStoreOptions } from './store/file/store.js';
 
 // Encryption at rest (wraps any store) and the install spool (keeps verified installs through a store outage)
-export { EncryptedTokenStore } from './store/encrypted.js';
-export type { EncryptedTokenStoreOptions } from './store/encrypted.js';
-export type { TokenEncryptionKey, TokenEncryptionOptions } from './store/token-cipher.js';
-export type { RekeyFailure, RekeyOptions, RekeyResult } from './store/rekey.js';
+export { EncryptedTokenStore } from './store/encrypted/store.js';
+export type { EncryptedTokenStoreOptions } from './store/encrypted/store.js';
+export type { TokenEncryptionKey, TokenEncryptionOptions } from './store/encrypted/token-cipher.js';
+export type { RekeyFailure, RekeyOptions, RekeyResult } from './store/encrypted/rekey.js';
 export { FileInstallSpool } from './spool/file-spool.js';
 export type { FileInstallSpoolOptions, SpoolApplyOutcome, SpoolDrainResult, SpoolEncryptionOptions } from './spool/file-spool.js';
 export type { SpooledEntry, SpoolEntry, SpoolEntryKind } from './spool/entry.js';
@@ -61,8 +61,8 @@ export type { EventBody, ParseEventOptions } from './events/options.js';
 export { parseRestEvent, LIFECYCLE_EVENT_NAMES } from './events/rest.js';
 
 // The client pool
-export { BITRIX24_PLAN_LIMITS, SDK_LIMITER_OFF, withRequestDeadline } from './sdk/budget.js';
-export type { RequestBudgetLimits, RequestDeadline } from './sdk/budget.js';
+export { BITRIX24_PLAN_LIMITS, SDK_LIMITER_OFF, withRequestDeadline } from './budget/budget.js';
+export type { RequestBudgetLimits, RequestDeadline } from './budget/budget.js';
 export { PortalClientPool } from './pool/pool.js';
 export type { BackoffPolicy } from './coordinator/backoff.js';
 export type { ClientForOptions, PortalClientPoolOptions, PoolLifecycleChange, SweepOptions, SweepResult } from './pool/pool.js';

@@ -1,7 +1,7 @@
 // The pool's typed events and counters: plain types, below the coordinator and the pool that emit them.
 
 import type { ChainId } from './store/token-store.js';
-import type { BudgetEvent, PortalBudgetStats } from './sdk/budget.js';
+import type { BudgetEvent, PortalBudgetStats } from './budget/budget.js';
 
 export type { BudgetEvent, PortalBudgetStats };
 

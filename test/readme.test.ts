@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { FileTokenStore } from '../src/store/file.js';
+import { FileTokenStore } from '../src/store/file/store.js';
 import { FakeBitrix24, seedStore } from '../src/testing/fake-bitrix24.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));

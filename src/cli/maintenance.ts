@@ -1,6 +1,6 @@
 // `sweep`, `reactivate`, `forget` and `rekey`: thin commands over the pool and the stores.
 
-import { EncryptedTokenStore } from '../store/encrypted.js';
+import { EncryptedTokenStore } from '../store/encrypted/store.js';
 import type { PortalListOptions, PortalListPage, TokenStore } from '../store/token-store.js';
 import { PortalClientPool } from '../pool/pool.js';
 import { consoleLogger, silentLogger } from '../logger.js';

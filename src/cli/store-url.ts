@@ -3,9 +3,9 @@
 
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { EncryptedTokenStore } from '../store/encrypted.js';
-import { FileTokenStore } from '../store/file.js';
-import { MemoryTokenStore } from '../store/memory.js';
+import { EncryptedTokenStore } from '../store/encrypted/store.js';
+import { FileTokenStore } from '../store/file/store.js';
+import { MemoryTokenStore } from '../store/memory/store.js';
 import type { TokenStore } from '../store/token-store.js';
 import { usageError } from './errors.js';
 

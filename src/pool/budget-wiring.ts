@@ -1,10 +1,10 @@
-// The pool's request budget (src/sdk/budget.ts) wired from the pool's options: the limits checked,
+// The pool's request budget (src/budget/budget.ts) wired from the pool's options: the limits checked,
 // its events routed to the pool's, and its counts summed for PoolStats.
 
 import type { Clock } from '../clock.js';
 import type { Logger } from '../logger.js';
 import type { PoolStats } from '../pool-events.js';
-import { RequestBudget, SDK_LIMITER_OFF, type BudgetEvent, type RequestBudgetLimits } from '../sdk/budget.js';
+import { RequestBudget, SDK_LIMITER_OFF, type BudgetEvent, type RequestBudgetLimits } from '../budget/budget.js';
 import type { TokenStore } from '../store/token-store.js';
 import type { PortalClientPoolOptions } from './options.js';
 import type { SdkClientSettings } from '../sdk/client.js';

@@ -7,7 +7,7 @@ import type { CoordinatorOptions } from '../coordinator/types.js';
 import type { Logger } from '../logger.js';
 import type { FetchLike } from '../oauth/oauth-client.js';
 import type { TokenStore } from '../store/token-store.js';
-import type { RequestBudgetLimits } from '../sdk/budget.js';
+import type { RequestBudgetLimits } from '../budget/budget.js';
 
 /** Options of `PortalClientPool`. */
 export interface PortalClientPoolOptions {

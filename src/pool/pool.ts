@@ -13,7 +13,7 @@ import { observe, observedLogger } from '../observe.js';
 import { OAuthClient } from '../oauth/oauth-client.js';
 import type { PoolEventMap, PoolEventName, PoolStats } from '../pool-events.js';
 import { normalizeTrustedHosts, oauthBaseFromServerEndpoint } from '../protocol/oauth-hosts.js';
-import type { RequestBudget } from '../sdk/budget.js';
+import type { RequestBudget } from '../budget/budget.js';
 import type { SdkClientSettings } from '../sdk/client.js';
 import { userChain, type ChainId, type PortalRecord, type StoreChange, type TokenStore } from '../store/token-store.js';
 import { budgetTotals, createBudget, sdkSettings } from './budget-wiring.js';

@@ -10,7 +10,7 @@ import { createSdkClient, refreshHookAnswer, type SdkClientSettings } from '../s
 import { interceptHttpClient, type InterceptedChain } from '../sdk/interceptors.js';
 import { portalMove, type PortalMove } from '../sdk/move.js';
 import { PortalNotInstalledError, PortalRevokedError, UserChainMissingError, VerificationFailedError } from '../errors.js';
-import type { RequestBudget } from '../sdk/budget.js';
+import type { RequestBudget } from '../budget/budget.js';
 import type { PortalRecord } from '../store/token-store.js';
 
 /** What a slot needs from the pool that owns it. */

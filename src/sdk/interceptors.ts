@@ -8,7 +8,7 @@
 import type { TypeHttp } from '@bitrix24/b24jssdk';
 import { restErrorCode } from '../protocol/rest-errors.js';
 import type { PortalRecord } from '../store/token-store.js';
-import { restMethodOf, type ProbeFlags, type RequestBudget, type RequestOutcome } from './budget.js';
+import { restMethodOf, type ProbeFlags, type RequestBudget, type RequestOutcome } from '../budget/budget.js';
 
 /** What the interceptors need from the chain they serve. */
 export interface InterceptedChain {

@@ -3,8 +3,8 @@
 
 import { DecryptionError } from '../errors.js';
 import { checkMemberId, checkRecordInput } from '../store/record-checks.js';
-import { openFields, sealFields } from '../store/sealed-fields.js';
-import { storedValueKind, TOKEN_FIELDS, type TokenCipher } from '../store/token-cipher.js';
+import { openFields, sealFields } from '../store/encrypted/sealed-fields.js';
+import { storedValueKind, TOKEN_FIELDS, type TokenCipher } from '../store/encrypted/token-cipher.js';
 import type { PortalRecordInput } from '../store/token-store.js';
 
 /** Which lifecycle event an entry comes from. */

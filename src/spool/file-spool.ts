@@ -8,7 +8,7 @@ import { join, resolve } from 'node:path';
 import { DecryptionError, SpoolFullError } from '../errors.js';
 import { consoleLogger, describeError, type Logger } from '../logger.js';
 import { observedLogger } from '../observe.js';
-import { TokenCipher, type TokenEncryptionOptions } from '../store/token-cipher.js';
+import { TokenCipher, type TokenEncryptionOptions } from '../store/encrypted/token-cipher.js';
 import { checkEntry, CorruptEntryError, parseEntry, serializeEntry, type SpooledEntry, type SpoolEntry } from './entry.js';
 
 /** The spool's encryption: the same keys as the `EncryptedTokenStore`'s. */

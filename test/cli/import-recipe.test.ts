@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mapRecipeEntry } from '../../src/cli/import-recipe.js';
-import { FileTokenStore } from '../../src/store/file.js';
+import { FileTokenStore } from '../../src/store/file/store.js';
 import { PostgresTokenStore } from '../../src/store/postgres/index.js';
 import { serviceAvailable, SERVICES } from '../support/services.js';
 import { dropPostgresPrefix, memberId, runBinary, token, TOKEN } from './helpers.js';

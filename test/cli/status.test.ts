@@ -6,8 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { runStatus, statusRow } from '../../src/cli/status.js';
-import { FileTokenStore } from '../../src/store/file.js';
-import { MemoryTokenStore } from '../../src/store/memory.js';
+import { FileTokenStore } from '../../src/store/file/store.js';
+import { MemoryTokenStore } from '../../src/store/memory/store.js';
 import { SqliteTokenStore } from '../../src/store/sqlite/index.js';
 import { memoryIo, recordInput, runBinary, seedPortals, TOKEN } from './helpers.js';
 

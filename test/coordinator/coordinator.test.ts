@@ -9,7 +9,7 @@ import {
   PortalRevokedError,
   StoreError,
 } from '../../src/errors.js';
-import { MemoryTokenStore } from '../../src/store/memory.js';
+import { MemoryTokenStore } from '../../src/store/memory/store.js';
 import type { PortalRecord, StoreLease, TokenStore } from '../../src/store/token-store.js';
 import type { ChangeWait } from '../../src/coordinator/types.js';
 import { chainRecord, harness, T0, tokens, view } from './helpers.js';

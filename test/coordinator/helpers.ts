@@ -8,7 +8,7 @@ import type { ChainView, ChangeWait, RefreshFunction } from '../../src/coordinat
 import type { Logger } from '../../src/logger.js';
 import type { TokenResponse } from '../../src/oauth/oauth-client.js';
 import type { EvictionReason, PoolEventMap, PoolEventName } from '../../src/pool-events.js';
-import { MemoryTokenStore } from '../../src/store/memory.js';
+import { MemoryTokenStore } from '../../src/store/memory/store.js';
 import type { ChainKey, ConditionalWriteResult, PortalRecord, PortalRecordInput, PortalRecordPatch, TokenStore } from '../../src/store/token-store.js';
 
 /** A MemoryTokenStore whose `update` and `get` a test can interpose on. */

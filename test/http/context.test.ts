@@ -8,7 +8,7 @@ import type { LifecycleChange, OAuthHostClient, PortalTokensContext } from '../.
 import { ErrorCode, PortalTokensError } from '../../src/errors.js';
 import { LifecycleAnswerError } from '../../src/http/answers.js';
 import { createLifecycleHandler, type LifecycleHandlerOptions } from '../../src/http/handler.js';
-import { MemoryTokenStore } from '../../src/store/memory.js';
+import { MemoryTokenStore } from '../../src/store/memory/store.js';
 import { userChain } from '../../src/store/token-store.js';
 import { fixture } from '../events/helpers.js';
 import { recordingLogger } from './helpers.js';

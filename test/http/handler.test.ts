@@ -8,7 +8,7 @@ import { parseInstallEvent } from '../../src/events/parse.js';
 import { createLifecycleHandler, type LifecycleHandlerOptions } from '../../src/http/handler.js';
 import { toNodeHandler } from '../../src/http/node.js';
 import { PortalClientPool } from '../../src/pool/pool.js';
-import { MemoryTokenStore } from '../../src/store/memory.js';
+import { MemoryTokenStore } from '../../src/store/memory/store.js';
 import type { PortalRecordInput, TokenStore } from '../../src/store/token-store.js';
 import type { FakePortal } from '../../src/testing/fake-bitrix24.js';
 import { contextOf, forgedUninstall, listen, post, startRig, toForm, withAuth, type Rig } from './helpers.js';

@@ -8,7 +8,7 @@ import { systemClock, type Clock } from '../../src/clock.js';
 import type { PortalTokensContext } from '../../src/context.js';
 import type { Logger } from '../../src/logger.js';
 import { PortalClientPool } from '../../src/pool/pool.js';
-import { MemoryTokenStore } from '../../src/store/memory.js';
+import { MemoryTokenStore } from '../../src/store/memory/store.js';
 import type { TokenStore } from '../../src/store/token-store.js';
 import { FakeBitrix24, type FakeBitrix24Options } from '../../src/testing/fake-bitrix24.js';
 import type { FetchLike } from '../../src/oauth/oauth-client.js';

@@ -9,7 +9,7 @@ import { StoreError } from '../../src/errors.js';
 import { createLifecycleHandler, type LifecycleHandler, type LifecycleHandlerOptions } from '../../src/http/handler.js';
 import { toNodeHandler } from '../../src/http/node.js';
 import { FileInstallSpool } from '../../src/spool/file-spool.js';
-import { MemoryTokenStore } from '../../src/store/memory.js';
+import { MemoryTokenStore } from '../../src/store/memory/store.js';
 import type { ChainKey, PortalRecordInput } from '../../src/store/token-store.js';
 import type { FakePortal } from '../../src/testing/fake-bitrix24.js';
 import { listen, post, startRig, toForm, withAuth, type Rig } from './helpers.js';

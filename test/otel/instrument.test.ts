@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { instrumentPool, METRIC_NAMES, REFRESH_SPAN_NAME } from '../../src/otel/index.js';
 import { PortalClientPool } from '../../src/pool/pool.js';
 import { silentLogger } from '../../src/logger.js';
-import { MemoryTokenStore } from '../../src/store/memory.js';
+import { MemoryTokenStore } from '../../src/store/memory/store.js';
 import { FakeBitrix24, seedStore } from '../../src/testing/fake-bitrix24.js';
 
 let b24: FakeBitrix24;

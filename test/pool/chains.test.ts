@@ -4,7 +4,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { findPortalTokensError, PortalNotInstalledError, UserChainMissingError, VerificationFailedError } from '../../src/errors.js';
 import { parseAppPageRequest } from '../../src/events/parse.js';
 import { PortalClientPool } from '../../src/pool/pool.js';
-import { MemoryTokenStore } from '../../src/store/memory.js';
+import { MemoryTokenStore } from '../../src/store/memory/store.js';
 import { userChain, type TokenStore } from '../../src/store/token-store.js';
 import { FakeBitrix24 } from '../../src/testing/fake-bitrix24.js';
 import { basicStore, recordingLogger, seedPortal } from './helpers.js';

@@ -3,7 +3,7 @@
 import type { FakeBitrix24, FakeChain } from '../../src/testing/fake-bitrix24.js';
 import { seedStore } from '../../src/testing/fake-bitrix24.js';
 import type { Logger } from '../../src/logger.js';
-import type { MemoryTokenStore } from '../../src/store/memory.js';
+import type { MemoryTokenStore } from '../../src/store/memory/store.js';
 import type { PortalRecord, PortalRecordInput, TokenStore } from '../../src/store/token-store.js';
 
 /**

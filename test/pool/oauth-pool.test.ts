@@ -3,7 +3,7 @@
 // (Moved unchanged from test/oauth/oauth-client.test.ts.)
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PortalClientPool } from '../../src/pool/pool.js';
-import { MemoryTokenStore } from '../../src/store/memory.js';
+import { MemoryTokenStore } from '../../src/store/memory/store.js';
 import { FakeBitrix24 } from '../../src/testing/fake-bitrix24.js';
 import { seedPortal } from './helpers.js';
 

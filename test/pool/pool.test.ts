@@ -14,8 +14,8 @@ import {
 import type { FetchLike } from '../../src/oauth/oauth-client.js';
 import { PortalClientPool } from '../../src/pool/pool.js';
 import type { PoolEventMap } from '../../src/pool-events.js';
-import { FileTokenStore } from '../../src/store/file.js';
-import { MemoryTokenStore } from '../../src/store/memory.js';
+import { FileTokenStore } from '../../src/store/file/store.js';
+import { MemoryTokenStore } from '../../src/store/memory/store.js';
 import { FakeBitrix24 } from '../../src/testing/fake-bitrix24.js';
 import type { TokenStore } from '../../src/store/token-store.js';
 import { recordingLogger, seedPortal } from './helpers.js';

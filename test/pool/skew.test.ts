@@ -8,7 +8,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { silentLogger } from '../../src/logger.js';
 import { PortalClientPool } from '../../src/pool/pool.js';
-import { MemoryTokenStore } from '../../src/store/memory.js';
+import { MemoryTokenStore } from '../../src/store/memory/store.js';
 import { FakeBitrix24, seedStore } from '../../src/testing/fake-bitrix24.js';
 
 const PORTALS = 3;

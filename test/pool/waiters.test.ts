@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/clock.js';
 import { ChangeWaiters } from '../../src/pool/coherence.js';
 import { PortalClientPool } from '../../src/pool/pool.js';
-import { MemoryTokenStore } from '../../src/store/memory.js';
+import { MemoryTokenStore } from '../../src/store/memory/store.js';
 import { FakeBitrix24, seedStore } from '../../src/testing/fake-bitrix24.js';
 import { recordingLogger } from './helpers.js';
 

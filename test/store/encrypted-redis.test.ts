@@ -2,7 +2,7 @@
 // real child processes) against the real Redis, and no key under the test's prefix holds a token in clear.
 import { fileURLToPath } from 'node:url';
 import { afterAll, expect, it } from 'vitest';
-import { EncryptedTokenStore } from '../../src/store/encrypted.js';
+import { EncryptedTokenStore } from '../../src/store/encrypted/store.js';
 import { RedisTokenStore } from '../../src/store/redis/index.js';
 import { describeTokenStore } from '../../src/testing/conformance.js';
 import { chainRecord, sampleRecord } from '../../src/testing/conformance/records.js';

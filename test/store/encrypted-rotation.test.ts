@@ -4,8 +4,8 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DecryptionError, findPortalTokensError } from '../../src/errors.js';
 import { PortalClientPool } from '../../src/pool/pool.js';
-import { EncryptedTokenStore } from '../../src/store/encrypted.js';
-import { MemoryTokenStore } from '../../src/store/memory.js';
+import { EncryptedTokenStore } from '../../src/store/encrypted/store.js';
+import { MemoryTokenStore } from '../../src/store/memory/store.js';
 import type { ChainKey, PortalRecord, PortalRecordPatch, TokenStore } from '../../src/store/token-store.js';
 import { chainRecord, sampleRecord } from '../../src/testing/conformance/records.js';
 import { FakeBitrix24, seedStore } from '../../src/testing/fake-bitrix24.js';

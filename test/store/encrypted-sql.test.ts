@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { EncryptedTokenStore } from '../../src/store/encrypted.js';
+import { EncryptedTokenStore } from '../../src/store/encrypted/store.js';
 import { PostgresTokenStore } from '../../src/store/postgres/index.js';
 import { SqliteTokenStore } from '../../src/store/sqlite/index.js';
 import { describeTokenStore } from '../../src/testing/conformance.js';

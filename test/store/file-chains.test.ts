@@ -9,7 +9,7 @@ import { promisify } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/clock.js';
 import { StoreError } from '../../src/errors.js';
-import { FileTokenStore } from '../../src/store/file.js';
+import { FileTokenStore } from '../../src/store/file/store.js';
 import { chainRecord, sampleRecord, withVersion } from '../../src/testing/conformance/records.js';
 import { everything as everythingIn, hex, newestFile } from './fixtures/file-layout.js';
 const SECRET = 'SECRET-ACCESS-TOKEN-7f3a';

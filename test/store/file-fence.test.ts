@@ -10,7 +10,7 @@ import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, expect, it } from 'vitest';
-import { FileTokenStore } from '../../src/store/file.js';
+import { FileTokenStore } from '../../src/store/file/store.js';
 import type { ConditionalWriteResult, PortalRecord } from '../../src/store/token-store.js';
 import { sampleRecord } from '../../src/testing/conformance/records.js';
 import { everything, hex } from './fixtures/file-layout.js';

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { StoreError } from '../../src/errors.js';
-import { FileTokenStore } from '../../src/store/file.js';
+import { FileTokenStore } from '../../src/store/file/store.js';
 import { describeTokenStore } from '../../src/testing/conformance.js';
 import { sampleRecord } from '../../src/testing/conformance/records.js';
 import { hex, newestFile } from './fixtures/file-layout.js';

@@ -1,7 +1,7 @@
 // MemoryTokenStore: the conformance suite, plus lease expiry on an injected clock and argument checks.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { MemoryTokenStore } from '../../src/store/memory.js';
+import { MemoryTokenStore } from '../../src/store/memory/store.js';
 import type { PortalRecordInput } from '../../src/store/token-store.js';
 import { describeTokenStore } from '../../src/testing/conformance.js';
 import { sampleRecord } from '../../src/testing/conformance/records.js';

@@ -1,6 +1,6 @@
 // Opening any of the library's stores from a plain description, so one worker fixture (a child
 // process) can open the same store as the test that started it.
-import { FileTokenStore } from '../../src/store/file.js';
+import { FileTokenStore } from '../../src/store/file/store.js';
 import { PostgresTokenStore } from '../../src/store/postgres/index.js';
 import { RedisTokenStore } from '../../src/store/redis/index.js';
 import { SqliteTokenStore } from '../../src/store/sqlite/index.js';

@@ -1,7 +1,7 @@
 // seedStore: a TokenStore seeded from a stand-in chain, the portal's or a user's, live or expired.
 
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { MemoryTokenStore } from '../../src/store/memory.js';
+import { MemoryTokenStore } from '../../src/store/memory/store.js';
 import { PORTAL_CHAIN, userChain } from '../../src/store/token-store.js';
 import { FakeBitrix24, seedStore } from '../../src/testing/index.js';
 

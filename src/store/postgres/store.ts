@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { StoreError } from '../../errors.js';
 import { checkOneOf, positiveInteger } from '../adapter-options.js';
-import { budgetStep, checkBudgetKey } from '../budget-math.js';
+import { budgetStep, checkBudgetKey } from '../../budget/math.js';
 import {
   checkExpectedVersion,
   checkListOptions,

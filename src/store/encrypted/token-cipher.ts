@@ -4,7 +4,7 @@
 // are bound in as associated data: a value moved to another record, chain or field fails to open.
 
 import { createCipheriv, createDecipheriv, createSecretKey, randomBytes, type KeyObject } from 'node:crypto';
-import { DecryptionError, type DecryptionFailureReason } from '../errors.js';
+import { DecryptionError, type DecryptionFailureReason } from '../../errors.js';
 
 /**
  * One AES-256 key: exactly 32 bytes, as a `Uint8Array` (a `Buffer` is one) or as a base64 or

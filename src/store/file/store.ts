@@ -1,18 +1,18 @@
 // FileTokenStore: the embedded default store. Each chain is a directory of version files in one
-// directory, every write a new file linked exclusively (the fence: see file-write.ts), with per-chain
-// lock files shared across processes. The parts: file-names.ts (layout, pure), file-read.ts (the
-// read path), file-directory.ts (ready, sweeps, listings), file-write.ts (the write path and the
-// fence), file-budget.ts (request budgets); this file wires them into the TokenStore contract.
+// directory, every write a new file linked exclusively (the fence: see src/store/file/write.ts), with per-chain
+// lock files shared across processes. The parts: src/store/file/names.ts (layout, pure), src/store/file/read.ts (the
+// read path), src/store/file/directory.ts (ready, sweeps, listings), src/store/file/write.ts (the write path and the
+// fence), src/store/file/budget.ts (request budgets); this file wires them into the TokenStore contract.
 
 import { join, resolve } from 'node:path';
-import { systemClock, type Clock } from '../clock.js';
-import { PortalTokensError, StoreError } from '../errors.js';
-import { FileBudgets } from './file-budget.js';
-import { StoreDirectory } from './file-directory.js';
-import { FileLock } from './file-lock.js';
-import { describe, FORMAT, isTempOf, isTransient, locate, portalsIn, userChainsIn, type Located } from './file-names.js';
-import { readChain } from './file-read.js';
-import { ChainWriter, FILE_WRITE_HOOK, type WriteStage } from './file-write.js';
+import { systemClock, type Clock } from '../../clock.js';
+import { PortalTokensError, StoreError } from '../../errors.js';
+import { FileBudgets } from './budget.js';
+import { StoreDirectory } from './directory.js';
+import { FileLock } from './lock.js';
+import { describe, FORMAT, isTempOf, isTransient, locate, portalsIn, userChainsIn, type Located } from './names.js';
+import { readChain } from './read.js';
+import { ChainWriter, FILE_WRITE_HOOK, type WriteStage } from './write.js';
 import {
   applyPatch,
   checkExpectedVersion,
@@ -21,7 +21,7 @@ import {
   checkRecordInput,
   checkTtlMs,
   nextVersion,
-} from './record-checks.js';
+} from '../record-checks.js';
 import type {
   BudgetGrant,
   BudgetSpec,
@@ -35,7 +35,7 @@ import type {
   StoreCapabilities,
   StoreLease,
   TokenStore,
-} from './token-store.js';
+} from '../token-store.js';
 
 /** Options of {@link FileTokenStore}. */
 export interface FileTokenStoreOptions {

@@ -11,9 +11,9 @@
 //   budgets/                   the request budgets
 // where <stem> is the hex of the memberId for the portal's chain and `<hex>.user-<id>` for a user's.
 
-import type { ChainId, ChainKey, PortalRecord } from './token-store.js';
-import { checkMemberId, isChainId, resolveKey } from './record-checks.js';
-import { errorCode } from './file-lock.js';
+import type { ChainId, ChainKey, PortalRecord } from '../token-store.js';
+import { checkMemberId, isChainId, resolveKey } from '../record-checks.js';
+import { errorCode } from './lock.js';
 
 /** The longest `memberId` a file name can carry (hex doubles it; names stay well under 255 bytes). */
 export const MAX_MEMBER_ID_BYTES = 100;

@@ -12,13 +12,13 @@
 // its few-millisecond guarded section, or two processes clearing the same crashed guard at the same
 // instant, can end with two guard holders, and then two takers of one lapsed lease. That needs a crash
 // or multi-second stall inside the guard, and the lock is advisory anyway: the store's writes are
-// fenced by the exclusive link of each new version (see file-write.ts), never by the lease alone.
+// fenced by the exclusive link of each new version (see src/store/file/write.ts), never by the lease alone.
 
 import { randomBytes, randomUUID } from 'node:crypto';
 import { link, open, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { StoreError } from '../errors.js';
+import { StoreError } from '../../errors.js';
 
 /** A guard older than this (by file mtime and the real clock) belongs to a crashed process. */
 const GUARD_STALE_MS = 2_000;

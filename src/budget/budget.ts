@@ -11,7 +11,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Clock } from '../clock.js';
 import { RateLimitedError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import { MemoryTokenStore } from '../store/memory.js';
+import { MemoryTokenStore } from '../store/memory/store.js';
 import type { BudgetGrant, BudgetSpec, TokenStore } from '../store/token-store.js';
 import { ProbeGates } from './gates.js';
 import { OperatingAccounts, operatingOf, operatingResetAtOf } from './operating.js';

@@ -24,12 +24,12 @@
 
 import { link, mkdir, open, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Clock } from '../clock.js';
-import { StoreError } from '../errors.js';
-import { syncDirectory, type StoreDirectory } from './file-directory.js';
-import { errorCode, FileLock, unlinkIfPresent } from './file-lock.js';
-import { describe, generationOf, newestGeneration, WRITE_LEASE_MS, WRITE_LOCK_WAIT_MS, type FileContent, type Located } from './file-names.js';
-import { chainDirectory, legacyFile, readChain, type ChainState } from './file-read.js';
+import type { Clock } from '../../clock.js';
+import { StoreError } from '../../errors.js';
+import { syncDirectory, type StoreDirectory } from './directory.js';
+import { errorCode, FileLock, unlinkIfPresent } from './lock.js';
+import { describe, generationOf, newestGeneration, WRITE_LEASE_MS, WRITE_LOCK_WAIT_MS, type FileContent, type Located } from './names.js';
+import { chainDirectory, legacyFile, readChain, type ChainState } from './read.js';
 
 /** Where a write can be paused by {@link FILE_WRITE_HOOK}: its content decided, or its temp file written and fsynced. */
 export type WriteStage = 'content-ready' | 'before-link';

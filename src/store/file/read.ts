@@ -3,11 +3,11 @@
 
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { StoreError } from '../errors.js';
-import { errorCode } from './file-lock.js';
-import { describe, FORMAT, LEGACY_FORMAT, newestGeneration, type Located } from './file-names.js';
-import { readStoredRecord } from './record-checks.js';
-import type { PortalRecord } from './token-store.js';
+import { StoreError } from '../../errors.js';
+import { errorCode } from './lock.js';
+import { describe, FORMAT, LEGACY_FORMAT, newestGeneration, type Located } from './names.js';
+import { readStoredRecord } from '../record-checks.js';
+import type { PortalRecord } from '../token-store.js';
 
 /** What a chain holds now: its record (none for a missing or deleted chain), its last version, and the generation read. */
 export interface ChainState {

@@ -5,7 +5,7 @@
    rejects like an I/O failure would, and they must not await: that is what keeps them atomic. */
 
 import { randomUUID } from 'node:crypto';
-import { budgetStep, checkBudgetKey, gcra } from './budget-math.js';
+import { budgetStep, checkBudgetKey, gcra } from '../../budget/math.js';
 import {
   applyPatch,
   checkExpectedVersion,
@@ -16,7 +16,7 @@ import {
   checkTtlMs,
   nextVersion,
   resolveKey,
-} from './record-checks.js';
+} from '../record-checks.js';
 import type {
   BudgetGrant,
   BudgetSpec,
@@ -33,7 +33,7 @@ import type {
   StoreLease,
   StoreSubscription,
   TokenStore,
-} from './token-store.js';
+} from '../token-store.js';
 
 /** Options of {@link MemoryTokenStore}. */
 export interface MemoryTokenStoreOptions {

@@ -3,13 +3,13 @@
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Clock } from '../clock.js';
-import { PortalTokensError, StoreError } from '../errors.js';
-import { budgetStep, checkBudgetKey, gcra } from './budget-math.js';
-import type { StoreDirectory } from './file-directory.js';
-import { errorCode, FileLock } from './file-lock.js';
-import { isTransient, WRITE_LEASE_MS, WRITE_LOCK_WAIT_MS } from './file-names.js';
-import type { BudgetGrant, BudgetSpec } from './token-store.js';
+import type { Clock } from '../../clock.js';
+import { PortalTokensError, StoreError } from '../../errors.js';
+import { budgetStep, checkBudgetKey, gcra } from '../../budget/math.js';
+import type { StoreDirectory } from './directory.js';
+import { errorCode, FileLock } from './lock.js';
+import { isTransient, WRITE_LEASE_MS, WRITE_LOCK_WAIT_MS } from './names.js';
+import type { BudgetGrant, BudgetSpec } from '../token-store.js';
 
 /** The budgets of one store directory. */
 export class FileBudgets {

@@ -4,10 +4,10 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { StoreError } from '../errors.js';
-import { errorCode, unlinkIfPresent } from './file-lock.js';
-import { isTransient, newestGeneration, PORTAL_ENTRY, STALE_TEMP_MS, TEMP_FILE, USER_CHAIN_ENTRY } from './file-names.js';
-import { namesIn } from './file-read.js';
+import { StoreError } from '../../errors.js';
+import { errorCode, unlinkIfPresent } from './lock.js';
+import { isTransient, newestGeneration, PORTAL_ENTRY, STALE_TEMP_MS, TEMP_FILE, USER_CHAIN_ENTRY } from './names.js';
+import { namesIn } from './read.js';
 
 /** The store's directory and what every part of the store does with it as a whole. */
 export class StoreDirectory {

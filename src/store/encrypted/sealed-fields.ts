@@ -1,7 +1,7 @@
 // Sealing and opening the token fields of a record, a record input or a patch with a TokenCipher;
 // shared by EncryptedTokenStore and the install spool. Every other field passes through unchanged.
 
-import { DecryptionError } from '../errors.js';
+import { DecryptionError } from '../../errors.js';
 import { storedValueKind, TOKEN_FIELDS, type TokenCipher, type TokenField } from './token-cipher.js';
 
 type TokenFields = { [F in TokenField]?: (F extends 'applicationToken' ? string | null : string) | undefined };

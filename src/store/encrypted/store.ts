@@ -1,10 +1,10 @@
 // EncryptedTokenStore: wraps any TokenStore and keeps the access, refresh and application tokens
 // sealed with AES-256-GCM (token-cipher.ts) in the inner store's own fields. Keys rotate by id.
 
-import { consoleLogger, type Logger } from '../logger.js';
-import { observedLogger } from '../observe.js';
+import { consoleLogger, type Logger } from '../../logger.js';
+import { observedLogger } from '../../observe.js';
 import { rekeyStore, type RekeyOptions, type RekeyResult } from './rekey.js';
-import { resolveKey } from './record-checks.js';
+import { resolveKey } from '../record-checks.js';
 import { openFields, sealFields, type OpenOptions } from './sealed-fields.js';
 import { TokenCipher, type TokenEncryptionOptions } from './token-cipher.js';
 import type {
@@ -22,7 +22,7 @@ import type {
   StoreLease,
   StoreSubscription,
   TokenStore,
-} from './token-store.js';
+} from '../token-store.js';
 
 /** Options of {@link EncryptedTokenStore}: the keys, plus how records from before encryption are read. */
 export interface EncryptedTokenStoreOptions extends TokenEncryptionOptions {

@@ -1,10 +1,10 @@
 // Re-sealing every record of an encrypted store with its write key: pages through the inner store,
 // writes each record that needs it with a conditional update of its token fields only.
 
-import { DecryptionError, type DecryptionFailureReason } from '../errors.js';
+import { DecryptionError, type DecryptionFailureReason } from '../../errors.js';
 import { needsResealing, openFields, sealFields, type OpenOptions } from './sealed-fields.js';
 import { TOKEN_FIELDS, type TokenCipher } from './token-cipher.js';
-import type { ChainId, PortalRecord, PortalRecordPatch, TokenStore } from './token-store.js';
+import type { ChainId, PortalRecord, PortalRecordPatch, TokenStore } from '../token-store.js';
 
 /** Options of `EncryptedTokenStore.rekey`. */
 export interface RekeyOptions {

@@ -226,10 +226,10 @@ export class PortalClientPool implements PortalTokensContext {
    * coordinated refresh when the stored access token is refused). The lifecycle handler asks this
    * before an uninstall deletes a portal or a non-administrator's install replaces its chain.
    */
-  async confirmChain(memberId: string): Promise<ChainStatus> {
+  async confirmChain(memberId: string, chain: ChainId = 'portal'): Promise<ChainStatus> {
     if (this.#closed) throw new PoolClosedError();
-    const status = await confirmChain(this.#coordinator, this.#oauth, memberId);
-    this.#cache.evict(chainKeyOf(memberId, 'portal'), 'lifecycle');
+    const status = await confirmChain(this.#coordinator, this.#oauth, memberId, chain);
+    this.#cache.evict(chainKeyOf(memberId, chain), 'lifecycle');
     return status;
   }
 

@@ -1,0 +1,45 @@
+// The install spool's replay, decided: one more door into the same rules. An entry is a proven
+// install or update the store could not take; applying it never lands over a newer event, and an
+// entry that was not proven an administrator's only where no active chain is stored.
+
+import { StoreError } from '../errors.js';
+import type { SpooledEntry } from '../spool/entry.js';
+import type { SpoolApplyOutcome } from '../spool/file-spool.js';
+import type { PortalRecord } from '../store/token-store.js';
+import { notifySafely, type LifecycleKit } from './kit.js';
+import { isStale } from './order.js';
+import { writeChain } from './write.js';
+
+/** Whether `entry` may be written over `current` (the chain stored now). */
+function supersedes(entry: SpooledEntry, current: PortalRecord | undefined): boolean {
+  if (current === undefined) return true;
+  if (isStale(entry.ts, current.eventTs)) return false;
+  return !(entry.replace === 'if-absent' && current.state === 'active');
+}
+
+/** Applies one spooled event now that the store answers. */
+export async function applySpooled(kit: Pick<LifecycleKit, 'context' | 'logger'>, entry: SpooledEntry): Promise<SpoolApplyOutcome> {
+  const { store } = kit.context;
+  const chain = entry.record.chain ?? 'portal';
+  const { memberId, chain: _chain, ...patch } = entry.record;
+  try {
+    const current = await store.get({ memberId: entry.memberId, chain });
+    if (!supersedes(entry, current)) return 'stale';
+    const outcome = await writeChain<'stale'>({
+      store,
+      key: { memberId, chain },
+      base: current,
+      create: entry.record,
+      patch: () => ({ ...patch, eventTs: entry.record.eventTs ?? null }),
+      onConflict: (now) => (supersedes(entry, now) ? { retry: now } : { stop: 'stale' }),
+    });
+    if ('stopped' in outcome) return 'stale';
+    if ('exhausted' in outcome) return 'retry';
+    notifySafely(kit, { type: entry.kind === 'install' ? 'installed' : 'updated', memberId: entry.memberId });
+    kit.logger.info({ memberId: entry.memberId, event: entry.kind }, 'Applied a spooled lifecycle event');
+    return 'applied';
+  } catch (error) {
+    if (error instanceof StoreError && error.transient) return 'retry';
+    throw error;
+  }
+}

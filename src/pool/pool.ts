@@ -24,7 +24,7 @@ import { checkedStore, refreshHardCapMs, resolveClock, resolveCoordinatorOptions
 import { confirmChain, confirmMove } from './probe.js';
 import { ChainSlot } from './slot.js';
 import { runSweep, type SweepOptions, type SweepResult } from './sweep.js';
-import { rememberUser, reseed, type RememberUserContext } from './users.js';
+import { rememberUser, reseed, visit, type RememberUserContext, type VisitOutcome } from './users.js';
 
 export type { SweepOptions, SweepResult } from './sweep.js';
 export type { PortalClientPoolOptions } from './options.js';
@@ -219,6 +219,24 @@ export class PortalClientPool implements PortalTokensContext {
     const record = await reseed({ ...this.#usersContext(), confirm: (memberId) => this.confirmChain(memberId) }, page);
     this.#cache.evictPortal(record.memberId, 'lifecycle');
     return record;
+  }
+
+  /**
+   * The one call for the app page: remembers the visitor's chain (as {@link PortalClientPool.rememberUser})
+   * and, when the visitor administers the portal and the portal's chain is dead (revoked, lapsed,
+   * lost in a rotation, or never stored), makes the page's chain the portal's (as
+   * {@link PortalClientPool.reseed}), so a lost portal recovers with no code of yours. A live
+   * portal chain is never replaced. The page's pair is stored once, as one chain or the other.
+   * @param page a request parsed with `parseAppPageRequest`.
+   * @returns which chain was stored, its record, and whether the portal was reseeded.
+   * @throws VerificationFailedError when the OAuth host refuses the page's chain or names another portal.
+   */
+  async visit(page: AppPageRequest): Promise<VisitOutcome> {
+    if (this.#closed) throw new PoolClosedError();
+    const outcome = await visit({ ...this.#usersContext(), confirm: (memberId) => this.confirmChain(memberId) }, page);
+    if (outcome.reseeded) this.#cache.evictPortal(outcome.record.memberId, 'lifecycle');
+    else this.#cache.evict(chainKeyOf(outcome.record.memberId, outcome.chain), 'lifecycle');
+    return outcome;
   }
 
   /**

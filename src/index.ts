@@ -85,7 +85,7 @@ export type { FetchHandlerOptions, FetchRequestHandler } from './http/fetch.js';
 export { DEFAULT_MAX_BODY_BYTES } from './body.js';
 export type { HeaderBag, JsonValue, PlainHandler, PlainRequest, PlainResponse, QueryInput } from './plain.js';
 export { DEFAULT_TRUSTED_OAUTH_HOSTS } from './protocol/oauth-hosts.js';
-export { portalRecordFromAuth } from './oauth/record.js';
+export { portalRecordFromAuth } from './chains/record.js';
 
 // The authorization-code flow
 export { createAuthorizationFlow, MemoryUsedStateStore } from './oauth/authorize.js';

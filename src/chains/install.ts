@@ -18,8 +18,8 @@ import { classifyOAuthError } from '../protocol/oauth-errors.js';
 import { serverEndpointOf, trustedBaseForServerEndpoint } from '../protocol/oauth-hosts.js';
 import type { PortalRecord, PortalRecordInput } from '../store/token-store.js';
 import { notifySafely, runHook, type LifecycleKit } from './kit.js';
-import { chainStatus } from './probe.js';
-import { isStale } from './order.js';
+import { chainStatus, storedAuthority } from './probe.js';
+import { hostSecondsOf, isStale, orderTs } from './order.js';
 import { portalRecordFromAuth, recordFromAnswer, trustedRestRoot } from './record.js';
 import { writeChain } from './write.js';
 
@@ -52,10 +52,9 @@ async function installVerified(kit: LifecycleKit, event: InstallEvent | UpdateEv
   }
   // Proven first, so that the answer to a forged event never tells whether a portal is installed.
   const tokens = await prove(kit, event, base);
-  if (existing !== undefined && isStale(event.ts, existing.eventTs)) {
-    logger.info({ memberId, event: event.event, ts: event.ts, storedTs: existing.eventTs }, 'Lifecycle event older than the stored chain; nothing changed');
-    return { kind: 'stale' };
-  }
+  // The payload's ts is a claim: never ordered by beyond the OAuth host's clock.
+  const ts = orderTs(event.ts, hostSecondsOf(tokens));
+  if (ts !== event.ts) logger.warn({ memberId, event: event.event, ts: event.ts, orderedBy: ts }, "Lifecycle event's ts is ahead of the OAuth host's clock; ordered by the host's time");
   // From here a fresh pair exists only in this process: nothing below may drop it silently.
   const info = await context.oauth.appInfo(base, tokens.accessToken).catch((error: unknown) => {
     logger.warn({ memberId, err: describeError(error) }, "Could not read the portal's domain from the OAuth host's app.info");
@@ -65,6 +64,10 @@ async function installVerified(kit: LifecycleKit, event: InstallEvent | UpdateEv
   if (clientEndpoint === undefined) throw kit.answers.refuse('untrusted_client_endpoint', event);
   const domain = info?.memberId === memberId && info.domain !== undefined ? info.domain.toLowerCase() : existing?.domain ?? new URL(clientEndpoint).host;
   const admin = await isAdministrator(kit, clientEndpoint, tokens.accessToken, memberId);
+  if (existing !== undefined && isStale(ts, existing.eventTs) && !(admin && (await replaceableByAdministrator(kit, existing)))) {
+    logger.info({ memberId, event: event.event, ts, storedTs: existing.eventTs }, 'Lifecycle event older than the stored chain; nothing changed');
+    return { kind: 'stale' };
+  }
   if (existing !== undefined && existing.state === 'active' && !admin) {
     // Not an administrator's chain: it may only take the place of a chain that is dead.
     const status = await chainStatus(context, logger, existing);
@@ -80,11 +83,11 @@ async function installVerified(kit: LifecycleKit, event: InstallEvent | UpdateEv
     fallback: { refreshToken: event.auth.refreshToken, scope: event.auth.scope, status: event.auth.status, applicationToken: event.auth.applicationToken },
     existing,
     now: context.clock.now(),
-    eventTs: event.ts,
+    eventTs: ts,
   });
   const replace = existing === undefined && storeDown !== undefined && !admin ? 'if-absent' : 'always';
 
-  const stored = storeDown === undefined ? await writeProven(kit, event, existing, record) : 'spool';
+  const stored = storeDown === undefined ? await writeProven(kit, event, ts, existing, record) : 'spool';
   if (stored === 'spool') return spool(kit, event, record, replace);
   if (stored === 'stale') return { kind: 'stale' };
   notifySafely(kit, { type: event.type === 'install' ? 'installed' : 'updated', memberId });
@@ -117,6 +120,21 @@ async function prove(kit: LifecycleKit, event: InstallEvent | UpdateEvent, base:
   return tokens;
 }
 
+/**
+ * Whether an administrator's proven chain may replace `existing` although its event looks older: a
+ * chain that is not a live administrator's is always replaced (a claimed `ts` decides nothing
+ * against an administrator); a live administrator's chain keeps the order of events.
+ */
+async function replaceableByAdministrator(kit: LifecycleKit, existing: PortalRecord): Promise<boolean> {
+  if (existing.state !== 'active') return true;
+  const authority = await storedAuthority(kit.context, () => chainStatus(kit.context, kit.logger, existing), existing.memberId);
+  if (authority === 'not-administrator' || authority === 'dead') {
+    kit.logger.warn({ memberId: existing.memberId, stored: authority }, "An administrator's chain replaces a stored chain that is not a live administrator's, whatever the timestamps");
+    return true;
+  }
+  return false;
+}
+
 /** Whether the chain's user administers the portal; anything but a clear `true` counts as no. */
 export async function isAdministrator(kit: Pick<LifecycleKit, 'context' | 'logger'>, clientEndpoint: string, accessToken: string, memberId: string): Promise<boolean> {
   try {
@@ -135,6 +153,7 @@ export async function isAdministrator(kit: Pick<LifecycleKit, 'context' | 'logge
 async function writeProven(
   kit: LifecycleKit,
   event: InstallEvent | UpdateEvent,
+  ts: number | null,
   existing: PortalRecord | undefined,
   record: PortalRecordInput,
 ): Promise<PortalRecord | 'stale' | 'spool'> {
@@ -145,7 +164,7 @@ async function writeProven(
     base: existing,
     create: record,
     patch: () => ({ ...patch, eventTs: record.eventTs ?? null }),
-    onConflict: (current) => (current !== undefined && isStale(event.ts, current.eventTs) ? { stop: 'stale' } : { retry: current }),
+    onConflict: (current) => (current !== undefined && isStale(ts, current.eventTs) ? { stop: 'stale' } : { retry: current }),
     onStoreError: (error) => {
       if (error instanceof StoreError && error.transient && kit.spool !== undefined) return Promise.resolve({ stop: 'spool' as const });
       throw kit.answers.storeFailure(error, event, existing === undefined ? 'upsert' : 'update');
@@ -162,7 +181,7 @@ async function spool(kit: LifecycleKit, event: InstallEvent | UpdateEvent, recor
   const unavailable = new StoreError('Token store unavailable', { memberId, transient: true });
   if (kit.spool === undefined) throw kit.answers.storeFailure(unavailable, event, 'write');
   try {
-    await kit.spool.put({ memberId, ts: event.ts ?? Math.floor(kit.context.clock.now() / 1000), kind: event.type, record, replace });
+    await kit.spool.put({ memberId, ts: record.eventTs ?? Math.floor(kit.context.clock.now() / 1000), kind: event.type, record, replace });
   } catch (error) {
     kit.logger.error({ memberId, event: event.event, err: describeError(error) }, 'The store is down and the install spool refused the event');
     throw kit.answers.storeFailure(new StoreError('Token store unavailable', { memberId, transient: true, cause: error }), event, 'spool');

@@ -10,6 +10,7 @@ import type { OAuthClient } from '../oauth/oauth-client.js';
 import type { ChainStatus } from '../context.js';
 import type { TokenResponse } from '../oauth/oauth-client.js';
 import { userChain, type ChainId, type PortalRecord, type PortalRecordInput, type TokenStore } from '../store/token-store.js';
+import { storedAuthority } from './probe.js';
 import { isHttpUrl, recordFromAnswer } from './record.js';
 
 /** What remembering a user needs. */
@@ -69,10 +70,11 @@ async function decidePage(context: ReseedContext, page: AppPageRequest): Promise
   const admin = await context.oauth.userAdmin(proven.clientEndpoint, proven.tokens.accessToken).catch(() => false);
   const stored = proven.portal;
   // Only an administrator's page may reseed: nobody else's visit spends a probe of the stored chain.
-  const status = !admin ? 'unknown' : stored === undefined || stored.state === 'revoked' ? 'dead' : await context.confirm(memberId);
-  if (!admin || status !== 'dead') {
+  // An administrator's chain replaces a dead one, and a live one that is not an administrator's.
+  const status = !admin ? 'unknown' : stored === undefined || stored.state === 'revoked' ? 'dead' : await storedAuthority(context, context.confirm, memberId);
+  if (!admin || (status !== 'dead' && status !== 'not-administrator')) {
     const record = await storeUserChain(context, page, proven);
-    const why = !admin ? 'not_admin' : status === 'alive' ? 'portal_chain_alive' : 'portal_chain_unconfirmed';
+    const why = !admin ? 'not_admin' : status === 'administrator' ? 'portal_chain_alive' : 'portal_chain_unconfirmed';
     return { chain: record.chain, record, reseeded: false, why };
   }
   const record = await context.store.upsert({
@@ -87,7 +89,8 @@ async function decidePage(context: ReseedContext, page: AppPageRequest): Promise
 /**
  * Brings back a portal whose chain is revoked or dead, from an administrator's app-page visit:
  * proves the page's chain, checks that its user administers the portal (`user.admin`), and makes
- * it the portal's chain, never over a live one. A page that does not qualify is kept as its
+ * it the portal's chain, never over a live administrator's chain (a live chain of anyone else is
+ * replaced). A page that does not qualify is kept as its
  * user's chain, and the typed refusal says why.
  * @throws VerificationFailedError when the chain is not proven, the user is not an administrator,
  *   or the stored chain is still alive.

@@ -45,3 +45,28 @@ export async function chainStatus(
     return 'unreachable';
   }
 }
+
+/** Whose chain is stored for a portal, as far as the OAuth host and the portal can tell. */
+export type StoredAuthority = 'administrator' | 'not-administrator' | 'dead' | 'unreachable';
+
+/**
+ * Whether the portal's stored chain is alive and belongs to one of its administrators: probed with
+ * `confirm` (which may refresh it), then the portal is asked with its current access token
+ * (`user.admin`). Decides whether an administrator's chain may replace it: always, unless it is
+ * itself a live administrator's chain.
+ */
+export async function storedAuthority(
+  context: Pick<PortalTokensContext, 'store' | 'oauth'>,
+  confirm: (memberId: string) => Promise<ChainStatus>,
+  memberId: string,
+): Promise<StoredAuthority> {
+  const status = await confirm(memberId);
+  if (status !== 'alive') return status;
+  const current = await context.store.get(memberId);
+  if (current === undefined || current.state !== 'active') return 'dead';
+  try {
+    return (await context.oauth.userAdmin(current.clientEndpoint, current.accessToken)) ? 'administrator' : 'not-administrator';
+  } catch {
+    return 'unreachable';
+  }
+}

@@ -1,19 +1,26 @@
 // The install spool's replay, decided: one more door into the same rules. An entry is a proven
-// install or update the store could not take; applying it never lands over a newer event, and an
-// entry that was not proven an administrator's only where no active chain is stored.
+// install or update the store could not take; applying it never lands over a newer event or over
+// its own pair (it is idempotent), and an entry that was not proven an administrator's only where
+// no active chain is stored. An uninstall drains the spool before it decides (src/chains/uninstall.ts).
 
 import { StoreError } from '../errors.js';
 import type { SpooledEntry } from '../spool/entry.js';
 import type { SpoolApplyOutcome } from '../spool/file-spool.js';
 import type { PortalRecord } from '../store/token-store.js';
 import { notifySafely, type LifecycleKit } from './kit.js';
-import { isStale } from './order.js';
 import { writeChain } from './write.js';
 
-/** Whether `entry` may be written over `current` (the chain stored now). */
+/**
+ * Whether `entry` may be written over `current` (the chain stored now). Applying an entry is
+ * idempotent: an entry whose pair is stored already, or whose event is not newer than the stored
+ * chain's (it was applied before and the chain moved on, by a refresh that spent its pair, or a
+ * newer event came), changes nothing. A second apply happens when the store saved a write whose
+ * answer was lost, or a drainer died between writing and removing the entry.
+ */
 function supersedes(entry: SpooledEntry, current: PortalRecord | undefined): boolean {
   if (current === undefined) return true;
-  if (isStale(entry.ts, current.eventTs)) return false;
+  if (current.refreshToken === entry.record.refreshToken) return false;
+  if (current.eventTs !== null && entry.ts <= current.eventTs) return false;
   return !(entry.replace === 'if-absent' && current.state === 'active');
 }
 

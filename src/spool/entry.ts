@@ -14,7 +14,11 @@ export type SpoolEntryKind = 'install' | 'update';
 export interface SpoolEntry {
   /** The portal (must equal `record.memberId`). */
   readonly memberId: string;
-  /** The event's `ts` (unix seconds): replay compares it with what is stored, so an old event never lands over a newer chain. */
+  /**
+   * The event's `ts` (unix seconds, no later than the OAuth host's clock): replay compares it with
+   * what is stored, so an event that is not newer than the stored chain's (an older one, or this
+   * one applied before) changes nothing.
+   */
   readonly ts: number;
   /** `install` (ONAPPINSTALL) or `update` (ONAPPUPDATE). */
   readonly kind: SpoolEntryKind;

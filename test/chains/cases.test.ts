@@ -116,6 +116,24 @@ describe('case 2: revoked is not uninstalled', () => {
   });
 });
 
+describe("an uninstall's delete is fenced by what it checked", () => {
+  it('a verified reinstall that lands while a confirmed uninstall stalls is not deleted', async () => {
+    const portal = r.rig.b24.addPortal({ users: [1], admins: [1] });
+    expect(await r.send(r.rig.b24.installEvent(portal.memberId).form)).toBe(200);
+    const uninstall = r.rig.b24.uninstallEvent(portal.memberId);
+    let reinstalled = 0;
+    r.store.beforeDelete = async () => {
+      // Confirmed dead, the uninstall stalls; the administrator reinstalls meanwhile.
+      reinstalled = await r.send(r.rig.b24.installEvent(portal.memberId).form);
+    };
+    await r.send(uninstall.form);
+    expect(reinstalled).toBe(200);
+    const record = (await r.rig.store.get(portal.memberId))!;
+    expect(record).toMatchObject({ state: 'active', userId: 1 });
+    expect(r.rig.b24.tokenStatus(record.refreshToken)).toBe('live');
+  });
+});
+
 describe('case 9: applying a spooled entry is idempotent', () => {
   /** An administrator's install spooled while the store was down. */
   async function spooledInstall(): Promise<string> {

@@ -40,6 +40,17 @@ export class FaultyStore extends MemoryTokenStore {
   down = false;
   /** Writes whose answer is lost after the write was saved. */
   loseAnswers = 0;
+  /** Runs once, just before an uninstall's delete (its tombstone or `deletePortal`): a stalled worker. */
+  beforeDelete: (() => Promise<void>) | undefined;
+  async #stall(): Promise<void> {
+    const stall = this.beforeDelete;
+    this.beforeDelete = undefined;
+    await stall?.();
+  }
+  override async deletePortal(memberId: string) {
+    await this.#stall();
+    return super.deletePortal(memberId);
+  }
   #check(): void {
     if (this.down) throw new StoreError('The store is unreachable', { transient: true });
   }
@@ -61,6 +72,7 @@ export class FaultyStore extends MemoryTokenStore {
   }
   override async update(key: ChainKey, expectedVersion: number, patch: PortalRecordPatch) {
     this.#check();
+    if (patch.revokedReason === 'uninstalled') await this.#stall();
     const result = await super.update(key, expectedVersion, patch);
     if (result.ok) this.#lose();
     return result;

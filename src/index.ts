@@ -118,3 +118,7 @@ export type {
   ResponseObservation,
 } from './observe.js';
 export type { Logger, LogMethod } from './logger.js';
+
+// core (issue 20): the chain core's public shapes: what onUninstalled hears, what pool.visit answers
+export type { UninstallOutcome } from './chains/kit.js';
+export type { VisitOutcome } from './chains/page.js';

@@ -221,6 +221,15 @@ describe('the app page recovers a portal with no code of yours: pool.visit', () 
     expect(r.rig.b24.tokenStatus(record.refreshToken)).toBe('live');
   });
 
+  it("stores the portal's chain from an administrator's visit when the install never arrived", async () => {
+    const portal = r.rig.b24.addPortal({ users: [1, 7], admins: [1] });
+    expect(await r.rig.pool.visit(r.page(portal.memberId, 7))).toMatchObject({ chain: 'user:7', reseeded: false });
+    expect(await r.rig.store.get(portal.memberId)).toBeUndefined();
+    expect(await r.rig.pool.visit(r.page(portal.memberId, 1))).toMatchObject({ chain: 'portal', reseeded: true });
+    const record = (await r.rig.store.get(portal.memberId))!;
+    expect(record).toMatchObject({ state: 'active', userId: 1, applicationToken: portal.applicationToken });
+  });
+
   it('refuses a page whose chain the OAuth host does not prove, storing nothing', async () => {
     const portal = r.rig.b24.addPortal();
     const page = r.page(portal.memberId, 1);

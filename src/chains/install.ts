@@ -88,7 +88,7 @@ async function installVerified(kit: LifecycleKit, event: InstallEvent | UpdateEv
   const replace = existing === undefined && storeDown !== undefined && !admin ? 'if-absent' : 'always';
 
   const stored = storeDown === undefined ? await writeProven(kit, event, ts, existing, record) : 'spool';
-  if (stored === 'spool') return spool(kit, event, record, replace);
+  if (stored === 'spool') return spool(kit, event, record, replace, admin);
   if (stored === 'stale') return { kind: 'stale' };
   notifySafely(kit, { type: event.type === 'install' ? 'installed' : 'updated', memberId });
   logger.info(
@@ -176,12 +176,18 @@ async function writeProven(
 }
 
 /** The store could not take a proven chain: keep it in the spool, or fail without one. */
-async function spool(kit: LifecycleKit, event: InstallEvent | UpdateEvent, record: PortalRecordInput, replace: 'always' | 'if-absent'): Promise<InstallOutcome> {
+async function spool(
+  kit: LifecycleKit,
+  event: InstallEvent | UpdateEvent,
+  record: PortalRecordInput,
+  replace: 'always' | 'if-absent',
+  admin: boolean,
+): Promise<InstallOutcome> {
   const memberId = event.auth.memberId;
   const unavailable = new StoreError('Token store unavailable', { memberId, transient: true });
   if (kit.spool === undefined) throw kit.answers.storeFailure(unavailable, event, 'write');
   try {
-    await kit.spool.put({ memberId, ts: record.eventTs ?? Math.floor(kit.context.clock.now() / 1000), kind: event.type, record, replace });
+    await kit.spool.put({ memberId, ts: record.eventTs ?? Math.floor(kit.context.clock.now() / 1000), kind: event.type, record, replace, admin });
   } catch (error) {
     kit.logger.error({ memberId, event: event.event, err: describeError(error) }, 'The store is down and the install spool refused the event');
     throw kit.answers.storeFailure(new StoreError('Token store unavailable', { memberId, transient: true, cause: error }), event, 'spool');

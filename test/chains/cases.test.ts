@@ -57,6 +57,20 @@ describe('case 1: a claimed ts never locks out the genuine installer', () => {
     expect((await r.rig.store.get(memberId))!.userId).toBe(1);
   });
 
+  it("the administrator's install spooled during an outage replaces a user's install from the future stored after it", async () => {
+    const portal = r.rig.b24.addPortal({ users: [1, 7], admins: [1] });
+    r.store.down = true;
+    expect(await r.send(r.rig.b24.installEvent(portal.memberId).form)).toBe(200);
+    r.store.down = false;
+    const own = r.rig.b24.installEvent(portal.memberId, { userId: 7 });
+    expect(await r.send(toForm({ ...own.payload, ts: String(Number(own.payload.ts) + TEN_YEARS_SEC) }))).toBe(200);
+    expect((await r.rig.store.get(portal.memberId))!.userId).toBe(7);
+    expect(await r.handler.replaySpool()).toMatchObject({ applied: 1 });
+    const record = (await r.rig.store.get(portal.memberId))!;
+    expect(record.userId).toBe(1);
+    expect(r.rig.b24.tokenStatus(record.refreshToken)).toBe('live');
+  });
+
   it("an older administrator's event still loses to a newer administrator's chain", async () => {
     const portal = r.rig.b24.addPortal({ users: [1, 7], admins: [1] });
     const install = r.rig.b24.installEvent(portal.memberId);

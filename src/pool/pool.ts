@@ -207,12 +207,13 @@ export class PortalClientPool implements PortalTokensContext {
    * Brings back a portal whose chain was lost (revoked, or dead at the OAuth host: a rotation
    * whose answer never arrived, a chain idle past its lifetime) when one of its administrators
    * opens the app: proves the page's chain at a trusted OAuth host, checks the user is an
-   * administrator (`user.admin`), and makes it the portal's chain. Never replaces a live chain; a
-   * page that does not qualify is kept as its user's chain.
+   * administrator (`user.admin`), and makes it the portal's chain. Never replaces a live
+   * administrator's chain (a live chain of anyone else is replaced); a page that does not qualify
+   * is kept as its user's chain.
    * @param page a request parsed with `parseAppPageRequest`.
    * @returns the portal's new record.
    * @throws VerificationFailedError when the chain is not proven, the user is not an administrator,
-   *   or the stored chain still works.
+   *   or the stored chain is a live administrator's.
    */
   async reseed(page: AppPageRequest): Promise<PortalRecord> {
     if (this.#closed) throw new PoolClosedError();

@@ -93,13 +93,13 @@ async function decidePage(context: ReseedContext, page: AppPageRequest): Promise
  * replaced). A page that does not qualify is kept as its
  * user's chain, and the typed refusal says why.
  * @throws VerificationFailedError when the chain is not proven, the user is not an administrator,
- *   or the stored chain is still alive.
+ *   or the stored chain is a live administrator's.
  */
 export async function reseed(context: ReseedContext, page: AppPageRequest): Promise<PortalRecord> {
   const outcome = await decidePage(context, page);
   if (outcome.reseeded) return outcome.record;
   const memberId = page.auth.memberId;
-  const why = outcome.why === 'not_admin' ? 'the user is not a portal administrator' : "the portal's stored chain still works";
+  const why = outcome.why === 'not_admin' ? 'the user is not a portal administrator' : outcome.why === 'portal_chain_alive' ? "the portal's stored chain still works (a live administrator's)" : "the portal's stored chain could not be confirmed";
   context.logger.warn({ memberId, why: outcome.why }, "reseed refused; kept the page as its user's chain");
   throw new VerificationFailedError(`Reseed refused: ${why}`, { memberId });
 }

@@ -118,3 +118,8 @@ export type {
   ResponseObservation,
 } from './observe.js';
 export type { Logger, LogMethod } from './logger.js';
+
+// outbound (issue 22 cases 1, 4, 5): the ceilings on public handlers' proofs, and the answer-size cap
+export { ProofGate, resolveProofLimits } from './guard/proof-gate.js';
+export type { ProofGateStats, ProofLimits, ResolvedProofLimits } from './guard/proof-gate.js';
+export { ProofsThrottledError, ResponseTooLargeError } from './errors.js';

@@ -89,6 +89,7 @@ export class PortalClientPool implements PortalTokensContext {
       fetch: options.fetch,
       timeoutMs: options.oauthTimeoutMs,
       now: () => this.clock.now(),
+      proofLimits: options.proofLimits,
     });
     this.oauth = oauth;
     this.#oauth = oauth;
@@ -103,7 +104,7 @@ export class PortalClientPool implements PortalTokensContext {
       store,
       waitForChange: this.#waiters.wait,
       // Callers stop waiting after oauthTimeoutMs (answerWaitMs); the request itself only at the hard cap.
-      refresh: (record) => oauth.refresh(oauthBaseFromServerEndpoint(record.serverEndpoint), record.refreshToken, { timeoutMs: hardCap }),
+      refresh: (record) => oauth.refresh(oauthBaseFromServerEndpoint(record.serverEndpoint), record.refreshToken, { timeoutMs: hardCap, proof: false }),
       clock: this.clock,
       logger: this.logger,
       ...resolveCoordinatorOptions(options),
@@ -150,7 +151,7 @@ export class PortalClientPool implements PortalTokensContext {
    */
   async rememberUser(page: AppPageRequest): Promise<PortalRecord> {
     if (this.#closed) throw new PoolClosedError();
-    const record = await rememberUser(this.#usersContext(), page);
+    const record = await this.#oauth.proofGate.run(page.auth.memberId, () => rememberUser(this.#usersContext(), page), this.logger);
     this.#cache.evict(chainKeyOf(record.memberId, record.chain), 'lifecycle');
     return record;
   }
@@ -216,7 +217,7 @@ export class PortalClientPool implements PortalTokensContext {
    */
   async reseed(page: AppPageRequest): Promise<PortalRecord> {
     if (this.#closed) throw new PoolClosedError();
-    const record = await reseed({ ...this.#usersContext(), confirm: (memberId) => this.confirmChain(memberId) }, page);
+    const record = await this.#oauth.proofGate.run(page.auth.memberId, () => reseed({ ...this.#usersContext(), confirm: (memberId) => this.confirmChain(memberId) }, page), this.logger);
     this.#cache.evictPortal(record.memberId, 'lifecycle');
     return record;
   }

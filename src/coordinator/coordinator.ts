@@ -109,12 +109,13 @@ export class RefreshCoordinator {
 
   /**
    * Keeps an idle chain alive (the sweep): refreshes it unless another worker did since `record`
-   * was read. Never throws.
+   * was read. Waits for the answer as a caller does (`answerWaitMs`): a refresh with no answer by
+   * then counts as `failed` and goes on in the background (its pair is stored when the answer
+   * comes), so a hanging OAuth host does not stall the sweep. Never throws.
    */
   async keepAlive(record: PortalRecord, idleMs: number): Promise<{ outcome: 'refreshed' | 'revoked' | 'failed'; record?: PortalRecord }> {
     try {
-      // Background work: the sweep waits for the answer however late it comes.
-      const fresh = await this.#flightOf(record, { reason: 'keep-alive' }).work;
+      const fresh = await waitForFlight(this.#flightOf(record, { reason: 'keep-alive' }), record.memberId, this.#o.clock, this.#o.answerWaitMs);
       return { outcome: this.#o.clock.now() - fresh.chainUpdatedAt <= idleMs ? 'refreshed' : 'failed', record: fresh };
     } catch (error) {
       return { outcome: error instanceof PortalRevokedError ? 'revoked' : 'failed' };
@@ -310,10 +311,9 @@ export class RefreshCoordinator {
     this.counters.refreshes++;
     const key = chainKeyOf(memberId, chain);
     try {
-      tokens = await this.#turns.run(() => {
-        sent();
-        return this.#o.refresh(current);
-      });
+      // A caller's wait for the answer starts here, while the request may still wait for its turn.
+      sent();
+      tokens = await this.#turns.run(() => this.#o.refresh(current), { host: current.serverEndpoint, portal: memberId });
       this.#abandoned.delete(key);
     } catch (error) {
       if (error instanceof OAuthUnavailableError && error.status === 0) {

@@ -238,30 +238,25 @@ function gateOf(oauth: unknown): ProofGate | undefined {
 }
 
 /**
- * Runs one event's handling as an admitted proof: an event refused 403 before (same event, same
- * fields) is refused again at no cost; past a ceiling the answer is 429 with `Retry-After`.
+ * Runs one event's handling as an admitted proof. An identical event (same fields) in flight shares
+ * its answer; one refused 403 before is refused again at no cost; past a ceiling the answer is 429
+ * with `Retry-After`.
  */
-async function admitted(gate: ProofGate, event: LifecycleEvent, logger: Logger, handle: () => Promise<PlainResponse>): Promise<PlainResponse> {
+function admitted(gate: ProofGate, event: LifecycleEvent, logger: Logger, handle: () => Promise<PlainResponse>): Promise<PlainResponse> {
   const memberId = event.auth.memberId;
-  const key = claimKey('lifecycle', JSON.stringify(event));
-  const known = gate.refusalOf(key);
-  if (known instanceof LifecycleAnswerError) {
-    logger.info({ memberId, event: event.event }, 'Lifecycle event refused before; refused again without asking the OAuth host');
-    return known.toResponse();
-  }
-  let release: () => void;
-  try {
-    release = gate.admit(memberId, logger);
-  } catch (error) {
-    if (!(error instanceof ProofsThrottledError)) throw error;
-    return jsonResponse(error.status, { error: error.code }, { 'retry-after': String(Math.ceil(error.retryAfterMs / 1000)) });
-  }
-  try {
-    return await handle();
-  } catch (error) {
-    if (error instanceof LifecycleAnswerError && error.status === 403) gate.rememberRefusal(key, error);
-    throw error;
-  } finally {
-    release();
-  }
+  const run = async (): Promise<PlainResponse> => {
+    let release: () => void;
+    try {
+      release = gate.admit(memberId, logger);
+    } catch (error) {
+      if (!(error instanceof ProofsThrottledError)) throw error;
+      return jsonResponse(error.status, { error: error.code }, { 'retry-after': String(Math.ceil(error.retryAfterMs / 1000)) });
+    }
+    try {
+      return await handle();
+    } finally {
+      release();
+    }
+  };
+  return gate.share(claimKey('lifecycle', JSON.stringify(event)), run, (error) => error instanceof LifecycleAnswerError && error.status === 403);
 }

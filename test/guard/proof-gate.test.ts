@@ -199,4 +199,25 @@ describe('forged lifecycle events cost the OAuth host a bounded number of reques
     const codes = outcomes.map((outcome) => (outcome.status === 'rejected' ? (outcome.reason as { code: string }).code : 'stored'));
     expect(codes.filter((code) => code === 'PROOFS_THROTTLED').length).toBe(46);
   });
+
+  it('a genuine install delivered twice at once: one token request, both answered alike', async () => {
+    await start();
+    const portal = b24.addPortal();
+    const event = b24.installEvent(portal.memberId);
+    b24.resetStats();
+    const answers = await Promise.all([post(server.url, event.form), post(server.url, event.form)]);
+    // Before: the second proof spent nothing new but met a spent refresh token (403).
+    expect(answers.map((answer) => answer.status)).toEqual([200, 200]);
+    expect(b24.stats.refreshRequests).toBe(1);
+  });
+
+  it('code exchanges (the authorization callback) count against the process ceilings', async () => {
+    await start({ proofLimits: { maxInFlight: 5 } });
+    b24.resetStats();
+    const outcomes = await Promise.allSettled(Array.from({ length: 40 }, () => pool.oauth.exchangeCode(b24.oauthUrl, hex(16))));
+    // Before: 40 code exchanges.
+    expect(b24.stats.codeExchanges).toBe(5);
+    const codes = outcomes.map((outcome) => (outcome.status === 'rejected' ? (outcome.reason as { code: string }).code : 'exchanged'));
+    expect(codes.filter((code) => code === 'PROOFS_THROTTLED')).toHaveLength(35);
+  });
 });

@@ -131,7 +131,8 @@ const DEFAULT_HOOK_TIMEOUT_MS = 2000;
  *
  * Answers (JSON, `{ ok: true }` on success, `{ error, ... }` otherwise):
  * 200 stored or removed; 400 malformed event (`{ error, field }` from the parser); 403 not proven
- * genuine; 405 not a POST; 413 body over `maxBodyBytes`; 415 a body that is neither
+ * genuine; 405 not a POST; 413 body over `maxBodyBytes`; 429 `PROOFS_THROTTLED` with `Retry-After`
+ * (a ceiling of the proof gate, see {@link LifecycleHandlerOptions.proofGate}); 415 a body that is neither
  * `application/x-www-form-urlencoded` nor `application/json` (a body without a content type is
  * sniffed: `{` starts JSON, anything else is a form); 502/503 the trusted OAuth host answered
  * garbage or could not be reached (nothing stored: Bitrix24 does not resend events, so such a

@@ -171,18 +171,6 @@ export class ProofGate {
     return started;
   }
 
-  /** Remembers that the claim with this key was refused (for {@link ProofGate.refusalOf}). */
-  rememberRefusal(key: string, refusal: Error): void {
-    this.#refused.set(key, refusal);
-  }
-
-  /** The remembered refusal of the claim with this key, if it is still remembered. */
-  refusalOf(key: string): Error | undefined {
-    const known = this.#refused.get(key);
-    if (known !== undefined) this.stats.remembered++;
-    return known;
-  }
-
   #portalTally(memberId: string, now: number): Tally {
     let tally = this.#portals.get(memberId);
     if (tally === undefined) {

@@ -7,6 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseAppPageRequest } from '../../src/events/parse.js';
 import { createLifecycleHandler, type LifecycleHandler } from '../../src/http/handler.js';
 import { toNodeHandler } from '../../src/http/node.js';
+import { ProofGate } from '../../src/guard/proof-gate.js';
 import type { PlainResponse } from '../../src/plain.js';
 import { PortalClientPool } from '../../src/pool/pool.js';
 import type { PortalClientPoolOptions } from '../../src/pool/options.js';
@@ -219,5 +220,37 @@ describe('forged lifecycle events cost the OAuth host a bounded number of reques
     expect(b24.stats.codeExchanges).toBe(5);
     const codes = outcomes.map((outcome) => (outcome.status === 'rejected' ? (outcome.reason as { code: string }).code : 'exchanged'));
     expect(codes.filter((code) => code === 'PROOFS_THROTTLED')).toHaveLength(35);
+  });
+});
+
+describe('ProofGate ceilings', () => {
+  it('a portal\'s minute starts over after 60 s; Retry-After says when; the process ceiling holds across portals', () => {
+    let now = 1_000_000;
+    const gate = new ProofGate({ perPortalPerMinute: 3, perMinute: 5 }, () => now);
+    for (let i = 0; i < 3; i++) gate.admit('a')();
+    now += 20_000;
+    expect(() => gate.admit('a')).toThrow(expect.objectContaining({ code: 'PROOFS_THROTTLED', scope: 'portal', bound: 'per-minute', retryAfterMs: 40_000 }));
+    gate.admit('b')();
+    gate.admit('c')();
+    expect(() => gate.admit('d')).toThrow(expect.objectContaining({ scope: 'process', bound: 'per-minute' }));
+    now += 40_000;
+    gate.admit('a')();
+    expect(gate.stats).toMatchObject({ admitted: 6, throttled: 2 });
+  });
+
+  it('in flight: released proofs free their place, a release counts once', () => {
+    const gate = new ProofGate({ maxInFlightPerPortal: 2 });
+    const first = gate.admit('a');
+    gate.admit('a');
+    expect(() => gate.admit('a')).toThrow(expect.objectContaining({ scope: 'portal', bound: 'in-flight', retryAfterMs: 1000 }));
+    first();
+    first();
+    gate.admit('a');
+    expect(() => gate.admit('a')).toThrow(expect.objectContaining({ bound: 'in-flight' }));
+  });
+
+  it('refuses bad limits with a TypeError', () => {
+    expect(() => new ProofGate({ maxInFlight: 0 })).toThrow(TypeError);
+    expect(() => new ProofGate({ perMinute: 1.5 })).toThrow(TypeError);
   });
 });

@@ -39,16 +39,16 @@ async function hangingHost(): Promise<HangingHost> {
   return { url, received, close };
 }
 
-/** Resolves once `condition` holds, checking after each turn of the event loop (fails after 2,000 turns). */
+/** Resolves once `condition` holds, checking every millisecond or so (a guard against a hang: fails after 10,000 checks). */
 async function until(condition: () => boolean, what: string): Promise<void> {
-  for (let turn = 0; turn < 2000; turn++) {
+  for (let turn = 0; turn < 10_000; turn++) {
     if (condition()) return;
     await new Promise((resolve) => setTimeout(resolve, 1));
   }
   throw new Error(`never happened: ${what}`);
 }
 
-/** Settles `promise` into a tag: what it gave, or 'pending' when `signal` came first. */
+/** Tracks `promise`: pending, resolved or rejected, and with what. */
 function tagged<T>(promise: Promise<T>): { readonly state: () => 'pending' | 'resolved' | 'rejected'; readonly value: () => unknown } {
   let state: 'pending' | 'resolved' | 'rejected' = 'pending';
   let value: unknown;

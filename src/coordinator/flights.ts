@@ -90,13 +90,8 @@ export class RequestTurns {
     return this.#closed;
   }
 
-  /** Requests waiting for a turn now. */
-  get waiting(): number {
-    return this.#queue.length;
-  }
-
-  /** Runs `request` in its turn (`lane` says whose it is; without one it counts only against `max`). */
-  async run<T>(request: () => Promise<T>, lane: TurnLane = { host: '', portal: '' }): Promise<T> {
+  /** Runs `request` in its turn; `lane` says whose it is (one object per call). */
+  async run<T>(request: () => Promise<T>, lane: TurnLane): Promise<T> {
     if (!this.#closed) {
       // Every waiting request does not fit (each release wakes those that do): one that fits goes now.
       if (this.#fits(lane)) this.#take(lane);
@@ -125,22 +120,21 @@ export class RequestTurns {
   #fits(lane: TurnLane): boolean {
     return (
       this.#running < this.max &&
-      (lane.host === '' || (this.#byHost.get(lane.host) ?? 0) < this.#maxPerHost) &&
-      (lane.portal === '' || (this.#byPortal.get(lane.portal) ?? 0) < this.#maxPerPortal)
+      (this.#byHost.get(lane.host) ?? 0) < this.#maxPerHost &&
+      (this.#byPortal.get(lane.portal) ?? 0) < this.#maxPerPortal
     );
   }
 
   #take(lane: TurnLane): void {
     this.#running++;
-    if (lane.host !== '') this.#byHost.set(lane.host, (this.#byHost.get(lane.host) ?? 0) + 1);
-    if (lane.portal !== '') this.#byPortal.set(lane.portal, (this.#byPortal.get(lane.portal) ?? 0) + 1);
+    this.#byHost.set(lane.host, (this.#byHost.get(lane.host) ?? 0) + 1);
+    this.#byPortal.set(lane.portal, (this.#byPortal.get(lane.portal) ?? 0) + 1);
     this.#holds.add(lane);
   }
 
   #give(lane: TurnLane): void {
     this.#running--;
     for (const [map, key] of [[this.#byHost, lane.host], [this.#byPortal, lane.portal]] as const) {
-      if (key === '') continue;
       const left = (map.get(key) ?? 1) - 1;
       if (left <= 0) map.delete(key);
       else map.set(key, left);

@@ -148,6 +148,7 @@ export class PortalClientPool implements PortalTokensContext {
    * @param page a request parsed with `parseAppPageRequest`.
    * @returns the stored record of the user's chain (hold no reference to its tokens).
    * @throws VerificationFailedError when the OAuth host refuses the chain or names another portal.
+   * @throws ProofsThrottledError past a ceiling on proofs (`proofLimits`); nothing was sent.
    */
   async rememberUser(page: AppPageRequest): Promise<PortalRecord> {
     if (this.#closed) throw new PoolClosedError();
@@ -214,6 +215,7 @@ export class PortalClientPool implements PortalTokensContext {
    * @returns the portal's new record.
    * @throws VerificationFailedError when the chain is not proven, the user is not an administrator,
    *   or the stored chain still works.
+   * @throws ProofsThrottledError past a ceiling on proofs (`proofLimits`); nothing was sent.
    */
   async reseed(page: AppPageRequest): Promise<PortalRecord> {
     if (this.#closed) throw new PoolClosedError();

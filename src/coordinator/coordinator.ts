@@ -57,7 +57,7 @@ export class RefreshCoordinator {
     this.#o = options;
     this.#backoff = new Backoff(options.backoff, options.random);
     this.#writer = new ChainWriter(options, this.counters, this.#backoff, (record) => this.#adopted(record));
-    this.#turns = new RequestTurns(options.maxConcurrentRefreshes);
+    this.#turns = new RequestTurns(options.maxConcurrentRefreshes, () => options.clock.now());
   }
 
   /**
@@ -111,11 +111,17 @@ export class RefreshCoordinator {
    * Keeps an idle chain alive (the sweep): refreshes it unless another worker did since `record`
    * was read. Waits for the answer as a caller does (`answerWaitMs`): a refresh with no answer by
    * then counts as `failed` and goes on in the background (its pair is stored when the answer
-   * comes), so a hanging OAuth host does not stall the sweep. Never throws.
+   * comes), so a hanging OAuth host does not stall the sweep; while that host holds all its turns
+   * past `answerWaitMs`, no keep-alive for it is started (`failed` at once). Never throws.
    */
   async keepAlive(record: PortalRecord, idleMs: number): Promise<{ outcome: 'refreshed' | 'revoked' | 'failed'; record?: PortalRecord }> {
+    const wait = this.#o.answerWaitMs;
+    if (wait !== undefined && !this.#flights.has(chainKeyOf(record.memberId, record.chain)) && this.#turns.stalled(record.serverEndpoint, wait)) {
+      this.#o.logger.debug({ memberId: record.memberId, chain: record.chain }, 'keep-alive skipped: its OAuth host is not answering');
+      return { outcome: 'failed' };
+    }
     try {
-      const fresh = await waitForFlight(this.#flightOf(record, { reason: 'keep-alive' }), record.memberId, this.#o.clock, this.#o.answerWaitMs);
+      const fresh = await waitForFlight(this.#flightOf(record, { reason: 'keep-alive' }), record.memberId, this.#o.clock, wait);
       return { outcome: this.#o.clock.now() - fresh.chainUpdatedAt <= idleMs ? 'refreshed' : 'failed', record: fresh };
     } catch (error) {
       return { outcome: error instanceof PortalRevokedError ? 'revoked' : 'failed' };

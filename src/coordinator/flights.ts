@@ -76,11 +76,16 @@ export class RequestTurns {
   readonly #byHost = new Map<string, number>();
   readonly #byPortal = new Map<string, number>();
   readonly #queue: Waiting[] = [];
+  /** When each running request got its turn, by clock. */
+  readonly #started = new Map<TurnLane, number>();
   readonly #maxPerHost: number;
   readonly #maxPerPortal: number;
   #closed = false;
 
-  constructor(private readonly max: number) {
+  constructor(
+    private readonly max: number,
+    private readonly now: () => number = Date.now,
+  ) {
     this.#maxPerHost = hostTurns(max);
     this.#maxPerPortal = portalTurns(max);
   }
@@ -88,6 +93,21 @@ export class RequestTurns {
   /** Whether {@link RequestTurns.close} was called. */
   get closed(): boolean {
     return this.#closed;
+  }
+
+  /**
+   * Whether `host` holds all the turns it may and every one of them has been running for longer
+   * than `limitMs`: a host that does not answer. Background work (the sweep) does not queue behind it.
+   */
+  stalled(host: string, limitMs: number): boolean {
+    const since = this.now() - limitMs;
+    let held = 0;
+    for (const [lane, startedAt] of this.#started) {
+      if (lane.host !== host) continue;
+      if (startedAt > since) return false;
+      held++;
+    }
+    return held >= this.#maxPerHost;
   }
 
   /** Runs `request` in its turn; `lane` says whose it is (one object per call). */
@@ -100,9 +120,11 @@ export class RequestTurns {
     // A woken request was given its turn by #next; a refused one was not.
     if (this.#closed && !this.#holds.has(lane)) throw new PoolClosedError();
     this.#holds.delete(lane);
+    this.#started.set(lane, this.now());
     try {
       return await request();
     } finally {
+      this.#started.delete(lane);
       this.#give(lane);
       this.#next();
     }

@@ -162,5 +162,15 @@ describe('refresh turns shared fairly across OAuth hosts and portals', () => {
     await until(() => kept.every((k) => k.state() === 'resolved'), 'every keep-alive settled');
     expect(kept.map((k) => (k.value() as { outcome: string }).outcome)).toEqual(Array(10).fill('failed'));
     expect(hang.received).toHaveLength(6);
+    // The host has held all its turns past oauthTimeoutMs: later keep-alives for it queue nothing.
+    const more = await Promise.all(Array.from({ length: 5 }, (_, i) => hangingChain(`later-${i}`)));
+    const outcomes = await Promise.all(more.map((record) => h.coordinator.keepAlive(record, 0)));
+    expect(outcomes.map((o) => o.outcome)).toEqual(Array(5).fill('failed'));
+    expect(more.map((record) => h.coordinator.flight(record.memberId, 'portal'))).toEqual(Array(5).fill(undefined));
+    // A chain on a healthy host is still kept alive.
+    const healthy = await healthyChain();
+    h.clock.set(h.clock.now() + 1); // its record was written at the clock's time: now it is idle
+    expect((await h.coordinator.keepAlive(healthy, 0)).outcome).toBe('refreshed');
+    expect(hang.received).toHaveLength(6);
   });
 });

@@ -122,3 +122,7 @@ export type { Logger, LogMethod } from './logger.js';
 // core (issue 20): the chain core's public shapes: what onUninstalled hears, what pool.visit answers
 export type { UninstallOutcome } from './chains/kit.js';
 export type { VisitOutcome } from './chains/page.js';
+// outbound (issue 22 cases 1, 4, 5): the ceilings on public handlers' proofs, and the answer-size cap
+export { ProofGate, resolveProofLimits } from './guard/proof-gate.js';
+export type { ProofGateStats, ProofLimits, ResolvedProofLimits } from './guard/proof-gate.js';
+export { ProofsThrottledError, ResponseTooLargeError } from './errors.js';

@@ -89,6 +89,7 @@ export class PortalClientPool implements PortalTokensContext {
       fetch: options.fetch,
       timeoutMs: options.oauthTimeoutMs,
       now: () => this.clock.now(),
+      proofLimits: options.proofLimits,
     });
     this.oauth = oauth;
     this.#oauth = oauth;
@@ -103,7 +104,7 @@ export class PortalClientPool implements PortalTokensContext {
       store,
       waitForChange: this.#waiters.wait,
       // Callers stop waiting after oauthTimeoutMs (answerWaitMs); the request itself only at the hard cap.
-      refresh: (record) => oauth.refresh(oauthBaseFromServerEndpoint(record.serverEndpoint), record.refreshToken, { timeoutMs: hardCap }),
+      refresh: (record) => oauth.refresh(oauthBaseFromServerEndpoint(record.serverEndpoint), record.refreshToken, { timeoutMs: hardCap, proof: false }),
       clock: this.clock,
       logger: this.logger,
       ...resolveCoordinatorOptions(options),
@@ -147,10 +148,11 @@ export class PortalClientPool implements PortalTokensContext {
    * @param page a request parsed with `parseAppPageRequest`.
    * @returns the stored record of the user's chain (hold no reference to its tokens).
    * @throws VerificationFailedError when the OAuth host refuses the chain or names another portal.
+   * @throws ProofsThrottledError past a ceiling on proofs (`proofLimits`); nothing was sent.
    */
   async rememberUser(page: AppPageRequest): Promise<PortalRecord> {
     if (this.#closed) throw new PoolClosedError();
-    const record = await rememberUser(this.#usersContext(), page);
+    const record = await this.#oauth.proofGate.run(page.auth.memberId, () => rememberUser(this.#usersContext(), page), this.logger);
     this.#cache.evict(chainKeyOf(record.memberId, record.chain), 'lifecycle');
     return record;
   }
@@ -214,10 +216,11 @@ export class PortalClientPool implements PortalTokensContext {
    * @returns the portal's new record.
    * @throws VerificationFailedError when the chain is not proven, the user is not an administrator,
    *   or the stored chain is a live administrator's.
+   * @throws ProofsThrottledError past a ceiling on proofs (`proofLimits`); nothing was sent.
    */
   async reseed(page: AppPageRequest): Promise<PortalRecord> {
     if (this.#closed) throw new PoolClosedError();
-    const record = await reseed({ ...this.#usersContext(), confirm: (memberId) => this.confirmChain(memberId) }, page);
+    const record = await this.#oauth.proofGate.run(page.auth.memberId, () => reseed({ ...this.#usersContext(), confirm: (memberId) => this.confirmChain(memberId) }, page), this.logger);
     this.#cache.evictPortal(record.memberId, 'lifecycle');
     return record;
   }
@@ -231,10 +234,11 @@ export class PortalClientPool implements PortalTokensContext {
    * @param page a request parsed with `parseAppPageRequest`.
    * @returns which chain was stored, its record, and whether the portal was reseeded.
    * @throws VerificationFailedError when the OAuth host refuses the page's chain or names another portal.
+   * @throws ProofsThrottledError past a ceiling on proofs (`proofLimits`); nothing was sent.
    */
   async visit(page: AppPageRequest): Promise<VisitOutcome> {
     if (this.#closed) throw new PoolClosedError();
-    const outcome = await visit({ ...this.#usersContext(), confirm: (memberId) => this.confirmChain(memberId) }, page);
+    const outcome = await this.#oauth.proofGate.run(page.auth.memberId, () => visit({ ...this.#usersContext(), confirm: (memberId) => this.confirmChain(memberId) }, page), this.logger);
     if (outcome.reseeded) this.#cache.evictPortal(outcome.record.memberId, 'lifecycle');
     else this.#cache.evict(chainKeyOf(outcome.record.memberId, outcome.chain), 'lifecycle');
     return outcome;

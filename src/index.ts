@@ -118,3 +118,6 @@ export type {
   ResponseObservation,
 } from './observe.js';
 export type { Logger, LogMethod } from './logger.js';
+
+// inbound (issue 22 cases 2, 3, 6): the bad-argument error
+export { InvalidArgumentError } from './errors.js';

@@ -14,6 +14,7 @@ import type { Logger } from '../logger.js';
 import { MemoryTokenStore } from '../store/memory/store.js';
 import type { BudgetGrant, BudgetSpec, TokenStore } from '../store/token-store.js';
 import { ProbeGates } from './gates.js';
+import { typedBudgetStep } from './store-errors.js';
 import { OperatingAccounts, operatingOf, operatingResetAtOf } from './operating.js';
 import { BITRIX24_PLAN_LIMITS, planInAnswer, type RequestBudgetLimits } from './plan.js';
 
@@ -302,7 +303,7 @@ export class RequestBudget {
   #acquire(key: string, spec: BudgetSpec): Promise<BudgetGrant> {
     const store = this.#store;
     if (store.acquire === undefined) return Promise.resolve({ waitMs: 0, granted: true });
-    return store.acquire(key, spec);
+    return typedBudgetStep(key, () => store.acquire!(key, spec)); // inbound (issue 22 case 6): a raw error arrives as StoreError
   }
 
   #refused(memberId: string, waitMs: number, reason: 'rate' | 'operating' | 'aborted'): RateLimitedError {

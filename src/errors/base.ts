@@ -54,6 +54,8 @@ export const ErrorCode = {
   SpoolFull: 'SPOOL_FULL',
   /** A REST request would have had to wait for the portal's request budget past the caller's limit. */
   RateLimited: 'RATE_LIMITED',
+  /** An argument was refused before anything was read or written (bad input from the caller). */
+  InvalidArgument: 'INVALID_ARGUMENT',
 } as const;
 
 /** The union of every value in {@link ErrorCode}. */

@@ -2,6 +2,7 @@
 // install spool.
 
 import { ErrorCode, PortalTokensError, type PortalTokensErrorOptions } from './base.js';
+import { escapeText } from './escape.js';
 
 /**
  * The token store failed. The original error is in `cause`.
@@ -47,9 +48,9 @@ export class DecryptionError extends PortalTokensError {
     details: { memberId: string; chain: string; field: string; keyId: string | undefined; reason: DecryptionFailureReason },
     options: Omit<PortalTokensErrorOptions, 'memberId'> = {},
   ) {
-    const key = details.keyId === undefined ? '' : ` (key id ${details.keyId})`;
+    const key = details.keyId === undefined ? '' : ` (key id ${escapeText(details.keyId)})`;
     super(
-      `Cannot decrypt the ${details.field} of portal ${details.memberId}, chain ${details.chain}${key}: ${DECRYPTION_TEXT[details.reason]}`,
+      `Cannot decrypt the ${escapeText(details.field)} of portal ${escapeText(details.memberId)}, chain ${escapeText(details.chain)}${key}: ${DECRYPTION_TEXT[details.reason]}`,
       { ...options, memberId: details.memberId },
     );
     this.keyId = details.keyId;

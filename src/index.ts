@@ -119,5 +119,7 @@ export type {
 } from './observe.js';
 export type { Logger, LogMethod } from './logger.js';
 
-// inbound (issue 22 cases 2, 3, 6): the bad-argument error
+// inbound (issue 22 cases 2, 3, 6): the bad-argument error, the event handler's counts, low-priority REST requests
 export { InvalidArgumentError } from './errors.js';
+export type { EventHandlerStats } from './http/events.js';
+export { withBudgetShare } from './budget/priority.js';

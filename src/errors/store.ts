@@ -69,14 +69,17 @@ const DECRYPTION_TEXT: Record<DecryptionFailureReason, string> = {
 
 /**
  * The install spool refused an entry because it holds `maxEntries` entries or `maxBytes` bytes
- * already. The lifecycle handler answers 503: the event was not kept.
+ * already, or the portal's share (`maxEntriesPerPortal`). The lifecycle handler answers 503: the
+ * event was not kept.
  */
 export class SpoolFullError extends PortalTokensError {
   readonly code = ErrorCode.SpoolFull;
-  /** Which bound was reached: `entries` or `bytes`. */
-  readonly limit: 'entries' | 'bytes';
-  constructor(limit: 'entries' | 'bytes', options: PortalTokensErrorOptions = {}) {
-    super(`The install spool is full (its ${limit === 'entries' ? 'maxEntries' : 'maxBytes'} bound is reached)`, options);
+  /** Which bound was reached: `entries`, `bytes`, or the portal's share (`portal`). */
+  readonly limit: 'entries' | 'bytes' | 'portal';
+  constructor(limit: 'entries' | 'bytes' | 'portal', options: PortalTokensErrorOptions = {}) {
+    super(`The install spool is full (its ${SPOOL_BOUND[limit]} bound is reached)`, options);
     this.limit = limit;
   }
 }
+
+const SPOOL_BOUND = { entries: 'maxEntries', bytes: 'maxBytes', portal: 'maxEntriesPerPortal' } as const;

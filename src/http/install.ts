@@ -162,10 +162,11 @@ async function spooled(
     await spool.put({ memberId, ts: event.ts ?? Math.floor(kit.context.clock.now() / 1000), kind: event.type, record, replace });
   } catch (error) {
     kit.logger.error({ memberId, event: event.event, err: describeError(error) }, 'The store is down and the install spool refused the event');
-    throw new LifecycleAnswerError(ErrorCode.StoreFailure, 503, 'Token store unavailable', { memberId, headers: { 'retry-after': '5' }, cause: error });
+    // inbound (issue 22 case 3): the answer does not tell the sender that the store is down.
+    throw new LifecycleAnswerError(ErrorCode.Internal, 503, 'Token store unavailable', { memberId, headers: { 'retry-after': '5' }, cause: error });
   }
   kit.logger.warn({ memberId, event: event.event }, 'Token store unavailable: the verified event was spooled and will be applied when it is back');
-  return jsonResponse(200, { ok: true, spooled: true });
+  return jsonResponse(200, { ok: true }); // inbound (issue 22 case 3): the same answer as a stored event
 }
 
 /** verify: false: a known portal changes only for someone who knows its application_token. */

@@ -25,3 +25,13 @@ export function checkMemberIdArgument(memberId: unknown, argument = 'memberId'):
     throw new InvalidArgumentError(argument, `must be at most ${MAX_MEMBER_ID_BYTES} UTF-8 bytes`);
   }
 }
+
+/**
+ * Checks an optional user id argument: absent, or a positive safe integer.
+ * @throws InvalidArgumentError (`INVALID_ARGUMENT`) naming the argument.
+ */
+export function checkUserIdArgument(userId: unknown, argument = 'userId'): asserts userId is number | undefined {
+  if (userId !== undefined && !(Number.isSafeInteger(userId) && (userId as number) >= 1)) {
+    throw new InvalidArgumentError(argument, 'must be a positive safe integer');
+  }
+}

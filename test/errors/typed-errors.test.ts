@@ -131,6 +131,19 @@ describe("clientFor refuses a member id no store can take, before the store is t
     }
   });
 
+  it.each([[0], [-1], [1.5], ['7']])('userId %j: InvalidArgumentError naming options.userId, 0 store reads', async (userId) => {
+    const store = new RawFailingStore();
+    const pool = newPool(store);
+    try {
+      const error = await caught(pool.clientFor('0123456789abcdef0123456789abcdef', { userId: userId as number }));
+      expect(error).toBeInstanceOf(InvalidArgumentError);
+      expect((error as InvalidArgumentError).argument).toBe('options.userId');
+      expect(store.gets).toBe(0);
+    } finally {
+      await pool.close();
+    }
+  });
+
   it('100 characters is still asked of the store (PORTAL_NOT_INSTALLED)', async () => {
     const store = new RawFailingStore();
     const pool = newPool(store);

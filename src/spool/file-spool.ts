@@ -118,8 +118,12 @@ const isMissing = (error: unknown): boolean => (error as NodeJS.ErrnoException |
  * sends each lifecycle event once, so the handler spools it, answers 200, and replays it later.
  *
  * `put` writes one file per entry (a temp file, fsynced, renamed, the directory fsynced; mode
- * `0600` in a `0700` directory) and refuses with {@link SpoolFullError} past `maxEntries` or
- * `maxBytes`. `drain` replays entries oldest first: each is claimed by renaming its file to a
+ * `0600` in a `0700` directory) and refuses with {@link SpoolFullError} past `maxEntriesPerPortal`,
+ * `maxEntries` or `maxBytes`. Only a portal's newest event per chain matters: a newer entry for
+ * the same chain (and replace rule) replaces the older one, so a portal posting its own fresh
+ * chains holds one entry, and its share bounds the rest. An entry that cannot be replayed (corrupt,
+ * or not decryptable with the keys given) is moved to `quarantine/` with a warning and no longer
+ * counts; move it back as `<id>.json` to replay it. `drain` replays entries oldest first: each is claimed by renaming its file to a
  * unique name (so of two drainers, in one process or several, exactly one gets it), handed to
  * `apply`, and removed when `apply` answers `applied` or `stale`, kept when it answers `retry` or
  * throws. A half-written temp file of a crashed writer is ignored and removed once it is a minute

@@ -195,7 +195,8 @@ function listenersOf(on: unknown): Map<string, RestEventListener> {
  * (`{ error, field }`); 403 `VERIFICATION_FAILED` for an unknown, revoked or suspended portal, a
  * record without an `application_token`, or a mismatch (a warning names the portal and the reason);
  * 405 not a POST; 413 body over `maxBodyBytes`; 415 neither form nor JSON; 500 `INTERNAL_ERROR`
- * when the listener threw (no details) or `STORE_FAILURE`. No answer and no log line holds a token.
+ * when the listener threw (no details) or the store failed (503 with `Retry-After` when it was
+ * unreachable: the answer never says it is the store). No answer and no log line holds a token.
  *
  * Bounded, since any user of the portal can send its events: at most `maxRunningListenersPerPortal`
  * listeners of a portal (and `maxRunningListeners` in all) run at once, the next wait for a turn

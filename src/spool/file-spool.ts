@@ -199,8 +199,8 @@ export class FileInstallSpool {
     const replaced: Listed[] = [];
     for (const file of files) {
       if (file.claimed || file.slot !== hashes.slot) continue;
-      const ts = await this.#tsOf(file.name);
-      if (ts === undefined) continue; // gone meanwhile, or unreadable (drain quarantines it)
+      const ts = await this.#slotTsOf(file.name, checked);
+      if (ts === undefined) continue; // gone meanwhile, unreadable (drain quarantines it), or another slot after all
       if (ts > checked.ts) return file.id;
       replaced.push(file);
     }
@@ -233,11 +233,21 @@ export class FileInstallSpool {
     return id;
   }
 
-  /** The `ts` an entry file holds (in clear even when sealed), or `undefined` when it is gone or unreadable. */
-  async #tsOf(name: string): Promise<number | undefined> {
+  /**
+   * The `ts` of an entry file of the same slot as `entry` (the fields compared are in clear even
+   * when sealed), or `undefined` when it is gone, unreadable, or of another slot (a hash collision).
+   */
+  async #slotTsOf(name: string, entry: SpoolEntry): Promise<number | undefined> {
     try {
-      const ts = (JSON.parse(await readFile(join(this.directory, name), 'utf8')) as { ts?: unknown } | null)?.ts;
-      return typeof ts === 'number' && Number.isFinite(ts) ? ts : undefined;
+      const stored = JSON.parse(await readFile(join(this.directory, name), 'utf8')) as {
+        memberId?: unknown;
+        ts?: unknown;
+        replace?: unknown;
+        record?: { chain?: unknown } | null;
+      } | null;
+      const sameSlot =
+        stored?.memberId === entry.memberId && (stored.record?.chain ?? 'portal') === (entry.record.chain ?? 'portal') && stored.replace === (entry.replace ?? 'always');
+      return sameSlot && typeof stored.ts === 'number' && Number.isFinite(stored.ts) ? stored.ts : undefined;
     } catch {
       return undefined;
     }

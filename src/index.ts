@@ -126,3 +126,7 @@ export type { VisitOutcome } from './chains/page.js';
 export { ProofGate, resolveProofLimits } from './guard/proof-gate.js';
 export type { ProofGateStats, ProofLimits, ResolvedProofLimits } from './guard/proof-gate.js';
 export { ProofsThrottledError, ResponseTooLargeError } from './errors.js';
+// inbound (issue 22 cases 2, 3, 6): the bad-argument error, the event handler's counts, low-priority REST requests
+export { InvalidArgumentError } from './errors.js';
+export type { EventHandlerStats } from './http/events.js';
+export { withBudgetShare } from './budget/priority.js';

@@ -58,6 +58,8 @@ export const ErrorCode = {
   ProofsThrottled: 'PROOFS_THROTTLED',
   /** An answer from a portal or an OAuth host was larger than the configured cap. */
   ResponseTooLarge: 'RESPONSE_TOO_LARGE',
+  /** An argument was refused before anything was read or written (bad input from the caller). */
+  InvalidArgument: 'INVALID_ARGUMENT',
 } as const;
 
 /** The union of every value in {@link ErrorCode}. */

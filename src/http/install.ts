@@ -9,5 +9,6 @@ import { jsonResponse, type PlainResponse } from '../plain.js';
 /** Handles a parsed ONAPPINSTALL or ONAPPUPDATE. */
 export async function handleInstallOrUpdate(kit: LifecycleKit, event: InstallEvent | UpdateEvent): Promise<PlainResponse> {
   const outcome = await installOrUpdate(kit, event);
-  return jsonResponse(200, outcome.kind === 'spooled' ? { ok: true, spooled: true } : { ok: true });
+  // A spooled event gets the answer of a stored one: the sender never learns that the store is down.
+  return jsonResponse(200, { ok: true });
 }

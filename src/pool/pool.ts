@@ -20,6 +20,7 @@ import { budgetTotals, createBudget, sdkSettings } from './budget-wiring.js';
 import { SlotCache } from './cache.js';
 import { ChangeFollower, ChangeWaiters, followChange } from './coherence.js';
 import { PoolEmitter } from './emitter.js';
+import { checkMemberIdArgument, checkUserIdArgument } from './door.js';
 import { checkedStore, refreshHardCapMs, resolveClock, resolveCoordinatorOptions, resolveMax, type PortalClientPoolOptions } from './options.js';
 import { confirmChain, confirmMove } from './probe.js';
 import { ChainSlot } from './slot.js';
@@ -164,10 +165,14 @@ export class PortalClientPool implements PortalTokensContext {
    * @throws PortalRevokedError when the portal's chain is revoked.
    * @throws UserChainMissingError when `userId` is given and no live chain is kept for that user.
    * @throws StoreError when the store fails.
+   * @throws InvalidArgumentError when `memberId` is no string, empty, over 100 UTF-8 bytes, or holds a
+   *   lone surrogate or a control character, or `userId` is not a positive safe integer (checked
+   *   before the store is asked).
    */
   async clientFor(memberId: string, options: ClientForOptions = {}): Promise<B24OAuth> {
     if (this.#closed) throw new PoolClosedError();
-    if (typeof memberId !== 'string' || memberId === '') throw new TypeError('memberId must be a non-empty string');
+    checkMemberIdArgument(memberId);
+    checkUserIdArgument(options.userId, 'options.userId');
     if (!this.#following) {
       this.#following = true;
       this.#follower.start().catch((error: unknown) => {

@@ -99,12 +99,12 @@ class Relay {
 
 const available = await replicaAvailable();
 let b24: FakeBitrix24;
-let relay: Relay;
+let relay: Relay | undefined;
 beforeAll(async () => {
   b24 = await FakeBitrix24.start();
 });
 afterEach(async () => {
-  await relay.close();
+  await relay?.close();
   await promisify(execFile)('bash', [SCRIPT], { timeout: 30_000 }); // the pair back as it was
 });
 afterAll(async () => {
@@ -125,7 +125,8 @@ async function holdReplication(): Promise<() => void> {
     replica.disconnect();
   }
   relay.hold();
-  return () => relay.release();
+  const held = relay;
+  return () => held.release();
 }
 
 /** Kills the primary and promotes the replica; resolves to how many of `portals` lost their chain there. */
@@ -181,7 +182,7 @@ async function stormThenFailover(wait: number, holdMs: number): Promise<{ ok: nu
     );
     const lost = await failOver(prefix, portals, () => {
       clearTimeout(timer);
-      relay.cut(); // what the dead primary sent and the relay still holds never arrives
+      relay?.cut(); // what the dead primary sent and the relay still holds never arrives
     });
     return { ok: results.filter(Boolean).length, lost };
   } finally {
@@ -207,6 +208,31 @@ describe.skipIf(!available)('RedisTokenStore with a replica', () => {
       resume();
       expect(await store.update('m1', 2, { scope: 'crm' })).toMatchObject({ ok: true, record: { version: 3 } });
     } finally {
+      await store.close();
+    }
+  }, 30_000);
+
+  it('a refresh whose write the replica did not confirm in time still reaches the caller: the pool adopts the pair it finds stored', async () => {
+    const prefix = uniquePrefix('unconfirmed');
+    const store = new RedisTokenStore({ url: url(PRIMARY), keyPrefix: prefix, replicas: { timeoutMs: 200 } });
+    const pool = new PortalClientPool({ store, clientId: b24.clientId, clientSecret: b24.clientSecret, logger: silentLogger, requestBudget: false });
+    try {
+      const portal = b24.addPortal();
+      await seedStore(store, b24, portal.memberId);
+      b24.expireAccessTokens(portal.memberId);
+      b24.resetStats();
+      await holdReplication();
+      const calls = await Promise.all(
+        Array.from({ length: 5 }, async () => (await (await pool.clientFor(portal.memberId)).actions.v2.call.make({ method: 'profile' })).isSuccess),
+      );
+      expect(calls.filter(Boolean)).toHaveLength(5);
+      expect(b24.stats.refreshRequests).toBe(1);
+      expect(b24.stats.refreshReuse).toBe(0);
+      const stored = await store.get(portal.memberId);
+      expect(stored?.version).toBe(2);
+      expect(b24.tokenStatus(stored?.refreshToken ?? '')).toBe('live');
+    } finally {
+      await pool.close();
       await store.close();
     }
   }, 30_000);

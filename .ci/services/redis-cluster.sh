@@ -36,7 +36,14 @@ if [ "$(redis-cli -h 127.0.0.1 -p "${PORTS[0]}" cluster info | grep -c '^cluster
   redis-cli --cluster create $(printf '127.0.0.1:%s ' "${PORTS[@]}") --cluster-replicas "$REPLICAS" --cluster-yes >/dev/null
 fi
 # Every node must see the whole cluster (a fresh create gossips for a moment).
-all_ok() { for port in "${PORTS[@]}"; do redis-cli -h 127.0.0.1 -p "$port" cluster info 2>/dev/null | grep -q '^cluster_state:ok' || return 1; done; }
+# With replicas, each replica must also have finished its first sync.
+all_ok() {
+  for port in "${PORTS[@]}"; do
+    redis-cli -h 127.0.0.1 -p "$port" cluster info 2>/dev/null | grep -q '^cluster_state:ok' || return 1
+    local info; info="$(redis-cli -h 127.0.0.1 -p "$port" info replication 2>/dev/null)"
+    if grep -q '^role:slave' <<< "$info"; then grep -q '^master_link_status:up' <<< "$info" || return 1; fi
+  done
+}
 for _ in $(seq 1 200); do all_ok && { echo "redis cluster: up on ${PORTS[*]}"; exit 0; }; sleep 0.1; done
 echo "redis cluster: did not reach state ok" >&2
 exit 1

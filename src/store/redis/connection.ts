@@ -14,6 +14,10 @@ export interface RedisClientLike {
   readonly options?: {
     /** ioredis's own key prefix; a client that has one is refused. */
     readonly keyPrefix?: string | undefined;
+    /** A node connection's host (on a cluster's nodes). */
+    readonly host?: string | undefined;
+    /** A node connection's port (on a cluster's nodes). */
+    readonly port?: number | undefined;
   } | undefined;
   /** `true` on an ioredis `Cluster`: the store then uses its cluster key layout. */
   readonly isCluster?: boolean | undefined;
@@ -26,13 +30,10 @@ export interface RedisClientLike {
   /** Adds an event listener. */
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- ioredis's own listener type, so a Redis and a Cluster both fit
   on(event: string, listener: (...args: any[]) => void): unknown;
-  /**
-   * A pipeline of commands given as `[name, ...args]` (on a cluster, sent to the node of its keys'
-   * slot). Used to send `WAIT` on the connection that ran a write.
-   */
-  pipeline?(commands: (string | number)[][]): { exec(): Promise<[Error | null, unknown][] | null> };
-  /** On a cluster: its node clients (`'master'`: the primaries). */
+  /** On a cluster: its node clients (`'master'`: the primaries), the connections it sends commands on. */
   nodes?(role?: 'all' | 'master' | 'slave'): RedisClientLike[];
+  /** On a cluster: each hash slot's nodes as `host:port`, the primary first. */
+  readonly slots?: readonly (readonly string[] | undefined)[] | undefined;
   /** Closes the connection after pending replies. */
   quit(): Promise<unknown>;
   /** Closes the connection at once. */
@@ -101,6 +102,7 @@ export function ownedClusterOptions(timeoutMs: number, url: URL): Record<string,
     retryDelayOnFailover: 100,
     retryDelayOnClusterDown: 100,
     retryDelayOnTryAgain: 100,
+    retryDelayOnMoved: 50,
     slotsRefreshTimeout: Math.min(timeoutMs, 2000),
     redisOptions,
   };
@@ -177,7 +179,16 @@ const TRANSIENT_CODES = new Set([
 // Redis replies that mean "not now" rather than "wrong": a server loading its data, a busy script,
 // a failover in progress.
 const TRANSIENT_REPLIES = new Set(['LOADING', 'BUSY', 'TRYAGAIN', 'MASTERDOWN', 'CLUSTERDOWN', 'READONLY']);
-const TRANSIENT_MESSAGES = [/Connection is closed/i, /Command timed out/i, /Stream isn't writeable/i, /Socket closed unexpectedly/i];
+const TRANSIENT_MESSAGES = [
+  /Connection is closed/i,
+  /Command timed out/i,
+  /Stream isn't writeable/i,
+  /Socket closed unexpectedly/i,
+  // A cluster in a failover: ioredis gave up following redirections, or reached no node at all.
+  /Too many Cluster redirections/i,
+  /Failed to refresh slots cache/i,
+  /None of startup nodes is available/i,
+];
 
 /** A short, secret-free name for a driver error: its system code, its Redis reply code or its class. */
 export function errorSummary(error: unknown): string {
@@ -196,7 +207,7 @@ export function isTransient(error: unknown): boolean {
   if (error instanceof StoreError) return error.transient;
   const { code, name, message } = (error ?? {}) as { code?: unknown; name?: unknown; message?: unknown };
   if (typeof code === 'string' && TRANSIENT_CODES.has(code)) return true;
-  if (name === 'MaxRetriesPerRequestError') return true;
+  if (name === 'MaxRetriesPerRequestError' || name === 'ClusterAllFailedError') return true;
   const text = typeof message === 'string' ? message : '';
   if (name === 'ReplyError') return TRANSIENT_REPLIES.has(/^[A-Z]+/.exec(text)?.[0] ?? '');
   return TRANSIENT_MESSAGES.some((pattern) => pattern.test(text));

@@ -48,3 +48,33 @@ export async function fewestReplicas(client: RedisClientLike): Promise<number> {
   const counts = await Promise.all(primaries.map(async (node) => connectedReplicas(await node.call('INFO', 'replication'))));
   return Math.min(...counts);
 }
+
+/** CRC16 (XMODEM), the hash Redis Cluster maps keys to slots with. */
+function crc16(bytes: Buffer): number {
+  let crc = 0;
+  for (const byte of bytes) {
+    crc ^= byte << 8;
+    for (let bit = 0; bit < 8; bit++) crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
+  }
+  return crc;
+}
+
+/** The hash slot of `key` (its hash tag, the part between the first `{` and the next `}`, when not empty). */
+export function keySlot(key: string): number {
+  const open = key.indexOf('{');
+  const close = open < 0 ? -1 : key.indexOf('}', open + 1);
+  const hashed = close > open + 1 ? key.slice(open + 1, close) : key;
+  return crc16(Buffer.from(hashed, 'utf8')) % 16384;
+}
+
+/**
+ * The connection a write of `key` went through: the client itself, or on a cluster the connection
+ * of the primary the cluster maps the key's slot to (`undefined` when it knows none). `WAIT` must be
+ * sent there: it waits for the writes of its own connection.
+ */
+export function connectionOf(client: RedisClientLike, key: string): RedisClientLike | undefined {
+  if (client.isCluster !== true) return client;
+  const owner = client.slots?.[keySlot(key)]?.[0];
+  if (owner === undefined) return undefined;
+  return (client.nodes?.('master') ?? []).find((node) => `${node.options?.host ?? ''}:${node.options?.port ?? ''}` === owner);
+}

@@ -244,32 +244,3 @@ function isNoScript(error: unknown): boolean {
   const message = (error as { message?: unknown } | null)?.message;
   return typeof message === 'string' && message.startsWith('NOSCRIPT');
 }
-
-/**
- * Runs a write script and then `WAIT replicas timeoutMs` in one pipeline, so the WAIT reaches the
- * node (and the connection) that ran the script, also on a cluster. Resolves to the script's reply
- * and how many replicas acknowledged; rejects with the script's error.
- */
-export async function runScriptAndWait(
-  client: RedisClientLike & Required<Pick<RedisClientLike, 'pipeline'>>,
-  target: Script,
-  keys: readonly string[],
-  args: readonly (string | number)[],
-  replicas: number,
-  timeoutMs: number,
-): Promise<{ reply: unknown; acknowledged: number }> {
-  checkKeyCount(target, keys);
-  const once = async (command: 'evalsha' | 'eval'): Promise<[Error | null, unknown][]> => {
-    const body = command === 'evalsha' ? target.sha : target.lua;
-    const results = await client.pipeline([[command, body, keys.length, ...keys, ...args], ['wait', replicas, timeoutMs]]).exec();
-    if (results === null) throw new Error('the pipeline was discarded');
-    return results;
-  };
-  let results = await once('evalsha');
-  if (isNoScript(results[0]?.[0])) results = await once('eval');
-  const [scriptResult, waitResult] = results as [[Error | null, unknown], [Error | null, unknown] | undefined];
-  if (scriptResult[0] !== null) throw scriptResult[0];
-  if (waitResult?.[0] != null) throw waitResult[0];
-  const acknowledged = Number(waitResult?.[1]);
-  return { reply: scriptResult[1], acknowledged: Number.isFinite(acknowledged) ? acknowledged : 0 };
-}

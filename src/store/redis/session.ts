@@ -14,7 +14,7 @@ import {
   type RedisClientLike,
 } from './connection.js';
 import type { CheckedOptions } from './options.js';
-import { fewestReplicas, RedisReplicationError } from './replication.js';
+import { connectionOf, fewestReplicas, RedisReplicationError } from './replication.js';
 import * as S from './scripts.js';
 
 /** The store's client, and how to open a connection for a change feed. */
@@ -169,8 +169,8 @@ export class RedisSession {
 
   /**
    * Runs a chain-write script; when chain writes wait for replicas and `wrote(reply)` says the
-   * script changed something, the same pipeline sends `WAIT` and a shortfall rejects with a
-   * {@link RedisReplicationError} (the write stays applied).
+   * script changed something, sends `WAIT` on the connection that ran it (on a cluster, the slot's
+   * primary) and rejects with a {@link RedisReplicationError} on a shortfall (the write stays applied).
    */
   async write(
     operation: string,
@@ -180,17 +180,14 @@ export class RedisSession {
     args: (string | number)[],
     wrote: (reply: unknown) => boolean,
   ): Promise<unknown> {
-    await this.prepare();
-    const { client } = await this.connect();
+    const reply = await this.script(operation, memberId, script, keys, args);
     const wanted = this.#waitReplicas;
-    if (wanted === 0) return this.#raw(operation, memberId, () => S.runScript(client, script, keys, args));
+    if (wanted === 0 || !wrote(reply)) return reply;
+    const { client } = await this.connect();
     const timeoutMs = this.#waitTimeoutMs;
-    const { reply, acknowledged } = (await this.#raw(operation, memberId, () =>
-      client.pipeline === undefined
-        ? Promise.reject(new StoreError('the given client has no pipeline(): it cannot send WAIT after a write (set replicas.wait to 0)'))
-        : S.runScriptAndWait(client as Parameters<typeof S.runScriptAndWait>[0], script, keys, args, wanted, timeoutMs),
-    )) as { reply: unknown; acknowledged: number };
-    if (acknowledged < wanted && wrote(reply)) throw new RedisReplicationError(operation, { memberId, acknowledged, wanted, timeoutMs });
+    const target = connectionOf(client, keys[0] as string);
+    const acknowledged = target === undefined ? 0 : Number(await this.#raw(operation, memberId, () => target.call('WAIT', wanted, timeoutMs)));
+    if (!(acknowledged >= wanted)) throw new RedisReplicationError(operation, { memberId, acknowledged: Number.isFinite(acknowledged) ? acknowledged : 0, wanted, timeoutMs });
     return reply;
   }
 

@@ -5,8 +5,6 @@
 // portals is killed during the storm and its replica takes its slots over. Then: no refresh token
 // sent twice, no chain lost (each stored refresh token is the live one at the stand-in), every call
 // that failed failed with the library's typed error, and every portal works again.
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findPortalTokensError } from '../../src/errors.js';

@@ -48,23 +48,33 @@ function isStale(reply: unknown): boolean {
  * `keyPrefix`: records, conditional writes, per-chain locks with leases, listing and a change feed
  * over pub/sub (`capabilities.changes`).
  *
- * Layout (version 1, recorded under `<prefix>:layout`): one hash per chain
+ * Layout (version 1 on a single Redis, recorded under `<prefix>:layout`): one hash per chain
  * (`<prefix>:rec:<memberId>:<chain>`, each field's JSON plus `version`), the last versions of
  * deleted chains in `<prefix>:tomb:<memberId>`, the portals in the sorted set `<prefix>:portals`
  * and each portal's user chains in `<prefix>:chains:<memberId>` (scores 0, lexicographic order:
  * `list` pages by UTF-8 byte order, which equals `memberId` order for the ASCII ids Bitrix24 uses).
- * Every write (upsert, update, delete, deletePortal) is one Lua script that checks the version,
- * writes, maintains the indexes and publishes `{ memberId, chain, version, deleted }` (never a
- * token) on `<prefix>:changes`.
+ * On a Redis Cluster (`nodes`, or a `Cluster` as `client`) the layout is `cluster-1`: the same
+ * names behind the hash tag of the portal's bucket (`<prefix>:{<prefix>:<0..63>}:rec:...`), so every
+ * key of a portal, and its entry in its bucket's portal index, is in one hash slot; `list` merges
+ * the 64 buckets' indexes. Each layout refuses the other's keys.
+ * Every write (upsert, update, delete, deletePortal) is one Lua script on one slot that is given
+ * every key it touches, checks the version, writes, maintains the indexes and publishes
+ * `{ memberId, chain, version, deleted }` (never a token) on `<prefix>:changes`.
+ *
+ * Replicas: where the primary (every primary, on a cluster) has a replica connected when the store
+ * gets ready, each chain write is acknowledged only once a replica has it (`WAIT`); see
+ * the `replicas` option and `RedisReplicationError`.
  *
  * Locks: `SET <prefix>:lock:<memberId>:<chain> <random token> NX PX ttl`; release and renew run a
  * script that acts only while the key still holds the lease's token. `expiresAt` is measured from
  * just before the SET is sent, so it is never later than Redis's own expiry. The lock is advisory:
  * a holder that overran its lease is fenced by the conditional write, which refuses its stale version.
  *
- * Change feed: each subscription has its own subscriber connection. When it drops, the listener
- * gets `onStatus('lost')`; once it has reconnected and Redis acknowledged the new SUBSCRIBE,
- * `onStatus('restored')` (changes in between are not replayed: re-read what you cached).
+ * Change feed: each subscription has its own subscriber connection (on a cluster, to one node:
+ * a cluster forwards every PUBLISH to every node). When it drops, the listener gets
+ * `onStatus('lost')`; once it has reconnected (on a cluster, to the next node) and Redis
+ * acknowledged the new SUBSCRIBE, `onStatus('restored')` (changes in between are not replayed:
+ * re-read what you cached).
  *
  * Failures: a connection refused, lost or timed out, or a Redis still loading, rejects with a
  * {@link StoreError} whose `transient` is `true`; no call waits longer than `timeoutMs`. A write
@@ -73,8 +83,8 @@ function isStale(reply: unknown): boolean {
  * @remarks
  * Redis must persist (AOF with `appendfsync everysec` or stricter, or RDB snapshots you can afford
  * to lose the tail of): a Redis that restarts empty loses every portal's single-use refresh token,
- * and those portals must reinstall the app. The store needs a single Redis primary (with Sentinel if
- * you like); Redis Cluster is not supported.
+ * and those portals must reinstall the app. Runs on a single Redis primary (with Sentinel if you
+ * like) or a Redis Cluster; see the guide's Redis topologies (docs/topologies-redis.md).
  *
  * @example
  * ```ts

@@ -185,8 +185,13 @@ export class RedisSession {
     if (wanted === 0 || !wrote(reply)) return reply;
     const { client } = await this.connect();
     const timeoutMs = this.#waitTimeoutMs;
+    // The write is applied: a WAIT that cannot be sent (the node's connection is down) or fails
+    // only leaves its durability unknown, which is what RedisReplicationError says.
     const target = connectionOf(client, keys[0] as string);
-    const acknowledged = target === undefined ? 0 : Number(await this.#raw(operation, memberId, () => target.call('WAIT', wanted, timeoutMs)));
+    const acknowledged =
+      target === undefined || target.status !== 'ready'
+        ? 0
+        : Number(await this.#raw(operation, memberId, () => target.call('WAIT', wanted, timeoutMs)).catch(() => 0));
     if (!(acknowledged >= wanted)) throw new RedisReplicationError(operation, { memberId, acknowledged: Number.isFinite(acknowledged) ? acknowledged : 0, wanted, timeoutMs });
     return reply;
   }

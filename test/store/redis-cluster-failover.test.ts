@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findPortalTokensError } from '../../src/errors.js';
 import { silentLogger } from '../../src/logger.js';
 import { PortalClientPool } from '../../src/pool/pool.js';
-import { RedisTokenStore } from '../../src/store/redis/index.js';
+import { RedisReplicationError, RedisTokenStore } from '../../src/store/redis/index.js';
 import { FakeBitrix24, seedStore } from '../../src/testing/fake-bitrix24.js';
 import { uniquePrefix } from './fixtures/redis-support.js';
 import { clusterAvailable, clusterInspector, clusterScript, clusterUp } from './fixtures/redis-cluster-support.js';
@@ -77,6 +77,9 @@ describe.skipIf(!available)('RedisTokenStore on a cluster whose primary dies dur
       for (const port of PORTS.slice(3)) if ((await infoOf(port, 'replication')).includes(`master_port:${victim}\r`)) standIn = port;
       expect(standIn, "the victim's replica").toBeGreaterThan(0);
 
+      // A change feed on its own subscriber connection, followed through the failover.
+      const changed = new Set<string>();
+      const feed = await store.subscribe({ onChange: (change) => changed.add(change.memberId) });
       for (const memberId of portals) b24.expireAccessTokens(memberId);
       b24.resetStats();
       const storm = Promise.allSettled(
@@ -117,6 +120,16 @@ describe.skipIf(!available)('RedisTokenStore on a cluster whose primary dies dur
       const after = await Promise.all(portals.map(works));
       expect(after.filter(Boolean)).toHaveLength(20);
       expect(b24.stats.refreshReuse, 'still no refresh token sent twice').toBe(0);
+      // The feed still delivers (from whichever node it is subscribed on now).
+      // (A portal in the failed primary's slots now has a primary without a replica: its write is
+      // applied and published, and reported as unconfirmed.)
+      const late = b24.addPortal();
+      await seedStore(store, b24, late.memberId).catch((error: unknown) => {
+        if (!(error instanceof RedisReplicationError)) throw error;
+      });
+      for (let i = 0; i < 100 && !changed.has(late.memberId); i++) await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(changed.has(late.memberId), 'a change after the failover reaches the feed').toBe(true);
+      await feed.close();
       console.info(`[cluster failover] ${results.filter((r) => r.status === 'fulfilled' && r.value).length} of 100 calls succeeded during the failover; ${held} portals on the killed primary`);
     } finally {
       admin.disconnect();

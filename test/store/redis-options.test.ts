@@ -80,6 +80,22 @@ describe.skipIf(!available)('RedisTokenStore connections', () => {
     }
   });
 
+  it('gets ready for a user the ACL does not let run INFO (no replica is assumed) and writes', async () => {
+    const user = `b24pt-noinfo-${randomBytes(4).toString('hex')}`;
+    const password = randomBytes(8).toString('hex');
+    const keyPrefix = prefix('noinfo');
+    await admin.call('ACL', 'SETUSER', user, 'on', `>${password}`, `~${keyPrefix}:*`, `&${keyPrefix}:*`, '+@all', '-info');
+    try {
+      const store = new RedisTokenStore({ url: `redis://${user}:${password}@127.0.0.1:6379`, keyPrefix });
+      opened.push(store);
+      await store.ready();
+      expect((await store.upsert(sampleRecord('m1'))).version).toBe(1);
+      expect(await store.update('m1', 1, { scope: 'crm' })).toMatchObject({ ok: true, record: { version: 2 } });
+    } finally {
+      await admin.call('ACL', 'DELUSER', user);
+    }
+  });
+
   it('uses a given client and leaves it open on close; its change feed uses a duplicate it does close', async () => {
     const client = new Redis(REDIS_URL);
     try {

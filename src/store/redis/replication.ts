@@ -2,7 +2,7 @@
 // replication), and the error of a write the replicas did not confirm in time.
 
 import { StoreError } from '../../errors.js';
-import type { RedisClientLike } from './connection.js';
+import { isTransient, type RedisClientLike } from './connection.js';
 
 /**
  * A chain write was applied on the Redis primary, but fewer replicas than `replicas.wait` confirmed
@@ -40,13 +40,21 @@ export function connectedReplicas(info: unknown): number {
 
 /**
  * The fewest replicas connected to any primary the client writes to: the primary itself, or on a
- * cluster every primary. Decides whether chain writes wait for a replica by default.
+ * cluster every primary. Decides whether chain writes wait for a replica by default; 0 when Redis
+ * refuses INFO (an ACL without it).
  */
 export async function fewestReplicas(client: RedisClientLike): Promise<number> {
   const primaries = client.isCluster === true && client.nodes !== undefined ? client.nodes('master') : [client];
   if (primaries.length === 0) return 0;
-  const counts = await Promise.all(primaries.map(async (node) => connectedReplicas(await node.call('INFO', 'replication'))));
-  return Math.min(...counts);
+  try {
+    const counts = await Promise.all(primaries.map(async (node) => connectedReplicas(await node.call('INFO', 'replication'))));
+    return Math.min(...counts);
+  } catch (error) {
+    // A user the ACL does not let run INFO (or a managed Redis that renamed it): nothing is known,
+    // so nothing waits; `replicas.wait` says it instead.
+    if (isTransient(error)) throw error;
+    return 0;
+  }
 }
 
 /** CRC16 (XMODEM), the hash Redis Cluster maps keys to slots with. */

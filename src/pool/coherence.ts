@@ -19,6 +19,8 @@ export interface CoherenceTarget {
 }
 
 const RETRY_MIN_MS = 250;
+/** The shortest lock poll while a cross-process store's change feed is live (see {@link ChangeWaiters}). */
+export const FEED_POLL_FLOOR_MS = 2_000;
 const RETRY_MAX_MS = 30_000;
 
 /** Subscribes to a store's change feed and keeps the subscription alive. */
@@ -129,12 +131,19 @@ export class ChangeFollower {
 export class ChangeWaiters {
   readonly #clock: Clock;
   readonly #feed: () => boolean;
+  readonly #floorMs: number;
   readonly #waiting = new Map<string, Set<(changed: boolean) => void>>();
 
-  /** `feed` tells whether the store offers a change feed (checked at each wait). */
-  constructor(clock: Clock, feed: () => boolean) {
+  /**
+   * `feed` tells whether the store's change feed is live (checked at each wait). `floorMs`: while it
+   * is, a wait lasts at least this long unless a write wakes it: the write wakes the waiters, so the
+   * polling between is only the fallback for a holder that fails or dies, and a fleet of workers
+   * waiting on the same chains does not flood a shared database with polls.
+   */
+  constructor(clock: Clock, feed: () => boolean, floorMs = 0) {
     this.#clock = clock;
     this.#feed = feed;
+    this.#floorMs = floorMs;
   }
 
   /** The coordinator's `waitForChange`: a write of `key`'s chain, or `ms` passed. */
@@ -165,7 +174,7 @@ export class ChangeWaiters {
       }
       waiting.add(wake);
       signal?.addEventListener('abort', aborted, { once: true });
-      this.#clock.sleep(ms, timer.signal).then(() => wake(false), () => undefined);
+      this.#clock.sleep(Math.max(ms, this.#floorMs), timer.signal).then(() => wake(false), () => undefined);
     });
   };
 

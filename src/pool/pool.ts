@@ -18,7 +18,7 @@ import type { SdkClientSettings } from '../sdk/client.js';
 import { userChain, type ChainId, type PortalRecord, type StoreChange, type TokenStore } from '../store/token-store.js';
 import { budgetTotals, createBudget, sdkSettings } from './budget-wiring.js';
 import { SlotCache } from './cache.js';
-import { ChangeFollower, ChangeWaiters, followChange, revalidate } from './coherence.js';
+import { ChangeFollower, ChangeWaiters, FEED_POLL_FLOOR_MS, followChange, revalidate } from './coherence.js';
 import { PoolEmitter } from './emitter.js';
 import { checkedStore, refreshHardCapMs, resolveClock, resolveCoordinatorOptions, resolveMax, type PortalClientPoolOptions } from './options.js';
 import { confirmChain, confirmMove } from './probe.js';
@@ -98,7 +98,7 @@ export class PortalClientPool implements PortalTokensContext {
     this.#budget = createBudget(options, store, this.clock, this.logger, (event, payload) => this.#events.emit(event, payload));
     this.#settings = sdkSettings(options, this.#budget);
     // Workers waiting for another's refresh wake on the change feed (when the store has one).
-    this.#waiters = new ChangeWaiters(this.clock, () => this.#follower.live);
+    this.#waiters = new ChangeWaiters(this.clock, () => this.#follower.live, store.capabilities.crossProcess ? FEED_POLL_FLOOR_MS : 0);
     this.#coordinator = new RefreshCoordinator({
       store,
       waitForChange: this.#waiters.wait,

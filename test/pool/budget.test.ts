@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { RateLimitedError, findPortalTokensError } from '../../src/errors.js';
+import { RateLimitedError, StoreError, findPortalTokensError } from '../../src/errors.js';
 import { PortalClientPool } from '../../src/pool/pool.js';
 import type { PoolStats } from '../../src/pool-events.js';
 import { withRequestDeadline } from '../../src/budget/budget.js';
@@ -207,6 +207,26 @@ describe('PortalClientPool request budget', () => {
     console.info(`[budget] ${steps} budget steps for 90 calls`);
     for (const pool of pools) await pool.close();
   }, 60_000);
+
+  it("a budget step the database refuses reaches the caller as the store's typed StoreError, whatever the SDK wraps it in", async () => {
+    const store = new MemoryTokenStore();
+    const memberId = await seeded(store);
+    store.acquire = () =>
+      Promise.reject(
+        new StoreError('PostgreSQL token store failed to take a budget step for: the database could not be reached (SQLSTATE 53300)', { transient: true }),
+      );
+    const pool = newPool(store);
+    const b = await pool.clientFor(memberId);
+    const failure = await b.actions.v2.call.make({ method: 'profile' }).then(
+      (result) => result,
+      (error: unknown) => error,
+    );
+    const typed = findPortalTokensError(failure);
+    expect(typed, `caught ${String((failure as { code?: unknown }).code ?? failure)}`).toBeInstanceOf(StoreError);
+    expect(typed?.code).toBe('STORE_FAILURE');
+    expect((typed as StoreError).transient).toBe(true);
+    await pool.close();
+  }, 30_000);
 
   it('without a shared budget in the store it keeps a local one and warns once', async () => {
     const inner = new MemoryTokenStore();

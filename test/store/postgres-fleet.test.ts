@@ -8,6 +8,8 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { findPortalTokensError, StoreError } from '../../src/errors.js';
+import type { Logger } from '../../src/logger.js';
 import { PostgresTokenStore } from '../../src/store/postgres/index.js';
 import { FakeBitrix24, seedStore } from '../../src/testing/fake-bitrix24.js';
 import { serviceAvailable, SERVICES } from '../support/services.js';
@@ -110,4 +112,41 @@ it.skipIf(!available)(
     }
   },
   300_000,
+);
+
+it.skipIf(!available)(
+  'a server out of connections (SQLSTATE 53300): the store waits for a free one, warns once saying what to change, and past its bound fails with a transient StoreError',
+  async () => {
+    // A role limited to one connection: the server answers 53300 as it does at max_connections.
+    await fleetQuery("DO $$ BEGIN CREATE ROLE b24pt_one LOGIN CONNECTION LIMIT 1; EXCEPTION WHEN duplicate_object THEN NULL; END $$");
+    await fleetQuery('GRANT ALL ON SCHEMA public TO b24pt_one');
+    const url = FLEET_URL.replace('postgres@', 'b24pt_one@');
+    const holder = new pg.Client({ connectionString: url });
+    holder.on('error', () => undefined);
+    await holder.connect();
+    const warnings: string[] = [];
+    const logger: Logger = { debug: () => undefined, info: () => undefined, error: () => undefined, warn: (_c, message) => void warnings.push(message ?? '') };
+    const prefix = uniquePrefix('full');
+    const store = new PostgresTokenStore({ connectionString: url, tablePrefix: prefix, connectTimeoutMs: 1_500, logger });
+    try {
+      // Refused past the bound: the library's own error, transient, naming the SQLSTATE and the fix.
+      const failure = await store.get('m1').catch((error: unknown) => error);
+      expect(findPortalTokensError(failure)).toBeInstanceOf(StoreError);
+      expect((failure as StoreError).transient).toBe(true);
+      expect((failure as StoreError).message).toContain('SQLSTATE 53300');
+      expect((failure as StoreError).message).toContain('maxConnections');
+      // A connection freed while the store waits: the same call succeeds.
+      const waiting = store.ready();
+      setTimeout(() => void holder.end(), 300);
+      await waiting;
+      expect(await store.get('m1')).toBeUndefined();
+      expect(warnings.filter((line) => line.includes('too many clients'))).toHaveLength(1);
+      expect(warnings[0]).toContain('PgBouncer');
+    } finally {
+      await holder.end().catch(() => undefined);
+      await store.close();
+      await fleetQuery(`DROP TABLE IF EXISTS "${prefix}_records", "${prefix}_locks", "${prefix}_budgets", "${prefix}_meta" CASCADE`).catch(() => undefined);
+    }
+  },
+  60_000,
 );

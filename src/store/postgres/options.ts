@@ -25,6 +25,15 @@ export interface PostgresTokenStoreCommonOptions {
    * and the store warn once. @defaultValue 2000
    */
   readonly feedProbeTimeoutMs?: number | undefined;
+  /**
+   * Chain writes (every write of a record) commit with `synchronous_commit` at least `on`, raised
+   * for that transaction only when the server or role runs with `off` or `local`: so a rotation is
+   * acknowledged only once it is flushed, and once the synchronous standbys named in
+   * `synchronous_standby_names` have it, when there are any. Stronger settings are kept. Turn it off
+   * only if losing a just-rotated chain on a crash or failover is acceptable. See docs/topologies.md.
+   * @defaultValue true
+   */
+  readonly durableChainWrites?: boolean | undefined;
   /** How often a running change feed probes itself, ms. @defaultValue 30000 */
   readonly feedProbeIntervalMs?: number | undefined;
   /**

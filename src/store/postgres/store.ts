@@ -41,7 +41,7 @@ import { noFeedConfig, PgFeed } from './feed.js';
 import { checkStorable, COLUMNS, DATA_FIELDS, param, rowToRecord } from './rows.js';
 import type { PostgresTokenStoreOptions } from './options.js';
 import { DEFAULT_TABLE_PREFIX, migrate, schemaNames, type SchemaNames } from './schema.js';
-import { MAX_VERSION, NOTIFY, statements, type Statements } from './sql.js';
+import { durableTail, MAX_VERSION, NOTIFY, statements, type Statements } from './sql.js';
 
 /** The default `maxConnections`: 30 workers with the feed's connection each fit a default server (90 of 100). */
 const DEFAULT_MAX_CONNECTIONS = 2;
@@ -78,6 +78,7 @@ export class PostgresTokenStore implements TokenStore {
   readonly #probeIntervalMs: number;
   readonly #logger: Logger;
   readonly #room: ConnectionRoom;
+  readonly #durable: boolean;
   #warnedDeaf = false;
   #pool: Promise<PgPoolLike> | undefined;
   #ready: Promise<void> | undefined;
@@ -116,7 +117,10 @@ export class PostgresTokenStore implements TokenStore {
     this.#probeIntervalMs = positiveInteger(feedProbeIntervalMs, 'options.feedProbeIntervalMs') ?? 30_000;
     this.#logger = observedLogger(logger ?? consoleLogger);
     this.#room = new ConnectionRoom(Number(this.#config?.['connectionTimeoutMillis'] ?? 10_000), this.#logger);
-    this.#sql = statements(this.#names);
+    const { durableChainWrites } = options;
+    if (durableChainWrites !== undefined && typeof durableChainWrites !== 'boolean') throw new TypeError('options.durableChainWrites must be a boolean');
+    this.#durable = durableChainWrites ?? true;
+    this.#sql = statements(this.#names, this.#durable);
   }
 
   /**
@@ -193,7 +197,7 @@ export class PostgresTokenStore implements TokenStore {
         UPDATE ${this.#names.records} AS r SET ${set.join(', ')}
         WHERE r.member_id = $2 AND r.chain = $3 AND r.version = $4 AND NOT r.deleted AND r.version < ${MAX_VERSION}
         RETURNING r.*)
-      SELECT w.*, ${NOTIFY('w')} FROM w`;
+      SELECT w.*, ${NOTIFY('w')}${durableTail(this.#durable)} FROM w`;
     const values = [this.#names.channel, memberId, chain, expectedVersion, ...fields.map((field) => param(changes[field]))];
     const { rows } = await this.#query('write', memberId, sql, values);
     if (rows[0] !== undefined) return { ok: true, record: rowToRecord(rows[0]) };

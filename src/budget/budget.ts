@@ -208,6 +208,8 @@ export class RequestBudget {
   async pushBack(memberId: string, method: string | undefined): Promise<void> {
     const stats = this.#statsOf(memberId);
     stats.queryLimitExceeded++;
+    // Slots leased before the server said its bucket is full are not slots any more.
+    this.#leases.delete(memberId);
     this.#settings.emit('query-limit-exceeded', { memberId, ms: 0, method });
     const spec = this.specFor(memberId);
     // The server's bucket is full: the next request may leave once it drained a unit, with one

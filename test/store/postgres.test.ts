@@ -156,17 +156,21 @@ if (!available) {
 
   describe('durable chain writes (synchronous_commit)', () => {
     /** A pg.Pool whose sessions run with `setting`, keeping what each write's row said of its commit. */
-    function poolWith(setting: string): { pool: pg.Pool; commits: unknown[] } {
+    function poolWith(setting: string): { pool: pg.Pool; commits: unknown[]; leases: unknown[] } {
       const pool = new pg.Pool({ connectionString: PG_URL, max: 2, options: `-c synchronous_commit=${setting}` });
       pool.on('error', () => undefined);
       const commits: unknown[] = [];
+      const leases: unknown[] = [];
       const query = pool.query.bind(pool) as (text: string, values?: unknown[]) => Promise<pg.QueryResult>;
       (pool as unknown as { query: typeof query }).query = async (text, values) => {
         const result = await query(text, values);
-        for (const row of result.rows as Record<string, unknown>[]) if ('chain_commit' in row) commits.push(row['chain_commit']);
+        for (const row of result.rows as Record<string, unknown>[]) {
+          if ('chain_commit' in row) commits.push(row['chain_commit']);
+          if ('lease_commit' in row) leases.push(row['lease_commit']);
+        }
         return result;
       };
-      return { pool, commits };
+      return { pool, commits, leases };
     }
 
     for (const [setting, durable, expected] of [
@@ -195,6 +199,25 @@ if (!available) {
         }
       });
     }
+
+    it('lock rows and budget steps commit without waiting for the flush (synchronous_commit off for their transaction only)', async () => {
+      const { pool, commits, leases } = poolWith('remote_apply');
+      const store = new PostgresTokenStore({ pool, tablePrefix: uniquePrefix('light') });
+      try {
+        const lease = await store.tryLock('member', 5_000);
+        expect(await store.tryLock('member', 5_000)).toBeUndefined();
+        await lease?.renew?.(5_000);
+        await lease?.release();
+        await store.acquire('rest:member', { ratePerSec: 2, burst: 10 });
+        expect(leases).toEqual(['off', 'off', 'off', 'off']);
+        await store.upsert(sampleRecord('member'));
+        expect(commits).toEqual(['remote_apply']);
+      } finally {
+        await store.close();
+        await dropTables(store.tablePrefix);
+        await pool.end();
+      }
+    });
 
     it('durableChainWrites: false leaves the session setting alone', async () => {
       const { pool, commits } = poolWith('off');

@@ -26,6 +26,15 @@ export const DURABLE_COMMIT =
   `set_config('synchronous_commit', CASE WHEN current_setting('synchronous_commit') IN ('off', 'local') ` +
   `THEN 'on' ELSE current_setting('synchronous_commit') END, true) AS chain_commit`;
 
+/**
+ * Lets the transaction of a lock row or budget step commit without waiting for its WAL flush (or for
+ * synchronous standbys): neither holds a token, a lost one after a crash only frees a lock early (the
+ * conditional write still fences the chain) or forgets a few budget slots. Under load on a shared
+ * server this keeps the hot rows (a portal's budget key, taken by every worker) from serialising
+ * on fsync. Evaluated only for a row written. Returned as the column `lease_commit`.
+ */
+export const LIGHT_COMMIT = `set_config('synchronous_commit', 'off', true) AS lease_commit`;
+
 /** The `, <DURABLE_COMMIT>` select-list tail of a chain write, or nothing when it is turned off. */
 export const durableTail = (durable: boolean): string => (durable ? `, ${DURABLE_COMMIT}` : '');
 
@@ -72,10 +81,10 @@ export function statements(n: SchemaNames, durable = true): Statements {
     lock: `INSERT INTO ${n.locks} AS l (member_id, chain, token, expires_at) VALUES ($1, $2, $3, ${NOW_MS} + $4)
       ON CONFLICT (member_id, chain) DO UPDATE SET token = EXCLUDED.token, expires_at = EXCLUDED.expires_at
       WHERE l.expires_at <= ${NOW_MS}
-      RETURNING l.expires_at`,
-    release: `DELETE FROM ${n.locks} WHERE member_id = $1 AND chain = $2 AND token = $3`,
+      RETURNING l.expires_at, ${LIGHT_COMMIT}`,
+    release: `DELETE FROM ${n.locks} WHERE member_id = $1 AND chain = $2 AND token = $3 RETURNING ${LIGHT_COMMIT}`,
     renew: `UPDATE ${n.locks} SET expires_at = ${NOW_MS} + $4
-      WHERE member_id = $1 AND chain = $2 AND token = $3 AND expires_at > ${NOW_MS} RETURNING expires_at`,
+      WHERE member_id = $1 AND chain = $2 AND token = $3 AND expires_at > ${NOW_MS} RETURNING expires_at, ${LIGHT_COMMIT}`,
     acquire: budgetStatement(n.budgets),
   };
 }
@@ -97,5 +106,5 @@ function budgetStatement(table: string): string {
     ON CONFLICT (key) DO UPDATE SET
       tat = CASE WHEN ${wait} <= $5::float8 THEN ${base} + $3::float8 * $2::float8 ELSE ${base} END,
       now_ms = EXCLUDED.now_ms, wait_ms = ${wait}, granted = ${wait} <= $5::float8
-    RETURNING wait_ms, granted`;
+    RETURNING wait_ms, granted, ${LIGHT_COMMIT}`;
 }

@@ -9,6 +9,7 @@ import { credentials, runForget, runReactivate, runRekey, runSweepCommand } from
 import { migrateReport, runMigrate } from './migrate.js';
 import { runStatus, summaryLine } from './status.js';
 import { openStore, type OpenedStore } from './store-url.js';
+import { credentialsIn, maskAll } from './url-mask.js';
 
 const STORE_HELP = 'store URL: file:./tokens, sqlite:./tokens.db, postgres://user@host/db[?tablePrefix=p], redis://host:6379[?keyPrefix=p]';
 
@@ -159,8 +160,19 @@ export function buildProgram(io: CliIo, state: { code: number }): Command {
   return program;
 }
 
+/**
+ * The tool's output with the credentials of every store URL it was given removed, whatever prints
+ * them (a driver's message included): the labels are masked already, this is the net under them.
+ */
+function masking(io: CliIo, inputs: readonly string[]): CliIo {
+  const secrets = inputs.flatMap((input) => (input.includes(':') ? credentialsIn(input) : []));
+  if (secrets.length === 0) return io;
+  return { ...io, out: (text) => io.out(maskAll(text, secrets)), err: (text) => io.err(maskAll(text, secrets)) };
+}
+
 /** Runs the tool on `argv` (without `node` and the script); resolves to the exit code. */
-export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
+export async function runCli(argv: readonly string[], given: CliIo): Promise<number> {
+  const io = masking(given, [...argv, given.env['B24PT_STORE'] ?? '']);
   const state = { code: ExitCode.Ok as number };
   const program = buildProgram(io, state);
   try {

@@ -118,3 +118,8 @@ export type {
   ResponseObservation,
 } from './observe.js';
 export type { Logger, LogMethod } from './logger.js';
+
+// doors: where a token may be sent (send-time trust checks; issue 20 case 3, issue 22 case 5)
+export { UntrustedHostError } from './errors.js';
+export { isPortalDomain, isPrivateHost } from './protocol/rest-roots.js';
+export type { RestRootPortal, RestRootRules } from './protocol/rest-roots.js';

@@ -74,12 +74,13 @@ export function buildProgram(io: CliIo, state: { code: number }): Command {
     .addOption(storeOption())
     .option('--client-id <id>', 'the app client_id (or B24PT_CLIENT_ID)')
     .option('--client-secret <secret>', 'the app client_secret (or B24PT_CLIENT_SECRET; prefer the variable)')
+    .option('--oauth-host <url...>', 'OAuth hosts refreshes may go to (or B24PT_OAUTH_HOSTS, comma-separated; default Bitrix24\u2019s own)')
     .option('--idle-days <days>', 'refresh chains unchanged for longer than this', integer(0), 20)
     .option('--concurrency <n>', 'refreshes at once', integer(1), 4)
     .option('--page-size <n>', 'records read per store page', integer(1), 100)
     .option('--user-chains', 'also keep users\u2019 chains alive')
     .option('--verbose', 'log warnings of the pool on stderr')
-    .action(async (o: { store?: string; clientId?: string; clientSecret?: string; idleDays: number; concurrency: number; pageSize: number; userChains?: boolean; verbose?: boolean }) => {
+    .action(async (o: { store?: string; clientId?: string; clientSecret?: string; oauthHost?: string[]; idleDays: number; concurrency: number; pageSize: number; userChains?: boolean; verbose?: boolean }) => {
       const creds = credentials(io, o);
       state.code = await withStore(o.store, io, (store) =>
         runSweepCommand(store, io, creds, { idleDays: o.idleDays, concurrency: o.concurrency, pageSize: o.pageSize, userChains: o.userChains === true, verbose: o.verbose === true }),
@@ -133,7 +134,8 @@ export function buildProgram(io: CliIo, state: { code: number }): Command {
     .option('--user-id <id>', 'a user\u2019s chain instead of the portal\u2019s', integer(1))
     .option('--client-id <id>', 'the app client_id (or B24PT_CLIENT_ID)')
     .option('--client-secret <secret>', 'the app client_secret (or B24PT_CLIENT_SECRET)')
-    .action(async (memberId: string, o: { store?: string; userId?: number; clientId?: string; clientSecret?: string }) => {
+    .option('--oauth-host <url...>', 'OAuth hosts refreshes may go to (or B24PT_OAUTH_HOSTS, comma-separated; default Bitrix24\u2019s own)')
+    .action(async (memberId: string, o: { store?: string; userId?: number; clientId?: string; clientSecret?: string; oauthHost?: string[] }) => {
       const creds = credentials(io, o);
       state.code = await withStore(o.store, io, (store) => runReactivate(store, io, creds, memberId, o.userId));
     });

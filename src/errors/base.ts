@@ -54,6 +54,8 @@ export const ErrorCode = {
   SpoolFull: 'SPOOL_FULL',
   /** A REST request would have had to wait for the portal's request budget past the caller's limit. */
   RateLimited: 'RATE_LIMITED',
+  /** A request carrying a secret was about to go to a host the configuration does not trust; it was not sent. */
+  UntrustedHost: 'UNTRUSTED_HOST',
 } as const;
 
 /** The union of every value in {@link ErrorCode}. */

@@ -2,7 +2,7 @@
 // writes each record that needs it with a conditional update of its token fields only.
 
 import { DecryptionError, type DecryptionFailureReason } from '../../errors.js';
-import { needsResealing, openFields, sealFields, type OpenOptions } from './sealed-fields.js';
+import { bindingOf, needsResealing, openFields, sealFields, type OpenOptions } from './sealed-fields.js';
 import { TOKEN_FIELDS, type TokenCipher } from './token-cipher.js';
 import type { ChainId, PortalRecord, PortalRecordPatch, TokenStore } from '../token-store.js';
 
@@ -81,15 +81,17 @@ async function reseal(inner: TokenStore, cipher: TokenCipher, open: OpenOptions,
   const key = { memberId: first.memberId, chain: first.chain };
   let record = first;
   for (let attempt = 1; attempt <= attempts; attempt++) {
-    if (!needsResealing(cipher, record)) return 'current';
-    const plain = openFields(cipher, record.memberId, record.chain, pickTokens(record), open);
-    const patch = sealFields(cipher, record.memberId, record.chain, plain);
+    if (!needsResealing(cipher, record, true)) return 'current';
+    // Sealed as v2, bound to where the record points now (a v1 value carried no destination).
+    const binding = bindingOf(record);
+    const plain = openFields(cipher, record.memberId, record.chain, pickTokens(record), open, binding);
+    const patch = sealFields(cipher, record.memberId, record.chain, plain, binding);
     const result = await inner.update(key, record.version, patch);
     if (result.ok) return 'rekeyed';
     if (result.current === undefined) return 'vanished';
     record = result.current;
   }
-  return needsResealing(cipher, record) ? 'conflicts' : 'current';
+  return needsResealing(cipher, record, true) ? 'conflicts' : 'current';
 }
 
 function pickTokens(record: PortalRecord): PortalRecordPatch {

@@ -123,3 +123,4 @@ export type { Logger, LogMethod } from './logger.js';
 export { UntrustedHostError } from './errors.js';
 export { isPortalDomain, isPrivateHost } from './protocol/rest-roots.js';
 export type { RestRootPortal, RestRootRules } from './protocol/rest-roots.js';
+export type { SweepUnreadable } from './pool/sweep.js';

@@ -78,8 +78,9 @@ export async function runSweepCommand(store: TokenStore, io: CliIo, creds: AppCr
     const result = await pool.sweep({ idleDays: options.idleDays, concurrency: options.concurrency, pageSize: options.pageSize, userChains: options.userChains, signal: controller.signal });
     if (pending > 0) bar.tick(pending);
     bar.stop();
-    io.out(`sweep${controller.signal.aborted ? ' (interrupted)' : ''}: ${result.checked} chains checked, ${result.refreshed} refreshed, ${result.revoked} revoked, ${result.failed} failed\n`);
-    return result.failed > 0 || controller.signal.aborted ? ExitCode.Failure : ExitCode.Ok;
+    io.out(`sweep${controller.signal.aborted ? ' (interrupted)' : ''}: ${result.checked} chains checked, ${result.refreshed} refreshed, ${result.revoked} revoked, ${result.failed} failed, ${result.unreadable.length} could not be read\n`);
+    for (const u of result.unreadable) io.out(`  unreadable ${u.memberId} ${u.chain}: ${u.code}\n`);
+    return result.failed > 0 || result.unreadable.length > 0 || controller.signal.aborted ? ExitCode.Failure : ExitCode.Ok;
   } finally {
     clearInterval(timer);
     process.off('SIGINT', stop);

@@ -65,6 +65,7 @@ export function buildProgram(io: CliIo, state: { code: number }): Command {
       await withStore(o.store, io, async (store) => {
         const summary = await runStatus(store, io, { json: o.json === true, lapseDays: o.lapseDays, pageSize: Math.min(o.pageSize, 1000), userChains: o.userChains, now: Date.now() });
         if (o.json === true) io.err(`${summaryLine(summary)}\n`);
+        if (summary.unreadable > 0) state.code = ExitCode.Failure;
       });
     });
 

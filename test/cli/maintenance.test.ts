@@ -102,7 +102,7 @@ describe('forget and rekey', () => {
     expect(run.code).toBe(0);
     expect(run.stdout).toContain('rekey with k2: 12 scanned, 12 re-encrypted, 0 already current');
     expect(run.stdout + run.stderr).not.toContain(k1);
-    expect((await inner.get(recordInput(3).memberId))?.refreshToken).toMatch(/^v1\.k2\./);
+    expect((await inner.get(recordInput(3).memberId))?.refreshToken).toMatch(/^v2\.k2\./);
     const wrong = await runBinary(['status', '--store', `file:${directory}`], { B24PT_KEYS: `k9:${k1}` });
     expect(wrong.stdout + wrong.stderr).not.toContain(k1);
     const onlyOld = await runBinary(['rekey', '--store', `file:${directory}`], { B24PT_KEYS: `k1:${k1}` });

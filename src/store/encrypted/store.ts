@@ -23,7 +23,9 @@ import type {
   StoreLease,
   StoreSubscription,
   TokenStore,
+  UnreadableRecord,
 } from '../token-store.js';
+import { DecryptionError } from '../../errors/store.js';
 
 /** Options of {@link EncryptedTokenStore}: the keys, plus how records from before encryption are read. */
 export interface EncryptedTokenStoreOptions extends TokenEncryptionOptions {
@@ -84,6 +86,8 @@ export class EncryptedTokenStore implements TokenStore {
   declare readonly list?: (options?: PortalListOptions) => Promise<PortalListPage>;
   /** Present when the inner store lists: its user chains, decrypted. See {@link TokenStore.listChains}. */
   declare readonly listChains?: (memberId: string) => Promise<readonly PortalRecord[]>;
+  /** Present when the inner store has it: every chain, decrypted. See {@link TokenStore.listAll}. */
+  declare readonly listAll?: (options?: PortalListOptions) => Promise<PortalListPage>;
 
   readonly #cipher: TokenCipher;
   readonly #open: OpenOptions;
@@ -110,21 +114,29 @@ export class EncryptedTokenStore implements TokenStore {
     this.#open = { allowPlaintext };
     this.capabilities = { ...inner.capabilities };
     // Optional methods exist exactly when the inner store has them.
-    const self = this as { -readonly [K in 'tryLock' | 'subscribe' | 'list' | 'listChains' | 'acquire']?: EncryptedTokenStore[K] };
+    const self = this as { -readonly [K in 'tryLock' | 'subscribe' | 'list' | 'listChains' | 'listAll' | 'acquire']?: EncryptedTokenStore[K] };
     if (inner.acquire !== undefined) self.acquire = (key, spec) => (inner.acquire as NonNullable<TokenStore['acquire']>).call(inner, key, spec);
     if (inner.tryLock !== undefined) self.tryLock = (key, ttlMs) => (inner.tryLock as NonNullable<TokenStore['tryLock']>).call(inner, key, ttlMs);
     if (inner.subscribe !== undefined) {
       self.subscribe = (listener) => (inner.subscribe as NonNullable<TokenStore['subscribe']>).call(inner, listener);
     }
+    // A record that does not open is left out of its page and named in `unreadable`: one bad
+    // record must not stop a sweep (or a migration) for every other portal.
     if (inner.list !== undefined) {
-      self.list = async (listOptions) => {
-        const page = await (inner.list as NonNullable<TokenStore['list']>).call(inner, listOptions);
-        return { records: page.records.map((record) => this.#openRecord(record)), next: page.next };
-      };
+      self.list = async (listOptions) => this.#openPage(await (inner.list as NonNullable<TokenStore['list']>).call(inner, listOptions));
+    }
+    if (inner.listAll !== undefined) {
+      self.listAll = async (listOptions) => this.#openPage(await (inner.listAll as NonNullable<TokenStore['listAll']>).call(inner, listOptions));
     }
     if (inner.listChains !== undefined) {
-      self.listChains = async (memberId) =>
-        (await (inner.listChains as NonNullable<TokenStore['listChains']>).call(inner, memberId)).map((record) => this.#openRecord(record));
+      // An array has no room for the unreadable: they are logged (ids only) and left out.
+      self.listChains = async (memberId) => {
+        const page = this.#openPage({ records: await (inner.listChains as NonNullable<TokenStore['listChains']>).call(inner, memberId), next: undefined });
+        for (const item of page.unreadable ?? []) {
+          this.#logger.warn({ memberId: item.memberId, chain: item.chain, code: item.error.code }, 'a stored chain could not be decrypted; it is left out of the listing');
+        }
+        return page.records;
+      };
     }
   }
 
@@ -219,6 +231,21 @@ export class EncryptedTokenStore implements TokenStore {
    */
   rekey(options: RekeyOptions = {}): Promise<RekeyResult> {
     return rekeyStore(this.inner, this.#cipher, { allowPlaintext: true }, options);
+  }
+
+  /** A page with each record opened; those that do not open are named in `unreadable`. */
+  #openPage(page: PortalListPage): PortalListPage {
+    const records: PortalRecord[] = [];
+    const unreadable: UnreadableRecord[] = [...(page.unreadable ?? [])];
+    for (const record of page.records) {
+      try {
+        records.push(this.#openRecord(record));
+      } catch (error) {
+        if (!(error instanceof DecryptionError)) throw error;
+        unreadable.push({ memberId: record.memberId, chain: record.chain, error });
+      }
+    }
+    return unreadable.length === 0 ? { records, next: page.next } : { records, next: page.next, unreadable };
   }
 
   #openRecord(record: PortalRecord): PortalRecord {

@@ -4,8 +4,10 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import type { TokenStore } from '../store/token-store.js';
 import { CliError, describeFailure, ExitCode, scrub } from './errors.js';
 import type { CliIo } from './io.js';
-import { readRecipe, runImport } from './import-recipe.js';
-import { credentials, runForget, runReactivate, runRekey, runSweepCommand } from './maintenance.js';
+import { proveByRefresh, readRecipe, runImport, type ProveChain } from './import-recipe.js';
+import { credentials, runForget, runReactivate, runRekey, runSweepCommand, type AppCredentials } from './maintenance.js';
+import { OAuthClient } from '../oauth/oauth-client.js';
+import { normalizeTrustedHosts, trustedOAuthBaseOf } from '../protocol/oauth-hosts.js';
 import { migrateReport, runMigrate } from './migrate.js';
 import { runStatus, summaryLine } from './status.js';
 import { openStore, type OpenedStore } from './store-url.js';
@@ -43,6 +45,13 @@ async function withStore<T>(url: string | undefined, io: CliIo, work: (store: To
   } finally {
     await opened.store.close?.().catch(() => {});
   }
+}
+
+/** The proof of an imported chain: a refresh at the trusted OAuth host its serverEndpoint names. */
+function recipeProof(creds: AppCredentials): ProveChain {
+  const oauth = new OAuthClient({ clientId: creds.clientId, clientSecret: creds.clientSecret });
+  const trusted = creds.trustedOAuthHosts ?? normalizeTrustedHosts(undefined, '--oauth-host');
+  return proveByRefresh((entry) => oauth.refresh(trustedOAuthBaseOf(entry.serverEndpoint, trusted, entry.memberId), entry.refreshToken), Date.now);
 }
 
 /** Builds the program; each action stores its exit code in `state.code`. */
@@ -114,11 +123,16 @@ export function buildProgram(io: CliIo, state: { code: number }): Command {
     .description('store every portal of the b24jssdk install recipe\u2019s .oauth-store.json')
     .argument('<file>', 'the recipe\u2019s .oauth-store.json')
     .requiredOption('--to <url>', `target ${STORE_HELP}`)
-    .option('--dry-run', 'check every entry; write nothing')
-    .action(async (file: string, o: { to: string; dryRun?: boolean }) => {
+    .option('--dry-run', 'check every entry; write nothing (and prove nothing)')
+    .option('--client-id <id>', 'the app client_id (or B24PT_CLIENT_ID)')
+    .option('--client-secret <secret>', 'the app client_secret (or B24PT_CLIENT_SECRET; prefer the variable)')
+    .option('--oauth-host <url...>', 'OAuth hosts the chains may be proven at (or B24PT_OAUTH_HOSTS, comma-separated; default Bitrix24\u2019s own)')
+    .action(async (file: string, o: { to: string; dryRun?: boolean; clientId?: string; clientSecret?: string; oauthHost?: string[] }) => {
+      // Each chain is proven at the OAuth host (one refresh) before it is stored: credentials first.
+      const prove = o.dryRun === true ? undefined : recipeProof(credentials(io, o));
       const entries = await readRecipe(file);
       await withStore(o.to, io, async (to) => {
-        const result = await runImport(entries, to, io, { dryRun: o.dryRun === true, now: Date.now() });
+        const result = await runImport(entries, to, io, { dryRun: o.dryRun === true, now: Date.now(), prove });
         const verb = o.dryRun === true ? 'would import' : 'imported';
         io.out(`${Object.keys(entries).length} entries: ${verb} ${result.imported.length}, already in the store ${result.present.length}, not imported ${result.rejected.length}\n`);
         for (const id of result.present) io.out(`  present  ${scrub(id)}: left as stored\n`);

@@ -17,6 +17,8 @@ export interface CliIo {
   readonly confirm?: ((question: string) => Promise<boolean>) | undefined;
   /** The environment (keys, credentials). */
   readonly env: NodeJS.ProcessEnv;
+  /** The package version `--version` prints (the executable reads it from package.json). */
+  readonly version?: string | undefined;
 }
 
 /** Progress of a long command. */

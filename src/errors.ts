@@ -13,6 +13,7 @@
 //   budget.ts   RateLimitedError
 //   limits.ts   ProofsThrottledError, ResponseTooLargeError
 //   input.ts    InvalidArgumentError (escape.ts: caller-supplied text inside messages)
+//   trust.ts    UntrustedHostError
 
 export { ErrorCode, PortalTokensError, findPortalTokensError } from './errors/base.js';
 export type { PortalTokensErrorOptions } from './errors/base.js';
@@ -38,6 +39,7 @@ export type { DecryptionFailureReason } from './errors/store.js';
 export { RateLimitedError } from './errors/budget.js';
 export { ProofsThrottledError, ResponseTooLargeError } from './errors/limits.js';
 export { InvalidArgumentError } from './errors/input.js';
+export { UntrustedHostError } from './errors/trust.js';
 
 // What is terminal is a Bitrix24 fact; it lives with the other OAuth facts. Re-exported here for
 // callers inside the library that still import it from this module (not from the root entry).

@@ -130,3 +130,8 @@ export { ProofsThrottledError, ResponseTooLargeError } from './errors.js';
 export { InvalidArgumentError } from './errors.js';
 export type { EventHandlerStats } from './http/events.js';
 export { withBudgetShare } from './budget/priority.js';
+// doors: where a token may be sent (send-time trust checks; issue 20 case 3, issue 22 case 5)
+export { UntrustedHostError } from './errors.js';
+export { isPortalDomain, isPrivateHost } from './protocol/rest-roots.js';
+export type { RestRootPortal, RestRootRules } from './protocol/rest-roots.js';
+export type { SweepUnreadable } from './pool/sweep.js';

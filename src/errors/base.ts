@@ -60,6 +60,8 @@ export const ErrorCode = {
   ResponseTooLarge: 'RESPONSE_TOO_LARGE',
   /** An argument was refused before anything was read or written (bad input from the caller). */
   InvalidArgument: 'INVALID_ARGUMENT',
+  /** A request carrying a secret was about to go to a host the configuration does not trust; it was not sent. */
+  UntrustedHost: 'UNTRUSTED_HOST',
 } as const;
 
 /** The union of every value in {@link ErrorCode}. */

@@ -10,7 +10,7 @@ import {
 } from '../errors.js';
 import { claimKey, ProofGate, type ProofLimits } from '../guard/proof-gate.js';
 import { classifyOAuthError, isTransientOAuthStatus, sanitizeOAuthError } from '../protocol/oauth-errors.js';
-import { appInfoEndpointOf, tokenEndpointOf } from '../protocol/oauth-hosts.js';
+import { appInfoEndpointOf, normalizeTrustedHosts, tokenEndpointOf, trustedOAuthBaseOf } from '../protocol/oauth-hosts.js';
 
 // The pool still imports it from here; its home is src/protocol/oauth-hosts.ts.
 export { oauthBaseFromServerEndpoint } from '../protocol/oauth-hosts.js';
@@ -37,6 +37,12 @@ export interface OAuthClientOptions {
   readonly proofLimits?: ProofLimits | undefined;
   /** The gate this client's proofs go through. @defaultValue a new one with `proofLimits` */
   readonly proofGate?: ProofGate | undefined;
+  /**
+   * The OAuth hosts this client may send a token or the client secret to, checked as each request
+   * leaves (an `UntrustedHostError` otherwise, nothing sent), whatever the caller passed as the base.
+   * @defaultValue no check here (each caller checks against its own list)
+   */
+  readonly trustedOAuthHosts?: readonly string[] | undefined;
 }
 
 /** Options of {@link OAuthClient.refresh}. */
@@ -123,6 +129,7 @@ export class OAuthClient {
   readonly #now: () => number;
   /** Where this client's proofs are shared and remembered, and where public handlers admit theirs. */
   readonly proofGate: ProofGate;
+  readonly #trusted: readonly string[] | undefined;
 
   constructor(options: OAuthClientOptions) {
     if (typeof options.clientId !== 'string' || options.clientId === '') {
@@ -133,6 +140,7 @@ export class OAuthClient {
     }
     this.#clientId = options.clientId;
     this.#clientSecret = options.clientSecret;
+    this.#trusted = options.trustedOAuthHosts === undefined ? undefined : normalizeTrustedHosts(options.trustedOAuthHosts, 'trustedOAuthHosts');
     this.#fetch = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
     this.#timeoutMs = options.timeoutMs ?? 10_000;
     this.#now = options.now ?? Date.now;
@@ -144,6 +152,16 @@ export class OAuthClient {
     return this.#clientId;
   }
 
+  /** `base` when it is one of the trusted OAuth hosts (or no list was given); the refusal otherwise. */
+  #checked(base: string): string | Error {
+    if (this.#trusted === undefined) return base;
+    try {
+      return trustedOAuthBaseOf(base, this.#trusted);
+    } catch (error) {
+      return error instanceof Error ? error : new Error(String(error));
+    }
+  }
+
   /**
    * Exchanges a refresh token for a new pair at `<oauthBase>/oauth/token/`.
    * @param oauthBase - the OAuth host of the portal's stored `server_endpoint` (`https://oauth.bitrix.info`).
@@ -151,6 +169,9 @@ export class OAuthClient {
    *   refreshes a much longer one: a refresh answer that arrives late must still be taken).
    */
   refresh(oauthBase: string, refreshToken: string, options: RefreshOptions = {}): Promise<TokenResponse> {
+    const checked = this.#checked(oauthBase);
+    if (checked instanceof Error) return Promise.reject(checked);
+    oauthBase = checked;
     const send = (): Promise<TokenResponse> => this.#token(oauthBase, { grant_type: 'refresh_token', refresh_token: refreshToken }, options.timeoutMs);
     if (options.proof === false) return send();
     return this.proofGate.share(claimKey('refresh', tokenEndpointOf(oauthBase), refreshToken), send, isRefusedClaim);
@@ -163,6 +184,9 @@ export class OAuthClient {
    * code is refused again without a request.
    */
   exchangeCode(oauthBase: string, code: string): Promise<TokenResponse> {
+    const checked = this.#checked(oauthBase);
+    if (checked instanceof Error) return Promise.reject(checked);
+    oauthBase = checked;
     return this.proofGate.share(
       claimKey('code', tokenEndpointOf(oauthBase), code),
       () => this.proofGate.run(undefined, () => this.#token(oauthBase, { grant_type: 'authorization_code', code })),
@@ -175,6 +199,9 @@ export class OAuthClient {
    * Only call it with an `oauthBase` from your own allow-list, never one taken from a payload.
    */
   appInfo(oauthBase: string, accessToken: string): Promise<AppInfo> {
+    const checked = this.#checked(oauthBase);
+    if (checked instanceof Error) return Promise.reject(checked);
+    oauthBase = checked;
     const url = appInfoEndpointOf(oauthBase);
     return this.proofGate.share(claimKey('app.info', url, accessToken), () => this.#appInfo(url, accessToken), isRefusedClaim);
   }

@@ -12,7 +12,7 @@ import { consoleLogger, describeError, type Logger } from '../logger.js';
 import { observe, observedLogger } from '../observe.js';
 import { OAuthClient } from '../oauth/oauth-client.js';
 import type { PoolEventMap, PoolEventName, PoolStats } from '../pool-events.js';
-import { normalizeTrustedHosts, oauthBaseFromServerEndpoint } from '../protocol/oauth-hosts.js';
+import { normalizeTrustedHosts, trustedOAuthBaseOf } from '../protocol/oauth-hosts.js';
 import type { RequestBudget } from '../budget/budget.js';
 import type { SdkClientSettings } from '../sdk/client.js';
 import { userChain, type ChainId, type PortalRecord, type StoreChange, type TokenStore } from '../store/token-store.js';
@@ -84,6 +84,7 @@ export class PortalClientPool implements PortalTokensContext {
     this.store = store;
     this.clock = resolveClock(options);
     const hardCap = refreshHardCapMs(options.oauthTimeoutMs);
+    const trusted = normalizeTrustedHosts(options.trustedOAuthHosts, 'trustedOAuthHosts');
     const oauth = new OAuthClient({
       clientId: options.clientId,
       clientSecret: options.clientSecret,
@@ -91,6 +92,8 @@ export class PortalClientPool implements PortalTokensContext {
       timeoutMs: options.oauthTimeoutMs,
       now: () => this.clock.now(),
       proofLimits: options.proofLimits,
+      // Every token or secret this client sends goes to a trusted OAuth host, checked as it leaves.
+      trustedOAuthHosts: trusted,
     });
     this.oauth = oauth;
     this.#oauth = oauth;
@@ -105,7 +108,8 @@ export class PortalClientPool implements PortalTokensContext {
       store,
       waitForChange: this.#waiters.wait,
       // Callers stop waiting after oauthTimeoutMs (answerWaitMs); the request itself only at the hard cap.
-      refresh: (record) => oauth.refresh(oauthBaseFromServerEndpoint(record.serverEndpoint), record.refreshToken, { timeoutMs: hardCap, proof: false }),
+      // The OAuth host is checked as the refresh leaves: a re-pointed serverEndpoint gets nothing.
+      refresh: (record) => oauth.refresh(trustedOAuthBaseOf(record.serverEndpoint, trusted, record.memberId), record.refreshToken, { timeoutMs: hardCap, proof: false }),
       clock: this.clock,
       logger: this.logger,
       ...resolveCoordinatorOptions(options),
@@ -114,7 +118,7 @@ export class PortalClientPool implements PortalTokensContext {
         drop: (memberId, chain, reason) => this.#cache.evict(chainKeyOf(memberId, chain), reason),
       },
     });
-    this.#trustedHosts = normalizeTrustedHosts(options.trustedOAuthHosts, 'trustedOAuthHosts');
+    this.#trustedHosts = trusted;
     this.#follower = new ChangeFollower(store, this.clock, this.logger, {
       changed: (change) => this.#changed(change),
       resync: () => {

@@ -51,7 +51,7 @@ export class ChainSlot implements ChainView, InterceptedChain {
     this.#sdkEndpoint = record.clientEndpoint;
     this.client = createSdkClient(record, this.#shiftSec(), context.settings);
     this.client.setCustomRefreshAuth(() => this.#sdkRefresh());
-    for (const version of [ApiVersion.v2, ApiVersion.v3]) interceptHttpClient(this.client.getHttpClient(version), this);
+    for (const version of [ApiVersion.v2, ApiVersion.v3]) interceptHttpClient(this.client.getHttpClient(version), this, context.settings.restRoots);
   }
 
   /** Takes a newer persisted record (a no-op for the one held). */

@@ -25,12 +25,13 @@ async function startRig(store: MemoryTokenStore): Promise<Rig> {
   secrets.add(b24.clientSecret);
   const logger = recordingLogger();
   const pool = new PortalClientPool({
+    ...b24.trust,
     store,
     clientId: b24.clientId,
     clientSecret: b24.clientSecret,
     logger,
     fetch: secrets.observingFetch(),
-    trustedOAuthHosts: [b24.oauthUrl],
+    ...b24.trust,
   });
   return { b24, store, pool, context: contextOf(pool), logger, secrets };
 }

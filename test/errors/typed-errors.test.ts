@@ -51,7 +51,7 @@ class RawFailingStore extends MemoryTokenStore {
 }
 
 function newPool(store: RawFailingStore): PortalClientPool {
-  return new PortalClientPool({ store, clientId: b24.clientId, clientSecret: b24.clientSecret, logger: recordingLogger() });
+  return new PortalClientPool({ ...b24.trust, store, clientId: b24.clientId, clientSecret: b24.clientSecret, logger: recordingLogger() });
 }
 
 async function caught(promise: Promise<unknown>): Promise<unknown> {

@@ -24,11 +24,12 @@ let logger: ReturnType<typeof recordingLogger>;
 async function start(poolOptions: Partial<PortalClientPoolOptions> = {}): Promise<void> {
   logger = recordingLogger();
   pool = new PortalClientPool({
+    ...b24.trust,
     store: new MemoryTokenStore(),
     clientId: b24.clientId,
     clientSecret: b24.clientSecret,
     logger,
-    trustedOAuthHosts: [b24.oauthUrl],
+    ...b24.trust,
     ...poolOptions,
   });
   handler = createLifecycleHandler({ pool, trustedOAuthHosts: [b24.oauthUrl] });

@@ -262,7 +262,7 @@ describe('forged installs', () => {
   });
 
   it("stores nothing and says why when this app's own credentials are refused (500, logged as an error)", async () => {
-    const otherApp = new PortalClientPool({ store: rig.store, clientId: 'local.other.app', clientSecret: 'x'.repeat(32), logger: rig.logger });
+    const otherApp = new PortalClientPool({ ...rig.b24.trust, store: rig.store, clientId: 'local.other.app', clientSecret: 'x'.repeat(32), logger: rig.logger });
     await mount({}, contextOf(otherApp));
     const portal = rig.b24.addPortal();
     const event = rig.b24.installEvent(portal.memberId);
@@ -395,7 +395,7 @@ describe('failures', () => {
 
   it('answers 500 when the store throws during install, with no record written and the pool not told', async () => {
     const store = failingStore({ upsert: true });
-    const pool = new PortalClientPool({ store, clientId: rig.b24.clientId, clientSecret: rig.b24.clientSecret, logger: rig.logger });
+    const pool = new PortalClientPool({ ...rig.b24.trust, store, clientId: rig.b24.clientId, clientSecret: rig.b24.clientSecret, logger: rig.logger });
     const told: string[] = [];
     pool.on('installed', ({ memberId }) => told.push(memberId));
     await mount({}, contextOf(pool));
@@ -415,7 +415,7 @@ describe('failures', () => {
 
   it('answers 500 when the store cannot be read for an uninstall', async () => {
     const store = failingStore({ get: true });
-    const pool = new PortalClientPool({ store, clientId: rig.b24.clientId, clientSecret: rig.b24.clientSecret, logger: rig.logger });
+    const pool = new PortalClientPool({ ...rig.b24.trust, store, clientId: rig.b24.clientId, clientSecret: rig.b24.clientSecret, logger: rig.logger });
     await mount({}, contextOf(pool));
     const portal = rig.b24.addPortal();
     expect(await send(rig.b24.uninstallEvent(portal.memberId).form)).toMatchObject({ status: 500, json: { error: 'INTERNAL_ERROR' } });
@@ -425,7 +425,11 @@ describe('failures', () => {
   it('answers 503 and stores nothing when the trusted OAuth host cannot be reached', async () => {
     const dead = await listen(createServer());
     await dead.close();
-    await mount({ trustedOAuthHosts: [rig.b24.oauthUrl, dead.url] });
+    // The pool's OAuth client checks every request against its own list too, so both name the host.
+    const trustedOAuthHosts = [rig.b24.oauthUrl, dead.url];
+    const store = new MemoryTokenStore();
+    const pool = new PortalClientPool({ ...rig.b24.trust, trustedOAuthHosts, store, clientId: rig.b24.clientId, clientSecret: rig.b24.clientSecret, logger: rig.logger });
+    await mount({ trustedOAuthHosts }, contextOf(pool));
     const portal = rig.b24.addPortal();
     const event = rig.b24.installEvent(portal.memberId);
     rig.secrets.add(event.chain.accessToken, event.chain.refreshToken);
@@ -433,7 +437,8 @@ describe('failures', () => {
     const answer = await send(toForm(withAuth(event.payload, { server_endpoint: `${dead.url}/rest/` })));
 
     expect(answer).toMatchObject({ status: 503, json: { error: 'OAUTH_UNAVAILABLE' } });
-    expect(await rig.store.get(portal.memberId)).toBeUndefined();
+    expect(await store.get(portal.memberId)).toBeUndefined();
+    await pool.close();
   });
 
   it('answers 502 and stores nothing when the trusted OAuth host answers garbage', async () => {

@@ -37,7 +37,7 @@ describe.each([
     const portal = b24.addPortal();
     await seedPortal(store, b24, portal.memberId, b24.issueChain(portal.memberId));
     // 10/s, burst 10 at the stand-in; the budget takes 80%: 8/s, burst 8; half of it: 4/s, burst 4.
-    const pool = new PortalClientPool({ store, clientId: b24.clientId, clientSecret: b24.clientSecret, requestBudget: { ratePerSec: 10, burst: 10 }, logger: recordingLogger() });
+    const pool = new PortalClientPool({ ...b24.trust, store, clientId: b24.clientId, clientSecret: b24.clientSecret, requestBudget: { ratePerSec: 10, burst: 10 }, logger: recordingLogger() });
     try {
       const client = await pool.clientFor(portal.memberId);
       await client.actions.v2.call.make({ method: 'profile' }); // the portal's probe, before the burst

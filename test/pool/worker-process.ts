@@ -27,7 +27,7 @@ export interface WorkerProcess {
 /** Starts a worker with its own pool on the store `kind` (`postgres` | `redis`) at `url`/`prefix`. */
 export function startWorker(b24: FakeBitrix24, kind: string, url: string, prefix: string, memberId: string, listenUrl?: string): WorkerProcess {
   const child = spawn(process.execPath, ['--import', 'tsx', worker, kind, url, prefix, memberId], {
-    env: { ...process.env, B24_CLIENT_ID: b24.clientId, B24_CLIENT_SECRET: b24.clientSecret, ...(listenUrl === undefined ? {} : { B24_PG_LISTEN_URL: listenUrl }) },
+    env: { ...process.env, B24_CLIENT_ID: b24.clientId, B24_CLIENT_SECRET: b24.clientSecret, B24_URL: b24.url, ...(listenUrl === undefined ? {} : { B24_PG_LISTEN_URL: listenUrl }) },
     stdio: 'pipe',
   });
   let stderr = '';
@@ -102,7 +102,7 @@ export function clusterStores(tag: string, available: { postgres: boolean; redis
  * without a REST call.
  */
 export async function expectCoherence(b24: FakeBitrix24, store: TokenStore, start: (memberId: string) => WorkerProcess): Promise<void> {
-  const a = new PortalClientPool({ store, clientId: b24.clientId, clientSecret: b24.clientSecret, logger: silentLogger });
+  const a = new PortalClientPool({ ...b24.trust, store, clientId: b24.clientId, clientSecret: b24.clientSecret, logger: silentLogger });
   const portal = b24.addPortal();
   await seedStore(store, b24, portal.memberId);
   const b = start(portal.memberId);

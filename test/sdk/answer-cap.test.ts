@@ -66,7 +66,9 @@ afterEach(async () => {
 /** A pool over a store holding one portal whose REST root is the on-premise server. */
 async function start(options: Partial<PortalClientPoolOptions> = {}): Promise<string> {
   const store = new MemoryTokenStore();
-  pool = new PortalClientPool({ store, clientId: b24.clientId, clientSecret: b24.clientSecret, requestBudget: false, ...options });
+  // The on-premise portal runs on loopback over http: the pool is told to send its tokens there.
+  const onPremiseRoots = { allowHttp: true, allowPrivateAddresses: true, allowHost: (root: URL) => root.origin === new URL(onPremise.url).origin };
+  pool = new PortalClientPool({ ...b24.trust, restRoots: onPremiseRoots, store, clientId: b24.clientId, clientSecret: b24.clientSecret, requestBudget: false, ...options });
   const portal = b24.addPortal();
   await seedStore(store, b24, portal.memberId, { record: { clientEndpoint: `${onPremise.url}/rest/` } });
   return portal.memberId;

@@ -62,7 +62,7 @@ describe('one portal cannot take the spool from the others during an outage', ()
     const memory = new MemoryTokenStore();
     const { store, setDown } = outageStore(memory);
     const logger = recordingLogger();
-    pool = new PortalClientPool({ store, clientId: b24.clientId, clientSecret: b24.clientSecret, logger });
+    pool = new PortalClientPool({ ...b24.trust, store, clientId: b24.clientId, clientSecret: b24.clientSecret, logger });
     const spool = new FileInstallSpool({ directory: join(dir, 'spool'), maxEntries: MAX_ENTRIES, logger });
     handler = createLifecycleHandler({ pool, trustedOAuthHosts: [b24.oauthUrl], spool, spoolReplayMs: 3_600_000, logger });
     const server = await listen(createServer(toNodeHandler(handler)));

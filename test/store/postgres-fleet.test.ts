@@ -42,7 +42,7 @@ async function fleetQuery(sql: string): Promise<Record<string, unknown>[]> {
 
 function start(b24: FakeBitrix24, prefix: string, members: string[]) {
   const child = spawn(process.execPath, ['--import', 'tsx', worker, FLEET_URL, prefix, JSON.stringify(members)], {
-    env: { ...process.env, B24_CLIENT_ID: b24.clientId, B24_CLIENT_SECRET: b24.clientSecret },
+    env: { ...process.env, B24_CLIENT_ID: b24.clientId, B24_CLIENT_SECRET: b24.clientSecret, B24_URL: b24.url },
     stdio: 'pipe',
   });
   let stderr = '';

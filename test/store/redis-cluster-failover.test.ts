@@ -45,7 +45,7 @@ describe.skipIf(!available)('RedisTokenStore on a cluster whose primary dies dur
   it('20 portals x 5 calls, the busiest primary killed mid-storm and replaced by its replica: 0 reuse, 0 chains lost, failures typed, all portals work after', async () => {
     const keyPrefix = uniquePrefix('cfail');
     const store = new RedisTokenStore({ nodes: NODES, keyPrefix, timeoutMs: 8000 });
-    const pool = new PortalClientPool({ store, clientId: b24.clientId, clientSecret: b24.clientSecret, logger: silentLogger, requestBudget: false });
+    const pool = new PortalClientPool({ ...b24.trust, store, clientId: b24.clientId, clientSecret: b24.clientSecret, logger: silentLogger, requestBudget: false });
     const admin = clusterInspector(NODES);
     try {
       await store.ready();

@@ -46,7 +46,7 @@ describe.skipIf(!available)('the pool on a Redis Cluster', () => {
   it("follows worker A's refresh and uninstall in worker B, with no refused call", () =>
     onPrefix('ccoh', async (prefix) => {
       const store = new RedisTokenStore({ nodes: [...CLUSTER_NODES], keyPrefix: prefix });
-      const a = new PortalClientPool({ store, clientId: b24.clientId, clientSecret: b24.clientSecret, logger: silentLogger });
+      const a = new PortalClientPool({ ...b24.trust, store, clientId: b24.clientId, clientSecret: b24.clientSecret, logger: silentLogger });
       const portal = b24.addPortal();
       await seedStore(store, b24, portal.memberId);
       const b = startWorker(b24, 'redis-cluster', CLUSTER_NODES.join(','), prefix, portal.memberId);
@@ -85,7 +85,7 @@ describe.skipIf(!available)('the pool on a Redis Cluster', () => {
       const workers = Array.from({ length: 4 }, () => {
         const args = [CLUSTER_NODES.join(','), prefix, portal.memberId, '20', String(limits.ratePerSec), String(limits.burst)];
         const child = spawn(process.execPath, ['--import', 'tsx', worker, ...args], {
-          env: { ...process.env, B24_CLIENT_ID: b24.clientId, B24_CLIENT_SECRET: b24.clientSecret },
+          env: { ...process.env, B24_CLIENT_ID: b24.clientId, B24_CLIENT_SECRET: b24.clientSecret, B24_URL: b24.url },
           stdio: 'pipe',
         });
         let stderr = '';

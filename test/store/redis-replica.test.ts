@@ -160,7 +160,7 @@ async function failOver(prefix: string, portals: readonly string[], beforePromot
 async function stormThenFailover(wait: number, holdMs: number): Promise<{ ok: number; lost: number }> {
   const prefix = uniquePrefix(`replica${wait}`);
   const store = new RedisTokenStore({ url: url(PRIMARY), keyPrefix: prefix, timeoutMs: 8000, replicas: { wait, timeoutMs: 6000 } });
-  const pool = new PortalClientPool({ store, clientId: b24.clientId, clientSecret: b24.clientSecret, logger: silentLogger, requestBudget: false });
+  const pool = new PortalClientPool({ ...b24.trust, store, clientId: b24.clientId, clientSecret: b24.clientSecret, logger: silentLogger, requestBudget: false });
   const portals: string[] = [];
   for (let i = 0; i < 10; i++) {
     const portal = b24.addPortal();
@@ -215,7 +215,7 @@ describe.skipIf(!available)('RedisTokenStore with a replica', () => {
   it('a refresh whose write the replica did not confirm in time still reaches the caller: the pool adopts the pair it finds stored', async () => {
     const prefix = uniquePrefix('unconfirmed');
     const store = new RedisTokenStore({ url: url(PRIMARY), keyPrefix: prefix, replicas: { timeoutMs: 200 } });
-    const pool = new PortalClientPool({ store, clientId: b24.clientId, clientSecret: b24.clientSecret, logger: silentLogger, requestBudget: false });
+    const pool = new PortalClientPool({ ...b24.trust, store, clientId: b24.clientId, clientSecret: b24.clientSecret, logger: silentLogger, requestBudget: false });
     try {
       const portal = b24.addPortal();
       await seedStore(store, b24, portal.memberId);

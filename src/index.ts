@@ -15,8 +15,8 @@
 
 // ── Set up: the pool, its options, and the clock and logger it takes ──────────────────────────────
 export { PortalClientPool } from './pool/pool.js';
-export type { PortalClientPoolOptions, ClientForOptions } from './pool/pool.js';
-export type { PoolEventMap, PoolStats } from './pool-events.js';
+export type { PortalClientPoolOptions } from './pool/pool.js';
+export type { PoolEventMap } from './pool-events.js';
 export { BITRIX24_PLAN_LIMITS, SDK_LIMITER_OFF } from './budget/budget.js';
 export type { RequestBudgetLimits } from './budget/budget.js';
 export { systemClock } from './clock.js';
@@ -34,6 +34,7 @@ export { EncryptedTokenStore } from './store/encrypted/store.js';
 export { createLifecycleHandler } from './http/handler.js';
 export type { LifecycleHandlerOptions } from './http/handler.js';
 export { FileInstallSpool } from './spool/file-spool.js';
+export { ProofGate } from './guard/proof-gate.js';
 export { createEventHandler } from './http/events.js';
 export type { EventHandlerOptions, RestEventContext } from './http/events.js';
 export { toNodeHandler } from './http/node.js';

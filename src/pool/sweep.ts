@@ -5,7 +5,10 @@ import type { Clock } from '../clock.js';
 import type { RefreshCoordinator } from '../coordinator/coordinator.js';
 import type { PortalRecord, TokenStore } from '../store/token-store.js';
 
-/** Options of {@link PortalClientPool.sweep}. */
+/**
+ * Options of {@link PortalClientPool.sweep}.
+ * @inline
+ */
 export interface SweepOptions {
   /** Refresh active chains whose pair has not changed for longer than this, days. @defaultValue 20 */
   readonly idleDays?: number | undefined;
@@ -22,7 +25,10 @@ export interface SweepOptions {
   readonly signal?: AbortSignal | undefined;
 }
 
-/** What a sweep did. */
+/**
+ * What a sweep did.
+ * @inline
+ */
 export interface SweepResult {
   /** Records examined. */
   readonly checked: number;

@@ -34,6 +34,7 @@ export type {
   ConditionalWriteConflict,
 } from './portal-record.js';
 export { portalRecordFromAuth } from '../chains/record.js';
+export type { PortalAuth } from '../events/types.js';
 
 // ── The shared request budget and the change feed (optional parts of the contract) ─────────────────
 export type { BudgetSpec, BudgetGrant } from './budget-types.js';

@@ -1,4 +1,4 @@
-// scripts/check-exports.mjs, the CI check that a root export is never added without a snapshot line
+// scripts/check-exports.ts, the CI check that a root export is never added without a snapshot line
 // and a CHANGELOG line: run as CI runs it (a child process), on the repository and on small fixtures.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -8,7 +8,8 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
-const script = join(root, 'scripts/check-exports.mjs');
+const script = join(root, 'scripts/check-exports.ts');
+const tsx = join(root, 'node_modules/.bin/tsx');
 
 const INDEX = `/** Docs. */
 // ── Set up
@@ -37,11 +38,11 @@ function fixture(files: { index?: string; snapshot?: string; changelog?: string 
 }
 
 function check(dir: string, ...args: string[]): { status: number | null; stderr: string } {
-  const result = spawnSync(process.execPath, [script, '--dir', dir, ...args], { encoding: 'utf8' });
+  const result = spawnSync(tsx, [script, '--dir', dir, ...args], { encoding: 'utf8' });
   return { status: result.status, stderr: result.stderr };
 }
 
-describe('scripts/check-exports.mjs', () => {
+describe('scripts/check-exports.ts', () => {
   it('passes on this repository', () => {
     expect(check(root).status).toBe(0);
   });

@@ -66,7 +66,7 @@ export interface PortalClientPoolOptions {
   readonly random?: (() => number) | undefined;
   /**
    * The OAuth hosts a user's app-page chain is proven at (`PortalClientPool.rememberUser`).
-   * @defaultValue `DEFAULT_TRUSTED_OAUTH_HOSTS`
+   * @defaultValue `["https://oauth.bitrix.info", "https://oauth.bitrix24.tech"]`
    */
   readonly trustedOAuthHosts?: readonly string[] | undefined;
   /**

@@ -36,6 +36,23 @@ export type {
 export { portalRecordFromAuth } from '../chains/record.js';
 export type { PortalAuth } from '../events/types.js';
 
+// ── The argument checks the built-in stores run, for a store of your own to refuse the same input
+// ── with the same typed errors (`InvalidArgumentError`, `StoreError`) the conformance suite expects
+export {
+  applyPatch,
+  checkExpectedVersion,
+  checkListOptions,
+  checkMemberId,
+  checkPatch,
+  checkRecordInput,
+  checkTtlMs,
+  isChainId,
+  nextVersion,
+  readStoredRecord,
+  resolveKey,
+} from './record-checks.js';
+export type { ResolvedKey } from './record-checks.js';
+
 // ── The shared request budget and the change feed (optional parts of the contract) ─────────────────
 export type { BudgetSpec, BudgetGrant } from './budget-types.js';
 export type { StoreChange, StoreChangeListener, StoreSubscription } from './change-feed.js';

@@ -53,7 +53,22 @@ describe('the built package', () => {
     expect(values).toHaveLength(45);
     expect(values.filter((name) => !snapshot.includes(name))).toEqual([]);
     expect(values).not.toContain('ManualClock');
-    expect(run('esm', 'b24-portal-tokens/store')).toEqual(['PORTAL_CHAIN', 'portalRecordFromAuth', 'userChain']);
+    expect(run('esm', 'b24-portal-tokens/store')).toEqual([
+      'PORTAL_CHAIN',
+      'applyPatch',
+      'checkExpectedVersion',
+      'checkListOptions',
+      'checkMemberId',
+      'checkPatch',
+      'checkRecordInput',
+      'checkTtlMs',
+      'isChainId',
+      'nextVersion',
+      'portalRecordFromAuth',
+      'readStoredRecord',
+      'resolveKey',
+      'userChain',
+    ]);
     expect(run('esm', 'b24-portal-tokens/testing')).toContain('ManualClock');
   });
 

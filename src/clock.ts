@@ -47,12 +47,12 @@ export class ManualClock implements Clock {
     this.#now = start;
   }
 
-  /** {@inheritDoc Clock.now} */
+  /** {@inheritDoc index.Clock.now} */
   now(): number {
     return this.#now;
   }
 
-  /** {@inheritDoc Clock.sleep} */
+  /** {@inheritDoc index.Clock.sleep} */
   sleep(ms: number, signal?: AbortSignal): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       if (signal?.aborted) {

@@ -8,7 +8,10 @@ import type { Logger } from './logger.js';
 import type { AppInfo, TokenResponse } from './oauth/oauth-client.js';
 import type { ChainId, TokenStore } from './store/token-store.js';
 
-/** A lifecycle change the lifecycle handler or the authorization flow reports after writing the store. */
+/**
+ * A lifecycle change the lifecycle handler or the authorization flow reports after writing the store.
+ * @inline
+ */
 export interface LifecycleChange {
   /** What happened. */
   readonly type: 'installed' | 'updated' | 'uninstalled' | 'authorized';
@@ -19,6 +22,7 @@ export interface LifecycleChange {
 /**
  * The calls the lifecycle handler and the authorization flow make to an OAuth host. The pool's
  * OAuth client implements it; a test can script it.
+ * @inline
  */
 export interface OAuthHostClient {
   /** The app's `client_id`, which `app.info` must name for a chain to be this app's. */
@@ -40,12 +44,14 @@ export interface OAuthHostClient {
 /**
  * What the OAuth host says about a stored chain: it still works (`alive`: the app is installed),
  * it is refused for good (`dead`), or the host could not be asked (`unreachable`).
+ * @inline
  */
 export type ChainStatus = 'alive' | 'dead' | 'unreachable';
 
 /**
  * What the lifecycle handler and the authorization flow need from their surroundings. Pass your
  * `PortalClientPool` (it implements this); nothing here hands out clients.
+ * @inline
  */
 export interface PortalTokensContext {
   /** Where portals' records live. */
@@ -93,6 +99,7 @@ export function assertContext(value: unknown, argument: string): asserts value i
 /**
  * What the REST event handler needs: a {@link PortalTokensContext} that also hands out the
  * portal's pooled client. Pass your `PortalClientPool` (it implements this).
+ * @inline
  */
 export interface EventHandlerContext extends PortalTokensContext {
   /** The portal's own client (its installer's chain), refreshed through the pool's coordinator. */

@@ -3,7 +3,10 @@
 
 import { PortalTokensError } from './errors.js';
 
-/** A log method in pino's shape: a context object first, then an optional message. */
+/**
+ * A log method in pino's shape: a context object first, then an optional message.
+ * @inline
+ */
 export type LogMethod = (context: Record<string, unknown>, message?: string) => void;
 
 /** A pino-compatible logger: pass `pino()` or any object with these four methods. */

@@ -15,10 +15,14 @@ export type JsonValue = string | number | boolean | null | readonly JsonValue[] 
 /**
  * Request headers: a Fetch `Headers` object or a record such as Node's `req.headers`.
  * Record keys are matched case-insensitively.
+ * @inline
  */
 export type HeaderBag = Headers | Readonly<Record<string, string | readonly string[] | undefined>>;
 
-/** A query string in any of the shapes runtimes hand out. */
+/**
+ * A query string in any of the shapes runtimes hand out.
+ * @inline
+ */
 export type QueryInput = URLSearchParams | string | Readonly<Record<string, string | readonly string[] | undefined>>;
 
 /** A request in the shape the handlers take, whatever the HTTP framework. */
@@ -50,6 +54,7 @@ export interface PlainResponse {
 /**
  * A framework-neutral handler: a {@link PlainRequest} in, a {@link PlainResponse} out. It never
  * rejects: every failure is an answer. Mount it with `toNodeHandler` or `toFetchHandler`.
+ * @inline
  */
 export interface PlainHandler {
   /** Handles one request. */

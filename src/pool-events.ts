@@ -5,22 +5,34 @@ import type { BudgetEvent, PortalBudgetStats } from './budget/budget.js';
 
 export type { BudgetEvent, PortalBudgetStats };
 
-/** Why a client left the pool's cache. */
+/**
+ * Why a client left the pool's cache.
+ * @inline
+ */
 export type EvictionReason = 'capacity' | 'manual' | 'revoked' | 'lifecycle' | 'endpoint-changed' | 'closed' | 'resync';
 
-/** The payload of every pool event: the portal concerned. */
+/**
+ * The payload of every pool event: the portal concerned.
+ * @inline
+ */
 export interface PortalEvent {
   /** The portal's `member_id`. */
   readonly memberId: string;
 }
 
-/** The payload of an event about one chain of a portal. */
+/**
+ * The payload of an event about one chain of a portal.
+ * @inline
+ */
 export interface ChainEvent extends PortalEvent {
   /** The chain concerned: `'portal'` or `'user:<id>'`. */
   readonly chain: ChainId;
 }
 
-/** Payload of `refreshed`. */
+/**
+ * Payload of `refreshed`.
+ * @inline
+ */
 export interface RefreshedEvent extends ChainEvent {
   /** The stored record's version after the write. */
   readonly version: number;
@@ -30,19 +42,28 @@ export interface RefreshedEvent extends ChainEvent {
   readonly reason: RefreshReason;
 }
 
-/** Payload of `adopted`. */
+/**
+ * Payload of `adopted`.
+ * @inline
+ */
 export interface AdoptedEvent extends ChainEvent {
   /** The version of the record adopted. */
   readonly version: number;
 }
 
-/** Payload of `revoked`. */
+/**
+ * Payload of `revoked`.
+ * @inline
+ */
 export interface RevokedEvent extends ChainEvent {
   /** The OAuth `error` string that revoked the chain, such as `invalid_grant`. */
   readonly reason: string;
 }
 
-/** Payload of `suspended`. */
+/**
+ * Payload of `suspended`.
+ * @inline
+ */
 export interface SuspendedEvent extends ChainEvent {
   /** The OAuth `error` string, `PAYMENT_REQUIRED`. */
   readonly reason: string;
@@ -50,7 +71,10 @@ export interface SuspendedEvent extends ChainEvent {
   readonly retryAt: number;
 }
 
-/** Payload of `credentials-rejected`. */
+/**
+ * Payload of `credentials-rejected`.
+ * @inline
+ */
 export interface CredentialsRejectedEvent extends ChainEvent {
   /** The OAuth `error` string, `invalid_client` or `wrong_client`. */
   readonly oauthError: string;
@@ -58,22 +82,34 @@ export interface CredentialsRejectedEvent extends ChainEvent {
   readonly pausedUntil: number;
 }
 
-/** Payload of `evicted`. */
+/**
+ * Payload of `evicted`.
+ * @inline
+ */
 export interface EvictedEvent extends ChainEvent {
   /** Why the client left the cache. */
   readonly reason: EvictionReason;
 }
 
-/** Payload of `refresh-failed`. */
+/**
+ * Payload of `refresh-failed`.
+ * @inline
+ */
 export interface RefreshFailedEvent extends ChainEvent {
   /** The error's stable code (see `ErrorCode`), or `UNKNOWN`. */
   readonly code: string;
 }
 
-/** How one request to an OAuth host for a new pair ended. */
+/**
+ * How one request to an OAuth host for a new pair ended.
+ * @inline
+ */
 export type RefreshOutcome = 'refreshed' | 'revoked' | 'suspended' | 'credentials-rejected' | 'unavailable' | 'failed';
 
-/** Payload of `refresh-attempt`: one refresh request sent to an OAuth host, and its persisting. */
+/**
+ * Payload of `refresh-attempt`: one refresh request sent to an OAuth host, and its persisting.
+ * @inline
+ */
 export interface RefreshAttemptEvent extends ChainEvent {
   /** Why the chain was refreshed. */
   readonly reason: RefreshReason;
@@ -85,7 +121,10 @@ export interface RefreshAttemptEvent extends ChainEvent {
   readonly durationMs: number;
 }
 
-/** Payload of `lock-wait`: this process waited for another holder of a chain's lock. */
+/**
+ * Payload of `lock-wait`: this process waited for another holder of a chain's lock.
+ * @inline
+ */
 export interface LockWaitEvent extends ChainEvent {
   /** How the wait ended: the lock taken, the other holder's pair adopted, or `LockTimeoutError`. */
   readonly outcome: 'acquired' | 'adopted' | 'timeout';
@@ -135,10 +174,16 @@ export interface PoolEventMap {
 /** Names of the pool's events. */
 export type PoolEventName = keyof PoolEventMap;
 
-/** Why the pool refreshed a chain. */
+/**
+ * Why the pool refreshed a chain.
+ * @inline
+ */
 export type RefreshReason = 'expiring' | 'rejected' | 'keep-alive' | 'reactivate' | 'confirm';
 
-/** A snapshot of the pool's counters, from `PortalClientPool.stats()`. All counts since construction. */
+/**
+ * A snapshot of the pool's counters, from `PortalClientPool.stats()`. All counts since construction.
+ * @inline
+ */
 export interface PoolStats {
   /** Clients currently cached. */
   readonly cachedClients: number;
@@ -167,5 +212,5 @@ export interface PoolStats {
   /** 503 `QUERY_LIMIT_EXCEEDED` answers (all portals). */
   readonly queryLimitExceeded: number;
   /** The request budget's counters per portal (`memberId` → counters), for portals that had any. */
-  readonly budgets: Readonly<Record<string, PortalBudgetStats>>;
+  readonly budgets: { readonly [memberId: string]: PortalBudgetStats };
 }

@@ -21,7 +21,10 @@ import { BITRIX24_PLAN_LIMITS, planInAnswer, type RequestBudgetLimits } from './
 
 export { BITRIX24_PLAN_LIMITS, type RequestBudgetLimits };
 
-/** Per-portal counters of the budget, in `pool.stats().budgets`. */
+/**
+ * Per-portal counters of the budget, in `pool.stats().budgets`.
+ * @inline
+ */
 export interface PortalBudgetStats {
   /** Requests that had to wait for a slot. */
   readonly waits: number;
@@ -39,7 +42,10 @@ export interface PortalBudgetStats {
   readonly operationTimeLimit: number;
 }
 
-/** A caller's limit on how long its REST requests may wait for the budget; see {@link withRequestDeadline}. */
+/**
+ * A caller's limit on how long its REST requests may wait for the budget; see {@link withRequestDeadline}.
+ * @inline
+ */
 export interface RequestDeadline {
   /** Requests started inside the callback wait at most this long for a slot, ms. */
   readonly maxWaitMs?: number | undefined;
@@ -81,7 +87,10 @@ export interface RequestBudgetSettings {
   readonly emit: (event: 'budget-wait' | 'budget-push-back' | 'query-limit-exceeded', payload: BudgetEvent) => void;
 }
 
-/** The payload of the budget's pool events. */
+/**
+ * The payload of the budget's pool events.
+ * @inline
+ */
 export interface BudgetEvent {
   /** The portal whose budget it is. */
   readonly memberId: string;

@@ -10,7 +10,10 @@ import type { SpoolDrainResult } from '../spool/file-spool.js';
 import type { SpoolEntry } from '../spool/entry.js';
 import type { PortalRecord } from '../store/token-store.js';
 
-/** What an uninstall tells `onUninstalled` beside the event and the record. */
+/**
+ * What an uninstall tells `onUninstalled` beside the event and the record.
+ * @inline
+ */
 export interface UninstallOutcome {
   /**
    * Whether the OAuth host confirmed the app is gone: a chain of the portal that was alive is now

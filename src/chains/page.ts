@@ -47,7 +47,10 @@ interface ProvenPage {
 /** What reseeding needs beside what remembering a user needs: the probe of the portal's chain. */
 export type ReseedContext = RememberUserContext & { readonly confirm: (memberId: string) => Promise<ChainStatus> };
 
-/** What `PortalClientPool.visit` did with an app-page visit. */
+/**
+ * What `PortalClientPool.visit` did with an app-page visit.
+ * @inline
+ */
 export interface VisitOutcome {
   /** The chain the page's pair was stored as: `'portal'` when it reseeded the portal, else the user's. */
   readonly chain: ChainId;

@@ -4,7 +4,10 @@
 
 import { OAuthCredentialsError, OAuthUnavailableError } from '../errors.js';
 
-/** How long refreshes pause after failures. */
+/**
+ * How long refreshes pause after failures.
+ * @inline
+ */
 export interface BackoffPolicy {
   /** First pause after a transient failure of a chain's refresh, ms; doubles per failure. 0 turns it off. */
   readonly transientMinMs: number;

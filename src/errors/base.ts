@@ -67,7 +67,10 @@ export const ErrorCode = {
 /** The union of every value in {@link ErrorCode}. */
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
-/** Options accepted by every error of this library. */
+/**
+ * Options accepted by every error of this library.
+ * @inline
+ */
 export interface PortalTokensErrorOptions {
   /** The underlying error, kept for debugging; never rendered into `message`. */
   cause?: unknown;

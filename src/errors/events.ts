@@ -2,7 +2,10 @@
 
 import { ErrorCode, PortalTokensError, type PortalTokensErrorOptions } from './base.js';
 
-/** Why an event failed to parse: {@link ErrorCode.InvalidEvent} or {@link ErrorCode.UnknownEvent}. */
+/**
+ * Why an event failed to parse: {@link ErrorCode.InvalidEvent} or {@link ErrorCode.UnknownEvent}.
+ * @inline
+ */
 export type InvalidEventCode = typeof ErrorCode.InvalidEvent | typeof ErrorCode.UnknownEvent;
 
 /**

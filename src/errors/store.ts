@@ -21,7 +21,10 @@ export class StoreError extends PortalTokensError {
   }
 }
 
-/** Why a stored token could not be decrypted; see {@link DecryptionError.reason}. */
+/**
+ * Why a stored token could not be decrypted; see {@link DecryptionError.reason}.
+ * @inline
+ */
 export type DecryptionFailureReason = 'unknown-key' | 'authentication' | 'malformed' | 'plaintext-refused';
 
 /**

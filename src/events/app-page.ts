@@ -16,14 +16,17 @@ import {
 } from './options.js';
 import type { AppPageRequest, PortalAuth } from './types.js';
 
-/** The parts of an app-page (iframe) request that {@link parseAppPageRequest} reads. */
+/**
+ * The parts of an app-page (iframe) request that {@link parseAppPageRequest} reads.
+ * @inline
+ */
 export interface AppPageRequestInput {
   /**
    * The query string: a `URLSearchParams`, an object (`req.query`), or a string (with or without the
    * leading `?`, or a whole request target such as `/app?DOMAIN=...`).
    */
   query?: string | URLSearchParams | Readonly<Record<string, unknown>> | undefined;
-  /** The POST body, in any {@link EventBody} form. */
+  /** The POST body, in any `EventBody` form. */
   body?: EventBody | undefined;
 }
 

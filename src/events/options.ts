@@ -12,10 +12,14 @@ import { MAX_EXPIRES_SECONDS } from './fields.js';
  * - an **object** from a body parser: nested (`{ event, data: {...}, auth: {...} }`, as Express's
  *   extended parser or a JSON parser gives) or flat (`{ 'auth[access_token]': ... }`, as a
  *   non-extended urlencoded parser gives), or a mix of both.
+ * @inline
  */
 export type EventBody = string | Uint8Array | ArrayBuffer | URLSearchParams | Readonly<Record<string, unknown>>;
 
-/** Options of {@link parseInstallEvent} and {@link parseAppPageRequest}. */
+/**
+ * Options of {@link parseInstallEvent} and {@link parseAppPageRequest}.
+ * @inline
+ */
 export interface ParseEventOptions {
   /**
    * The request's `Content-Type`, used for text and bytes only: `application/x-www-form-urlencoded`

@@ -128,7 +128,7 @@ function parseLifecycle(tree: FieldMap, options: ResolvedOptions): LifecycleEven
  * Parses and validates a Bitrix24 lifecycle event: ONAPPINSTALL, ONAPPUPDATE or ONAPPUNINSTALL
  * (also the "installation callback" of an app that uses the API only, which is ONAPPINSTALL).
  *
- * Accepts every {@link EventBody} form. Values arrive as strings and come out typed: numbers as
+ * Accepts every `EventBody` form. Values arrive as strings and come out typed: numbers as
  * numbers, `Y`/`N` as booleans, `expires` always as absolute unix seconds.
  *
  * Rules, field by field (names in Bitrix24's spelling):

@@ -70,7 +70,7 @@ function readData(reader: FieldReader): RestEventData {
  * Parses and validates a REST event: what Bitrix24 posts to a handler the app bound with
  * `event.bind` (`ONCRMDEALADD`, `ONTASKUPDATE`, `ONIMBOTMESSAGEADD`, ...).
  *
- * Accepts every {@link EventBody} form, with the limits and the one error of
+ * Accepts every `EventBody` form, with the limits and the one error of
  * {@link parseInstallEvent}. Rules, field by field (names in Bitrix24's spelling):
  * - `event`: required; letters, digits and `_`, at most 128, starting with a letter; returned in
  *   upper case. Any name is accepted (you bound it), except the lifecycle events ONAPPINSTALL,

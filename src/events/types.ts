@@ -31,7 +31,10 @@ export interface PortalAuth {
   readonly applicationToken: string | null;
 }
 
-/** What ONAPPUNINSTALL carries: identity only, never tokens. */
+/**
+ * What ONAPPUNINSTALL carries: identity only, never tokens.
+ * @inline
+ */
 export interface UninstallAuth {
   /** The portal's host, when sent. */
   readonly domain: string | null;
@@ -55,7 +58,10 @@ interface LifecycleEventBase {
   readonly languageId: string | null;
 }
 
-/** ONAPPINSTALL: the app was installed (or reinstalled) on a portal; carries a fresh chain. */
+/**
+ * ONAPPINSTALL: the app was installed (or reinstalled) on a portal; carries a fresh chain.
+ * @inline
+ */
 export interface InstallEvent extends LifecycleEventBase {
   /** The discriminant of the union. */
   readonly type: 'install';
@@ -71,7 +77,10 @@ export interface InstallEvent extends LifecycleEventBase {
   readonly auth: PortalAuth;
 }
 
-/** ONAPPUPDATE: the app was updated on a portal; carries a fresh chain. */
+/**
+ * ONAPPUPDATE: the app was updated on a portal; carries a fresh chain.
+ * @inline
+ */
 export interface UpdateEvent extends LifecycleEventBase {
   /** The discriminant of the union. */
   readonly type: 'update';
@@ -85,7 +94,10 @@ export interface UpdateEvent extends LifecycleEventBase {
   readonly auth: PortalAuth;
 }
 
-/** ONAPPUNINSTALL: the app was removed from a portal; API access is already revoked. */
+/**
+ * ONAPPUNINSTALL: the app was removed from a portal; API access is already revoked.
+ * @inline
+ */
 export interface UninstallEvent extends LifecycleEventBase {
   /** The discriminant of the union. */
   readonly type: 'uninstall';
@@ -129,6 +141,7 @@ export type RestEventValue = string | number | boolean | null | readonly RestEve
  * A REST event's `data`: the nested structure Bitrix24 sent (`data[FIELDS][ID]` is
  * `data.FIELDS.ID`), frozen, with a `null` prototype. Keys `__proto__`, `constructor` and
  * `prototype` are dropped.
+ * @inline
  */
 export interface RestEventData {
   readonly [key: string]: RestEventValue;
@@ -139,6 +152,7 @@ export interface RestEventData {
  * describe the event's own chain, which belongs to **the user whose action fired the event** (or
  * the binding's `auth_type` user), not to the portal. This library never stores that chain and
  * never uses it for the portal's client.
+ * @inline
  */
 export interface RestEventAuth {
   /** The portal's `member_id`. */

@@ -13,6 +13,7 @@ import type { Logger } from '../logger.js';
  * The ceilings of a {@link ProofGate}. The defaults serve a backend of a thousand portals: the
  * process's ceilings are far above the rate at which genuine installs, updates and app-page visits
  * arrive, and a portal's are far above what one portal's administrators and users do in a minute.
+ * @inline
  */
 export interface ProofLimits {
   /** Proofs in flight at once in this process. @defaultValue 32 */
@@ -29,7 +30,10 @@ export interface ProofLimits {
   readonly refusedTtlMs?: number | undefined;
 }
 
-/** The {@link ProofLimits} with every default filled in. */
+/**
+ * The {@link ProofLimits} with every default filled in.
+ * @inline
+ */
 export type ResolvedProofLimits = { readonly [K in keyof ProofLimits]-?: number };
 
 const MINUTE_MS = 60_000;
@@ -62,7 +66,10 @@ interface Tally {
   warned: boolean;
 }
 
-/** What a {@link ProofGate} did since it was made. */
+/**
+ * What a {@link ProofGate} did since it was made.
+ * @inline
+ */
 export interface ProofGateStats {
   /** Proofs admitted. */
   admitted: number;

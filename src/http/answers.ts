@@ -4,7 +4,10 @@
 import { ErrorCode, PortalTokensError, type PortalTokensErrorOptions } from '../errors.js';
 import { jsonResponse, type PlainResponse } from '../plain.js';
 
-/** The `error` values a lifecycle answer can carry besides the parser's codes. */
+/**
+ * The `error` values a lifecycle answer can carry besides the parser's codes.
+ * @inline
+ */
 export type LifecycleAnswerCode =
   | typeof ErrorCode.MethodNotAllowed
   | typeof ErrorCode.PayloadTooLarge
@@ -16,7 +19,10 @@ export type LifecycleAnswerCode =
   | typeof ErrorCode.StoreFailure
   | typeof ErrorCode.Internal;
 
-/** Options of {@link LifecycleAnswerError}. */
+/**
+ * Options of {@link LifecycleAnswerError}.
+ * @inline
+ */
 export interface LifecycleAnswerErrorOptions extends PortalTokensErrorOptions {
   /** Extra response headers (`allow`, `accept`, `retry-after`). */
   readonly headers?: Readonly<Record<string, string>> | undefined;

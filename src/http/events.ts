@@ -52,10 +52,16 @@ export interface RestEventContext {
   readonly auth: RestEventAuth;
 }
 
-/** A listener for one REST event: runs once the event was authenticated. */
+/**
+ * A listener for one REST event: runs once the event was authenticated.
+ * @inline
+ */
 export type RestEventListener = (context: RestEventContext) => void | Promise<void>;
 
-/** What {@link EventHandlerOptions.onError} receives besides the error. */
+/**
+ * What {@link EventHandlerOptions.onError} receives besides the error.
+ * @inline
+ */
 export interface RestEventErrorInfo {
   /** The event name. */
   readonly event: string;
@@ -135,7 +141,10 @@ export interface EventHandlerOptions {
   readonly listenerBudgetShare?: number | undefined;
 }
 
-/** Counts of {@link EventHandler.stats}. */
+/**
+ * Counts of {@link EventHandler.stats}.
+ * @inline
+ */
 export interface EventHandlerStats {
   /** Listeners running now. */
   readonly running: number;
@@ -147,7 +156,10 @@ export interface EventHandlerStats {
   readonly duplicates: number;
 }
 
-/** The handler {@link createEventHandler} returns: a {@link PlainHandler} with its body limit. */
+/**
+ * The handler {@link createEventHandler} returns: a {@link PlainHandler} with its body limit.
+ * @inline
+ */
 export interface EventHandler extends PlainHandler {
   /** The largest raw body accepted, in bytes. */
   readonly maxBodyBytes: number;

@@ -5,7 +5,10 @@ import { announcedTooLarge, readBounded, TOO_LARGE } from '../body.js';
 import { observe } from '../observe.js';
 import { adapterBodyLimit, payloadTooLargeResponse, type PlainHandler, type PlainResponse } from '../plain.js';
 
-/** Options of {@link toFetchHandler}. */
+/**
+ * Options of {@link toFetchHandler}.
+ * @inline
+ */
 export interface FetchHandlerOptions {
   /**
    * The largest body read, in bytes; reading stops (the stream is cancelled) as soon as it is
@@ -15,7 +18,10 @@ export interface FetchHandlerOptions {
   readonly maxBodyBytes?: number | undefined;
 }
 
-/** A Fetch-style request handler. */
+/**
+ * A Fetch-style request handler.
+ * @inline
+ */
 export type FetchRequestHandler = (request: Request) => Promise<Response>;
 
 /**

@@ -101,7 +101,10 @@ export interface LifecycleHandlerOptions {
   readonly proofLimits?: ProofLimits | undefined;
 }
 
-/** The handler {@link createLifecycleHandler} returns: a {@link PlainHandler} with its body limit. */
+/**
+ * The handler {@link createLifecycleHandler} returns: a {@link PlainHandler} with its body limit.
+ * @inline
+ */
 export interface LifecycleHandler extends PlainHandler {
   /** The largest raw body accepted, in bytes. */
   readonly maxBodyBytes: number;

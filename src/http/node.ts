@@ -6,7 +6,10 @@ import { announcedTooLarge, readBounded, TOO_LARGE } from '../body.js';
 import { observe } from '../observe.js';
 import { adapterBodyLimit, internalErrorResponse, payloadTooLargeResponse, type PlainHandler, type PlainRequest, type PlainResponse } from '../plain.js';
 
-/** Options of {@link toNodeHandler}. */
+/**
+ * Options of {@link toNodeHandler}.
+ * @inline
+ */
 export interface NodeHandlerOptions {
   /**
    * The largest raw body read, in bytes. Reading stops as soon as it is passed (or at once when
@@ -20,6 +23,7 @@ export interface NodeHandlerOptions {
  * A `(req, res, next?)` function for `http.createServer`, an Express app or router, or anything
  * else that passes Node's request and response. It never throws and never leaves a request
  * unanswered; `next` (Express) only receives failures of the response itself.
+ * @inline
  */
 export type NodeRequestHandler = (req: IncomingMessage, res: ServerResponse, next?: (error?: unknown) => void) => void;
 

@@ -61,7 +61,10 @@ export interface AuthorizationFlowOptions {
   readonly onAuthorized?: ((result: AuthorizationResult) => void | Promise<void>) | undefined;
 }
 
-/** Options of {@link AuthorizationFlow.authorizeUrl}. */
+/**
+ * Options of {@link AuthorizationFlow.authorizeUrl}.
+ * @inline
+ */
 export interface AuthorizeUrlOptions {
   /**
    * Where {@link AuthorizationFlow.callbackHandler} redirects the browser after success. It travels
@@ -72,7 +75,10 @@ export interface AuthorizeUrlOptions {
   readonly data?: string | undefined;
 }
 
-/** The flow {@link createAuthorizationFlow} returns. */
+/**
+ * The flow {@link createAuthorizationFlow} returns.
+ * @inline
+ */
 export interface AuthorizationFlow {
   /**
    * Builds the portal's consent URL, `<portal>/oauth/authorize/?client_id=…&state=…`, with a fresh

@@ -23,7 +23,10 @@ import {
 import type { ChainId, PortalRecord } from '../store/token-store.js';
 
 
-/** What a successful callback produced. */
+/**
+ * What a successful callback produced.
+ * @inline
+ */
 export interface AuthorizationResult {
   /** The portal authorized. */
   readonly memberId: string;

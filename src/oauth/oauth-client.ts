@@ -15,7 +15,10 @@ import { appInfoEndpointOf, normalizeTrustedHosts, tokenEndpointOf, trustedOAuth
 // The pool still imports it from here; its home is src/protocol/oauth-hosts.ts.
 export { oauthBaseFromServerEndpoint } from '../protocol/oauth-hosts.js';
 
-/** The `fetch` signature the library needs; inject your own for proxies, tracing or tests. */
+/**
+ * The `fetch` signature the library needs; inject your own for proxies, tracing or tests.
+ * @inline
+ */
 export type FetchLike = (input: string, init: RequestInit) => Promise<Response>;
 
 /** Options shared by everything that calls an OAuth host. */
@@ -57,7 +60,10 @@ export interface RefreshOptions {
   readonly proof?: boolean | undefined;
 }
 
-/** A validated answer of the token endpoint. `expires` is unix seconds. */
+/**
+ * A validated answer of the token endpoint. `expires` is unix seconds.
+ * @inline
+ */
 export interface TokenResponse {
   /** The new access token. */
   readonly accessToken: string;
@@ -83,7 +89,10 @@ export interface TokenResponse {
   readonly domain: string | undefined;
 }
 
-/** What the OAuth host's `app.info` says about the app a token belongs to. */
+/**
+ * What the OAuth host's `app.info` says about the app a token belongs to.
+ * @inline
+ */
 export interface AppInfo {
   /** The `client_id` of the app the token was issued to. */
   readonly clientId: string;

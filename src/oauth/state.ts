@@ -19,7 +19,10 @@ export interface UsedStateStore {
   markUsed(nonce: string, expiresAt: number): boolean | Promise<boolean>;
 }
 
-/** Options of {@link MemoryUsedStateStore}. */
+/**
+ * Options of {@link MemoryUsedStateStore}.
+ * @inline
+ */
 export interface MemoryUsedStateStoreOptions {
   /**
    * Most nonces remembered. Keep it above the number of authorizations started per state lifetime:

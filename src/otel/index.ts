@@ -2,11 +2,27 @@
  * OpenTelemetry metrics and traces for a `PortalClientPool`: `instrumentPool(pool, { meter, tracer })`.
  * Needs the optional peer `@opentelemetry/api` (1.x), whose types only this entry uses; no other
  * entry of the package loads it.
+ *
+ * Also here: {@link OBSERVE_CHANNEL}, the `node:diagnostics_channel` on which everything the library
+ * lets out (log calls, pool events, errors, HTTP answers) is published for APM agents and audits;
+ * it needs no OpenTelemetry.
  * @packageDocumentation
  */
 
 import type { Attributes, BatchObservableCallback, Counter, Histogram, Meter, Tracer } from '@opentelemetry/api';
 import type { PoolEventMap, PoolEventName, PoolStats } from '../pool-events.js';
+
+// The diagnostics channel (plain Node; no OpenTelemetry needed) and what it publishes
+export { OBSERVE_CHANNEL } from '../observe.js';
+export type {
+  ErrorObservation,
+  EventObservation,
+  LogObservation,
+  Observation,
+  ObservedPool,
+  PoolObservation,
+  ResponseObservation,
+} from '../observe.js';
 
 /**
  * What `instrumentPool` needs of a pool: its events and its counters. A `PortalClientPool` fits.

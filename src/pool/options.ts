@@ -71,7 +71,7 @@ export interface PortalClientPoolOptions {
    * `serverEndpoint` says (`UntrustedHostError` otherwise; the chain is left as it is). Also where a
    * user's app-page chain is proven (`PortalClientPool.rememberUser`). A test stand-in passes its own
    * (`FakeBitrix24.trust`).
-   * @defaultValue `DEFAULT_TRUSTED_OAUTH_HOSTS`
+   * @defaultValue `["https://oauth.bitrix.info", "https://oauth.bitrix24.tech"]`
    */
   readonly trustedOAuthHosts?: readonly string[] | undefined;
   /**

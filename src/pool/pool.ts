@@ -34,7 +34,10 @@ export { SDK_REFRESH_TOKEN_PLACEHOLDER } from '../sdk/client.js';
 /** A lifecycle change reported to {@link PortalClientPool.notify} (the same as `LifecycleChange`). */
 export type PoolLifecycleChange = LifecycleChange;
 
-/** Options of {@link PortalClientPool.clientFor}. */
+/**
+ * Options of {@link PortalClientPool.clientFor}.
+ * @inline
+ */
 export interface ClientForOptions {
   /**
    * Act as this Bitrix24 user with the user's own chain (kept by `rememberUser` or the

@@ -6,7 +6,10 @@ import type { RefreshCoordinator } from '../coordinator/coordinator.js';
 import type { PortalRecord, TokenStore } from '../store/token-store.js';
 import { walkStore } from '../store/walk.js';
 
-/** Options of {@link PortalClientPool.sweep}. */
+/**
+ * Options of {@link PortalClientPool.sweep}.
+ * @inline
+ */
 export interface SweepOptions {
   /** Refresh active chains whose pair has not changed for longer than this, days. @defaultValue 20 */
   readonly idleDays?: number | undefined;
@@ -23,7 +26,10 @@ export interface SweepOptions {
   readonly signal?: AbortSignal | undefined;
 }
 
-/** What a sweep did. */
+/**
+ * What a sweep did.
+ * @inline
+ */
 export interface SweepResult {
   /** Records examined. */
   readonly checked: number;
@@ -37,7 +43,7 @@ export interface SweepResult {
   readonly unreadable: readonly SweepUnreadable[];
 }
 
-/** A record a sweep skipped because the store could not read it. */
+/** A record a sweep skipped because the store could not read it. @inline */
 export interface SweepUnreadable {
   /** The portal. */
   readonly memberId: string;

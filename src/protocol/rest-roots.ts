@@ -7,7 +7,7 @@
 import { isIP } from 'node:net';
 import { UntrustedHostError } from '../errors/trust.js';
 
-/** The portal a REST request is for, as the rule sees it. */
+/** The portal a REST request is for, as the rule sees it. @inline */
 export interface RestRootPortal {
   /** The portal's `member_id`. */
   readonly memberId: string;

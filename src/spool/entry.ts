@@ -7,10 +7,16 @@ import { openFields, sealFields } from '../store/encrypted/sealed-fields.js';
 import { storedValueKind, TOKEN_FIELDS, type TokenCipher } from '../store/encrypted/token-cipher.js';
 import type { PortalRecordInput } from '../store/token-store.js';
 
-/** Which lifecycle event an entry comes from. */
+/**
+ * Which lifecycle event an entry comes from.
+ * @inline
+ */
 export type SpoolEntryKind = 'install' | 'update';
 
-/** A verified install or update the store could not take, as given to {@link FileInstallSpool.put}. */
+/**
+ * A verified install or update the store could not take, as given to {@link FileInstallSpool.put}.
+ * @inline
+ */
 export interface SpoolEntry {
   /** The portal (must equal `record.memberId`). */
   readonly memberId: string;
@@ -38,7 +44,10 @@ export interface SpoolEntry {
   readonly admin?: boolean | undefined;
 }
 
-/** An entry as {@link FileInstallSpool.drain} hands it back. */
+/**
+ * An entry as {@link FileInstallSpool.drain} hands it back.
+ * @inline
+ */
 export interface SpooledEntry extends SpoolEntry {
   /** The entry's id in the spool (its file name without extension); ids sort oldest first. */
   readonly id: string;

@@ -61,7 +61,10 @@ export interface FileInstallSpoolOptions {
   readonly logger?: Logger | undefined;
 }
 
-/** What `apply` tells {@link FileInstallSpool.drain}: stored, superseded (both remove the entry), or try again later. */
+/**
+ * What `apply` tells {@link FileInstallSpool.drain}: stored, superseded (both remove the entry), or try again later.
+ * @inline
+ */
 export type SpoolApplyOutcome = 'applied' | 'stale' | 'retry';
 
 /** What one {@link FileInstallSpool.drain} did. */

@@ -174,7 +174,12 @@ export function checkTtlMs(ttlMs: unknown): asserts ttlMs is number {
 export const DEFAULT_LIST_LIMIT = 100;
 
 /** Checks list options and fills in the default limit. */
-export function checkListOptions(options: PortalListOptions | undefined): { after: string | undefined; limit: number } {
+export function checkListOptions(options: PortalListOptions | undefined): {
+  /** Records whose `memberId` sorts strictly after this one; `undefined` from the start. */
+  after: string | undefined;
+  /** At most this many records (100 when not given). */
+  limit: number;
+} {
   if (options === undefined) return { after: undefined, limit: DEFAULT_LIST_LIMIT };
   const given: unknown = options;
   if (!isObject(given)) throw new TypeError('options must be an object');
@@ -204,7 +209,15 @@ export function nextVersion(current: number, memberId: string): number {
  * Validates a record read back from storage.
  * @returns the record (a fresh copy of the known fields), or the name of the first bad field.
  */
-export function readStoredRecord(value: unknown): { record: PortalRecord } | { badField: string } {
+export function readStoredRecord(value: unknown):
+  | {
+      /** The record, a fresh copy of the known fields. */
+      record: PortalRecord;
+    }
+  | {
+      /** The first field that does not fit. */
+      badField: string;
+    } {
   if (!isObject(value)) return { badField: '(record)' };
   const copy: Record<string, unknown> = {};
   for (const name of FIELD_NAMES) {

@@ -66,7 +66,7 @@ export interface PortalListPage {
   readonly unreadable?: readonly UnreadableRecord[] | undefined;
 }
 
-/** A record a store holds but could not read; a walk reports it and goes on. */
+/** A record a store holds but could not read; a walk reports it and goes on. @inline */
 export interface UnreadableRecord {
   /** The portal. */
   readonly memberId: string;

@@ -4,6 +4,9 @@
  * @packageDocumentation
  */
 
+// A clock that moves only when told (the pool, the handlers and the stores take any `Clock`)
+export { ManualClock } from '../clock.js';
+
 // The TokenStore conformance suite (registers vitest tests for any store)
 export { describeTokenStore } from './conformance.js';
 export type { CrossProcessOptions, TokenStoreSuiteOptions } from './conformance.js';

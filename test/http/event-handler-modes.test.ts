@@ -11,8 +11,8 @@ import {
   StoreError,
   toFetchHandler,
   type EventHandlerOptions,
-  type RestEventErrorInfo,
 } from '../../src/index.js';
+import type { RestEventErrorInfo } from '../../src/http/events.js';
 import { toNodeHandler } from '../../src/http/node.js';
 import { seedStore } from '../../src/testing/fake-bitrix24.js';
 import type { FakePortal } from '../../src/testing/fake-bitrix24.js';

@@ -35,6 +35,43 @@ describe('the built package', () => {
     });
   }
 
+  it('the root entry declares exactly the names in api/root-exports.txt, and /store and /testing load what they list', () => {
+    const snapshot = readFileSync(`${root}/api/root-exports.txt`, 'utf8')
+      .split('\n')
+      .map((line) => line.trim())
+      .filter((line) => line !== '' && !line.startsWith('#'))
+      .sort();
+    for (const file of ['index.d.ts', 'index.d.cts']) {
+      const declared = [...readFileSync(`${root}/dist/${file}`, 'utf8').matchAll(/^export \{([^}]*)\}/gm)]
+        .flatMap((match) => (match[1] ?? '').split(','))
+        .map((spec) => spec.trim().replace(/^type /, '').split(' as ').pop()!.trim())
+        .filter((name) => name !== '')
+        .sort();
+      expect(declared).toEqual(snapshot);
+    }
+    const values = run('esm', 'b24-portal-tokens');
+    expect(values).toHaveLength(45);
+    expect(values.filter((name) => !snapshot.includes(name))).toEqual([]);
+    expect(values).not.toContain('ManualClock');
+    expect(run('esm', 'b24-portal-tokens/store')).toEqual([
+      'PORTAL_CHAIN',
+      'applyPatch',
+      'checkExpectedVersion',
+      'checkListOptions',
+      'checkMemberId',
+      'checkPatch',
+      'checkRecordInput',
+      'checkTtlMs',
+      'isChainId',
+      'nextVersion',
+      'portalRecordFromAuth',
+      'readStoredRecord',
+      'resolveKey',
+      'userChain',
+    ]);
+    expect(run('esm', 'b24-portal-tokens/testing')).toContain('ManualClock');
+  });
+
   it('the root entry does not load a database driver or vitest', () => {
     const code = `require('b24-portal-tokens'); const loaded = Object.keys(require.cache).filter((f) => /node_modules[\\\\/](pg|better-sqlite3|ioredis|redis|vitest)[\\\\/]/.test(f)); console.log(JSON.stringify(loaded));`;
     const out = execFileSync(process.execPath, ['-e', code], { cwd: root, encoding: 'utf8' });

@@ -33,7 +33,7 @@ export interface EncryptedTokenStoreOptions extends TokenEncryptionOptions {
    * Whether a token stored in plaintext (written before encryption was turned on) is read as is. It
    * is sealed on the record's next write that carries it, or at once by {@link EncryptedTokenStore.rekey};
    * the first one read is logged (a warning, once per store). Set `false` once `rekey()` has
-   * converted everything: a plaintext value then throws a {@link DecryptionError}, so nobody with
+   * converted everything: a plaintext value then throws a {@link index.DecryptionError}, so nobody with
    * write access to the database can plant a token in clear.
    * @defaultValue `true`
    */

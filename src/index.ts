@@ -118,3 +118,6 @@ export type {
   ResponseObservation,
 } from './observe.js';
 export type { Logger, LogMethod } from './logger.js';
+
+// firsthour: closing the store with the pool; the Fastify adapter
+export type { PoolCloseOptions } from './pool/pool.js';

@@ -20,6 +20,7 @@ import {
 } from '../plain.js';
 import { authenticate, portalClient } from './event-auth.js';
 import { isAnswer, screenRequest } from './screen.js';
+import { guardMount } from './mount-guard.js';
 
 /** What a REST event listener receives. */
 export interface RestEventContext {
@@ -253,5 +254,5 @@ export function createEventHandler(options: EventHandlerOptions): EventHandler {
   const drain = async (): Promise<void> => {
     while (running.size > 0) await Promise.all([...running]);
   };
-  return Object.assign(handler, { maxBodyBytes, drain });
+  return Object.assign(guardMount(handler, 'The REST event handler (createEventHandler)', logger), { maxBodyBytes, drain });
 }

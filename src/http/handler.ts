@@ -26,6 +26,7 @@ import type { FileInstallSpool, SpoolDrainResult } from '../spool/file-spool.js'
 import { applySpooled } from './install-write.js';
 import type { LifecycleKit } from './lifecycle-kit.js';
 import { handleUninstall } from './uninstall.js';
+import { guardMount } from './mount-guard.js';
 
 /** Options of {@link createLifecycleHandler}. */
 export interface LifecycleHandlerOptions {
@@ -208,7 +209,7 @@ export function createLifecycleHandler(options: LifecycleHandlerOptions): Lifecy
       return internalErrorResponse();
     }
   };
-  return Object.assign(handler, {
+  return Object.assign(guardMount(handler, 'The lifecycle handler (createLifecycleHandler)', logger), {
     maxBodyBytes,
     replaySpool,
     close: () => {

@@ -21,11 +21,12 @@ import type { PortalRecord, PortalRecordInput } from '../store/token-store.js';
 import { LifecycleAnswerError } from './answers.js';
 import { chainStatus, isStale, writeVerified } from './install-write.js';
 import { notifySafely, refusal, runHook, storeFailure, type LifecycleKit } from './lifecycle-kit.js';
+import { untrustedEndpointRefusal } from './untrusted-endpoint.js';
 
 /** Handles a parsed ONAPPINSTALL or ONAPPUPDATE. */
 export async function handleInstallOrUpdate(kit: LifecycleKit, event: InstallEvent | UpdateEvent): Promise<PlainResponse> {
   const base = trustedBaseForServerEndpoint(event.auth.serverEndpoint, kit.trusted);
-  if (base === undefined) throw refusal(kit, 'untrusted_server_endpoint', event);
+  if (base === undefined) throw untrustedEndpointRefusal(kit, event);
   return kit.verify ? installVerified(kit, event, base) : installUnverified(kit, event, base);
 }
 

@@ -121,3 +121,5 @@ export type { Logger, LogMethod } from './logger.js';
 
 // firsthour: closing the store with the pool; the Fastify adapter
 export type { PoolCloseOptions } from './pool/pool.js';
+export { toFastifyPlugin } from './http/fastify.js';
+export type { FastifyInstanceLike, FastifyPlugin, FastifyPluginOptions, FastifyReplyLike, FastifyRequestLike } from './http/fastify.js';

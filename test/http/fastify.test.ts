@@ -2,6 +2,7 @@
 // Fastify's request to the handler) answers 415 to Bitrix24's form body, because Fastify parses
 // bodies first; the plugin keeps raw bodies in its own context, so form and JSON events, the 405,
 // the 413 and the 415 are the handler's answers, and the app's other routes still parse JSON.
+import formbody from '@fastify/formbody';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { toFastifyPlugin } from '../../src/http/fastify.js';
@@ -69,6 +70,26 @@ describe('toFastifyPlugin', () => {
     expect(await answer.json()).toEqual({ echoed: { a: 1 } });
     // ... and its own 415 for a form there: the plugin's parser did not leak out of its context.
     expect((await post('/json', 'application/x-www-form-urlencoded', 'a=1')).status).toBe(415);
+  });
+
+  it('works beside @fastify/formbody registered for the whole app', async () => {
+    const other = Fastify();
+    await other.register(formbody);
+    await other.register(toFastifyPlugin(handler, { path: '/bitrix24/events' }));
+    other.post('/form', (request) => Promise.resolve({ echoed: request.body }));
+    await other.listen({ port: 0, host: '127.0.0.1' });
+    try {
+      const address = other.server.address();
+      const base = `http://127.0.0.1:${typeof address === 'object' && address !== null ? address.port : 0}`;
+      const portal = rig.b24.addPortal();
+      const form = { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' } };
+      const answer = await fetch(`${base}/bitrix24/events`, { ...form, body: rig.b24.installEvent(portal.memberId).form });
+      expect(answer.status).toBe(200);
+      expect(await rig.store.get(portal.memberId)).toBeDefined();
+      expect(await (await fetch(`${base}/form`, { ...form, body: 'a=1' })).json()).toEqual({ echoed: { a: '1' } });
+    } finally {
+      await other.close();
+    }
   });
 
   it('refuses a path that is not absolute', () => {

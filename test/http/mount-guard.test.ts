@@ -8,6 +8,7 @@ import express from 'express';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createEventHandler } from '../../src/http/events.js';
 import { toFetchHandler } from '../../src/http/fetch.js';
+import { toNodeHandler } from '../../src/http/node.js';
 import { createLifecycleHandler, type LifecycleHandler } from '../../src/http/handler.js';
 import { listen, startRig, type Rig } from './helpers.js';
 
@@ -78,6 +79,13 @@ describe('a neutral handler given Node request objects', () => {
     const fetchHandler = toFetchHandler(handler) as unknown as (req: IncomingMessage, res: ServerResponse) => unknown;
     expect(() => fetchHandler(req, res)).toThrow(TypeError);
     expect(() => fetchHandler(req, res)).toThrow(/toNodeHandler\(/);
+  });
+
+  it('toNodeHandler refuses a Fetch Request and names toFetchHandler', () => {
+    const nodeHandler = toNodeHandler(handler) as unknown as (request: Request) => unknown;
+    const request = new Request('http://localhost/bitrix24/events', { method: 'POST', body: 'event=ONAPPINSTALL' });
+    expect(() => nodeHandler(request)).toThrow(TypeError);
+    expect(() => nodeHandler(request)).toThrow(/toFetchHandler\(/);
   });
 
   it('a plain request object still works', async () => {

@@ -92,6 +92,22 @@ describe('toFastifyPlugin', () => {
     }
   });
 
+  it('a handler mounted bare on a Fastify route answers 500 at once and the log names toFastifyPlugin', async () => {
+    const bare = Fastify();
+    // @ts-expect-error TypeScript refuses this mounting (unlike Express's); plain JavaScript does not.
+    bare.post('/bare', handler);
+    await bare.listen({ port: 0, host: '127.0.0.1' });
+    try {
+      const address = bare.server.address();
+      const base = `http://127.0.0.1:${typeof address === 'object' && address !== null ? address.port : 0}`;
+      const answer = await fetch(`${base}/bare`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}', signal: AbortSignal.timeout(10_000) });
+      expect(answer.status).toBe(500);
+      expect(rig.logger.lines.filter((line) => line.includes('toFastifyPlugin('))).toHaveLength(1);
+    } finally {
+      await bare.close();
+    }
+  });
+
   it('refuses a path that is not absolute', () => {
     expect(() => toFastifyPlugin(handler, { path: 'events' })).toThrow(TypeError);
   });

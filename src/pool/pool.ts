@@ -80,6 +80,7 @@ export class PortalClientPool implements PortalTokensContext {
   readonly #trustedHosts: readonly string[];
   #following = false;
   #closed = false;
+  #closing: Promise<void> | undefined;
   #storeClosing: Promise<void> | undefined;
   #counters = { cacheHits: 0, clientsBuilt: 0, resentRequests: 0 };
   readonly #budget: RequestBudget | undefined;
@@ -310,17 +311,21 @@ export class PortalClientPool implements PortalTokensContext {
    */
   async close(options: PoolCloseOptions = {}): Promise<void> {
     if (typeof options !== 'object' || options === null) throw new TypeError('close options must be an object such as { store: true }');
-    if (!this.#closed) {
-      this.#closed = true;
-      this.#cache.evictAll('closed');
-      // Refreshes already sent finish and store their pairs; those not yet sent are refused.
-      await this.#coordinator.close();
-      await this.#follower.close();
-    }
+    // Every call waits for the one shutdown, so the store is never closed under a refresh's write.
+    this.#closing ??= this.#shutDown();
+    await this.#closing;
     if (options.store === true) {
       this.#storeClosing ??= this.store.close?.() ?? Promise.resolve();
       await this.#storeClosing;
     }
+  }
+
+  async #shutDown(): Promise<void> {
+    this.#closed = true;
+    this.#cache.evictAll('closed');
+    // Refreshes already sent finish and store their pairs; those not yet sent are refused.
+    await this.#coordinator.close();
+    await this.#follower.close();
   }
 
   /** Another writer changed a chain: drop it, or re-read and adopt the newer record. */

@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StoreError } from '../../src/errors.js';
 import { PortalClientPool } from '../../src/pool/pool.js';
+import { MemoryTokenStore } from '../../src/store/memory/store.js';
 import { SqliteTokenStore } from '../../src/store/sqlite/index.js';
 import { sampleRecord } from '../../src/testing/conformance/records.js';
 import { serviceAvailable, SERVICES } from '../support/services.js';
@@ -61,6 +62,33 @@ describe('pool.close', () => {
     await pool.close();
     await pool.close({ store: true });
     await expect(store.get(MEMBER)).rejects.toThrow(/closed/);
+  });
+
+  it('called while a plain close() is still running, closes the store only after the pool is done', async () => {
+    const store = new MemoryTokenStore();
+    const order: string[] = [];
+    const subscribe = store.subscribe.bind(store);
+    // The change-feed subscription ends slowly: the pool's shutdown is still running meanwhile.
+    store.subscribe = async (listener) => {
+      const subscription = await subscribe(listener);
+      return {
+        close: async () => {
+          await new Promise((resolve) => setTimeout(resolve, 50));
+          order.push('feed closed');
+          await subscription.close();
+        },
+      };
+    };
+    const closable = Object.assign(store, {
+      close: () => {
+        order.push('store closed');
+        return Promise.resolve();
+      },
+    });
+    const pool = new PortalClientPool({ store: closable, clientId: 'app.x', clientSecret: 'secret-x' });
+    await pool.ready();
+    await Promise.all([pool.close(), pool.close({ store: true })]);
+    expect(order).toEqual(['feed closed', 'store closed']);
   });
 
   it('refuses an options value that is not an object', async () => {

@@ -1,8 +1,10 @@
 // A local TypeDoc plugin: puts every exported declaration without an explicit `@category` tag into
 // a category by the source folder it is declared in, so the API reference reads by topic (pool,
 // stores, lifecycle, events, errors, testing, operations) without tagging each declaration; and
-// names each guide of docs/ (a project document) by its first heading.
-import { Comment, CommentTag, Converter, ReflectionKind } from 'typedoc';
+// names each guide of docs/ (a project document) by its first heading and publishes every guide.
+import { readdirSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { Application, Comment, CommentTag, Converter, ReflectionKind } from 'typedoc';
 
 /** Source path prefixes (relative to the package) and their category; the first match wins. */
 const RULES = [
@@ -48,6 +50,15 @@ function titleOf(document) {
 
 /** @param {import('typedoc').Application} app */
 export function load(app) {
+  // typedoc.json lists the guides in reading order; a guide added to docs/ without a line there is
+  // published too, after them, so no guide is ever left off the site.
+  app.on(Application.EVENT_BOOTSTRAP_END, () => {
+    const listed = app.options.getValue('projectDocuments'); // absolute paths by now
+    const known = new Set(listed.map((path) => resolve(path)));
+    const present = readdirSync('docs').filter((name) => name.endsWith('.md')).sort().map((name) => resolve('docs', name));
+    const missing = present.filter((path) => !known.has(path));
+    if (missing.length > 0) app.options.setValue('projectDocuments', [...listed, ...missing]);
+  });
   app.converter.on(Converter.EVENT_CREATE_DOCUMENT, (_context, document) => {
     if (document.frontmatter.title === undefined) document.name = titleOf(document);
   });

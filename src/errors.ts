@@ -11,6 +11,8 @@
 //               UserChainMissingError, LockTimeoutError, PoolClosedError
 //   store.ts    StoreError, DecryptionError, SpoolFullError
 //   budget.ts   RateLimitedError
+//   limits.ts   ProofsThrottledError, ResponseTooLargeError
+//   input.ts    InvalidArgumentError (escape.ts: caller-supplied text inside messages)
 
 export { ErrorCode, PortalTokensError, findPortalTokensError } from './errors/base.js';
 export type { PortalTokensErrorOptions } from './errors/base.js';
@@ -34,6 +36,8 @@ export {
 export { StoreError, DecryptionError, SpoolFullError } from './errors/store.js';
 export type { DecryptionFailureReason } from './errors/store.js';
 export { RateLimitedError } from './errors/budget.js';
+export { ProofsThrottledError, ResponseTooLargeError } from './errors/limits.js';
+export { InvalidArgumentError } from './errors/input.js';
 
 // What is terminal is a Bitrix24 fact; it lives with the other OAuth facts. Re-exported here for
 // callers inside the library that still import it from this module (not from the root entry).

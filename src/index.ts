@@ -85,7 +85,7 @@ export type { FetchHandlerOptions, FetchRequestHandler } from './http/fetch.js';
 export { DEFAULT_MAX_BODY_BYTES } from './body.js';
 export type { HeaderBag, JsonValue, PlainHandler, PlainRequest, PlainResponse, QueryInput } from './plain.js';
 export { DEFAULT_TRUSTED_OAUTH_HOSTS } from './protocol/oauth-hosts.js';
-export { portalRecordFromAuth } from './oauth/record.js';
+export { portalRecordFromAuth } from './chains/record.js';
 
 // The authorization-code flow
 export { createAuthorizationFlow, MemoryUsedStateStore } from './oauth/authorize.js';
@@ -119,6 +119,17 @@ export type {
 } from './observe.js';
 export type { Logger, LogMethod } from './logger.js';
 
+// core (issue 20): the chain core's public shapes: what onUninstalled hears, what pool.visit answers
+export type { UninstallOutcome } from './chains/kit.js';
+export type { VisitOutcome } from './chains/page.js';
+// outbound (issue 22 cases 1, 4, 5): the ceilings on public handlers' proofs, and the answer-size cap
+export { ProofGate, resolveProofLimits } from './guard/proof-gate.js';
+export type { ProofGateStats, ProofLimits, ResolvedProofLimits } from './guard/proof-gate.js';
+export { ProofsThrottledError, ResponseTooLargeError } from './errors.js';
+// inbound (issue 22 cases 2, 3, 6): the bad-argument error, the event handler's counts, low-priority REST requests
+export { InvalidArgumentError } from './errors.js';
+export type { EventHandlerStats } from './http/events.js';
+export { withBudgetShare } from './budget/priority.js';
 // firsthour: closing the store with the pool; the Fastify adapter
 export type { PoolCloseOptions } from './pool/pool.js';
 export { toFastifyPlugin } from './http/fastify.js';

@@ -54,6 +54,12 @@ export const ErrorCode = {
   SpoolFull: 'SPOOL_FULL',
   /** A REST request would have had to wait for the portal's request budget past the caller's limit. */
   RateLimited: 'RATE_LIMITED',
+  /** A public handler's proof (a token request, `app.info`) was refused: a ceiling on proofs was reached. */
+  ProofsThrottled: 'PROOFS_THROTTLED',
+  /** An answer from a portal or an OAuth host was larger than the configured cap. */
+  ResponseTooLarge: 'RESPONSE_TOO_LARGE',
+  /** An argument was refused before anything was read or written (bad input from the caller). */
+  InvalidArgument: 'INVALID_ARGUMENT',
 } as const;
 
 /** The union of every value in {@link ErrorCode}. */

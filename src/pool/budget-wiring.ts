@@ -7,7 +7,7 @@ import type { PoolStats } from '../pool-events.js';
 import { RequestBudget, SDK_LIMITER_OFF, type BudgetEvent, type RequestBudgetLimits } from '../budget/budget.js';
 import type { TokenStore } from '../store/token-store.js';
 import type { PortalClientPoolOptions } from './options.js';
-import type { SdkClientSettings } from '../sdk/client.js';
+import { resolveMaxResponseBytes, type SdkClientSettings } from '../sdk/client.js';
 
 /** The pool's request budget from its options; `undefined` when turned off. */
 export function createBudget(
@@ -68,5 +68,6 @@ export function sdkSettings(options: PortalClientPoolOptions, budget: RequestBud
     clientId: options.clientId,
     clientSecret: options.clientSecret,
     restrictionParams: budget === undefined ? options.restrictionParams : { ...options.restrictionParams, ...SDK_LIMITER_OFF },
+    maxResponseBytes: resolveMaxResponseBytes(options.maxResponseBytes, 'options.maxResponseBytes'),
   };
 }

@@ -20,11 +20,12 @@ import { budgetTotals, createBudget, sdkSettings } from './budget-wiring.js';
 import { SlotCache } from './cache.js';
 import { ChangeFollower, ChangeWaiters, followChange } from './coherence.js';
 import { PoolEmitter } from './emitter.js';
+import { checkMemberIdArgument, checkUserIdArgument } from './door.js';
 import { checkedStore, refreshHardCapMs, resolveClock, resolveCoordinatorOptions, resolveMax, type PortalClientPoolOptions } from './options.js';
 import { confirmChain, confirmMove } from './probe.js';
 import { ChainSlot } from './slot.js';
 import { runSweep, type SweepOptions, type SweepResult } from './sweep.js';
-import { rememberUser, reseed, type RememberUserContext } from './users.js';
+import { rememberUser, reseed, visit, type RememberUserContext, type VisitOutcome } from './users.js';
 
 export type { SweepOptions, SweepResult } from './sweep.js';
 export type { PortalClientPoolOptions } from './options.js';
@@ -97,6 +98,7 @@ export class PortalClientPool implements PortalTokensContext {
       fetch: options.fetch,
       timeoutMs: options.oauthTimeoutMs,
       now: () => this.clock.now(),
+      proofLimits: options.proofLimits,
     });
     this.oauth = oauth;
     this.#oauth = oauth;
@@ -111,7 +113,7 @@ export class PortalClientPool implements PortalTokensContext {
       store,
       waitForChange: this.#waiters.wait,
       // Callers stop waiting after oauthTimeoutMs (answerWaitMs); the request itself only at the hard cap.
-      refresh: (record) => oauth.refresh(oauthBaseFromServerEndpoint(record.serverEndpoint), record.refreshToken, { timeoutMs: hardCap }),
+      refresh: (record) => oauth.refresh(oauthBaseFromServerEndpoint(record.serverEndpoint), record.refreshToken, { timeoutMs: hardCap, proof: false }),
       clock: this.clock,
       logger: this.logger,
       ...resolveCoordinatorOptions(options),
@@ -155,10 +157,11 @@ export class PortalClientPool implements PortalTokensContext {
    * @param page a request parsed with `parseAppPageRequest`.
    * @returns the stored record of the user's chain (hold no reference to its tokens).
    * @throws VerificationFailedError when the OAuth host refuses the chain or names another portal.
+   * @throws ProofsThrottledError past a ceiling on proofs (`proofLimits`); nothing was sent.
    */
   async rememberUser(page: AppPageRequest): Promise<PortalRecord> {
     if (this.#closed) throw new PoolClosedError();
-    const record = await rememberUser(this.#usersContext(), page);
+    const record = await this.#oauth.proofGate.run(page.auth.memberId, () => rememberUser(this.#usersContext(), page), this.logger);
     this.#cache.evict(chainKeyOf(record.memberId, record.chain), 'lifecycle');
     return record;
   }
@@ -170,10 +173,14 @@ export class PortalClientPool implements PortalTokensContext {
    * @throws PortalRevokedError when the portal's chain is revoked.
    * @throws UserChainMissingError when `userId` is given and no live chain is kept for that user.
    * @throws StoreError when the store fails.
+   * @throws InvalidArgumentError when `memberId` is no string, empty, over 100 UTF-8 bytes, or holds a
+   *   lone surrogate or a control character, or `userId` is not a positive safe integer (checked
+   *   before the store is asked).
    */
   async clientFor(memberId: string, options: ClientForOptions = {}): Promise<B24OAuth> {
     if (this.#closed) throw new PoolClosedError();
-    if (typeof memberId !== 'string' || memberId === '') throw new TypeError('memberId must be a non-empty string');
+    checkMemberIdArgument(memberId);
+    checkUserIdArgument(options.userId, 'options.userId');
     if (!this.#following) {
       this.#following = true;
       this.#follower.start().catch((error: unknown) => {
@@ -215,18 +222,39 @@ export class PortalClientPool implements PortalTokensContext {
    * Brings back a portal whose chain was lost (revoked, or dead at the OAuth host: a rotation
    * whose answer never arrived, a chain idle past its lifetime) when one of its administrators
    * opens the app: proves the page's chain at a trusted OAuth host, checks the user is an
-   * administrator (`user.admin`), and makes it the portal's chain. Never replaces a live chain; a
-   * page that does not qualify is kept as its user's chain.
+   * administrator (`user.admin`), and makes it the portal's chain. Never replaces a live
+   * administrator's chain (a live chain of anyone else is replaced); a page that does not qualify
+   * is kept as its user's chain.
    * @param page a request parsed with `parseAppPageRequest`.
    * @returns the portal's new record.
    * @throws VerificationFailedError when the chain is not proven, the user is not an administrator,
-   *   or the stored chain still works.
+   *   or the stored chain is a live administrator's.
+   * @throws ProofsThrottledError past a ceiling on proofs (`proofLimits`); nothing was sent.
    */
   async reseed(page: AppPageRequest): Promise<PortalRecord> {
     if (this.#closed) throw new PoolClosedError();
-    const record = await reseed({ ...this.#usersContext(), confirm: (memberId) => this.confirmChain(memberId) }, page);
+    const record = await this.#oauth.proofGate.run(page.auth.memberId, () => reseed({ ...this.#usersContext(), confirm: (memberId) => this.confirmChain(memberId) }, page), this.logger);
     this.#cache.evictPortal(record.memberId, 'lifecycle');
     return record;
+  }
+
+  /**
+   * The one call for the app page: remembers the visitor's chain (as {@link PortalClientPool.rememberUser})
+   * and, when the visitor administers the portal and the portal's chain is dead (revoked, lapsed,
+   * lost in a rotation, or never stored), makes the page's chain the portal's (as
+   * {@link PortalClientPool.reseed}), so a lost portal recovers with no code of yours. A live
+   * portal chain is never replaced. The page's pair is stored once, as one chain or the other.
+   * @param page a request parsed with `parseAppPageRequest`.
+   * @returns which chain was stored, its record, and whether the portal was reseeded.
+   * @throws VerificationFailedError when the OAuth host refuses the page's chain or names another portal.
+   * @throws ProofsThrottledError past a ceiling on proofs (`proofLimits`); nothing was sent.
+   */
+  async visit(page: AppPageRequest): Promise<VisitOutcome> {
+    if (this.#closed) throw new PoolClosedError();
+    const outcome = await this.#oauth.proofGate.run(page.auth.memberId, () => visit({ ...this.#usersContext(), confirm: (memberId) => this.confirmChain(memberId) }, page), this.logger);
+    if (outcome.reseeded) this.#cache.evictPortal(outcome.record.memberId, 'lifecycle');
+    else this.#cache.evict(chainKeyOf(outcome.record.memberId, outcome.chain), 'lifecycle');
+    return outcome;
   }
 
   /**
@@ -234,10 +262,10 @@ export class PortalClientPool implements PortalTokensContext {
    * coordinated refresh when the stored access token is refused). The lifecycle handler asks this
    * before an uninstall deletes a portal or a non-administrator's install replaces its chain.
    */
-  async confirmChain(memberId: string): Promise<ChainStatus> {
+  async confirmChain(memberId: string, chain: ChainId = 'portal'): Promise<ChainStatus> {
     if (this.#closed) throw new PoolClosedError();
-    const status = await confirmChain(this.#coordinator, this.#oauth, memberId);
-    this.#cache.evict(chainKeyOf(memberId, 'portal'), 'lifecycle');
+    const status = await confirmChain(this.#coordinator, this.#oauth, memberId, chain);
+    this.#cache.evict(chainKeyOf(memberId, chain), 'lifecycle');
     return status;
   }
 

@@ -91,6 +91,7 @@ it('the README example serves profiles through the pool and refuses an unverifia
     expect(await unknown.json()).toEqual({ error: 'PORTAL_NOT_INSTALLED' });
     const missing = await fetch(`${base}/`);
     expect(missing.status).toBe(400);
+    expect(await missing.json()).toEqual({ error: 'INVALID_ARGUMENT' });
     // The process is still serving.
     expect((await fetch(`${base}/?member_id=${portal.memberId}`)).status).toBe(200);
 

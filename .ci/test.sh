@@ -21,6 +21,6 @@ if (fs.existsSync("coverage/coverage-summary.json")) {
 }
 ' || true
 # The outage pass: stops and restarts PostgreSQL and Redis, so it runs alone, after everything else.
-echo "Outage tests (serial):"
+echo "Outage and fleet tests (serial):"
 npx vitest run --config vitest.outage.config.ts || status=$?
 exit $status

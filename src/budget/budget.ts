@@ -111,6 +111,24 @@ interface SlotQueue {
   running: boolean;
 }
 
+/** The most slots beyond those asked for that one budget step leases for this process's next requests. */
+const MAX_LEASE = 4;
+
+/**
+ * Slots of a portal's budget this process took from the store ahead of its requests. A leased slot
+ * may be used from its time until one interval after it: a slot used late moves an arrival later by
+ * at most one interval, which the step that leased it paid for by asking with a burst one lower
+ * (so the fleet as a whole stays within the portal's limit). Slots not used in time are dropped.
+ */
+interface Lease {
+  /** When each leased slot may be used (unix ms, ascending). */
+  times: number[];
+  /** How many slots the next step leases beyond those asked for (grows while requests keep coming). */
+  extra: number;
+  /** When the last step ended (unix ms): a step soon after it means demand that a lease could serve. */
+  lastStepAt: number;
+}
+
 type MutableStats = { -readonly [K in keyof PortalBudgetStats]: PortalBudgetStats[K] };
 
 /** One pool's request budget. */
@@ -126,6 +144,8 @@ export class RequestBudget {
   readonly #plans = new Map<string, RequestBudgetLimits>();
   /** Requests of a portal waiting to share the next budget step. */
   readonly #queues = new Map<string, SlotQueue>();
+  /** Slots of each portal's budget leased ahead of requests. */
+  readonly #leases = new Map<string, Lease>();
 
   constructor(settings: RequestBudgetSettings) {
     this.#settings = settings;
@@ -190,6 +210,8 @@ export class RequestBudget {
   async pushBack(memberId: string, method: string | undefined): Promise<void> {
     const stats = this.#statsOf(memberId);
     stats.queryLimitExceeded++;
+    // Slots leased before the server said its bucket is full are not slots any more.
+    this.#leases.delete(memberId);
     this.#settings.emit('query-limit-exceeded', { memberId, ms: 0, method });
     const spec = this.specFor(memberId);
     // The server's bucket is full: the next request may leave once it drained a unit, with one
@@ -276,6 +298,8 @@ export class RequestBudget {
    * store a few round trips instead of one per call.
    */
   #slot(memberId: string): Promise<{ waitMs: number; granted: boolean }> {
+    const leased = this.#leased(memberId);
+    if (leased !== undefined) return Promise.resolve({ waitMs: leased, granted: true });
     return new Promise((resolve, reject) => {
       let queue = this.#queues.get(memberId);
       if (queue === undefined) {
@@ -293,10 +317,19 @@ export class RequestBudget {
       while (queue.waiting.length > 0) {
         const batch = queue.waiting.splice(0);
         const spec = this.specFor(memberId);
+        const lease = this.#leaseOf(memberId);
+        const extra = this.shared && spec.burst > 1 ? lease.extra : 0;
         try {
-          const grant = await this.#acquire(`rest:${memberId}`, { ...spec, cost: batch.length });
+          // One step for the waiting requests and, while requests keep coming, a few slots more for
+          // the next ones (asked with a burst one lower: see Lease).
+          const cost = batch.length + extra;
+          const grant = await this.#acquire(`rest:${memberId}`, { ...spec, cost, ...(extra > 0 ? { burst: spec.burst - 1 } : {}) });
           const interval = 1000 / spec.ratePerSec;
-          batch.forEach((waiter, i) => waiter.resolve({ waitMs: Math.max(0, grant.waitMs - (batch.length - 1 - i) * interval), granted: true }));
+          const now = this.#settings.clock.now();
+          const waitOf = (i: number): number => Math.max(0, grant.waitMs - (cost - 1 - i) * interval);
+          batch.forEach((waiter, i) => waiter.resolve({ waitMs: waitOf(i), granted: true }));
+          for (let i = batch.length; i < cost; i++) lease.times.push(now + waitOf(i));
+          lease.lastStepAt = now;
         } catch (error) {
           for (const waiter of batch) waiter.reject(error);
         }
@@ -305,6 +338,38 @@ export class RequestBudget {
       queue.running = false;
       if (queue.waiting.length === 0 && this.#queues.get(memberId) === queue) this.#queues.delete(memberId);
     }
+  }
+
+  #leaseOf(memberId: string): Lease {
+    let lease = this.#leases.get(memberId);
+    if (lease === undefined) {
+      lease = { times: [], extra: 0, lastStepAt: Number.NEGATIVE_INFINITY };
+      this.#leases.set(memberId, lease);
+    }
+    return lease;
+  }
+
+  /**
+   * Takes a leased slot of the portal when one is still usable: its wait, ms; `undefined` when none
+   * is. Sizes the next lease: a step needed within one interval of the last one doubles it (up to
+   * {@link MAX_LEASE}); slots that lapsed unused halve it.
+   */
+  #leased(memberId: string): number | undefined {
+    const lease = this.#leases.get(memberId);
+    if (lease === undefined || !this.shared) return undefined;
+    const now = this.#settings.clock.now();
+    const interval = 1000 / this.specFor(memberId).ratePerSec;
+    let lapsed = 0;
+    while (lease.times.length > 0 && (lease.times[0] as number) + interval < now) {
+      lease.times.shift();
+      lapsed++;
+    }
+    if (lapsed > 0) lease.extra = Math.floor(lease.extra / 2);
+    const next = lease.times.shift();
+    if (next !== undefined) return Math.max(0, next - now);
+    if (now - lease.lastStepAt <= interval) lease.extra = Math.min(MAX_LEASE, Math.max(1, lease.extra * 2));
+    else if (lease.extra === 0) this.#leases.delete(memberId);
+    return undefined;
   }
 
   #acquire(key: string, spec: BudgetSpec): Promise<BudgetGrant> {

@@ -7,7 +7,7 @@ import { describeError, type Logger } from '../logger.js';
 import { chainKeyOf, type RefreshCoordinator } from '../coordinator/coordinator.js';
 import type { ChangeWait } from '../coordinator/types.js';
 import type { EvictionReason } from '../pool-events.js';
-import type { ChainRef, StoreChange, StoreSubscription, TokenStore } from '../store/token-store.js';
+import type { ChainRef, PortalRecord, StoreChange, StoreSubscription, TokenStore } from '../store/token-store.js';
 import type { ChainSlot } from './slot.js';
 
 /** What the follower asks the pool to do. */
@@ -19,6 +19,8 @@ export interface CoherenceTarget {
 }
 
 const RETRY_MIN_MS = 250;
+/** The shortest lock poll while a cross-process store's change feed is live (see {@link ChangeWaiters}). */
+export const FEED_POLL_FLOOR_MS = 2_000;
 const RETRY_MAX_MS = 30_000;
 
 /** Subscribes to a store's change feed and keeps the subscription alive. */
@@ -30,6 +32,7 @@ export class ChangeFollower {
   #started: Promise<void> | undefined;
   #subscription: StoreSubscription | undefined;
   #closed = false;
+  #lost = false;
   readonly #stop = new AbortController();
 
   /** Creates a follower; nothing is subscribed until {@link start}. */
@@ -43,6 +46,14 @@ export class ChangeFollower {
   /** Whether the store offers a change feed. */
   get available(): boolean {
     return this.#store.capabilities.changes === true && typeof this.#store.subscribe === 'function';
+  }
+
+  /**
+   * Whether changes reach this process now: subscribed, and the store has not reported the feed
+   * lost. While it is not, the pool re-reads a cached chain before reusing it ({@link revalidate}).
+   */
+  get live(): boolean {
+    return this.available && this.#subscription !== undefined && !this.#lost && !this.#closed;
   }
 
   /**
@@ -77,8 +88,10 @@ export class ChangeFollower {
       onStatus: (status) => {
         if (this.#closed) return;
         if (status === 'lost') {
-          this.#logger.warn({}, 'the store change feed is down; cached clients fall back to re-reading on a refused token');
+          this.#lost = true;
+          this.#logger.warn({}, 'the store change feed is down; cached clients are re-read before reuse until it is back');
         } else {
+          this.#lost = false;
           this.#logger.info({}, 'the store change feed is back; re-reading cached chains');
           this.#target.resync();
         }
@@ -118,12 +131,19 @@ export class ChangeFollower {
 export class ChangeWaiters {
   readonly #clock: Clock;
   readonly #feed: () => boolean;
+  readonly #floorMs: number;
   readonly #waiting = new Map<string, Set<(changed: boolean) => void>>();
 
-  /** `feed` tells whether the store offers a change feed (checked at each wait). */
-  constructor(clock: Clock, feed: () => boolean) {
+  /**
+   * `feed` tells whether the store's change feed is live (checked at each wait). `floorMs`: while it
+   * is, a wait lasts at least this long unless a write wakes it: the write wakes the waiters, so the
+   * polling between is only the fallback for a holder that fails or dies, and a fleet of workers
+   * waiting on the same chains does not flood a shared database with polls.
+   */
+  constructor(clock: Clock, feed: () => boolean, floorMs = 0) {
     this.#clock = clock;
     this.#feed = feed;
+    this.#floorMs = floorMs;
   }
 
   /** The coordinator's `waitForChange`: a write of `key`'s chain, or `ms` passed. */
@@ -154,7 +174,7 @@ export class ChangeWaiters {
       }
       waiting.add(wake);
       signal?.addEventListener('abort', aborted, { once: true });
-      this.#clock.sleep(ms, timer.signal).then(() => wake(false), () => undefined);
+      this.#clock.sleep(Math.max(ms, this.#floorMs), timer.signal).then(() => wake(false), () => undefined);
     });
   };
 
@@ -179,6 +199,42 @@ export class ChangeWaiters {
  * Follows one change of a cached chain: a delete drops it; a newer version is re-read and adopted
  * (or the client dropped when the chain is revoked or moved), unless the slot left the cache meanwhile.
  */
+/**
+ * Re-reads a cached chain before it is reused while the change feed is down (the pool's
+ * `clientFor`): adopts a newer record, or drops the client when the chain is gone, revoked or
+ * moved. Resolves `true` when the cached client may be used, `false` when it was dropped.
+ */
+export async function revalidate(
+  slot: ChainSlot,
+  coordinator: RefreshCoordinator,
+  cache: { current(): ChainSlot | undefined; drop(reason: EvictionReason): void },
+): Promise<boolean> {
+  const { memberId, chain } = slot.record;
+  const record = await coordinator.read(memberId, chain);
+  if (cache.current() !== slot) return false;
+  return applyRecord(record, slot, coordinator, cache);
+}
+
+function applyRecord(
+  record: PortalRecord | undefined,
+  slot: ChainSlot,
+  coordinator: RefreshCoordinator,
+  cache: { drop(reason: EvictionReason): void },
+): boolean {
+  if (record === undefined) cache.drop('lifecycle');
+  else if (record.state === 'revoked') cache.drop('revoked');
+  else if (record.clientEndpoint !== slot.record.clientEndpoint) cache.drop('endpoint-changed');
+  else {
+    if (record.version > slot.record.version) {
+      const moved = record.accessToken !== slot.record.accessToken;
+      slot.adopt(record);
+      if (moved) coordinator.noteAdopted(record);
+    }
+    return true;
+  }
+  return false;
+}
+
 export function followChange(
   change: StoreChange,
   slot: ChainSlot | undefined,
@@ -193,15 +249,7 @@ export function followChange(
   if (change.version !== undefined && change.version <= slot.record.version) return;
   coordinator.read(change.memberId, change.chain).then(
     (record) => {
-      if (cache.current() !== slot) return;
-      if (record === undefined) cache.drop('lifecycle');
-      else if (record.state === 'revoked') cache.drop('revoked');
-      else if (record.clientEndpoint !== slot.record.clientEndpoint) cache.drop('endpoint-changed');
-      else if (record.version > slot.record.version) {
-        const moved = record.accessToken !== slot.record.accessToken;
-        slot.adopt(record);
-        if (moved) coordinator.noteAdopted(record);
-      }
+      if (cache.current() === slot) applyRecord(record, slot, coordinator, cache);
     },
     () => cache.drop('lifecycle'),
   );

@@ -18,7 +18,7 @@ import type { SdkClientSettings } from '../sdk/client.js';
 import { userChain, type ChainId, type PortalRecord, type StoreChange, type TokenStore } from '../store/token-store.js';
 import { budgetTotals, createBudget, sdkSettings } from './budget-wiring.js';
 import { SlotCache } from './cache.js';
-import { ChangeFollower, ChangeWaiters, followChange } from './coherence.js';
+import { ChangeFollower, ChangeWaiters, FEED_POLL_FLOOR_MS, followChange, revalidate } from './coherence.js';
 import { PoolEmitter } from './emitter.js';
 import { checkMemberIdArgument, checkUserIdArgument } from './door.js';
 import { checkedStore, refreshHardCapMs, resolveClock, resolveCoordinatorOptions, resolveMax, type PortalClientPoolOptions } from './options.js';
@@ -108,7 +108,7 @@ export class PortalClientPool implements PortalTokensContext {
     this.#budget = createBudget(options, store, this.clock, this.logger, (event, payload) => this.#events.emit(event, payload));
     this.#settings = sdkSettings(options, this.#budget);
     // Workers waiting for another's refresh wake on the change feed (when the store has one).
-    this.#waiters = new ChangeWaiters(this.clock, () => this.#follower.available);
+    this.#waiters = new ChangeWaiters(this.clock, () => this.#follower.live, store.capabilities.crossProcess ? FEED_POLL_FLOOR_MS : 0);
     this.#coordinator = new RefreshCoordinator({
       store,
       waitForChange: this.#waiters.wait,
@@ -190,7 +190,8 @@ export class PortalClientPool implements PortalTokensContext {
     const chain: ChainId = options.userId === undefined ? 'portal' : userChain(options.userId);
     const key = chainKeyOf(memberId, chain);
     const cached = this.#cache.get(key);
-    if (cached !== undefined) {
+    // pg helper: where the store has a feed but it is down, a cached chain is re-read before reuse.
+    if (cached !== undefined && (!this.#follower.available || this.#follower.live || (await this.#revalidate(key, cached)))) {
       this.#counters.cacheHits++;
       return cached.client;
     }
@@ -368,6 +369,10 @@ export class PortalClientPool implements PortalTokensContext {
       current: () => this.#cache.peek(key),
       drop: (reason) => this.#cache.evict(key, reason),
     });
+  }
+
+  #revalidate(key: string, slot: ChainSlot): Promise<boolean> {
+    return revalidate(slot, this.#coordinator, { current: () => this.#cache.peek(key), drop: (reason) => this.#cache.evict(key, reason) });
   }
 
   #usersContext(): RememberUserContext {

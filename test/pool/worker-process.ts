@@ -6,7 +6,10 @@ import { fileURLToPath } from 'node:url';
 import { PostgresTokenStore } from '../../src/store/postgres/index.js';
 import { RedisTokenStore } from '../../src/store/redis/index.js';
 import type { TokenStore } from '../../src/store/token-store.js';
-import type { FakeBitrix24 } from '../../src/testing/fake-bitrix24.js';
+import { expect } from 'vitest';
+import { silentLogger } from '../../src/logger.js';
+import { PortalClientPool } from '../../src/pool/pool.js';
+import { seedStore, type FakeBitrix24 } from '../../src/testing/fake-bitrix24.js';
 import { dropTables, enterGate } from '../store/fixtures/pg-support.js';
 import { dropPrefix, inspector } from '../store/fixtures/redis-support.js';
 import { SERVICES } from '../support/services.js';
@@ -22,9 +25,9 @@ export interface WorkerProcess {
 }
 
 /** Starts a worker with its own pool on the store `kind` (`postgres` | `redis`) at `url`/`prefix`. */
-export function startWorker(b24: FakeBitrix24, kind: string, url: string, prefix: string, memberId: string): WorkerProcess {
+export function startWorker(b24: FakeBitrix24, kind: string, url: string, prefix: string, memberId: string, listenUrl?: string): WorkerProcess {
   const child = spawn(process.execPath, ['--import', 'tsx', worker, kind, url, prefix, memberId], {
-    env: { ...process.env, B24_CLIENT_ID: b24.clientId, B24_CLIENT_SECRET: b24.clientSecret },
+    env: { ...process.env, B24_CLIENT_ID: b24.clientId, B24_CLIENT_SECRET: b24.clientSecret, ...(listenUrl === undefined ? {} : { B24_PG_LISTEN_URL: listenUrl }) },
     stdio: 'pipe',
   });
   let stderr = '';
@@ -90,4 +93,41 @@ export function clusterStores(tag: string, available: { postgres: boolean; redis
       gate: () => Promise.resolve(() => Promise.resolve()),
     },
   ];
+}
+
+/**
+ * The coherence case, counted at the stand-in: worker A (this process, on `store`) refreshes the
+ * portal, then worker B (`start(memberId)`, another process) makes ten calls with no refused token
+ * and no refresh; A handles an uninstall, then B's next clientFor throws PortalNotInstalledError
+ * without a REST call.
+ */
+export async function expectCoherence(b24: FakeBitrix24, store: TokenStore, start: (memberId: string) => WorkerProcess): Promise<void> {
+  const a = new PortalClientPool({ store, clientId: b24.clientId, clientSecret: b24.clientSecret, logger: silentLogger });
+  const portal = b24.addPortal();
+  await seedStore(store, b24, portal.memberId);
+  const b = start(portal.memberId);
+  try {
+    expect(await b.ask('calls 1')).toMatchObject({ ok: 1 });
+
+    // A refreshes the portal; B's cached client must follow without a refused call.
+    b24.expireAccessTokens(portal.memberId);
+    expect((await (await a.clientFor(portal.memberId)).actions.v2.call.make({ method: 'profile' })).isSuccess).toBe(true);
+    await new Promise((resolve) => setTimeout(resolve, 200)); // the notification crosses processes
+    const refusedBefore = b24.stats.rest.invalidToken + b24.stats.rest.expiredToken;
+    const tenCalls = await b.ask('calls 10');
+    expect(tenCalls).toMatchObject({ ok: 10 });
+    expect(b24.stats.rest.invalidToken + b24.stats.rest.expiredToken, 'refused calls in worker B').toBe(refusedBefore);
+    expect((tenCalls['stats'] as { refreshes: number }).refreshes).toBe(0);
+
+    // A handles an uninstall; B's next clientFor knows without calling the portal.
+    await store.deletePortal(portal.memberId);
+    a.notify({ type: 'uninstalled', memberId: portal.memberId });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const restBefore = b24.stats.restByMethod['profile'] ?? 0;
+    expect(await b.ask('clientFor')).toEqual({ error: 'PORTAL_NOT_INSTALLED' });
+    expect(b24.stats.restByMethod['profile'] ?? 0).toBe(restBefore);
+  } finally {
+    await b.stop();
+    await a.close();
+  }
 }

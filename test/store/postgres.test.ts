@@ -2,6 +2,7 @@
 // PostgreSQL, plus what is specific to it: tombstone rows, no token in an error, the change feed.
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StoreError } from '../../src/errors.js';
 import { PostgresTokenStore } from '../../src/store/postgres/index.js';
@@ -151,6 +152,86 @@ if (!available) {
         await subscription.close();
       });
     },
+  });
+
+  describe('durable chain writes (synchronous_commit)', () => {
+    /** A pg.Pool whose sessions run with `setting`, keeping what each write's row said of its commit. */
+    function poolWith(setting: string): { pool: pg.Pool; commits: unknown[]; leases: unknown[] } {
+      const pool = new pg.Pool({ connectionString: PG_URL, max: 2, options: `-c synchronous_commit=${setting}` });
+      pool.on('error', () => undefined);
+      const commits: unknown[] = [];
+      const leases: unknown[] = [];
+      const query = pool.query.bind(pool) as (text: string, values?: unknown[]) => Promise<pg.QueryResult>;
+      (pool as unknown as { query: typeof query }).query = async (text, values) => {
+        const result = await query(text, values);
+        for (const row of result.rows as Record<string, unknown>[]) {
+          if ('chain_commit' in row) commits.push(row['chain_commit']);
+          if ('lease_commit' in row) leases.push(row['lease_commit']);
+        }
+        return result;
+      };
+      return { pool, commits, leases };
+    }
+
+    for (const [setting, durable, expected] of [
+      ['off', true, 'on'],
+      ['local', true, 'on'],
+      ['remote_apply', true, 'remote_apply'],
+    ] as const) {
+      it(`a session with synchronous_commit=${setting}: every chain write commits with ${expected}`, async () => {
+        const { pool, commits } = poolWith(setting);
+        const store = new PostgresTokenStore({ pool, tablePrefix: uniquePrefix('sync'), durableChainWrites: durable });
+        try {
+          const written = await store.upsert(sampleRecord('member'));
+          await store.update('member', written.version, { scope: 'crm' });
+          await store.upsert(sampleRecord('member', { chain: 'user:3' }));
+          await store.delete({ memberId: 'member', chain: 'user:3' });
+          await store.deletePortal('member');
+          expect(commits).toEqual([expected, expected, expected, expected, expected]);
+          // Reads and a write that changed nothing pay nothing.
+          await store.get('member');
+          await store.update('member', 99, { scope: 'x' });
+          expect(commits).toHaveLength(5);
+        } finally {
+          await store.close();
+          await dropTables(store.tablePrefix);
+          await pool.end();
+        }
+      });
+    }
+
+    it('lock rows and budget steps commit without waiting for the flush (synchronous_commit off for their transaction only)', async () => {
+      const { pool, commits, leases } = poolWith('remote_apply');
+      const store = new PostgresTokenStore({ pool, tablePrefix: uniquePrefix('light') });
+      try {
+        const lease = await store.tryLock('member', 5_000);
+        expect(await store.tryLock('member', 5_000)).toBeUndefined();
+        await lease?.renew?.(5_000);
+        await lease?.release();
+        await store.acquire('rest:member', { ratePerSec: 2, burst: 10 });
+        expect(leases).toEqual(['off', 'off', 'off', 'off']);
+        await store.upsert(sampleRecord('member'));
+        expect(commits).toEqual(['remote_apply']);
+      } finally {
+        await store.close();
+        await dropTables(store.tablePrefix);
+        await pool.end();
+      }
+    });
+
+    it('durableChainWrites: false leaves the session setting alone', async () => {
+      const { pool, commits } = poolWith('off');
+      const store = new PostgresTokenStore({ pool, tablePrefix: uniquePrefix('async'), durableChainWrites: false });
+      try {
+        await store.upsert(sampleRecord('member'));
+        expect(commits).toEqual([]);
+        expect((await store.get('member'))?.version).toBe(1);
+      } finally {
+        await store.close();
+        await dropTables(store.tablePrefix);
+        await pool.end();
+      }
+    });
   });
 
   describe('PostgresTokenStore without a database', () => {

@@ -7,6 +7,10 @@ import { createConnection } from 'node:net';
 export const SERVICES = {
   postgres: { host: '127.0.0.1', port: 5432, url: 'postgres://postgres@127.0.0.1:5432/test' },
   redis: { host: '127.0.0.1', port: 6379, url: 'redis://127.0.0.1:6379' },
+  // PgBouncer in transaction mode before the shared PostgreSQL (.ci/services/pgbouncer.sh).
+  pgbouncer: { host: '127.0.0.1', port: 6432, url: 'postgres://postgres@127.0.0.1:6432/test' },
+  // A PostgreSQL of its own with default settings, for the fleet of 30 processes (.ci/services/pg-fleet.sh).
+  pgFleet: { host: '127.0.0.1', port: 5433, url: 'postgres://postgres@127.0.0.1:5433/test' },
 } as const;
 
 function reachable(host: string, port: number, timeoutMs = 1000): Promise<boolean> {

@@ -80,7 +80,12 @@ export function storeFailure(error: unknown, operation: string, memberId?: strin
   const { code, transient } = factsOf(error);
   const what = memberId === undefined ? operation : `${operation} portal ${memberId}`;
   const why = transient ? 'the database could not be reached' : 'the database refused the request';
-  const hint = code === 'SQLSTATE 28P01' || code === 'SQLSTATE 28000' ? '; check the user and password' : '';
+  const hint =
+    code === 'SQLSTATE 28P01' || code === 'SQLSTATE 28000'
+      ? '; check the user and password'
+      : code === 'SQLSTATE 53300'
+        ? '; the server is out of connections: lower maxConnections, raise max_connections or use a pooler (docs/topologies.md)'
+        : '';
   return new StoreError(`PostgreSQL token store failed to ${what}: ${why}${code === undefined ? '' : ` (${code})`}${hint}`, {
     cause: error,
     memberId,

@@ -1,5 +1,6 @@
 // The options of PostgresTokenStore, in their own module so the store's file stays about behaviour.
 
+import type { Logger } from '../../logger.js';
 import type { PgPoolLike } from './driver.js';
 
 /** Options shared by both ways of building a {@link PostgresTokenStore}. */
@@ -12,6 +13,35 @@ export interface PostgresTokenStoreCommonOptions {
    * @defaultValue `'b24pt'`
    */
   readonly tablePrefix?: string | undefined;
+  /**
+   * A direct connection to PostgreSQL for the change feed's `LISTEN` (a `postgres://` URL), when the
+   * store's own connections go through a transaction-pooling PgBouncer (or a hosted pooler), where
+   * `LISTEN` cannot work. Default: the feed connects like the store does.
+   */
+  readonly listenConnectionString?: string | undefined;
+  /**
+   * How long a probe notification may take to come back on the change feed, ms. The feed sends one
+   * when it starts (so `pool.ready()` knows) and then every `feedProbeIntervalMs`; one that does not
+   * come back makes the feed report itself lost (the pool then re-reads before reusing a client)
+   * and the store warn once. @defaultValue 2000
+   */
+  readonly feedProbeTimeoutMs?: number | undefined;
+  /**
+   * Chain writes (every write of a record) commit with `synchronous_commit` at least `on`, raised
+   * for that transaction only when the server or role runs with `off` or `local`: so a rotation is
+   * acknowledged only once it is flushed, and once the synchronous standbys named in
+   * `synchronous_standby_names` have it, when there are any. Stronger settings are kept. Turn it off
+   * only if losing a just-rotated chain on a crash or failover is acceptable. See docs/topologies.md.
+   * @defaultValue true
+   */
+  readonly durableChainWrites?: boolean | undefined;
+  /** How often a running change feed probes itself, ms. @defaultValue 30000 */
+  readonly feedProbeIntervalMs?: number | undefined;
+  /**
+   * Where the store's warnings go (a dead change feed, a server out of connections).
+   * @defaultValue the console (warnings only)
+   */
+  readonly logger?: Logger | undefined;
 }
 
 /** Builds the store from a connection string; the store then owns its pool and closes it in `close()`. */
@@ -23,7 +53,12 @@ export interface PostgresConnectionStringOptions extends PostgresTokenStoreCommo
   readonly connectionString: string;
   /** Not allowed together with `connectionString`. */
   readonly pool?: undefined;
-  /** The most connections the store's pool opens. @defaultValue 10 */
+  /**
+   * The most connections the store's pool opens; the change feed takes one more. Kept small so that
+   * a fleet fits a default server: workers x (maxConnections + 1) must stay below the server's
+   * `max_connections` (100 by default, 3 of them reserved) minus what else uses it. See the sizing
+   * section of docs/several-workers.md. @defaultValue 2
+   */
   readonly maxConnections?: number | undefined;
   /**
    * How long opening a connection may take before the call fails with a transient

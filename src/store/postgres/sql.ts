@@ -13,6 +13,31 @@ export const NOTIFY = (alias: string): string =>
   `pg_notify($1, json_build_object('memberId', ${alias}.member_id, 'chain', ${alias}.chain, ` +
   `'version', ${alias}.version, 'deleted', ${alias}.deleted)::text)`;
 
+/**
+ * Raises `synchronous_commit` for the transaction of a chain write (evaluated once per written row,
+ * so only a statement that wrote something pays): a server or role running with `off` or `local`
+ * would otherwise acknowledge a rotation it can still lose (`off`: a crash of the primary itself;
+ * `local`: a failover to a standby that never got it). `on` waits for the local flush and for the
+ * synchronous standbys named in `synchronous_standby_names`, if any; stronger settings
+ * (`remote_write`, `remote_apply`) are kept. `set_config(..., true)` lasts until the end of the
+ * transaction, so it is safe through a transaction pooler. Returned as the column `chain_commit`.
+ */
+export const DURABLE_COMMIT =
+  `set_config('synchronous_commit', CASE WHEN current_setting('synchronous_commit') IN ('off', 'local') ` +
+  `THEN 'on' ELSE current_setting('synchronous_commit') END, true) AS chain_commit`;
+
+/**
+ * Lets the transaction of a lock row or budget step commit without waiting for its WAL flush (or for
+ * synchronous standbys): neither holds a token, a lost one after a crash only frees a lock early (the
+ * conditional write still fences the chain) or forgets a few budget slots. Under load on a shared
+ * server this keeps the hot rows (a portal's budget key, taken by every worker) from serialising
+ * on fsync. Evaluated only for a row written. Returned as the column `lease_commit`.
+ */
+export const LIGHT_COMMIT = `set_config('synchronous_commit', 'off', true) AS lease_commit`;
+
+/** The `, <DURABLE_COMMIT>` select-list tail of a chain write, or nothing when it is turned off. */
+export const durableTail = (durable: boolean): string => (durable ? `, ${DURABLE_COMMIT}` : '');
+
 /** The statements whose text depends only on the table prefix. */
 export interface Statements {
   readonly get: string;
@@ -25,7 +50,8 @@ export interface Statements {
   readonly acquire: string;
 }
 
-export function statements(n: SchemaNames): Statements {
+export function statements(n: SchemaNames, durable = true): Statements {
+  const tail = durableTail(durable);
   const columns = DATA_FIELDS.map((field) => COLUMNS[field]);
   const nulls = columns.map((column) => `${column} = NULL`).join(', ');
   return {
@@ -38,27 +64,27 @@ export function statements(n: SchemaNames): Statements {
           ${columns.map((column) => `${column} = EXCLUDED.${column}`).join(', ')}
         WHERE r.version < ${MAX_VERSION}
         RETURNING r.*)
-      SELECT w.*, ${NOTIFY('w')} FROM w`,
+      SELECT w.*, ${NOTIFY('w')}${tail} FROM w`,
     // Deleting keeps the row and its version, with every token and field gone.
     delete: `WITH w AS (
         UPDATE ${n.records} AS r SET deleted = true, ${nulls}
         WHERE r.member_id = $2 AND r.chain = $3 AND NOT r.deleted
         RETURNING r.member_id, r.chain, r.version, r.deleted)
-      SELECT w.version, ${NOTIFY('w')} FROM w`,
+      SELECT w.version, ${NOTIFY('w')}${tail} FROM w`,
     deletePortal: `WITH w AS (
         UPDATE ${n.records} AS r SET deleted = true, ${nulls}
         WHERE r.member_id = $2 AND NOT r.deleted RETURNING 1),
       c AS (SELECT count(*) AS n FROM w)
-      SELECT c.n, pg_notify($1, json_build_object('memberId', $2::text, 'chain', NULL, 'version', NULL, 'deleted', true)::text)
+      SELECT c.n, pg_notify($1, json_build_object('memberId', $2::text, 'chain', NULL, 'version', NULL, 'deleted', true)::text)${tail}
       FROM c WHERE c.n > 0`,
     // Takes a free or lapsed lease in one statement; a live one makes the upsert's WHERE false.
     lock: `INSERT INTO ${n.locks} AS l (member_id, chain, token, expires_at) VALUES ($1, $2, $3, ${NOW_MS} + $4)
       ON CONFLICT (member_id, chain) DO UPDATE SET token = EXCLUDED.token, expires_at = EXCLUDED.expires_at
       WHERE l.expires_at <= ${NOW_MS}
-      RETURNING l.expires_at`,
-    release: `DELETE FROM ${n.locks} WHERE member_id = $1 AND chain = $2 AND token = $3`,
+      RETURNING l.expires_at, ${LIGHT_COMMIT}`,
+    release: `DELETE FROM ${n.locks} WHERE member_id = $1 AND chain = $2 AND token = $3 RETURNING ${LIGHT_COMMIT}`,
     renew: `UPDATE ${n.locks} SET expires_at = ${NOW_MS} + $4
-      WHERE member_id = $1 AND chain = $2 AND token = $3 AND expires_at > ${NOW_MS} RETURNING expires_at`,
+      WHERE member_id = $1 AND chain = $2 AND token = $3 AND expires_at > ${NOW_MS} RETURNING expires_at, ${LIGHT_COMMIT}`,
     acquire: budgetStatement(n.budgets),
   };
 }
@@ -80,5 +106,5 @@ function budgetStatement(table: string): string {
     ON CONFLICT (key) DO UPDATE SET
       tat = CASE WHEN ${wait} <= $5::float8 THEN ${base} + $3::float8 * $2::float8 ELSE ${base} END,
       now_ms = EXCLUDED.now_ms, wait_ms = ${wait}, granted = ${wait} <= $5::float8
-    RETURNING wait_ms, granted`;
+    RETURNING wait_ms, granted, ${LIGHT_COMMIT}`;
 }

@@ -4,6 +4,8 @@
 
 import { randomUUID } from 'node:crypto';
 import { StoreError } from '../../errors.js';
+import { consoleLogger, type Logger } from '../../logger.js';
+import { observedLogger } from '../../observe.js';
 import { checkOneOf, positiveInteger } from '../adapter-options.js';
 import { budgetStep, checkBudgetKey } from '../../budget/math.js';
 import {
@@ -33,12 +35,16 @@ import type {
   TokenStore,
 } from '../token-store.js';
 import { loadDriver, type PgPoolLike, type PgQueryResult } from './driver.js';
+import { ConnectionRoom } from './capacity.js';
 import { storeFailure } from './errors.js';
 import { noFeedConfig, PgFeed } from './feed.js';
 import { checkStorable, COLUMNS, DATA_FIELDS, param, rowToRecord } from './rows.js';
 import type { PostgresTokenStoreOptions } from './options.js';
 import { DEFAULT_TABLE_PREFIX, migrate, schemaNames, type SchemaNames } from './schema.js';
-import { MAX_VERSION, NOTIFY, statements, type Statements } from './sql.js';
+import { durableTail, MAX_VERSION, NOTIFY, statements, type Statements } from './sql.js';
+
+/** The default `maxConnections`: 30 workers with the feed's connection each fit a default server (90 of 100). */
+const DEFAULT_MAX_CONNECTIONS = 2;
 
 /**
  * A {@link TokenStore} on PostgreSQL (node-postgres, the optional peer `pg`, loaded on first use):
@@ -67,6 +73,13 @@ export class PostgresTokenStore implements TokenStore {
   readonly #given: PgPoolLike | undefined;
   readonly #config: Record<string, unknown> | undefined;
   readonly #feeds = new Set<PgFeed>();
+  readonly #listenUrl: string | undefined;
+  readonly #probeTimeoutMs: number;
+  readonly #probeIntervalMs: number;
+  readonly #logger: Logger;
+  readonly #room: ConnectionRoom;
+  readonly #durable: boolean;
+  #warnedDeaf = false;
   #pool: Promise<PgPoolLike> | undefined;
   #ready: Promise<void> | undefined;
   #closing: Promise<void> | undefined;
@@ -89,12 +102,25 @@ export class PostgresTokenStore implements TokenStore {
       const { maxConnections, connectTimeoutMs } = options;
       this.#config = {
         connectionString,
-        max: positiveInteger(maxConnections, 'options.maxConnections') ?? 10,
+        max: positiveInteger(maxConnections, 'options.maxConnections') ?? DEFAULT_MAX_CONNECTIONS,
         connectionTimeoutMillis: positiveInteger(connectTimeoutMs, 'options.connectTimeoutMs') ?? 10_000,
         keepAlive: true,
       };
     }
-    this.#sql = statements(this.#names);
+    const { listenConnectionString, feedProbeTimeoutMs, feedProbeIntervalMs, logger } = options;
+    if (listenConnectionString !== undefined && (typeof listenConnectionString !== 'string' || listenConnectionString.length === 0)) {
+      throw new TypeError('options.listenConnectionString must be a non-empty string');
+    }
+    if (logger !== undefined && (logger === null || typeof logger.warn !== 'function')) throw new TypeError('options.logger must be a Logger');
+    this.#listenUrl = listenConnectionString;
+    this.#probeTimeoutMs = positiveInteger(feedProbeTimeoutMs, 'options.feedProbeTimeoutMs') ?? 2_000;
+    this.#probeIntervalMs = positiveInteger(feedProbeIntervalMs, 'options.feedProbeIntervalMs') ?? 30_000;
+    this.#logger = observedLogger(logger ?? consoleLogger);
+    this.#room = new ConnectionRoom(Number(this.#config?.['connectionTimeoutMillis'] ?? 10_000), this.#logger);
+    const { durableChainWrites } = options;
+    if (durableChainWrites !== undefined && typeof durableChainWrites !== 'boolean') throw new TypeError('options.durableChainWrites must be a boolean');
+    this.#durable = durableChainWrites ?? true;
+    this.#sql = statements(this.#names, this.#durable);
   }
 
   /**
@@ -115,7 +141,7 @@ export class PostgresTokenStore implements TokenStore {
     });
     const pool = await this.#pool;
     // A failed preparation (the database was down) is retried by the next call.
-    this.#ready ??= migrate(pool, this.#names).catch((error: unknown) => {
+    this.#ready ??= this.#room.run(() => migrate(pool, this.#names)).catch((error: unknown) => {
       this.#ready = undefined;
       throw error;
     });
@@ -136,7 +162,7 @@ export class PostgresTokenStore implements TokenStore {
   async #query(operation: string, memberId: string | undefined, sql: string, values: unknown[]): Promise<PgQueryResult> {
     const pool = await this.#db();
     try {
-      return await pool.query(sql, values);
+      return await this.#room.run(() => pool.query(sql, values));
     } catch (error) {
       throw storeFailure(error, operation, memberId);
     }
@@ -171,7 +197,7 @@ export class PostgresTokenStore implements TokenStore {
         UPDATE ${this.#names.records} AS r SET ${set.join(', ')}
         WHERE r.member_id = $2 AND r.chain = $3 AND r.version = $4 AND NOT r.deleted AND r.version < ${MAX_VERSION}
         RETURNING r.*)
-      SELECT w.*, ${NOTIFY('w')} FROM w`;
+      SELECT w.*, ${NOTIFY('w')}${durableTail(this.#durable)} FROM w`;
     const values = [this.#names.channel, memberId, chain, expectedVersion, ...fields.map((field) => param(changes[field]))];
     const { rows } = await this.#query('write', memberId, sql, values);
     if (rows[0] !== undefined) return { ok: true, record: rowToRecord(rows[0]) };
@@ -289,8 +315,15 @@ export class PostgresTokenStore implements TokenStore {
     await this.#db();
     const config = this.#clientConfig();
     const { Client } = await loadDriver();
-    const feed = new PgFeed(() => new Client(config), this.#names.channel, this.#names.channelIdentifier, listener);
-    await feed.start();
+    const feed = new PgFeed(() => new Client(config), this.#names.channel, this.#names.channelIdentifier, listener, {
+      send: async (payload) => {
+        await this.#query('probe its change feed', undefined, 'SELECT pg_notify($1, $2)', [this.#names.channel, payload]);
+      },
+      timeoutMs: this.#probeTimeoutMs,
+      intervalMs: this.#probeIntervalMs,
+      onDeaf: () => this.#deaf(),
+    });
+    await this.#room.run(() => feed.start());
     this.#feeds.add(feed);
     return {
       close: async () => {
@@ -300,7 +333,22 @@ export class PostgresTokenStore implements TokenStore {
     };
   }
 
+  /** A probe did not come back: the feed hears nothing (a transaction pooler between it and PostgreSQL). Warns once. */
+  #deaf(): void {
+    if (this.#warnedDeaf) return;
+    this.#warnedDeaf = true;
+    this.#logger.warn(
+      { timeoutMs: this.#probeTimeoutMs, listenConnectionString: this.#listenUrl !== undefined },
+      'the PostgreSQL change feed hears nothing: a notification it sent did not come back. LISTEN cannot work ' +
+        'through a transaction-pooling PgBouncer or hosted pooler; pass listenConnectionString (a direct or ' +
+        'session-mode connection to PostgreSQL) for the feed. Until then cached clients are re-read before reuse.',
+    );
+  }
+
   #clientConfig(): Record<string, unknown> {
+    if (this.#listenUrl !== undefined) {
+      return { connectionString: this.#listenUrl, keepAlive: true, connectionTimeoutMillis: this.#config?.['connectionTimeoutMillis'] ?? 10_000 };
+    }
     if (this.#config !== undefined) return { connectionString: this.#config['connectionString'], keepAlive: true, connectionTimeoutMillis: this.#config['connectionTimeoutMillis'] };
     const options = this.#given?.options as Record<string, unknown> | undefined;
     if (options === undefined || options === null) throw noFeedConfig();

@@ -235,7 +235,7 @@ function layoutError(prefix: string, found: string, wanted: string): StoreError 
   const hint = cluster
     ? found.startsWith('cluster-')
       ? 'the keys were written through a Redis Cluster: open the store on the cluster (nodes or a Cluster client)'
-      : 'the keys were written on a single Redis: a cluster reads other key names (copy the portals over, see docs/topologies-redis.md)'
+      : 'the keys were written on a single Redis: a cluster reads other key names (copy the portals over, see docs/topologies.md)'
     : 'use a matching release or another keyPrefix';
   return new StoreError(
     `Keys under prefix '${prefix}' use layout ${found.slice(0, 20)}, but this store reads layout ${wanted}: ${hint}`,

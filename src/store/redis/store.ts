@@ -84,7 +84,7 @@ function isStale(reply: unknown): boolean {
  * Redis must persist (AOF with `appendfsync everysec` or stricter, or RDB snapshots you can afford
  * to lose the tail of): a Redis that restarts empty loses every portal's single-use refresh token,
  * and those portals must reinstall the app. Runs on a single Redis primary (with Sentinel if you
- * like) or a Redis Cluster; see the guide's Redis topologies (docs/topologies-redis.md).
+ * like) or a Redis Cluster; see the guide's Redis topologies (docs/topologies.md).
  *
  * @example
  * ```ts

@@ -136,3 +136,26 @@ describe('the guides in docs/', () => {
     expect(read('typedoc-categories.config.js')).toContain("setValue('projectDocuments'");
   });
 });
+
+describe('source comments that cite the protocol notes', () => {
+  /** Every `.ts` file under src/. */
+  function sources(dir: string): string[] {
+    return readdirSync(join(root, dir), { withFileTypes: true }).flatMap((entry) =>
+      entry.isDirectory() ? sources(join(dir, entry.name)) : entry.name.endsWith('.ts') ? [join(dir, entry.name)] : [],
+    );
+  }
+  const files = sources('src').map((path) => ({ path, text: read(path) }));
+  const headings = new Set([...prose(read('docs/protocol.md')).matchAll(/^#{2,3} +(.+)$/gm)].map((m) => m[1]!.trim()));
+
+  it('cite docs/protocol.md, never a PROTOCOL.md the repository does not hold', () => {
+    expect(files.filter(({ text }) => /PROTOCOL\.md|PROTOCOL section/.test(text)).map(({ path }) => path)).toEqual([]);
+  });
+
+  it('name a section docs/protocol.md has', () => {
+    const cited = files.flatMap(({ path, text }) =>
+      [...text.replace(/\n\s*(\/\/|\*) ?/g, ' ').matchAll(/docs\/protocol\.md, "([^"]+)"/g)].map((m) => ({ path, section: m[1]! })),
+    );
+    expect(cited.length).toBeGreaterThanOrEqual(10);
+    expect(cited.filter(({ section }) => !headings.has(section))).toEqual([]);
+  });
+});

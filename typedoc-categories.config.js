@@ -1,7 +1,10 @@
 // A local TypeDoc plugin: puts every exported declaration without an explicit `@category` tag into
 // a category by the source folder it is declared in, so the API reference reads by topic (pool,
-// stores, lifecycle, events, errors, testing, operations) without tagging each declaration.
-import { Comment, CommentTag, Converter, ReflectionKind } from 'typedoc';
+// stores, lifecycle, events, errors, testing, operations) without tagging each declaration; and
+// names each guide of docs/ (a project document) by its first heading and publishes every guide.
+import { readdirSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { Application, Comment, CommentTag, Converter, ReflectionKind } from 'typedoc';
 
 /** Source path prefixes (relative to the package) and their category; the first match wins. */
 const RULES = [
@@ -36,8 +39,29 @@ function hasCategory(comment) {
   return comment?.blockTags.some((tag) => tag.tag === '@category') ?? false;
 }
 
+/**
+ * A guide's title: its first `# ` heading (the guides in docs/ carry no front matter, so that they
+ * read the same on GitHub), else the name TypeDoc gave it.
+ */
+function titleOf(document) {
+  const text = document.content.map((part) => part.text).join('');
+  return /^# +(.+)$/m.exec(text)?.[1]?.trim() ?? document.name;
+}
+
 /** @param {import('typedoc').Application} app */
 export function load(app) {
+  // typedoc.json lists the guides in reading order; a guide added to docs/ without a line there is
+  // published too, after them, so no guide is ever left off the site.
+  app.on(Application.EVENT_BOOTSTRAP_END, () => {
+    const listed = app.options.getValue('projectDocuments'); // absolute paths by now
+    const known = new Set(listed.map((path) => resolve(path)));
+    const present = readdirSync('docs').filter((name) => name.endsWith('.md')).sort().map((name) => resolve('docs', name));
+    const missing = present.filter((path) => !known.has(path));
+    if (missing.length > 0) app.options.setValue('projectDocuments', [...listed, ...missing]);
+  });
+  app.converter.on(Converter.EVENT_CREATE_DOCUMENT, (_context, document) => {
+    if (document.frontmatter.title === undefined) document.name = titleOf(document);
+  });
   app.converter.on(Converter.EVENT_RESOLVE_BEGIN, (context) => {
     const project = context.project;
     for (const reflection of project.getReflectionsByKind(TOP_LEVEL)) {

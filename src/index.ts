@@ -40,6 +40,7 @@ export { createEventHandler } from './http/events.js';
 export type { EventHandlerOptions, RestEventContext } from './http/events.js';
 export { toNodeHandler } from './http/node.js';
 export { toFetchHandler } from './http/fetch.js';
+export { toFastifyPlugin } from './http/fastify.js';
 export type { PlainRequest, PlainResponse } from './plain.js';
 export { parseInstallEvent } from './events/parse.js';
 export { parseAppPageRequest } from './events/app-page.js';

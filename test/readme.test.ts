@@ -1,6 +1,7 @@
 // Runs the README's example, as written, against the stand-in Bitrix24: it must serve a profile
-// through the pool, survive a server-side expiry with one refresh, and refuse an install from an
-// OAuth host it does not trust (the default allow-list names only the real ones).
+// through the pool, survive a server-side expiry with one refresh, refuse an install from an
+// OAuth host it does not trust (the default allow-list names only the real ones), and exit by
+// itself on SIGTERM (the server, the pool and the store closed).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -61,8 +62,10 @@ it('the README example serves profiles through the pool and refuses an unverifia
     env: { ...process.env, PORT: '0', TOKEN_DIR: dir, B24_CLIENT_ID: b24.clientId, B24_CLIENT_SECRET: b24.clientSecret, B24_URL: b24.url },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
+  const exited = new Promise<[number | null, NodeJS.Signals | null]>((resolve) => child.once('exit', (code, signal) => resolve([code, signal])));
   try {
     const base = `http://127.0.0.1:${await boundPort(child)}`;
+    child.disconnect(); // the port is known: the IPC channel must not be what keeps the child alive
     const first = await fetch(`${base}/?member_id=${portal.memberId}`);
     expect(first.status).toBe(200);
     expect(await first.json()).toMatchObject({ ID: String(portal.adminUserId) });
@@ -88,8 +91,16 @@ it('the README example serves profiles through the pool and refuses an unverifia
     expect(await unknown.json()).toEqual({ error: 'PORTAL_NOT_INSTALLED' });
     const missing = await fetch(`${base}/`);
     expect(missing.status).toBe(400);
+    expect(await missing.json()).toEqual({ error: 'INVALID_ARGUMENT' });
     // The process is still serving.
     expect((await fetch(`${base}/?member_id=${portal.memberId}`)).status).toBe(200);
+
+    // SIGTERM: the example closes its server, then the pool and the store, and exits on its own.
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    const [code, signal] = await exited;
+    clearTimeout(timer);
+    expect({ code, signal }).toEqual({ code: 0, signal: null });
   } finally {
     child.kill();
   }

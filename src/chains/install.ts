@@ -1,5 +1,5 @@
 // ONAPPINSTALL and ONAPPUPDATE, decided. The payload is a claim; the OAuth host and the store's
-// history are the evidence (PROTOCOL.md section 5):
+// history are the evidence (docs/protocol.md, "Proving an event genuine"):
 // - the event's refresh token is proven by refreshing it at a trusted OAuth host (a forged or spent
 //   one fails; a real one yields the authority's member_id, user_id and endpoints, even after the
 //   event's access token expired), and the fresh pair is what is stored;

@@ -135,8 +135,8 @@ export function portalRecordFromAuth(auth: PortalAuth, existing: PortalRecord | 
 }
 
 /**
- * The fields a refresh answer changes; what the answer lacks is carried forward (PROTOCOL.md
- * section 3). A fresh pair makes the chain active again (a suspended or reactivated one).
+ * The fields a refresh answer changes; what the answer lacks is carried forward (docs/protocol.md,
+ * "Refresh answers"). A fresh pair makes the chain active again (a suspended or reactivated one).
  */
 export function pairPatch(current: PortalRecord, tokens: TokenResponse, nowMs: number): PortalRecordPatch {
   const clientEndpoint =

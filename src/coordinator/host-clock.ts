@@ -1,7 +1,7 @@
 // The OAuth host's clock, learned from its own answers: every token answer carries `expires`
-// (absolute) and `expires_in`, so their difference is the host's time at issue (PROTOCOL.md
-// section 5). Freshness is judged by it, so a machine clock that is off by hours neither refreshes
-// on every call nor sends dead tokens.
+// (absolute) and `expires_in`, so their difference is the host's time at issue (docs/protocol.md,
+// "The OAuth host's clock"). Freshness is judged by it, so a machine clock that is off by hours
+// neither refreshes on every call nor sends dead tokens.
 
 import type { PortalRecord } from '../store/token-store.js';
 

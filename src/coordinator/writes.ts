@@ -40,7 +40,10 @@ export class ChainWriter {
     this.#adopted = adopted;
   }
 
-  /** What a refused refresh means depends on whose fault it is (PROTOCOL.md section 3). */
+  /**
+   * What a refused refresh means depends on whose fault it is (docs/protocol.md, "OAuth errors and
+   * whose fault they are").
+   */
   async rejected(current: PortalRecord, error: OAuthRejectedError, request: RefreshRequest): Promise<PortalRecord> {
     const kind = error.oauthError === LOST_ROTATION ? 'chain' : classifyOAuthError(error.oauthError);
     if (kind === 'chain') return this.#mark(current, error, 'revoked', request);

@@ -23,6 +23,7 @@ import {
 import { authenticate, portalClient } from './event-auth.js';
 import { DuplicateFilter, eventDigest, ListenerLimiter, type ListenerRefusal } from './event-limits.js';
 import { isAnswer, screenRequest } from './screen.js';
+import { guardMount } from './mount-guard.js';
 
 /** What a REST event listener receives. */
 export interface RestEventContext {
@@ -376,5 +377,5 @@ export function createEventHandler(options: EventHandlerOptions): EventHandler {
     while (running.size > 0) await Promise.all([...running]);
   };
   const stats = (): EventHandlerStats => ({ ...limiter.counts(), ...counts });
-  return Object.assign(handler, { maxBodyBytes, drain, stats });
+  return Object.assign(guardMount(handler, 'The REST event handler (createEventHandler)', logger), { maxBodyBytes, drain, stats });
 }

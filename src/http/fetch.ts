@@ -3,6 +3,7 @@
 
 import { announcedTooLarge, readBounded, TOO_LARGE } from '../body.js';
 import { observe } from '../observe.js';
+import { adapterFor, unwrappedMountError } from './mount-guard.js';
 import { adapterBodyLimit, payloadTooLargeResponse, type PlainHandler, type PlainResponse } from '../plain.js';
 
 /**
@@ -39,7 +40,7 @@ export function toFetchHandler(handler: PlainHandler, options: FetchHandlerOptio
   if (typeof handler !== 'function') throw new TypeError('handler must be a function');
   const limit = adapterBodyLimit(handler, options.maxBodyBytes);
 
-  return async (request) => {
+  const fetchHandler = async (request: Request): Promise<Response> => {
     const body = await readBody(request, limit);
     if (body === TOO_LARGE) return toResponse(payloadTooLargeResponse());
     const response = await handler({
@@ -49,6 +50,12 @@ export function toFetchHandler(handler: PlainHandler, options: FetchHandlerOptio
       query: new URL(request.url).searchParams,
     });
     return toResponse(response);
+  };
+  // Mounted in node:http or Express by mistake: say so at once rather than fail on `headers.get`.
+  return function (this: unknown, request: Request, ...rest: unknown[]): Promise<Response> {
+    const adapter = adapterFor(request, rest[0]);
+    if (adapter !== undefined) throw unwrappedMountError('A toFetchHandler() handler', adapter);
+    return fetchHandler(request);
   };
 }
 

@@ -28,6 +28,7 @@ import { applySpooled } from '../chains/replay.js';
 import type { LifecycleKit, UninstallOutcome } from '../chains/kit.js';
 import { lifecycleAnswers } from './lifecycle-kit.js';
 import { handleUninstall } from './uninstall.js';
+import { guardMount } from './mount-guard.js';
 
 /** Options of {@link createLifecycleHandler}. */
 export interface LifecycleHandlerOptions {
@@ -196,7 +197,7 @@ export function createLifecycleHandler(options: LifecycleHandlerOptions): Lifecy
     onUninstalled: options.onUninstalled,
     spool,
     replaySpool: spool === undefined ? undefined : replaySpool,
-    answers: lifecycleAnswers(logger),
+    answers: lifecycleAnswers(logger, trusted),
   };
   const replayMs = options.spoolReplayMs ?? 30_000;
   if (!Number.isFinite(replayMs) || replayMs <= 0) throw new TypeError('options.spoolReplayMs must be a positive number');
@@ -230,7 +231,7 @@ export function createLifecycleHandler(options: LifecycleHandlerOptions): Lifecy
       return internalErrorResponse();
     }
   };
-  return Object.assign(handler, {
+  return Object.assign(guardMount(handler, 'The lifecycle handler (createLifecycleHandler)', logger), {
     maxBodyBytes,
     replaySpool,
     close: () => {

@@ -7,11 +7,13 @@ import type { LifecycleEvent } from '../events/types.js';
 import { describeError, type Logger } from '../logger.js';
 import type { Refusal } from '../oauth/verify.js';
 import { LifecycleAnswerError } from './answers.js';
+import { untrustedEndpointRefusal } from './untrusted-endpoint.js';
 
 /** The handler's answers for the chain core's lifecycle steps, logging each where it happens. */
-export function lifecycleAnswers(logger: Logger): LifecycleAnswers {
+export function lifecycleAnswers(logger: Logger, trusted: readonly string[] = []): LifecycleAnswers {
   return {
     refuse(reason: Refusal, event: LifecycleEvent): LifecycleAnswerError {
+      if (reason === 'untrusted_server_endpoint') return untrustedEndpointRefusal(logger, trusted, event);
       logger.warn({ memberId: event.auth.memberId, event: event.event, reason }, 'Lifecycle event refused');
       return new LifecycleAnswerError(ErrorCode.VerificationFailed, 403, `Lifecycle event refused (${reason})`, {
         memberId: event.auth.memberId,

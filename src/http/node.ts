@@ -54,6 +54,8 @@ export function toNodeHandler(handler: PlainHandler, options: NodeHandlerOptions
   const limit = adapterBodyLimit(handler, options.maxBodyBytes);
 
   return (req, res, next) => {
+    // A Fetch `Request` (a route handler of Next.js, Hono, Bun) has no socket and no response beside it.
+    if (isFetchRequest(req)) throw fetchRequestError();
     serve(handler, limit, req as MaybeParsedRequest, res).catch((error: unknown) => {
       if (next !== undefined) {
         next(error);
@@ -85,6 +87,14 @@ async function serve(handler: PlainHandler, limit: number, req: MaybeParsedReque
   const query = new URL(req.url ?? '/', 'http://localhost').searchParams;
   const response = await handler({ method: req.method ?? 'GET', headers: req.headers, body, query });
   send(res, response);
+}
+
+function isFetchRequest(value: unknown): boolean {
+  return typeof Request === 'function' && value instanceof Request;
+}
+
+function fetchRequestError(): TypeError {
+  return new TypeError('A toNodeHandler() handler was called with a Fetch Request, which it cannot answer: use toFetchHandler(handler) there');
 }
 
 /**

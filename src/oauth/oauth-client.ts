@@ -1,6 +1,7 @@
 // Talks to a Bitrix24 OAuth host with `fetch`: the token endpoint (refresh and code exchange) and
 // `app.info`. POST with form bodies (secrets stay out of URLs), a timeout, no redirects followed,
-// answers validated before use, failures classified by the `error` string (PROTOCOL.md section 3).
+// answers validated before use, failures classified by the `error` string (docs/protocol.md,
+// "OAuth errors and whose fault they are").
 
 import { MAX_OAUTH_ANSWER_BYTES, readBounded, TOO_LARGE } from '../body.js';
 import {

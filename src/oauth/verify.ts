@@ -1,5 +1,6 @@
-// The verification rules: what proves an install, an update or an authorization genuine (PROTOCOL.md
-// section 5). One module, so the lifecycle handler and the authorization flow cannot drift apart.
+// The verification rules: what proves an install, an update or an authorization genuine
+// (docs/protocol.md, "Proving an event genuine"). One module, so the lifecycle handler and the
+// authorization flow cannot drift apart.
 
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { PortalRecord } from '../store/token-store.js';

@@ -46,6 +46,12 @@ export interface ClientForOptions {
   readonly userId?: number | undefined;
 }
 
+/** Options of {@link PortalClientPool.close}. @inline */
+export interface PoolCloseOptions {
+  /** Close the pool's store too (its `close()`, once), after the pool. @defaultValue false */
+  readonly store?: boolean | undefined;
+}
+
 /**
  * A pool of ready `B24OAuth` clients, one per portal chain, whose token refreshes are coordinated
  * and persisted.
@@ -78,6 +84,8 @@ export class PortalClientPool implements PortalTokensContext {
   readonly #trustedHosts: readonly string[];
   #following = false;
   #closed = false;
+  #closing: Promise<void> | undefined;
+  #storeClosing: Promise<void> | undefined;
   #counters = { cacheHits: 0, clientsBuilt: 0, resentRequests: 0 };
   readonly #budget: RequestBudget | undefined;
 
@@ -333,16 +341,27 @@ export class PortalClientPool implements PortalTokensContext {
   /**
    * Drops every cached client, ends the change-feed subscription and refuses further
    * `clientFor` calls. Refresh requests already sent are waited for, so a refresh token they spent
-   * is never lost; those not yet sent are refused. Does not close the store.
+   * is never lost; those not yet sent are refused. The store stays open (another pool or your code
+   * may share it) unless `{ store: true }` asks to close it too, after the pool: then nothing of
+   * the library holds a socket or file and the process can exit by itself.
    */
-  async close(): Promise<void> {
-    if (!this.#closed) {
-      this.#closed = true;
-      this.#cache.evictAll('closed');
-      // Refreshes already sent finish and store their pairs; those not yet sent are refused.
-      await this.#coordinator.close();
-      await this.#follower.close();
+  async close(options: PoolCloseOptions = {}): Promise<void> {
+    if (typeof options !== 'object' || options === null) throw new TypeError('close options must be an object such as { store: true }');
+    // Every call waits for the one shutdown, so the store is never closed under a refresh's write.
+    this.#closing ??= this.#shutDown();
+    await this.#closing;
+    if (options.store === true) {
+      this.#storeClosing ??= this.store.close?.() ?? Promise.resolve();
+      await this.#storeClosing;
     }
+  }
+
+  async #shutDown(): Promise<void> {
+    this.#closed = true;
+    this.#cache.evictAll('closed');
+    // Refreshes already sent finish and store their pairs; those not yet sent are refused.
+    await this.#coordinator.close();
+    await this.#follower.close();
   }
 
   /** Another writer changed a chain: drop it, or re-read and adopt the newer record. */

@@ -1,4 +1,4 @@
-// Bitrix24 app status letters (PROTOCOL.md section 6).
+// Bitrix24 app status letters (docs/protocol.md, "Domains, addresses and app statuses").
 
 /** The known app status letters and what they mean. Unknown letters are kept as given. */
 export const APP_STATUS_LETTERS = Object.freeze({

@@ -1,5 +1,6 @@
-// The `error` strings of Bitrix24's OAuth hosts and what each means for a portal's chain (PROTOCOL.md
-// section 3). Facts only: no I/O; the OAuth client and the coordinator act on the classification.
+// The `error` strings of Bitrix24's OAuth hosts and what each means for a portal's chain
+// (docs/protocol.md, "OAuth errors and whose fault they are"). Facts only: no I/O; the OAuth client
+// and the coordinator act on the classification.
 
 /**
  * What an OAuth `error` string says:

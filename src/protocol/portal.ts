@@ -1,5 +1,6 @@
-// Facts about a portal's own addresses (PROTOCOL.md section 6): its REST root derives from its domain
-// when nothing better is known; the domain is mutable, the member_id is the key.
+// Facts about a portal's own addresses (docs/protocol.md, "Domains, addresses and app statuses"):
+// its REST root derives from its domain when nothing better is known; the domain is mutable, the
+// member_id is the key.
 
 /**
  * The REST root of a portal served at `domain` (a host with an optional `:port`):

@@ -1,4 +1,5 @@
-// Portal REST error bodies (PROTOCOL.md section 4): their two shapes, and the codes that concern tokens.
+// Portal REST error bodies (docs/protocol.md, "Portal REST errors"): their two shapes, and the codes
+// that concern tokens.
 
 /**
  * The `error` code of a portal REST error body: v2 `{ error: 'x' }`, v3 `{ error: { code: 'x' } }`.

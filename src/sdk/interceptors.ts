@@ -66,7 +66,10 @@ const MAX_LIMIT_RETRIES = 3;
 const MAX_RESENDS = 2;
 /** A token the portal refused because the chain moved on (a refresh) or lapsed. */
 const SUPERSEDED = new Set(['expired_token', 'invalid_token']);
-/** A token refused because the app may be gone from the portal: the store knows first (PROTOCOL.md section 4). */
+/**
+ * A token refused because the app may be gone from the portal: the store knows first
+ * (docs/protocol.md, "Portal REST errors").
+ */
 const RECHECK = new Set(['ERROR_OAUTH', 'NO_AUTH_FOUND', 'APPLICATION_NOT_FOUND']);
 
 const DEFAULT_REST_ROOTS = resolveRestRootRules(undefined);

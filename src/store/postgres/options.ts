@@ -6,9 +6,10 @@ import type { PgPoolLike } from './driver.js';
 /** Options shared by both ways of building a {@link PostgresTokenStore}. */
 export interface PostgresTokenStoreCommonOptions {
   /**
-   * The prefix of the store's tables (`<prefix>_records`, `<prefix>_locks`, `<prefix>_meta`) and of
-   * its notification channel (`<prefix>_changes`): 1 to 40 characters of `a-z`, `0-9` and `_`, not
-   * starting with a digit. Processes that share a prefix (and database) share records and locks.
+   * The prefix of the store's tables (`<prefix>_records`, `<prefix>_locks`, `<prefix>_meta`; `app_`
+   * names the same tables as `app`, never `app__records`) and of its notification channel
+   * (`<prefix>_changes`): 1 to 40 characters of `a-z`, `0-9` and `_`, not starting with a digit.
+   * Processes that share a prefix (and database) share records and locks.
    * @defaultValue `'b24pt'`
    */
   readonly tablePrefix?: string | undefined;

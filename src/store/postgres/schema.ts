@@ -37,16 +37,18 @@ export function schemaNames(prefix: unknown): SchemaNames {
   if (typeof prefix !== 'string' || !PREFIX_PATTERN.test(prefix)) {
     throw new TypeError('tablePrefix must be 1 to 40 characters of a-z, 0-9 and _, not starting with a digit');
   }
-  const digest = createHash('sha256').update(`b24-portal-tokens:migrate:${prefix}`).digest();
+  // One underscore between prefix and name: `app_` names the same tables as `app`, never `app__records`.
+  const stem = prefix.endsWith('_') && prefix.length > 1 ? prefix.slice(0, -1) : prefix;
+  const digest = createHash('sha256').update(`b24-portal-tokens:migrate:${stem}`).digest();
   return {
     prefix,
-    meta: `"${prefix}_meta"`,
-    records: `"${prefix}_records"`,
-    locks: `"${prefix}_locks"`,
-    budgets: `"${prefix}_budgets"`,
-    portalsIndex: `"${prefix}_portals_idx"`,
-    channel: `${prefix}_changes`,
-    channelIdentifier: `"${prefix}_changes"`,
+    meta: `"${stem}_meta"`,
+    records: `"${stem}_records"`,
+    locks: `"${stem}_locks"`,
+    budgets: `"${stem}_budgets"`,
+    portalsIndex: `"${stem}_portals_idx"`,
+    channel: `${stem}_changes`,
+    channelIdentifier: `"${stem}_changes"`,
     migrationLockKey: digest.readBigInt64BE(0).toString(),
   };
 }

@@ -8,8 +8,9 @@ import { checkTablePrefix, DEFAULT_TABLE_PREFIX } from './schema.js';
 /** Options shared by both ways of giving {@link SqliteTokenStore} its database. */
 export interface SqliteTokenStoreCommonOptions {
   /**
-   * Prefix of the store's table names (`<prefix>chains`, `<prefix>locks`, `<prefix>meta`), so several
-   * stores can share one database. Letters, digits and underscores.
+   * Prefix of the store's table names (`<prefix>_chains`, `<prefix>_locks`, `<prefix>_meta`: one
+   * underscore between, so `app` and `app_` name the same tables), so several stores can share one
+   * database. Letters, digits and underscores.
    * @defaultValue `'b24pt_'`
    */
   readonly tablePrefix?: string | undefined;

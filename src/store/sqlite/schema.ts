@@ -34,7 +34,9 @@ export interface TableNames {
 
 /** The table names for `prefix` (already checked), quoted for SQL. */
 export function tableNames(prefix: string): TableNames {
-  return { meta: `"${prefix}meta"`, chains: `"${prefix}chains"`, locks: `"${prefix}locks"`, budgets: `"${prefix}budgets"` };
+  // One underscore between prefix and name: `app` names the same tables as `app_` (`app_chains`).
+  const stem = prefix.endsWith('_') ? prefix : `${prefix}_`;
+  return { meta: `"${stem}meta"`, chains: `"${stem}chains"`, locks: `"${stem}locks"`, budgets: `"${stem}budgets"` };
 }
 
 // Record field → column. The key columns (member_key, chain) and version/deleted are handled apart.

@@ -11,6 +11,7 @@
 //               UserChainMissingError, LockTimeoutError, PoolClosedError
 //   store.ts    StoreError, DecryptionError, SpoolFullError
 //   budget.ts   RateLimitedError
+//   options.ts  InvalidOptionsError (and the checks of options when they are given)
 
 export { ErrorCode, PortalTokensError, findPortalTokensError } from './errors/base.js';
 export type { PortalTokensErrorOptions } from './errors/base.js';
@@ -34,6 +35,7 @@ export {
 export { StoreError, DecryptionError, SpoolFullError } from './errors/store.js';
 export type { DecryptionFailureReason } from './errors/store.js';
 export { RateLimitedError } from './errors/budget.js';
+export { InvalidOptionsError } from './errors/options.js';
 
 // What is terminal is a Bitrix24 fact; it lives with the other OAuth facts. Re-exported here for
 // callers inside the library that still import it from this module (not from the root entry).

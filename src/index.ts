@@ -118,3 +118,6 @@ export type {
   ResponseObservation,
 } from './observe.js';
 export type { Logger, LogMethod } from './logger.js';
+
+// hygiene: options checked when given
+export { InvalidOptionsError } from './errors/options.js';

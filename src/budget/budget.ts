@@ -284,8 +284,9 @@ export class RequestBudget {
     try {
       while (queue.waiting.length > 0) {
         const batch = queue.waiting.splice(0);
-        const spec = this.specFor(memberId);
         try {
+          // Inside the try: the portal's limits come from the user's options and may throw.
+          const spec = this.specFor(memberId);
           const grant = await this.#acquire(`rest:${memberId}`, { ...spec, cost: batch.length });
           const interval = 1000 / spec.ratePerSec;
           batch.forEach((waiter, i) => waiter.resolve({ waitMs: Math.max(0, grant.waitMs - (batch.length - 1 - i) * interval), granted: true }));

@@ -6,7 +6,7 @@ import type { B24OAuth } from '@bitrix24/b24jssdk';
 import type { Clock } from './clock.js';
 import { InvalidOptionsError } from './errors/options.js';
 import type { Logger } from './logger.js';
-import type { AppInfo, TokenResponse } from './oauth/oauth-client.js';
+import type { AppInfo, TokenResponse } from './protocol/oauth-answers.js';
 import type { TokenStore } from './store/token-store.js';
 
 /** A lifecycle change the lifecycle handler or the authorization flow reports after writing the store. */

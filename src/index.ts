@@ -121,3 +121,4 @@ export type { Logger, LogMethod } from './logger.js';
 
 // hygiene: options checked when given
 export { InvalidOptionsError } from './errors/options.js';
+export { userIdOf } from './store/token-store.js';

@@ -9,7 +9,7 @@ import { InvalidEventError } from '../errors.js';
 import { parseRestEvent } from '../events/rest.js';
 import type { RestEvent, RestEventAuth, RestEventData } from '../events/types.js';
 import { describeError, type Logger } from '../logger.js';
-import { observedLogger } from '../observe.js';
+import { observedLogger } from '../logger.js';
 import {
   internalErrorResponse,
   jsonResponse,

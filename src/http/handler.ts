@@ -9,7 +9,7 @@ import { checkOptionalFunction, checkOptionalMethods } from '../errors/options.j
 import { parseInstallEvent } from '../events/parse.js';
 import type { InstallEvent, LifecycleEvent, UninstallEvent, UpdateEvent } from '../events/types.js';
 import { describeError, type Logger } from '../logger.js';
-import { observedLogger } from '../observe.js';
+import { observedLogger } from '../logger.js';
 import {
   internalErrorResponse,
   jsonResponse,

@@ -14,7 +14,7 @@ import {
 } from '../errors.js';
 import type { PortalAuth } from '../events/types.js';
 import { describeError, type Logger } from '../logger.js';
-import { observedLogger } from '../observe.js';
+import { observedLogger } from '../logger.js';
 import { queryValue, type PlainHandler, type QueryInput } from '../plain.js';
 import { DEFAULT_APP_STATUS } from '../protocol/app-status.js';
 import { sanitizeOAuthError } from '../protocol/oauth-errors.js';

@@ -10,6 +10,10 @@ import {
 } from '../errors.js';
 import { isTransientOAuthStatus, sanitizeOAuthError } from '../protocol/oauth-errors.js';
 import { appInfoEndpointOf, tokenEndpointOf } from '../protocol/oauth-hosts.js';
+import type { AppInfo, TokenResponse } from '../protocol/oauth-answers.js';
+
+// Their home is src/protocol/oauth-answers.ts (context.ts names them without importing oauth/).
+export type { AppInfo, TokenResponse } from '../protocol/oauth-answers.js';
 
 // The pool still imports it from here; its home is src/protocol/oauth-hosts.ts.
 export { oauthBaseFromServerEndpoint } from '../protocol/oauth-hosts.js';
@@ -29,50 +33,6 @@ export interface OAuthClientOptions {
   readonly timeoutMs?: number | undefined;
   /** Clock in unix ms, used to compute `expires` when an answer lacks it. @defaultValue `Date.now` */
   readonly now?: (() => number) | undefined;
-}
-
-/** A validated answer of the token endpoint. `expires` is unix seconds. */
-export interface TokenResponse {
-  /** The new access token. */
-  readonly accessToken: string;
-  /** The new refresh token; `undefined` when the answer carried none (the caller keeps the old one). */
-  readonly refreshToken: string | undefined;
-  /** When the access token expires, unix seconds; computed from `expiresIn` when the answer lacks it. */
-  readonly expires: number;
-  /** The access token's lifetime, seconds (3600 when the answer lacks it). */
-  readonly expiresIn: number;
-  /** Comma-separated scopes, when named. */
-  readonly scope: string | undefined;
-  /** The app status letter, when named. */
-  readonly status: string | undefined;
-  /** The portal's `member_id`, when named. */
-  readonly memberId: string | undefined;
-  /** The portal's REST root, when named. */
-  readonly clientEndpoint: string | undefined;
-  /** The OAuth server's REST root, when named. */
-  readonly serverEndpoint: string | undefined;
-  /** The user the chain acts as, or `null`. */
-  readonly userId: number | null;
-  /** The `domain` field as sent (the token endpoint names the OAuth host there, not the portal). */
-  readonly domain: string | undefined;
-}
-
-/** What the OAuth host's `app.info` says about the app a token belongs to. */
-export interface AppInfo {
-  /** The `client_id` of the app the token was issued to. */
-  readonly clientId: string;
-  /** The portal the app is installed on. */
-  readonly memberId: string;
-  /** The portal's domain, when the answer names it. */
-  readonly domain: string | undefined;
-  /** The portal's REST root, when the answer names it. */
-  readonly clientEndpoint: string | undefined;
-  /** The token's scopes, when named. */
-  readonly scope: string | undefined;
-  /** The app status letter, when named. */
-  readonly status: string | undefined;
-  /** Whether the installation is finished, when named. */
-  readonly installed: boolean | undefined;
 }
 
 const DEFAULT_EXPIRES_IN = 3600;

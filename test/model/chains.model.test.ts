@@ -291,8 +291,8 @@ interface Forgery {
   /** Seconds from now (any: far past, now, far future). */
   readonly tsOffset: number;
   readonly applicationToken: 'real' | 'chosen';
-  /** Whose endpoints the event names: the real ones, or the attacker's host. */
-  readonly endpoints: 'real' | 'attacker';
+  /** Which endpoints of the event name the attacker's host instead of the real ones. */
+  readonly endpoints: 'real' | 'attacker-server' | 'attacker-client' | 'attacker-both';
 }
 
 const forged = (f: Forgery): Step =>
@@ -305,7 +305,8 @@ const forged = (f: Forgery): Step =>
       const body = new URLSearchParams(request.body);
       const applicationToken = f.applicationToken === 'real' ? (body.get('APPLICATION_TOKEN') ?? '') : `chosen${'0'.repeat(26)}`;
       real.forgerHolds.add(request.chain.accessToken).add(request.chain.refreshToken).add(applicationToken);
-      const endpoint = (real: string): string => (f.endpoints === 'real' ? real : `${attacker.url}/rest/`);
+      const endpoint = (real: string, which: 'server' | 'client'): string =>
+        f.endpoints === 'attacker-both' || f.endpoints === `attacker-${which}` ? `${attacker.url}/rest/` : real;
       const status = await real.post(
         toForm({
           event: f.event,
@@ -318,9 +319,9 @@ const forged = (f: Forgery): Step =>
             expires_in: String(request.chain.expiresIn),
             scope: real.portal.scope,
             domain: real.portal.domain,
-            server_endpoint: endpoint(real.b24.serverEndpoint),
+            server_endpoint: endpoint(real.b24.serverEndpoint, 'server'),
             status: real.portal.status,
-            client_endpoint: endpoint(real.portal.clientEndpoint),
+            client_endpoint: endpoint(real.portal.clientEndpoint, 'client'),
             member_id: real.portal.memberId,
             user_id: String(f.userId),
             refresh_token: request.chain.refreshToken,
@@ -435,7 +436,7 @@ const commands = [
       event: fc.constantFrom('ONAPPINSTALL' as const, 'ONAPPUPDATE' as const),
       tsOffset: fc.oneof(fc.constant(0), fc.integer({ min: -10 * 365 * 86_400, max: 10 * 365 * 86_400 })),
       applicationToken: fc.constantFrom('real' as const, 'chosen' as const),
-      endpoints: fc.constantFrom('real' as const, 'attacker' as const),
+      endpoints: fc.constantFrom('real' as const, 'attacker-server' as const, 'attacker-client' as const, 'attacker-both' as const),
     })
     .map(forged),
   fc.constant(null).map(forgedUninstall),
@@ -454,6 +455,7 @@ const KNOWN: Step[][] = [
   [lostRotation(), forged({ userId: 7, event: 'ONAPPINSTALL', tsOffset: 10 * 365 * 86_400, applicationToken: 'chosen', endpoints: 'real' }), genuineInstall(1)],
   [visit(7, 'remember'), lostRotation(), forgedUninstall(), poolCall(7)],
   [lostRotation(), visit(1, 'reseed'), poolCall('portal')],
+  [lostRotation(), forged({ userId: 8, event: 'ONAPPUPDATE', tsOffset: 0, applicationToken: 'real', endpoints: 'attacker-client' }), expire(), poolCall('portal')],
 ];
 
 // ------------------------------------------------------------------------------------------------

@@ -5,7 +5,8 @@
 //   I1 once a portal administrator authorized a chain (install, update, app-page reseed), the
 //      portal's chain is an administrator's, active, and alive at the OAuth host, until a rotation
 //      whose answer was lost or an uninstall;
-//   I2 no chain of an installed app is deleted (the portal's, once stored; each remembered user's);
+//   I2 no chain of an installed app is deleted (the portal's, once stored, unless a lost rotation
+//      killed it; each remembered user's);
 //   I3 no chain is lost except by a rotation whose answer never arrived, and the next
 //      administrator's app-page visit restores it;
 //   I4 no secret reaches a host the configuration does not trust (an attacker's host named in
@@ -150,8 +151,9 @@ async function checkInvariants(model: Model, real: Real, step: string): Promise<
     const status = real.b24.tokenStatus(record.refreshToken);
     if (status !== 'live') broken(real, step, `I1: the stored refresh token is ${status} at the OAuth host`);
   }
-  // I2: nothing of an installed app is deleted.
-  if (model.installed && model.stored && record === undefined) broken(real, step, 'I2: the portal chain of an installed app was deleted');
+  // I2: nothing of an installed app that still works is deleted. (A portal chain lost by a dropped
+  // rotation is dead: an unconfirmed uninstall may clear its record; I3 then wants it restored.)
+  if (model.installed && model.stored && !model.lost && record === undefined) broken(real, step, 'I2: the portal chain of an installed app was deleted');
   if (model.installed) {
     for (const userId of model.users) {
       const chain = await real.store.get({ memberId: real.portal.memberId, chain: userChain(userId) });

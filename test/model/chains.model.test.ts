@@ -24,12 +24,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { findPortalTokensError, PortalTokensError } from '../../src/errors.js';
+import { findPortalTokensError, PortalTokensError, StoreError } from '../../src/errors.js';
 import { parseAppPageRequest } from '../../src/events/parse.js';
 import { toFetchHandler } from '../../src/http/fetch.js';
 import { createLifecycleHandler, type LifecycleHandler } from '../../src/http/handler.js';
 import { silentLogger } from '../../src/logger.js';
 import { PortalClientPool } from '../../src/pool/pool.js';
+import { FileInstallSpool } from '../../src/spool/file-spool.js';
 import { FileTokenStore } from '../../src/store/file/store.js';
 import { MemoryTokenStore } from '../../src/store/memory/store.js';
 import { userChain, type PortalRecord, type TokenStore } from '../../src/store/token-store.js';
@@ -81,6 +82,37 @@ interface Real {
   readonly forgerHolds: Set<string>;
   /** What failed an invariant, with the step. */
   readonly log: string[];
+  /** The store's injected fault: its next write is applied but its answer lost. */
+  readonly faults: StoreFaults;
+}
+
+/** A fault of the store, armed by a step: the next write is applied, then its answer is lost. */
+interface StoreFaults {
+  armed: boolean;
+  /** Whether it fired during the current step (which may then fail with a typed StoreError). */
+  firedInStep: boolean;
+}
+
+const WRITES = new Set<PropertyKey>(['upsert', 'update', 'delete', 'deletePortal']);
+
+/** `inner`, whose next write after `faults.armed` is applied and then answers a transient StoreError. */
+function lossy(inner: TokenStore, faults: StoreFaults): TokenStore {
+  return new Proxy(inner, {
+    get(target, property) {
+      const value: unknown = Reflect.get(target, property, target);
+      if (typeof value !== 'function') return value;
+      const method = (value as (...args: unknown[]) => unknown).bind(target);
+      if (!WRITES.has(property)) return method;
+      return async (...args: unknown[]) => {
+        const result = await method(...args);
+        if (faults.armed) {
+          Object.assign(faults, { armed: false, firedInStep: true });
+          throw new StoreError("The store's answer was lost", { transient: true });
+        }
+        return result;
+      };
+    },
+  });
 }
 
 let b24: FakeBitrix24;
@@ -187,6 +219,7 @@ function command(name: string, check: (model: Readonly<Model>) => boolean, act: 
     async run(model, real) {
       real.log.push(name);
       stepsRun += 1;
+      real.faults.firedInStep = false;
       await act(model, real);
       await checkInvariants(model, real, name);
     },
@@ -391,6 +424,8 @@ const poolCall = (who: 'portal' | number): Step =>
     async (model, real) => {
       const step = `pool call as ${String(who)}`;
       const outcome = await call(real, step, who === 'portal' ? undefined : who);
+      // A store that lost its answer may fail this call (typed); the next one must work.
+      if (real.faults.firedInStep) return;
       // I3: a chain nobody lost answers.
       if (model.installed && who === 'portal' && model.adminLive && outcome.status === 'rejected') {
         broken(real, step, `I3: the portal's live chain failed: ${(findPortalTokensError(outcome.reason) as PortalTokensError).code}`);
@@ -415,6 +450,25 @@ const lostRotation = (): Step =>
         real.b24.failOAuth(null);
       }
       Object.assign(model, { lost: true, adminLive: false });
+    },
+  );
+
+const storeLosesAnswer = (): Step =>
+  command(
+    "the store's next write is applied, its answer lost",
+    () => true,
+    (_model, real) => {
+      real.faults.armed = true;
+      return Promise.resolve();
+    },
+  );
+
+const replaySpool = (): Step =>
+  command(
+    'the spool is replayed',
+    () => true,
+    async (_model, real) => {
+      await settles(real, 'spool replay', real.handler.replaySpool());
     },
   );
 
@@ -446,6 +500,8 @@ const commands = [
   fc.constantFrom<'portal' | number>('portal', ...USERS).map(poolCall),
   fc.constant(null).map(lostRotation),
   fc.constant(null).map(expire),
+  fc.constant(null).map(storeLosesAnswer),
+  fc.constant(null).map(replaySpool),
 ];
 
 /**
@@ -457,6 +513,7 @@ const KNOWN: Step[][] = [
   [lostRotation(), forged({ userId: 7, event: 'ONAPPINSTALL', tsOffset: 10 * 365 * 86_400, applicationToken: 'chosen', endpoints: 'real' }), genuineInstall(1)],
   [visit(7, 'remember'), lostRotation(), forgedUninstall(), poolCall(7)],
   [lostRotation(), visit(1, 'reseed'), poolCall('portal')],
+  [storeLosesAnswer(), genuineUpdate(1), expire(), poolCall('portal'), replaySpool(), poolCall('portal')],
   [lostRotation(), forged({ userId: 8, event: 'ONAPPUPDATE', tsOffset: 0, applicationToken: 'real', endpoints: 'attacker-client' }), expire(), poolCall('portal')],
 ];
 
@@ -470,7 +527,10 @@ let stepsRun = 0;
 function system(kind: StoreKind): { real: Real; close: () => Promise<void> } {
   runNumber += 1;
   const portal = b24.addPortal({ userId: 1, users: [...USERS], admins: [...ADMINS] });
-  const store: TokenStore = kind === 'memory' ? new MemoryTokenStore() : new FileTokenStore({ directory: join(dir, `run-${runNumber}`) });
+  const inner: TokenStore = kind === 'memory' ? new MemoryTokenStore() : new FileTokenStore({ directory: join(dir, `run-${runNumber}`) });
+  const faults: StoreFaults = { armed: false, firedInStep: false };
+  const store = lossy(inner, faults);
+  const spool = new FileInstallSpool({ directory: join(dir, `spool-${runNumber}`), logger: silentLogger });
   const pool = new PortalClientPool({
     store,
     clientId: b24.clientId,
@@ -479,7 +539,7 @@ function system(kind: StoreKind): { real: Real; close: () => Promise<void> } {
     trustedOAuthHosts: [b24.serverEndpoint],
     backoff: { transientMinMs: 0, transientMaxMs: 0 },
   });
-  const handler = createLifecycleHandler({ pool, trustedOAuthHosts: [b24.oauthUrl], logger: silentLogger });
+  const handler = createLifecycleHandler({ pool, trustedOAuthHosts: [b24.oauthUrl], logger: silentLogger, spool });
   const fetchHandler = toFetchHandler(handler);
   const post = async (body: string): Promise<number> => {
     const response = await fetchHandler(
@@ -488,13 +548,13 @@ function system(kind: StoreKind): { real: Real; close: () => Promise<void> } {
     await response.text();
     return response.status;
   };
-  const real: Real = { b24, portal, store, pool, handler, post, attackerSaw, forgerHolds, log: [] };
+  const real: Real = { b24, portal, store, pool, handler, post, attackerSaw, forgerHolds, log: [], faults };
   return {
     real,
     close: async () => {
       handler.close();
       await pool.close();
-      await store.close?.();
+      await inner.close?.();
     },
   };
 }

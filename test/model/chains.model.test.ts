@@ -12,7 +12,12 @@
 //   I4 no secret reaches a host the configuration does not trust (an attacker's host named in
 //      forged events receives none but the forger's own);
 //   I5 the process never crashes (no unhandled rejection or uncaught exception), every call settles,
-//      and no event is answered 5xx.
+//      and no event is answered 5xx (but 503 while the store is down or lost an answer);
+//   I6 a confirmed uninstall is not undone (an install waiting in the spool does not bring it back).
+//
+// Besides events, app-page visits, forged events and pool calls, steps lose a rotation's answer
+// (the OAuth host rotated, the answer never came), lose a store write's answer (applied, then a
+// transient StoreError), take the store down for one step (installs wait in the spool) and replay the spool.
 //
 // Seeded: B24PT_MODEL_SEED=<n> replays a run (`random` draws one); the seed is printed. B24PT_MODEL_RUNS
 // sets the number of runs per store (default 12), B24PT_MODEL_SHRINK=1 shrinks a failure.
@@ -66,6 +71,10 @@ interface Model {
   lost: boolean;
   /** Users whose own chain was remembered while installed (I2). */
   users: Set<number>;
+  /** An administrator's install or update waits in the spool (the store was down): the replay stores it. */
+  pendingAdmin: boolean;
+  /** The last uninstall was confirmed (answered 200): nothing may bring the portal's chain back (I6). */
+  uninstalled: boolean;
 }
 
 /** The real system of one run. */
@@ -86,11 +95,15 @@ interface Real {
   readonly faults: StoreFaults;
 }
 
-/** A fault of the store, armed by a step: the next write is applied, then its answer is lost. */
+/** Faults of the store, armed by a step: a lost answer (the next write applied, its answer lost), an outage. */
 interface StoreFaults {
   armed: boolean;
   /** Whether it fired during the current step (which may then fail with a typed StoreError). */
   firedInStep: boolean;
+  /** The next step runs with the store unreachable. */
+  outageNext: boolean;
+  /** The store is unreachable now (during one step's action; the checks read it back up). */
+  down: boolean;
 }
 
 const WRITES = new Set<PropertyKey>(['upsert', 'update', 'delete', 'deletePortal']);
@@ -102,8 +115,10 @@ function lossy(inner: TokenStore, faults: StoreFaults): TokenStore {
       const value: unknown = Reflect.get(target, property, target);
       if (typeof value !== 'function') return value;
       const method = (value as (...args: unknown[]) => unknown).bind(target);
-      if (!WRITES.has(property)) return method;
+      const unreachable = (): StoreError => new StoreError('The store is unreachable', { transient: true });
+      if (!WRITES.has(property)) return (...args: unknown[]) => (faults.down ? Promise.reject(unreachable()) : method(...args));
       return async (...args: unknown[]) => {
+        if (faults.down) throw unreachable();
         const result = await method(...args);
         if (faults.armed) {
           Object.assign(faults, { armed: false, firedInStep: true });
@@ -192,6 +207,8 @@ async function checkInvariants(model: Model, real: Real, step: string): Promise<
       if (chain === undefined) broken(real, step, `I2: user ${userId}'s chain of an installed app was deleted`);
     }
   }
+  // I6: a confirmed uninstall is not undone (by the spool's replay or anything else).
+  if (!model.installed && model.uninstalled && record?.state === 'active') broken(real, step, 'I6: the portal chain is active again after a confirmed uninstall');
   // I3: without a lost rotation, a stored active portal chain is alive at the OAuth host.
   if (model.installed && !model.lost && record !== undefined && record.state === 'active') {
     const status = real.b24.tokenStatus(record.refreshToken);
@@ -219,8 +236,12 @@ function command(name: string, check: (model: Readonly<Model>) => boolean, act: 
     async run(model, real) {
       real.log.push(name);
       stepsRun += 1;
-      real.faults.firedInStep = false;
-      await act(model, real);
+      Object.assign(real.faults, { firedInStep: false, down: real.faults.outageNext, outageNext: false });
+      try {
+        await act(model, real);
+      } finally {
+        real.faults.down = false;
+      }
       await checkInvariants(model, real, name);
     },
     toString: () => name,
@@ -245,7 +266,15 @@ async function settles<T>(real: Real, step: string, promise: Promise<T>, ms = 20
 }
 
 function answered(real: Real, step: string, status: number): void {
-  if (status >= 500) broken(real, step, `I5: the handler answered ${status}`);
+  // A store that is down or lost an answer may be reported (503); anything else 5xx is a failure.
+  const excused = status === 503 && (real.faults.down || real.faults.firedInStep);
+  if (status >= 500 && !excused) broken(real, step, `I5: the handler answered ${status}`);
+}
+
+/** An administrator's genuine event was answered 200: stored now, or (store down) once the spool is replayed. */
+function adminAuthorized(model: Model, real: Real): void {
+  if (real.faults.down) model.pendingAdmin = true;
+  else Object.assign(model, { stored: true, adminLive: true, lost: false });
 }
 
 const genuineInstall = (userId: number): Step =>
@@ -258,11 +287,11 @@ const genuineInstall = (userId: number): Step =>
       const status = await real.post(real.b24.installEvent(real.portal.memberId, { userId }).form);
       answered(real, step, status);
       if (!wasInstalled) Object.assign(model, { users: new Set<number>(), stored: false, adminLive: false, lost: false });
-      model.installed = true;
+      Object.assign(model, { installed: true, uninstalled: false });
       if (isAdmin(userId)) {
         if (status !== 200) broken(real, step, `I1: a genuine install by an administrator was answered ${status}`);
-        Object.assign(model, { stored: true, adminLive: true, lost: false });
-      } else if (status === 200) {
+        adminAuthorized(model, real);
+      } else if (status === 200 && !real.faults.down) {
         // The installer's chain (an ordinary user allowed to install): stored unless an administrator's is live.
         model.stored = true;
       }
@@ -278,7 +307,7 @@ const genuineUpdate = (userId: number): Step =>
       answered(real, `update by ${userId}`, status);
       if (isAdmin(userId)) {
         if (status !== 200) broken(real, `update by admin ${userId}`, `I1: a genuine update by an administrator was answered ${status}`);
-        Object.assign(model, { stored: true, adminLive: true, lost: false });
+        adminAuthorized(model, real);
       }
     },
   );
@@ -400,7 +429,8 @@ const genuineUninstall = (): Step =>
       const status = await real.post(real.b24.uninstallEvent(real.portal.memberId).form);
       answered(real, 'uninstall', status);
       model.users.clear();
-      Object.assign(model, { installed: false, stored: false, adminLive: false, lost: false });
+      // A confirmed uninstall wins over an install still waiting in the spool.
+      Object.assign(model, { installed: false, stored: false, adminLive: false, lost: false, pendingAdmin: false, uninstalled: status === 200 });
     },
   );
 
@@ -467,8 +497,21 @@ const replaySpool = (): Step =>
   command(
     'the spool is replayed',
     () => true,
-    async (_model, real) => {
+    async (model, real) => {
       await settles(real, 'spool replay', real.handler.replaySpool());
+      if (model.pendingAdmin && model.installed && !real.faults.down && !real.faults.firedInStep) {
+        Object.assign(model, { pendingAdmin: false, stored: true, adminLive: true, lost: false });
+      }
+    },
+  );
+
+const storeDown = (): Step =>
+  command(
+    'the store is unreachable during the next step',
+    () => true,
+    (_model, real) => {
+      real.faults.outageNext = true;
+      return Promise.resolve();
     },
   );
 
@@ -502,6 +545,7 @@ const commands = [
   fc.constant(null).map(expire),
   fc.constant(null).map(storeLosesAnswer),
   fc.constant(null).map(replaySpool),
+  fc.constant(null).map(storeDown),
 ];
 
 /**
@@ -514,6 +558,7 @@ const KNOWN: Step[][] = [
   [visit(7, 'remember'), lostRotation(), forgedUninstall(), poolCall(7)],
   [lostRotation(), visit(1, 'reseed'), poolCall('portal')],
   [storeLosesAnswer(), genuineUpdate(1), expire(), poolCall('portal'), replaySpool(), poolCall('portal')],
+  [storeDown(), genuineUpdate(2), genuineUninstall(), replaySpool()],
   [lostRotation(), forged({ userId: 8, event: 'ONAPPUPDATE', tsOffset: 0, applicationToken: 'real', endpoints: 'attacker-client' }), expire(), poolCall('portal')],
 ];
 
@@ -528,7 +573,7 @@ function system(kind: StoreKind): { real: Real; close: () => Promise<void> } {
   runNumber += 1;
   const portal = b24.addPortal({ userId: 1, users: [...USERS], admins: [...ADMINS] });
   const inner: TokenStore = kind === 'memory' ? new MemoryTokenStore() : new FileTokenStore({ directory: join(dir, `run-${runNumber}`) });
-  const faults: StoreFaults = { armed: false, firedInStep: false };
+  const faults: StoreFaults = { armed: false, firedInStep: false, outageNext: false, down: false };
   const store = lossy(inner, faults);
   const spool = new FileInstallSpool({ directory: join(dir, `spool-${runNumber}`), logger: silentLogger });
   const pool = new PortalClientPool({
@@ -564,7 +609,7 @@ async function runSteps(kind: StoreKind, steps: Iterable<Step>): Promise<void> {
   const { real, close } = system(kind);
   try {
     const setup = async (): Promise<{ model: Model; real: Real }> => {
-      const model: Model = { installed: false, stored: false, adminLive: false, lost: false, users: new Set<number>() };
+      const model: Model = { installed: false, stored: false, adminLive: false, lost: false, users: new Set<number>(), pendingAdmin: false, uninstalled: false };
       await genuineInstall(1).run(model, real);
       return { model, real };
     };

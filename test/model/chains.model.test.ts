@@ -324,6 +324,8 @@ const visit = (userId: number, how: 'remember' | 'reseed'): Step =>
       if (outcome.status === 'rejected' && findPortalTokensError(outcome.reason) === undefined) {
         broken(real, step, `I5: an untyped error: ${String(outcome.reason)}`);
       }
+      // While the store is down the visit fails (typed) and changes nothing; the next one counts.
+      if (real.faults.down) return;
       const kept = await real.store.get({ memberId: real.portal.memberId, chain: userChain(userId) });
       if (kept !== undefined && kept.state === 'active') model.users.add(userId);
       if (how === 'reseed' && isAdmin(userId)) {

@@ -286,14 +286,15 @@ const genuineInstall = (userId: number): Step =>
       const wasInstalled = model.installed;
       const status = await real.post(real.b24.installEvent(real.portal.memberId, { userId }).form);
       answered(real, step, status);
-      if (!wasInstalled) Object.assign(model, { users: new Set<number>(), stored: false, adminLive: false, lost: false });
+      // A reinstall: the old chains died with the uninstall (a record left by an unconfirmed one may stay, dead, until replaced).
+      if (!wasInstalled) Object.assign(model, { users: new Set<number>(), stored: false, adminLive: false });
       Object.assign(model, { installed: true, uninstalled: false });
       if (isAdmin(userId)) {
         if (status !== 200) broken(real, step, `I1: a genuine install by an administrator was answered ${status}`);
         adminAuthorized(model, real);
       } else if (status === 200 && !real.faults.down) {
         // The installer's chain (an ordinary user allowed to install): stored unless an administrator's is live.
-        model.stored = true;
+        Object.assign(model, { stored: true, lost: false });
       }
     },
   );
@@ -431,8 +432,10 @@ const genuineUninstall = (): Step =>
       const status = await real.post(real.b24.uninstallEvent(real.portal.memberId).form);
       answered(real, 'uninstall', status);
       model.users.clear();
-      // A confirmed uninstall wins over an install still waiting in the spool.
-      Object.assign(model, { installed: false, stored: false, adminLive: false, lost: false, pendingAdmin: false, uninstalled: status === 200 });
+      // A confirmed uninstall wins over an install still waiting in the spool. One answered 503 (the
+      // store down) leaves the record as it was, its chain dead at the host: like a lost one (I3).
+      const confirmed = status === 200;
+      Object.assign(model, { installed: false, stored: false, adminLive: false, lost: !confirmed, pendingAdmin: false, uninstalled: confirmed });
     },
   );
 
@@ -456,8 +459,8 @@ const poolCall = (who: 'portal' | number): Step =>
     async (model, real) => {
       const step = `pool call as ${String(who)}`;
       const outcome = await call(real, step, who === 'portal' ? undefined : who);
-      // A store that lost its answer may fail this call (typed); the next one must work.
-      if (real.faults.firedInStep) return;
+      // A store that is down or lost its answer may fail this call (typed); the next one must work.
+      if (real.faults.firedInStep || real.faults.down) return;
       // I3: a chain nobody lost answers.
       if (model.installed && who === 'portal' && model.adminLive && outcome.status === 'rejected') {
         broken(real, step, `I3: the portal's live chain failed: ${(findPortalTokensError(outcome.reason) as PortalTokensError).code}`);

@@ -273,8 +273,9 @@ function answered(real: Real, step: string, status: number): void {
 
 /** An administrator's genuine event was answered 200: stored now, or (store down) once the spool is replayed. */
 function adminAuthorized(model: Model, real: Real): void {
+  // Stored now, the newer event wins over one still waiting in the spool (its replay changes nothing).
   if (real.faults.down) model.pendingAdmin = true;
-  else Object.assign(model, { stored: true, adminLive: true, lost: false });
+  else Object.assign(model, { stored: true, adminLive: true, lost: false, pendingAdmin: false });
 }
 
 const genuineInstall = (userId: number): Step =>
@@ -446,8 +447,10 @@ async function call(real: Real, step: string, userId: number | undefined): Promi
     return client.actions.v2.call.make({ method: 'profile' });
   })();
   const outcome = await settles(real, step, work);
-  if (outcome.status === 'rejected' && !(findPortalTokensError(outcome.reason) instanceof PortalTokensError)) {
-    broken(real, step, `I5: an untyped error from a pool call: ${String(outcome.reason)}`);
+  // The pool's own failures are typed; a REST answer's error stays the SDK's (AjaxError).
+  const reason: unknown = outcome.status === 'rejected' ? outcome.reason : undefined;
+  if (reason !== undefined && !(findPortalTokensError(reason) instanceof PortalTokensError) && !(reason instanceof Error && reason.name === 'AjaxError')) {
+    broken(real, step, `I5: an error that is neither typed nor a REST answer from a pool call: ${reason instanceof Error ? reason.name : typeof reason}`);
   }
   return outcome;
 }

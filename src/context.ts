@@ -7,7 +7,7 @@ import type { Clock } from './clock.js';
 import { InvalidOptionsError } from './errors/options.js';
 import type { Logger } from './logger.js';
 import type { AppInfo, TokenResponse } from './protocol/oauth-answers.js';
-import type { TokenStore } from './store/token-store.js';
+import type { ChainId, TokenStore } from './store/token-store.js';
 
 /** A lifecycle change the lifecycle handler or the authorization flow reports after writing the store. */
 export interface LifecycleChange {
@@ -67,7 +67,7 @@ export interface PortalTokensContext {
    * every worker) when its access token no longer answers. A `PortalClientPool` implements it with
    * its refresh coordinator; without it the handler asks `app.info` with the stored access token.
    */
-  confirmChain?(memberId: string): Promise<ChainStatus>;
+  confirmChain?(memberId: string, chain?: ChainId): Promise<ChainStatus>;
 }
 
 /**

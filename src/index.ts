@@ -85,7 +85,7 @@ export type { FetchHandlerOptions, FetchRequestHandler } from './http/fetch.js';
 export { DEFAULT_MAX_BODY_BYTES } from './body.js';
 export type { HeaderBag, JsonValue, PlainHandler, PlainRequest, PlainResponse, QueryInput } from './plain.js';
 export { DEFAULT_TRUSTED_OAUTH_HOSTS } from './protocol/oauth-hosts.js';
-export { portalRecordFromAuth } from './oauth/record.js';
+export { portalRecordFromAuth } from './chains/record.js';
 
 // The authorization-code flow
 export { createAuthorizationFlow, MemoryUsedStateStore } from './oauth/authorize.js';
@@ -122,3 +122,7 @@ export type { Logger, LogMethod } from './logger.js';
 // hygiene: options checked when given
 export { InvalidOptionsError } from './errors/options.js';
 export { userIdOf } from './store/token-store.js';
+
+// core (issue 20): the chain core's public shapes: what onUninstalled hears, what pool.visit answers
+export type { UninstallOutcome } from './chains/kit.js';
+export type { VisitOutcome } from './chains/page.js';

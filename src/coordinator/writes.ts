@@ -8,7 +8,7 @@ import type { OAuthRejectedError } from '../errors.js';
 import { classifyOAuthError } from '../protocol/oauth-errors.js';
 import type { PortalRecord, PortalRecordPatch } from '../store/token-store.js';
 import type { Backoff } from './backoff.js';
-import { afterConflict, type WriteIntent } from './conflict.js';
+import { afterConflict, writeChain, type ConflictOutcome, type WriteIntent } from '../chains/write.js';
 import type { CoordinatorCounters, CoordinatorOptions, RefreshRequest } from './types.js';
 
 /** Attempts of a conditional write before giving up (each conflict or store failure is one). */
@@ -95,24 +95,25 @@ export class ChainWriter {
    */
   async write(base: PortalRecord, patch: PortalRecordPatch, intent: WriteIntent, what: string): Promise<Written> {
     const { memberId, chain } = base;
-    let expected = base;
-    for (let attempt = 1; attempt <= WRITE_ATTEMPTS; attempt++) {
-      let result;
-      try {
-        result = await this.#o.store.update({ memberId, chain }, expected.version, patch);
-      } catch (error) {
+    const outcome = await writeChain<ConflictOutcome>({
+      store: this.#o.store,
+      key: { memberId, chain },
+      base,
+      patch: () => patch,
+      onConflict: (current) => {
+        const classified = afterConflict(base, current, intent);
+        return classified.kind === 'retry' ? { retry: classified.record } : { stop: classified };
+      },
+      onStoreError: async (error, attempt, last) => {
         this.#o.logger.error({ memberId, chain, attempt, err: describeError(error) }, `the token store failed ${what}`);
-        if (attempt === WRITE_ATTEMPTS) {
-          throw error instanceof StoreError ? error : new StoreError(`The token store failed ${what}`, { cause: error, memberId });
-        }
+        if (last) throw error instanceof StoreError ? error : new StoreError(`The token store failed ${what}`, { cause: error, memberId });
         await this.#o.clock.sleep(WRITE_RETRY_MS * 2 ** (attempt - 1));
-        continue;
-      }
-      if (result.ok) return { kind: 'written', record: result.record };
-      const outcome = afterConflict(base, result.current, intent);
-      if (outcome.kind !== 'retry') return outcome;
-      expected = outcome.record;
-    }
+        return undefined;
+      },
+      attempts: WRITE_ATTEMPTS,
+    });
+    if ('written' in outcome) return { kind: 'written', record: outcome.written };
+    if ('stopped' in outcome && outcome.stopped.kind !== 'retry') return outcome.stopped;
     throw new StoreError(`The record kept changing while ${what}`, { memberId });
   }
 }

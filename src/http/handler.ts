@@ -24,8 +24,9 @@ import { LifecycleAnswerError } from './answers.js';
 import { isAnswer, screenRequest } from './screen.js';
 import { handleInstallOrUpdate } from './install.js';
 import type { FileInstallSpool, SpoolDrainResult } from '../spool/file-spool.js';
-import { applySpooled } from './install-write.js';
-import type { LifecycleKit } from './lifecycle-kit.js';
+import { applySpooled } from '../chains/replay.js';
+import type { LifecycleKit, UninstallOutcome } from '../chains/kit.js';
+import { lifecycleAnswers } from './lifecycle-kit.js';
 import { handleUninstall } from './uninstall.js';
 
 /** Options of {@link createLifecycleHandler}. */
@@ -63,10 +64,12 @@ export interface LifecycleHandlerOptions {
    */
   readonly onInstalled?: ((event: InstallEvent | UpdateEvent, record: PortalRecord) => void | Promise<void>) | undefined;
   /**
-   * Called after an authenticated uninstall deleted the portal's record, with the event and the
-   * record as it was. Same rules as {@link LifecycleHandlerOptions.onInstalled}.
+   * Called after an authenticated uninstall deleted the portal's records, with the event, the
+   * portal's record as it was, and whether the OAuth host confirmed the uninstall (`confirmed`:
+   * when no stored chain was alive to ask, only dead records were removed, the app may still be
+   * installed, and the event's `clean` is `false`). Same rules as {@link LifecycleHandlerOptions.onInstalled}.
    */
-  readonly onUninstalled?: ((event: UninstallEvent, record: PortalRecord) => void | Promise<void>) | undefined;
+  readonly onUninstalled?: ((event: UninstallEvent, record: PortalRecord, outcome: UninstallOutcome) => void | Promise<void>) | undefined;
   /**
    * How long the answer waits for a hook, in milliseconds. Bitrix24 serves slow handlers at a
    * lower rate, so a hook that needs longer should hand its work off.
@@ -182,7 +185,8 @@ export function createLifecycleHandler(options: LifecycleHandlerOptions): Lifecy
     onInstalled: options.onInstalled,
     onUninstalled: options.onUninstalled,
     spool,
-    replaySpool: spool === undefined ? undefined : () => void replaySpool(),
+    replaySpool: spool === undefined ? undefined : replaySpool,
+    answers: lifecycleAnswers(logger),
   };
   const replayMs = options.spoolReplayMs ?? 30_000;
   if (!Number.isFinite(replayMs) || replayMs <= 0) throw new TypeError('options.spoolReplayMs must be a positive number');

@@ -1,59 +1,15 @@
-// ONAPPUNINSTALL. The event carries no tokens, and every app-page user of a newer portal may hold the
-// application_token, so a matching token only gets the uninstall looked at: it is applied when the
-// OAuth host confirms the app is gone (the stored chain no longer works). A chain that still works
-// means the app is installed: 403, nothing changes. When the host cannot be asked, the portal is
-// marked and the next refresh decides. Unknown portals answer 200: the answer reveals nothing.
+// ONAPPUNINSTALL as an answer: the chain core (src/chains/uninstall.ts) decides and writes; this turns
+// its outcome into the handler's JSON answer. Unknown portals answer 200: the answer reveals nothing.
 
+import type { LifecycleKit } from '../chains/kit.js';
+import { uninstall } from '../chains/uninstall.js';
 import type { UninstallEvent } from '../events/types.js';
-import { applicationTokenRefusal } from '../oauth/verify.js';
 import { jsonResponse, type PlainResponse } from '../plain.js';
-import type { PortalRecord } from '../store/token-store.js';
-import { chainStatus } from './install-write.js';
-import { notifySafely, refusal, runHook, storeFailure, type LifecycleKit } from './lifecycle-kit.js';
 
-/** The `revokedReason` of a portal whose uninstall waits for the OAuth host's confirmation. */
-export const UNINSTALL_PENDING = 'UNINSTALL_PENDING';
+export { UNINSTALL_PENDING } from '../chains/uninstall.js';
 
 /** Handles a parsed ONAPPUNINSTALL. */
 export async function handleUninstall(kit: LifecycleKit, event: UninstallEvent): Promise<PlainResponse> {
-  const { context, logger } = kit;
-  const memberId = event.auth.memberId;
-  let existing: PortalRecord | undefined;
-  try {
-    existing = await context.store.get(memberId);
-  } catch (error) {
-    throw storeFailure(kit, error, event, 'get');
-  }
-  if (existing === undefined) {
-    logger.info({ memberId, event: event.event }, 'Uninstall for a portal with no record; nothing to do');
-    return jsonResponse(200, { ok: true });
-  }
-  const refused = applicationTokenRefusal(event.auth.applicationToken, existing);
-  if (refused !== undefined) throw refusal(kit, refused, event);
-
-  const status = existing.state === 'revoked' ? 'dead' : await chainStatus(kit, memberId, existing);
-  if (status === 'alive') throw refusal(kit, 'app_still_installed', event);
-  if (status === 'unreachable') {
-    // Keep the chain; the next refresh confirms (a dead chain is then revoked) or clears the mark.
-    try {
-      await context.store.update(memberId, existing.version, { revokedReason: UNINSTALL_PENDING, updatedAt: context.clock.now() });
-    } catch (error) {
-      throw storeFailure(kit, error, event, 'update');
-    }
-    logger.warn({ memberId, event: event.event }, 'Uninstall could not be confirmed with the OAuth host; the portal is marked and its next refresh decides');
-    return jsonResponse(200, { ok: true, pending: true });
-  }
-  try {
-    // The portal's own chain and every user's: an uninstall revokes them all.
-    await context.store.deletePortal(memberId);
-  } catch (error) {
-    throw storeFailure(kit, error, event, 'delete');
-  }
-  notifySafely(kit, { type: 'uninstalled', memberId });
-  logger.info({ memberId, event: event.event, clean: event.clean }, 'Portal uninstalled');
-  const hook = kit.onUninstalled;
-  const record = existing;
-  // runHook never throws: a failing hook is logged there.
-  if (hook !== undefined) await runHook(kit, 'onUninstalled', memberId, () => hook(event, record));
-  return jsonResponse(200, { ok: true });
+  const result = await uninstall(kit, event);
+  return jsonResponse(200, result.kind === 'pending' ? { ok: true, pending: true } : { ok: true });
 }

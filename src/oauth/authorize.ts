@@ -12,17 +12,17 @@ import {
   StoreError,
   VerificationFailedError,
 } from '../errors.js';
-import type { PortalAuth } from '../events/types.js';
 import { describeError, type Logger } from '../logger.js';
 import { observedLogger } from '../logger.js';
 import { queryValue, type PlainHandler, type QueryInput } from '../plain.js';
-import { DEFAULT_APP_STATUS } from '../protocol/app-status.js';
 import { sanitizeOAuthError } from '../protocol/oauth-errors.js';
-import { normalizeTrustedHosts, serverEndpointOf, trustedBaseForServerDomain } from '../protocol/oauth-hosts.js';
+import { normalizeTrustedHosts, trustedBaseForServerDomain } from '../protocol/oauth-hosts.js';
 import { portalRestEndpoint } from '../protocol/portal.js';
 import { userChain, type ChainId, type PortalRecord } from '../store/token-store.js';
-import { createCallbackHandler } from './callback.js';
-import { portalRecordFromAuth } from './record.js';
+import { createCallbackHandler, type AuthorizationResult } from './callback.js';
+
+export type { AuthorizationResult } from './callback.js';
+import { storeAuthorized } from '../chains/authorize.js';
 import { createStateSigner, DEFAULT_STATE_TTL_MS, MemoryUsedStateStore, type UsedStateStore } from './state.js';
 import { verifyChain, type Refusal } from './verify.js';
 
@@ -70,24 +70,6 @@ export interface AuthorizeUrlOptions {
   readonly returnTo?: string | undefined;
   /** Any short string your app wants back from the callback (signed, not encrypted: no secrets). */
   readonly data?: string | undefined;
-}
-
-/** What a successful callback produced. */
-export interface AuthorizationResult {
-  /** The portal authorized. */
-  readonly memberId: string;
-  /**
-   * Which chain was stored: `'portal'` when a portal administrator authorized, else the user's own
-   * chain (`'user:<id>'`, for `clientFor(memberId, { userId })`); a non-administrator never replaces
-   * the portal's chain.
-   */
-  readonly chain: ChainId;
-  /** The portal's record as stored now. */
-  readonly record: PortalRecord;
-  /** {@link AuthorizeUrlOptions.returnTo} from the state, if any. */
-  readonly returnTo: string | undefined;
-  /** {@link AuthorizeUrlOptions.data} from the state, if any. */
-  readonly data: string | undefined;
 }
 
 /** The flow {@link createAuthorizationFlow} returns. */
@@ -198,32 +180,22 @@ export function createAuthorizationFlow(options: AuthorizationFlowOptions): Auth
     const chain: ChainId = admin || token.userId === null ? 'portal' : userChain(token.userId);
     if (!admin && chain === 'portal') return refuse(memberId, 'not_admin_live_chain', 'Only a portal administrator can authorize the portal');
 
-    let existing: PortalRecord | undefined;
-    let record: PortalRecord;
+    let stored: { existing: PortalRecord | undefined; record: PortalRecord };
     try {
-      existing = await pool.store.get({ memberId, chain });
-      const portalDomain = info.domain ?? domain ?? existing?.domain;
-      if (portalDomain === undefined) throw new InvalidEventError('domain', 'missing', 'Authorization callback lacks domain');
-      const auth: PortalAuth = {
-        accessToken: token.accessToken,
-        refreshToken: token.refreshToken,
-        expires: token.expires,
-        expiresIn: token.expiresIn,
-        scope: token.scope ?? info.scope ?? queryValue(query, 'scope') ?? existing?.scope ?? '',
-        domain: portalDomain,
-        clientEndpoint: info.clientEndpoint ?? token.clientEndpoint ?? existing?.clientEndpoint ?? portalRestEndpoint(portalDomain),
-        serverEndpoint: serverEndpointOf(base),
-        status: info.status ?? token.status ?? existing?.status ?? DEFAULT_APP_STATUS,
+      stored = await storeAuthorized(pool, {
         memberId,
-        userId: token.userId,
-        // A code exchange carries no application_token: the stored one (if any) is kept.
-        applicationToken: null,
-      };
-      record = await pool.store.upsert({ ...portalRecordFromAuth(auth, existing, now()), chain });
+        chain,
+        tokens: token,
+        oauthBase: base,
+        info,
+        claimed: { domain, scope: queryValue(query, 'scope') },
+        now: now(),
+      });
     } catch (error) {
       if (error instanceof PortalTokensError) throw error;
       throw new StoreError('The token store failed while storing an authorized chain', { cause: error, memberId });
     }
+    const { existing, record } = stored;
     try {
       pool.notify({ type: 'authorized', memberId });
     } catch (error) {

@@ -20,7 +20,26 @@ import {
   type PlainResponse,
   type QueryInput,
 } from '../plain.js';
-import type { AuthorizationResult } from './authorize.js';
+import type { ChainId, PortalRecord } from '../store/token-store.js';
+
+
+/** What a successful callback produced. */
+export interface AuthorizationResult {
+  /** The portal authorized. */
+  readonly memberId: string;
+  /**
+   * Which chain was stored: `'portal'` when a portal administrator authorized, else the user's own
+   * chain (`'user:<id>'`, for `clientFor(memberId, { userId })`); a non-administrator never replaces
+   * the portal's chain.
+   */
+  readonly chain: ChainId;
+  /** The portal's record as stored now. */
+  readonly record: PortalRecord;
+  /** `returnTo` (`AuthorizeUrlOptions`) from the state, if any. */
+  readonly returnTo: string | undefined;
+  /** `data` (`AuthorizeUrlOptions`) from the state, if any. */
+  readonly data: string | undefined;
+}
 
 /** The largest request the callback takes: it has a query and no body. */
 const CALLBACK_MAX_BODY_BYTES = 4096;

@@ -25,7 +25,7 @@ import { checkedStore, refreshHardCapMs, resolveClock, resolveCoordinatorOptions
 import { confirmChain, confirmMove } from './probe.js';
 import { ChainSlot } from './slot.js';
 import { runSweep, type SweepOptions, type SweepResult } from './sweep.js';
-import { rememberUser, reseed, type RememberUserContext } from './users.js';
+import { rememberUser, reseed, visit, type RememberUserContext, type VisitOutcome } from './users.js';
 
 export type { SweepOptions, SweepResult } from './sweep.js';
 export type { PortalClientPoolOptions } from './options.js';
@@ -208,12 +208,13 @@ export class PortalClientPool implements PortalTokensContext {
    * Brings back a portal whose chain was lost (revoked, or dead at the OAuth host: a rotation
    * whose answer never arrived, a chain idle past its lifetime) when one of its administrators
    * opens the app: proves the page's chain at a trusted OAuth host, checks the user is an
-   * administrator (`user.admin`), and makes it the portal's chain. Never replaces a live chain; a
-   * page that does not qualify is kept as its user's chain.
+   * administrator (`user.admin`), and makes it the portal's chain. Never replaces a live
+   * administrator's chain (a live chain of anyone else is replaced); a page that does not qualify
+   * is kept as its user's chain.
    * @param page a request parsed with `parseAppPageRequest`.
    * @returns the portal's new record.
    * @throws VerificationFailedError when the chain is not proven, the user is not an administrator,
-   *   or the stored chain still works.
+   *   or the stored chain is a live administrator's.
    */
   async reseed(page: AppPageRequest): Promise<PortalRecord> {
     if (this.#closed) throw new PoolClosedError();
@@ -223,14 +224,32 @@ export class PortalClientPool implements PortalTokensContext {
   }
 
   /**
+   * The one call for the app page: remembers the visitor's chain (as {@link PortalClientPool.rememberUser})
+   * and, when the visitor administers the portal and the portal's chain is dead (revoked, lapsed,
+   * lost in a rotation, or never stored), makes the page's chain the portal's (as
+   * {@link PortalClientPool.reseed}), so a lost portal recovers with no code of yours. A live
+   * portal chain is never replaced. The page's pair is stored once, as one chain or the other.
+   * @param page a request parsed with `parseAppPageRequest`.
+   * @returns which chain was stored, its record, and whether the portal was reseeded.
+   * @throws VerificationFailedError when the OAuth host refuses the page's chain or names another portal.
+   */
+  async visit(page: AppPageRequest): Promise<VisitOutcome> {
+    if (this.#closed) throw new PoolClosedError();
+    const outcome = await visit({ ...this.#usersContext(), confirm: (memberId) => this.confirmChain(memberId) }, page);
+    if (outcome.reseeded) this.#cache.evictPortal(outcome.record.memberId, 'lifecycle');
+    else this.#cache.evict(chainKeyOf(outcome.record.memberId, outcome.chain), 'lifecycle');
+    return outcome;
+  }
+
+  /**
    * Asks the OAuth host whether the portal's stored chain still works (`app.info`, then one
    * coordinated refresh when the stored access token is refused). The lifecycle handler asks this
    * before an uninstall deletes a portal or a non-administrator's install replaces its chain.
    */
-  async confirmChain(memberId: string): Promise<ChainStatus> {
+  async confirmChain(memberId: string, chain: ChainId = 'portal'): Promise<ChainStatus> {
     if (this.#closed) throw new PoolClosedError();
-    const status = await confirmChain(this.#coordinator, this.#oauth, memberId);
-    this.#cache.evict(chainKeyOf(memberId, 'portal'), 'lifecycle');
+    const status = await confirmChain(this.#coordinator, this.#oauth, memberId, chain);
+    this.#cache.evict(chainKeyOf(memberId, chain), 'lifecycle');
     return status;
   }
 

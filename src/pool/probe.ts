@@ -3,26 +3,24 @@
 
 import type { ChainStatus } from '../context.js';
 import type { RefreshCoordinator } from '../coordinator/coordinator.js';
-import { OAuthRejectedError, PortalNotInstalledError, PortalRevokedError, PortalSuspendedError } from '../errors.js';
+import { PortalNotInstalledError, PortalRevokedError, PortalSuspendedError } from '../errors.js';
 import type { OAuthClient } from '../oauth/oauth-client.js';
 import { oauthBaseFromServerEndpoint } from '../protocol/oauth-hosts.js';
 import type { PortalMove } from '../sdk/move.js';
-import type { PortalRecord } from '../store/token-store.js';
+import type { ChainId, PortalRecord } from '../store/token-store.js';
+import { probeAccess } from '../chains/probe.js';
 
 /**
- * Asks `app.info` with the stored access token; when the host refuses that token (expired,
- * superseded, or the app gone), lets the coordinator refresh the chain (once for every worker):
- * a chain that still refreshes belongs to an installed app.
+ * The pool's answer to "is this chain alive": the chain core's probe (`app.info`, which must name
+ * this app and the portal); when the host refuses the access token (expired, superseded, or the app
+ * gone), the coordinator refreshes the chain (once for every worker): a chain that still refreshes
+ * belongs to an installed app.
  */
-export async function confirmChain(coordinator: RefreshCoordinator, oauth: OAuthClient, memberId: string): Promise<ChainStatus> {
-  const record = await coordinator.read(memberId, 'portal');
-  if (record === undefined || record.state === 'revoked') return 'dead';
-  try {
-    const info = await oauth.appInfo(oauthBaseFromServerEndpoint(record.serverEndpoint), record.accessToken);
-    return info.memberId === memberId && info.clientId === oauth.clientId ? 'alive' : 'dead';
-  } catch (error) {
-    if (!(error instanceof OAuthRejectedError)) return 'unreachable';
-  }
+export async function confirmChain(coordinator: RefreshCoordinator, oauth: OAuthClient, memberId: string, chain: ChainId = 'portal'): Promise<ChainStatus> {
+  const record = await coordinator.read(memberId, chain);
+  if (record === undefined) return 'dead';
+  const probed = await probeAccess(oauth, record);
+  if (probed !== 'expired' && probed !== 'refused') return probed;
   let held = record;
   const view = {
     get record(): PortalRecord {

@@ -14,7 +14,11 @@ export type SpoolEntryKind = 'install' | 'update';
 export interface SpoolEntry {
   /** The portal (must equal `record.memberId`). */
   readonly memberId: string;
-  /** The event's `ts` (unix seconds): replay compares it with what is stored, so an old event never lands over a newer chain. */
+  /**
+   * The event's `ts` (unix seconds, no later than the OAuth host's clock): replay compares it with
+   * what is stored, so an event that is not newer than the stored chain's (an older one, or this
+   * one applied before) changes nothing.
+   */
   readonly ts: number;
   /** `install` (ONAPPINSTALL) or `update` (ONAPPUPDATE). */
   readonly kind: SpoolEntryKind;
@@ -26,6 +30,12 @@ export interface SpoolEntry {
    * @defaultValue `'always'`
    */
   readonly replace?: 'always' | 'if-absent' | undefined;
+  /**
+   * Whether the chain was proven a portal administrator's: then replay writes it over a chain that
+   * is not a live administrator's even when that chain's event looks newer.
+   * @defaultValue `false`
+   */
+  readonly admin?: boolean | undefined;
 }
 
 /** An entry as {@link FileInstallSpool.drain} hands it back. */
@@ -41,21 +51,22 @@ const FORMAT = 1;
 /** Checks an entry given to `put`; returns a copy holding only the known fields. */
 export function checkEntry(entry: unknown): SpoolEntry {
   if (entry === null || typeof entry !== 'object') throw new TypeError('entry must be an object');
-  const { memberId, ts, kind, record, replace } = entry as Record<string, unknown>;
+  const { memberId, ts, kind, record, replace, admin } = entry as Record<string, unknown>;
   checkMemberId(memberId, 'entry.memberId');
   if (typeof ts !== 'number' || !Number.isFinite(ts) || ts < 0) throw new TypeError('entry.ts must be a non-negative finite number (unix seconds)');
   if (kind !== 'install' && kind !== 'update') throw new TypeError("entry.kind must be 'install' or 'update'");
   const checked = checkRecordInput(record);
   if (checked.memberId !== memberId) throw new TypeError('entry.record.memberId must equal entry.memberId');
   if (replace !== undefined && replace !== 'always' && replace !== 'if-absent') throw new TypeError("entry.replace must be 'always' or 'if-absent'");
-  return { memberId, ts, kind, record: checked, replace: replace ?? 'always' };
+  if (admin !== undefined && typeof admin !== 'boolean') throw new TypeError('entry.admin must be a boolean');
+  return { memberId, ts, kind, record: checked, replace: replace ?? 'always', admin: admin ?? false };
 }
 
 /** The bytes of an entry's file; tokens sealed with `cipher` when given. */
 export function serializeEntry(entry: SpoolEntry, spooledAt: number, cipher: TokenCipher | undefined): Buffer {
   const chain = entry.record.chain ?? 'portal';
   const record = cipher === undefined ? entry.record : sealFields(cipher, entry.memberId, chain, entry.record);
-  return Buffer.from(JSON.stringify({ format: FORMAT, memberId: entry.memberId, ts: entry.ts, kind: entry.kind, replace: entry.replace ?? 'always', spooledAt, record }), 'utf8');
+  return Buffer.from(JSON.stringify({ format: FORMAT, memberId: entry.memberId, ts: entry.ts, kind: entry.kind, replace: entry.replace ?? 'always', admin: entry.admin ?? false, spooledAt, record }), 'utf8');
 }
 
 /** Why a file could not be read back as an entry. */

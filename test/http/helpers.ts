@@ -91,7 +91,7 @@ export function contextOf(pool: PortalClientPool, clock: Clock = systemClock): P
     logger: pool.logger,
     clock,
     notify: (change) => pool.notify(change),
-    confirmChain: (memberId) => pool.confirmChain(memberId),
+    confirmChain: (memberId, chain) => pool.confirmChain(memberId, chain),
   };
 }
 

@@ -20,7 +20,7 @@
 // transient StoreError), take the store down for one step (installs wait in the spool) and replay the spool.
 //
 // Seeded: B24PT_MODEL_SEED=<n> replays a run (`random` draws one); the seed is printed. B24PT_MODEL_RUNS
-// sets the number of runs per store (default 12), B24PT_MODEL_SHRINK=1 shrinks a failure.
+// sets the number of runs per store (default 40), B24PT_MODEL_STEPS the longest run (default 25), B24PT_MODEL_SHRINK=1 shrinks a failure.
 
 import { createServer } from 'node:http';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
@@ -55,9 +55,9 @@ const SEED =
     : seedSetting === 'random' || process.env['CI'] !== 'true'
       ? Math.floor(Math.random() * 2 ** 31)
       : 20_260_1206;
-const RUNS = Number(process.env['B24PT_MODEL_RUNS'] ?? 12);
+const RUNS = Number(process.env['B24PT_MODEL_RUNS'] ?? 40);
 const SHRINK = process.env['B24PT_MODEL_SHRINK'] === '1';
-const MAX_STEPS = Number(process.env['B24PT_MODEL_STEPS'] ?? 20);
+const MAX_STEPS = Number(process.env['B24PT_MODEL_STEPS'] ?? 25);
 
 /** What the model expects of the portal. */
 interface Model {
@@ -314,7 +314,7 @@ const genuineUpdate = (userId: number): Step =>
     },
   );
 
-const visit = (userId: number, how: 'remember' | 'reseed'): Step =>
+const visit = (userId: number, how: 'remember' | 'reseed' | 'visit'): Step =>
   command(
     `${how} visit by ${isAdmin(userId) ? 'admin' : 'user'} ${userId}`,
     (model) => model.installed,
@@ -322,7 +322,8 @@ const visit = (userId: number, how: 'remember' | 'reseed'): Step =>
       const request = real.b24.appPageRequest(real.portal.memberId, { userId });
       const page = parseAppPageRequest({ query: request.query, body: request.body });
       const step = `${how} visit by ${userId}`;
-      const outcome = await settles(real, step, how === 'remember' ? real.pool.rememberUser(page) : real.pool.reseed(page));
+      const call = { remember: () => real.pool.rememberUser(page), reseed: () => real.pool.reseed(page), visit: () => real.pool.visit(page) }[how];
+      const outcome = await settles<unknown>(real, step, call());
       if (outcome.status === 'rejected' && findPortalTokensError(outcome.reason) === undefined) {
         broken(real, step, `I5: an untyped error: ${String(outcome.reason)}`);
       }
@@ -330,7 +331,7 @@ const visit = (userId: number, how: 'remember' | 'reseed'): Step =>
       if (real.faults.down) return;
       const kept = await real.store.get({ memberId: real.portal.memberId, chain: userChain(userId) });
       if (kept !== undefined && kept.state === 'active') model.users.add(userId);
-      if (how === 'reseed' && isAdmin(userId)) {
+      if (how !== 'remember' && isAdmin(userId)) {
         // I3: after an administrator's visit the portal's chain is alive again (restored, or never lost).
         const record = await portalRecord(real);
         if (record === undefined || record.state !== 'active' || real.b24.tokenStatus(record.refreshToken) !== 'live') {
@@ -536,7 +537,7 @@ const expire = (): Step =>
 const commands = [
   fc.constantFrom(...USERS).map(genuineInstall),
   fc.constantFrom(...USERS).map(genuineUpdate),
-  fc.tuple(fc.constantFrom(...USERS), fc.constantFrom('remember' as const, 'reseed' as const)).map(([userId, how]) => visit(userId, how)),
+  fc.tuple(fc.constantFrom(...USERS), fc.constantFrom('remember' as const, 'reseed' as const, 'visit' as const)).map(([userId, how]) => visit(userId, how)),
   fc
     .record({
       userId: fc.constantFrom(...ORDINARY),
@@ -565,6 +566,7 @@ const KNOWN: Step[][] = [
   [lostRotation(), forged({ userId: 7, event: 'ONAPPINSTALL', tsOffset: 10 * 365 * 86_400, applicationToken: 'chosen', endpoints: 'real' }), genuineInstall(1)],
   [visit(7, 'remember'), lostRotation(), forgedUninstall(), poolCall(7)],
   [lostRotation(), visit(1, 'reseed'), poolCall('portal')],
+  [lostRotation(), visit(7, 'visit'), visit(2, 'visit'), poolCall('portal'), poolCall(7)],
   [storeLosesAnswer(), genuineUpdate(1), expire(), poolCall('portal'), replaySpool(), poolCall('portal')],
   [storeDown(), genuineUpdate(2), genuineUninstall(), replaySpool()],
   [lostRotation(), forged({ userId: 8, event: 'ONAPPUPDATE', tsOffset: 0, applicationToken: 'real', endpoints: 'attacker-client' }), expire(), poolCall('portal')],

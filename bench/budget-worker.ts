@@ -5,12 +5,13 @@
 import { createInterface } from 'node:readline';
 import { silentLogger } from '../src/logger.js';
 import { PortalClientPool } from '../src/pool/pool.js';
+import { standInTrust } from '../src/testing/fake-bitrix24.js';
 import type { WorkerTask } from './rate-budget.js';
 import { openStore, type StoreLocation } from './stores.js';
 
 const [location, budget, rate, burst] = process.argv.slice(2) as [string, string, string, string];
 const limits = { ratePerSec: Number(rate), burst: Number(burst) };
-const pool = new PortalClientPool({
+const pool = new PortalClientPool({ ...standInTrust(process.env['B24_URL']!),
   store: openStore(JSON.parse(location) as StoreLocation),
   clientId: process.env['B24_CLIENT_ID']!,
   clientSecret: process.env['B24_CLIENT_SECRET']!,

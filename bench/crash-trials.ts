@@ -96,7 +96,7 @@ interface Worker {
 
 function startWorker(spec: object, b24: FakeBitrix24): Worker {
   const child = spawn(process.execPath, ['--import', 'tsx', WORKER, JSON.stringify(spec)], {
-    env: { ...process.env, B24_CLIENT_ID: b24.clientId, B24_CLIENT_SECRET: b24.clientSecret },
+    env: { ...process.env, B24_CLIENT_ID: b24.clientId, B24_CLIENT_SECRET: b24.clientSecret, B24_URL: b24.url },
     stdio: 'pipe',
   });
   child.stderr.resume();

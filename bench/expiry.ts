@@ -26,7 +26,7 @@ export interface WaveResult {
 
 export async function expiryWave(b24: FakeBitrix24, portals: number, callsEach: number, kind: StoreKind = 'postgres', oauthTimeoutMs?: number): Promise<WaveResult> {
   const bench = await createStore(kind);
-  const pool = new PortalClientPool({ store: bench.store, clientId: b24.clientId, clientSecret: b24.clientSecret, logger: silentLogger, max: portals, restrictionParams: OPEN_LIMITS, requestBudget: false, ...(oauthTimeoutMs === undefined ? {} : { oauthTimeoutMs }) });
+  const pool = new PortalClientPool({ ...b24.trust, store: bench.store, clientId: b24.clientId, clientSecret: b24.clientSecret, logger: silentLogger, max: portals, restrictionParams: OPEN_LIMITS, requestBudget: false, ...(oauthTimeoutMs === undefined ? {} : { oauthTimeoutMs }) });
   try {
     const members = Array.from({ length: portals }, () => b24.addPortal().memberId);
     await concurrently(members, 16, (m) => seedStore(bench.store, b24, m));
@@ -85,7 +85,7 @@ export const SWEEP_CONCURRENCY = 16;
 
 export async function sweepIdle(b24: FakeBitrix24, portals: number): Promise<SweepBench> {
   const bench = await createStore('postgres');
-  const pool = new PortalClientPool({ store: bench.store, clientId: b24.clientId, clientSecret: b24.clientSecret, logger: silentLogger });
+  const pool = new PortalClientPool({ ...b24.trust, store: bench.store, clientId: b24.clientId, clientSecret: b24.clientSecret, logger: silentLogger });
   try {
     const idleSince = Date.now() - 30 * 86_400_000;
     const members = Array.from({ length: portals }, () => b24.addPortal().memberId);

@@ -39,7 +39,7 @@ async function postInstalls(b24: FakeBitrix24, url: string, count: number, warmu
 
 /** Median ms of one install into `bench`'s store, with verification on or off. */
 export async function installCost(bench: BenchStore, b24: FakeBitrix24, verify: boolean, count: number): Promise<number> {
-  const pool = new PortalClientPool({ store: bench.store, clientId: b24.clientId, clientSecret: b24.clientSecret, logger: silentLogger });
+  const pool = new PortalClientPool({ ...b24.trust, store: bench.store, clientId: b24.clientId, clientSecret: b24.clientSecret, logger: silentLogger });
   const handler = toNodeHandler(createLifecycleHandler({ pool, trustedOAuthHosts: [b24.oauthUrl], verify, logger: silentLogger }));
   const server = createServer((req, res) => void handler(req, res));
   try {

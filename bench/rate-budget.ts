@@ -68,7 +68,7 @@ async function startWorkers(b24: FakeBitrix24, bench: BenchStore, count: number,
   const workers = Array.from({ length: count }, (): Worker => {
     const args = [JSON.stringify(bench.location), budget ? 'on' : 'off', String(SERVER.ratePerSec * SCALE), String(SERVER.burst)];
     const child = spawn(process.execPath, ['--import', 'tsx', workerPath, ...args], {
-      env: { ...process.env, B24_CLIENT_ID: b24.clientId, B24_CLIENT_SECRET: b24.clientSecret },
+      env: { ...process.env, B24_CLIENT_ID: b24.clientId, B24_CLIENT_SECRET: b24.clientSecret, B24_URL: b24.url },
       stdio: ['pipe', 'pipe', 'inherit'],
     });
     const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();

@@ -22,7 +22,7 @@ export async function restOverhead(b24: FakeBitrix24): Promise<Overhead[]> {
   const store = new MemoryTokenStore();
   const portal = b24.addPortal();
   const { record } = await seedStore(store, b24, portal.memberId);
-  const pool = new PortalClientPool({ store, clientId: b24.clientId, clientSecret: b24.clientSecret, logger: silentLogger, restrictionParams: OPEN });
+  const pool = new PortalClientPool({ ...b24.trust, store, clientId: b24.clientId, clientSecret: b24.clientSecret, logger: silentLogger, restrictionParams: OPEN });
   const pooled = await pool.clientFor(portal.memberId);
   const bare = new B24OAuth(
     {

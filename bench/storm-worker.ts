@@ -11,6 +11,7 @@ const store = openStore(JSON.parse(location) as StoreLocation);
 const { call, close, lockWaits } = await caller(strategy, store, {
   clientId: process.env['B24_CLIENT_ID']!,
   clientSecret: process.env['B24_CLIENT_SECRET']!,
+  url: process.env['B24_URL']!,
 });
 await call(memberId, 0).catch(() => false); // warm up before the token expires
 process.stdout.write('ready\n');

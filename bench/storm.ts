@@ -15,6 +15,7 @@ import { B24OAuth } from '@bitrix24/b24jssdk';
 import { silentLogger } from '../src/logger.js';
 import { OAuthClient } from '../src/oauth/oauth-client.js';
 import { PortalClientPool } from '../src/pool/pool.js';
+import { standInTrust } from '../src/testing/fake-bitrix24.js';
 import { oauthBaseFromServerEndpoint } from '../src/protocol/oauth-hosts.js';
 import type { TokenStore } from '../src/store/token-store.js';
 import { seedStore, type FakeBitrix24 } from '../src/testing/fake-bitrix24.js';
@@ -35,6 +36,8 @@ const workerPath = fileURLToPath(new URL('./storm-worker.ts', import.meta.url));
 export interface Credentials {
   clientId: string;
   clientSecret: string;
+  /** The stand-in's address: its OAuth host and REST roots are trusted. */
+  url: string;
 }
 
 /** A function performing one `profile` call for a portal; resolves to its success. */
@@ -53,7 +56,7 @@ export async function caller(strategy: Strategy, store: TokenStore, credentials:
   if (strategy === 'pool') {
     // The pool's request budget (Bitrix24's 2 requests/s per portal, burst 50, at 80%) is off like
     // the SDK's limiter: 50 or 100 calls on one portal would otherwise queue for 30 s and more.
-    const pool = new PortalClientPool({ store, ...credentials, logger: silentLogger, restrictionParams: OPEN_LIMITS, requestBudget: false });
+    const pool = new PortalClientPool({ store, clientId: credentials.clientId, clientSecret: credentials.clientSecret, ...standInTrust(credentials.url), logger: silentLogger, restrictionParams: OPEN_LIMITS, requestBudget: false });
     await pool.ready(); // subscribes to the store's change feed where there is one
     const waits: number[] = [];
     pool.on('lock-wait', (event) => waits.push(event.waitedMs));
@@ -219,7 +222,7 @@ export async function multiProcess(b24: FakeBitrix24, kind: StoreKind, strategy:
     const location: StoreLocation = bench.location;
     for (let w = 0; w < workers; w++) {
       const child = spawn(process.execPath, ['--import', 'tsx', workerPath, strategy, JSON.stringify(location), portal.memberId, String(callsEach)], {
-        env: { ...process.env, B24_CLIENT_ID: b24.clientId, B24_CLIENT_SECRET: b24.clientSecret },
+        env: { ...process.env, B24_CLIENT_ID: b24.clientId, B24_CLIENT_SECRET: b24.clientSecret, B24_URL: b24.url },
         stdio: ['pipe', 'pipe', 'inherit'],
       });
       const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();

@@ -12,7 +12,7 @@ import { createStore } from './stores.js';
 export async function tenPortalsRows(rows: Row[], b24: FakeBitrix24, limits: { ratePerSec: number; burst: number }): Promise<void> {
   const calls = SHORT ? 50 : 100;
   const bench = await createStore('memory');
-  const pool = new PortalClientPool({ store: bench.store, clientId: b24.clientId, clientSecret: b24.clientSecret, requestBudget: limits, logger: silentLogger });
+  const pool = new PortalClientPool({ ...b24.trust, store: bench.store, clientId: b24.clientId, clientSecret: b24.clientSecret, requestBudget: limits, logger: silentLogger });
   try {
     const members: string[] = [];
     for (let i = 0; i < 10; i++) {

@@ -21,7 +21,7 @@ function check(ok: boolean, line: string): void {
 const b24 = await FakeBitrix24.start();
 const dir = await mkdtemp(join(tmpdir(), 'b24-portal-tokens-demo-'));
 // The example's default store: FileTokenStore, one 0600 file per portal, written atomically.
-const app = await start({ clientId: b24.clientId, clientSecret: b24.clientSecret, port: 0, tokenDir: dir, trustedOAuthHosts: [b24.oauthUrl] });
+const app = await start({ clientId: b24.clientId, clientSecret: b24.clientSecret, port: 0, tokenDir: dir, ...b24.trust });
 
 async function send(body: string): Promise<string> {
   const answer = await fetch(`${app.url}/bitrix24/events`, {

@@ -10,6 +10,7 @@ import {
   findPortalTokensError,
   PortalClientPool,
   type Logger,
+  type RestRootRules,
   type TokenStore,
 } from '../src/index.js';
 
@@ -27,6 +28,8 @@ export interface ExampleConfig {
   readonly store?: TokenStore;
   /** OAuth hosts to trust (B24_TRUSTED_OAUTH_HOSTS, comma-separated); Bitrix24's own by default. */
   readonly trustedOAuthHosts?: readonly string[];
+  /** REST roots that may receive tokens beyond Bitrix24 portals' own https domains (a stand-in's). */
+  readonly restRoots?: RestRootRules;
   /** Where the library logs (identifiers only, never tokens). */
   readonly logger?: Logger;
 }
@@ -72,6 +75,8 @@ export function createPool(config: ExampleConfig): PortalClientPool {
     store: config.store ?? new FileTokenStore({ directory: config.tokenDir ?? '.tokens' }),
     clientId: config.clientId,
     clientSecret: config.clientSecret,
+    ...(config.trustedOAuthHosts ? { trustedOAuthHosts: config.trustedOAuthHosts } : {}),
+    ...(config.restRoots ? { restRoots: config.restRoots } : {}),
     ...(config.logger ? { logger: config.logger } : {}),
   });
 }

@@ -12,6 +12,7 @@
 //   store.ts    StoreError, DecryptionError, SpoolFullError
 //   budget.ts   RateLimitedError
 //   options.ts  InvalidOptionsError (and the checks of options when they are given)
+//   trust.ts    UntrustedHostError
 
 export { ErrorCode, PortalTokensError, findPortalTokensError } from './errors/base.js';
 export type { PortalTokensErrorOptions } from './errors/base.js';
@@ -36,6 +37,7 @@ export { StoreError, DecryptionError, SpoolFullError } from './errors/store.js';
 export type { DecryptionFailureReason } from './errors/store.js';
 export { RateLimitedError } from './errors/budget.js';
 export { InvalidOptionsError } from './errors/options.js';
+export { UntrustedHostError } from './errors/trust.js';
 
 // What is terminal is a Bitrix24 fact; it lives with the other OAuth facts. Re-exported here for
 // callers inside the library that still import it from this module (not from the root entry).

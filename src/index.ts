@@ -126,3 +126,8 @@ export { userIdOf } from './store/token-store.js';
 // core (issue 20): the chain core's public shapes: what onUninstalled hears, what pool.visit answers
 export type { UninstallOutcome } from './chains/kit.js';
 export type { VisitOutcome } from './chains/page.js';
+// doors: where a token may be sent (send-time trust checks; issue 20 case 3, issue 22 case 5)
+export { UntrustedHostError } from './errors.js';
+export { isPortalDomain, isPrivateHost } from './protocol/rest-roots.js';
+export type { RestRootPortal, RestRootRules } from './protocol/rest-roots.js';
+export type { SweepUnreadable } from './pool/sweep.js';

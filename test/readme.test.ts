@@ -58,7 +58,7 @@ it('the README example serves profiles through the pool and refuses an unverifia
   const reporter = join(root, 'test', 'fixtures', 'report-port.ts');
   const child = spawn(process.execPath, ['--import', 'tsx', '--import', reporter, file], {
     cwd: root,
-    env: { ...process.env, PORT: '0', TOKEN_DIR: dir, B24_CLIENT_ID: b24.clientId, B24_CLIENT_SECRET: b24.clientSecret },
+    env: { ...process.env, PORT: '0', TOKEN_DIR: dir, B24_CLIENT_ID: b24.clientId, B24_CLIENT_SECRET: b24.clientSecret, B24_URL: b24.url },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   try {

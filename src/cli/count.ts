@@ -10,7 +10,7 @@ export async function countPortals(store: TokenStore, pageSize: number): Promise
   let after: string | undefined;
   do {
     const page = await store.list({ after, limit: pageSize });
-    n += page.records.length;
+    n += page.records.length + (page.unreadable?.length ?? 0);
     after = page.next;
   } while (after !== undefined);
   return n;

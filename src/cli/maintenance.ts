@@ -7,15 +7,30 @@ import { consoleLogger, silentLogger } from '../logger.js';
 import { CliError, ExitCode, scrub, usageError } from './errors.js';
 import { progress, type CliIo } from './io.js';
 import { countPortals } from './count.js';
+import { normalizeTrustedHosts } from '../protocol/oauth-hosts.js';
+
+/** The app's credentials, and the OAuth hosts they may be sent to. */
+export interface AppCredentials {
+  readonly clientId: string;
+  readonly clientSecret: string;
+  /** `--oauth-host` or `B24PT_OAUTH_HOSTS`; Bitrix24's own hosts when absent. */
+  readonly trustedOAuthHosts?: readonly string[] | undefined;
+}
 
 /** The app's credentials from options or the environment. */
-export function credentials(io: CliIo, options: { clientId?: string | undefined; clientSecret?: string | undefined }): { clientId: string; clientSecret: string } {
+export function credentials(io: CliIo, options: { clientId?: string | undefined; clientSecret?: string | undefined; oauthHost?: string[] | undefined }): AppCredentials {
   const clientId = options.clientId ?? io.env['B24PT_CLIENT_ID'];
   const clientSecret = options.clientSecret ?? io.env['B24PT_CLIENT_SECRET'];
   if (clientId === undefined || clientId === '' || clientSecret === undefined || clientSecret === '') {
     throw usageError('the app credentials are missing: pass --client-id and --client-secret, or set B24PT_CLIENT_ID and B24PT_CLIENT_SECRET');
   }
-  return { clientId, clientSecret };
+  const hosts = options.oauthHost ?? io.env['B24PT_OAUTH_HOSTS']?.split(',').map((host) => host.trim()).filter((host) => host !== '');
+  if (hosts === undefined || hosts.length === 0) return { clientId, clientSecret };
+  try {
+    return { clientId, clientSecret, trustedOAuthHosts: normalizeTrustedHosts(hosts, '--oauth-host') };
+  } catch (error) {
+    throw usageError(`${error instanceof Error ? error.message : 'invalid OAuth host'} (B24PT_OAUTH_HOSTS or --oauth-host: the OAuth hosts refreshes may go to)`);
+  }
 }
 
 /** A view of the store whose `list` reports each page it returns (for the sweep's progress). */
@@ -47,7 +62,7 @@ export interface SweepCommandOptions {
 }
 
 /** Runs the pool's keep-alive sweep with a progress bar; returns the exit code. */
-export async function runSweepCommand(store: TokenStore, io: CliIo, creds: { clientId: string; clientSecret: string }, options: SweepCommandOptions): Promise<number> {
+export async function runSweepCommand(store: TokenStore, io: CliIo, creds: AppCredentials, options: SweepCommandOptions): Promise<number> {
   const bar = progress(io, 'sweeping', 1000);
   bar.total(await countPortals(store, options.pageSize));
   let pending = 0;
@@ -63,8 +78,9 @@ export async function runSweepCommand(store: TokenStore, io: CliIo, creds: { cli
     const result = await pool.sweep({ idleDays: options.idleDays, concurrency: options.concurrency, pageSize: options.pageSize, userChains: options.userChains, signal: controller.signal });
     if (pending > 0) bar.tick(pending);
     bar.stop();
-    io.out(`sweep${controller.signal.aborted ? ' (interrupted)' : ''}: ${result.checked} chains checked, ${result.refreshed} refreshed, ${result.revoked} revoked, ${result.failed} failed\n`);
-    return result.failed > 0 || controller.signal.aborted ? ExitCode.Failure : ExitCode.Ok;
+    io.out(`sweep${controller.signal.aborted ? ' (interrupted)' : ''}: ${result.checked} chains checked, ${result.refreshed} refreshed, ${result.revoked} revoked, ${result.failed} failed, ${result.unreadable.length} could not be read\n`);
+    for (const u of result.unreadable) io.out(`  unreadable ${u.memberId} ${u.chain}: ${u.code}\n`);
+    return result.failed > 0 || result.unreadable.length > 0 || controller.signal.aborted ? ExitCode.Failure : ExitCode.Ok;
   } finally {
     clearInterval(timer);
     process.off('SIGINT', stop);
@@ -73,7 +89,7 @@ export async function runSweepCommand(store: TokenStore, io: CliIo, creds: { cli
 }
 
 /** `reactivate`: one try of the stored refresh token; prints the chain's state. */
-export async function runReactivate(store: TokenStore, io: CliIo, creds: { clientId: string; clientSecret: string }, memberId: string, userId: number | undefined): Promise<number> {
+export async function runReactivate(store: TokenStore, io: CliIo, creds: AppCredentials, memberId: string, userId: number | undefined): Promise<number> {
   const pool = new PortalClientPool({ store, ...creds, logger: silentLogger });
   try {
     const record = await pool.reactivate(memberId, { userId });

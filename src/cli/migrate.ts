@@ -1,17 +1,22 @@
-// `migrate`: copies every record (portal and user chains) from one store to another with version
-// continuity, resumably, then verifies counts and reports records that changed during the copy.
+// `migrate`: copies every record (portal and user chains, a user's chain without its portal's
+// included where the source can list it) from one store to another with version continuity,
+// resumably, then verifies counts and reports records that changed during the copy.
 //
-// The rule: a record is written with `upsert` and then, while its version is below the source's,
-// bumped with empty conditional writes, so the target's version ends equal to the source's (or
-// above it, when the target already held that chain, or its tombstone, at a higher version).
-// A conditional write based on a version read from the source therefore never lands on an older
-// pair in the target. A record already present with the same content and a version at least the
-// source's is skipped: a run interrupted at any point is resumed by running it again.
+// What to write is decided by src/chains/copy.ts: a chain the target does not hold is created, one
+// that is behind the source's is replaced with a conditional write, and one that moved on in the
+// target (a newer pair or version: its app refreshed it since the last run) is left as it is and
+// reported as a conflict, so running migrate twice never writes a spent pair back. Versions end at
+// least at the source's, so a conditional write based on a source read never lands on an older
+// pair. A record that cannot be read is named and skipped; the walk goes on.
 
-import type { ChainRef, PortalRecord, PortalRecordInput, TokenStore } from '../store/token-store.js';
-import { describeFailure, scrub, usageError } from './errors.js';
+import type { TokenStore } from '../store/token-store.js';
+import { describeUnreadable, walkStore, walksEveryChain } from '../store/walk.js';
+import { copyChain, sameContent } from '../chains/copy.js';
+import { describeFailure, scrub } from './errors.js';
 import { progress, type CliIo } from './io.js';
 import { countPortals } from './count.js';
+
+export { sameContent };
 
 /** Options of {@link runMigrate}. */
 export interface MigrateOptions {
@@ -19,7 +24,7 @@ export interface MigrateOptions {
   readonly dryRun: boolean;
   /** Records per `list` call. */
   readonly pageSize: number;
-  /** Portals copied at once. */
+  /** Chains copied at once. */
   readonly concurrency: number;
 }
 
@@ -33,112 +38,81 @@ export interface MigrateResult {
   present: number;
   /** Chains that could not be copied, with the reason (never a token). */
   failed: { memberId: string; chain: string; reason: string }[];
+  /** Chains the target holds newer than the source's: left as they are. */
+  conflicts: { memberId: string; chain: string; reason: string }[];
+  /** Source records that could not be read (left out of the copy). */
+  unreadable: string[];
   /** Chains whose source record changed (or vanished) while it was copied. */
   changed: { memberId: string; chain: string; note: string }[];
-  /** Portals listed in the source before the copy, during it, and after it. */
+  /** Portal chains listed in the source before the copy, during it, and after it. */
   portalsBefore: number;
   portalsCopied: number;
   portalsAfter: number;
   /** Chains counted in the target at the end (0 in a dry run). */
   targetCount: number;
+  /** Whether the walk saw every chain (the source store lists them all). */
+  complete: boolean;
 }
 
-const COMPARED: readonly (keyof PortalRecord)[] = [
-  'domain', 'clientEndpoint', 'serverEndpoint', 'accessToken', 'refreshToken', 'expires', 'scope', 'status', 'userId',
-  'applicationToken', 'state', 'revokedReason', 'installedAt', 'updatedAt', 'chainUpdatedAt', 'revokedAt', 'eventTs',
-];
-
-/** Whether two records hold the same content (versions aside). */
-export function sameContent(a: PortalRecord, b: PortalRecord): boolean {
-  return COMPARED.every((field) => a[field] === b[field]);
-}
-
-function inputOf(record: PortalRecord): PortalRecordInput {
-  const input: Record<string, unknown> = { chain: record.chain, memberId: record.memberId };
-  for (const field of COMPARED) input[field] = record[field];
-  return input as unknown as PortalRecordInput;
-}
-
-/** Every chain of the store, a portal at a time; the user chains of a page are read `parallel` at once. */
-export async function* allChains(store: TokenStore, pageSize: number, parallel = 4): AsyncGenerator<PortalRecord[]> {
-  const list = store.list?.bind(store);
-  const listChains = store.listChains?.bind(store);
-  if (!store.capabilities.list || list === undefined || listChains === undefined) {
-    throw usageError('the store cannot list its records');
-  }
-  let after: string | undefined;
-  do {
-    const page = await list({ after, limit: pageSize });
-    for (let i = 0; i < page.records.length; i += parallel) {
-      const batch = page.records.slice(i, i + parallel);
-      const chains = await Promise.all(batch.map((record) => listChains(record.memberId)));
-      for (let j = 0; j < batch.length; j++) yield [batch[j]!, ...chains[j]!];
-    }
-    after = page.next;
-  } while (after !== undefined);
-}
-
-/** Counts every chain of a store. */
-export async function countChains(store: TokenStore, pageSize: number, parallel = 4): Promise<number> {
+/** Counts every chain of a store (readable or not). */
+export async function countChains(store: TokenStore, pageSize: number): Promise<number> {
   let n = 0;
-  for await (const chains of allChains(store, pageSize, parallel)) n += chains.length;
+  for await (const page of walkStore(store, { pageSize, userChains: true })) n += page.records.length + page.unreadable.length;
   return n;
-}
-
-type Outcome = 'copied' | 'present';
-
-/** Copies one chain; returns what it did. */
-async function copyOne(from: TokenStore, to: TokenStore, record: PortalRecord, dryRun: boolean, result: MigrateResult): Promise<Outcome> {
-  const key: ChainRef = { memberId: record.memberId, chain: record.chain };
-  const existing = await to.get(key);
-  if (existing !== undefined && existing.version >= record.version && sameContent(existing, record)) return 'present';
-  if (dryRun) return 'copied';
-  let written = await to.upsert(inputOf(record));
-  while (written.version < record.version) {
-    const bumped = await to.update(key, written.version, {});
-    if (!bumped.ok) throw new Error('another writer changed the target record during the copy');
-    written = bumped.record;
-  }
-  const again = await from.get(key);
-  if (again === undefined) {
-    result.changed.push({ memberId: record.memberId, chain: record.chain, note: 'deleted in the source during the copy; the target keeps the copy' });
-  } else if (again.version !== record.version) {
-    result.changed.push({ memberId: record.memberId, chain: record.chain, note: `changed in the source during the copy (version ${record.version} -> ${again.version}); run migrate again` });
-  }
-  return 'copied';
 }
 
 /** Runs a migration; writes progress to stderr and returns the result. */
 export async function runMigrate(from: TokenStore, to: TokenStore, io: CliIo, options: MigrateOptions): Promise<MigrateResult> {
-  const result: MigrateResult = { scanned: 0, copied: 0, present: 0, failed: [], changed: [], portalsBefore: 0, portalsCopied: 0, portalsAfter: 0, targetCount: 0 };
+  const result: MigrateResult = {
+    scanned: 0, copied: 0, present: 0, failed: [], conflicts: [], unreadable: [], changed: [],
+    portalsBefore: 0, portalsCopied: 0, portalsAfter: 0, targetCount: 0, complete: walksEveryChain(from),
+  };
   const bar = progress(io, options.dryRun ? 'checking' : 'migrating');
   result.portalsBefore = await countPortals(from, options.pageSize);
   bar.total(result.portalsBefore);
   const running = new Set<Promise<void>>();
-  const portal = async (chains: PortalRecord[]): Promise<void> => {
-    for (const record of chains) {
-      result.scanned++;
-      try {
-        result[await copyOne(from, to, record, options.dryRun, result)]++;
-      } catch (error) {
-        result.failed.push({ memberId: record.memberId, chain: record.chain, reason: describeFailure(error) });
+  const copyOne = async (record: Parameters<typeof copyChain>[1] & { version: number }): Promise<void> => {
+    try {
+      const outcome = await copyChain(to, record, { dryRun: options.dryRun });
+      if (outcome.kind === 'conflict') {
+        result.conflicts.push({ memberId: record.memberId, chain: record.chain ?? 'portal', reason: outcome.reason });
+        return;
       }
+      result[outcome.kind === 'copied' ? 'copied' : 'present']++;
+      if (outcome.kind !== 'copied' || options.dryRun) return;
+      const again = await from.get({ memberId: record.memberId, chain: record.chain ?? 'portal' });
+      if (again === undefined) {
+        result.changed.push({ memberId: record.memberId, chain: record.chain ?? 'portal', note: 'deleted in the source during the copy; the target keeps the copy' });
+      } else if (again.version !== record.version) {
+        result.changed.push({ memberId: record.memberId, chain: record.chain ?? 'portal', note: `changed in the source during the copy (version ${record.version} -> ${again.version}); run migrate again` });
+      }
+    } catch (error) {
+      result.failed.push({ memberId: record.memberId, chain: record.chain ?? 'portal', reason: describeFailure(error) });
     }
-    result.portalsCopied++;
-    bar.tick();
   };
   try {
-    for await (const chains of allChains(from, options.pageSize, options.concurrency)) {
-      const job: Promise<void> = portal(chains).finally(() => running.delete(job));
-      running.add(job);
-      if (running.size >= options.concurrency) await Promise.race(running);
+    for await (const page of walkStore(from, { pageSize: options.pageSize, userChains: true })) {
+      for (const item of page.unreadable) {
+        result.unreadable.push(describeUnreadable(item));
+        if (item.chain === 'portal') result.portalsCopied++;
+      }
+      for (const record of page.records) {
+        result.scanned++;
+        if (record.chain === 'portal') {
+          result.portalsCopied++;
+          bar.tick();
+        }
+        const job: Promise<void> = copyOne(record).finally(() => running.delete(job));
+        running.add(job);
+        if (running.size >= options.concurrency) await Promise.race(running);
+      }
     }
     await Promise.all(running);
   } finally {
     bar.stop();
   }
   result.portalsAfter = await countPortals(from, options.pageSize);
-  result.targetCount = options.dryRun ? 0 : await countChains(to, options.pageSize, options.concurrency);
+  result.targetCount = options.dryRun ? 0 : await countChains(to, options.pageSize);
   return result;
 }
 
@@ -146,10 +120,13 @@ export async function runMigrate(from: TokenStore, to: TokenStore, io: CliIo, op
 export function migrateReport(r: MigrateResult, dryRun: boolean): { text: string; ok: boolean } {
   const lines: string[] = [];
   const verb = dryRun ? 'would copy' : 'copied';
-  lines.push(`${r.scanned} chains read: ${verb} ${r.copied}, already present ${r.present}, failed ${r.failed.length}`);
+  lines.push(`${r.scanned} chains read: ${verb} ${r.copied}, already present ${r.present}, conflicts ${r.conflicts.length}, failed ${r.failed.length}, unreadable ${r.unreadable.length}`);
   for (const f of r.failed) lines.push(`  failed  ${f.memberId} ${f.chain}: ${scrub(f.reason)}`);
+  for (const c of r.conflicts) lines.push(`  conflict ${c.memberId} ${c.chain}: ${scrub(c.reason)}`);
+  for (const u of r.unreadable) lines.push(`  unreadable ${u}`);
   for (const c of r.changed) lines.push(`  changed ${c.memberId} ${c.chain}: ${c.note}`);
-  let ok = r.failed.length === 0 && r.changed.length === 0;
+  if (!r.complete) lines.push('  this source store cannot list every chain (no listAll): a user\u2019s chain whose portal has no portal chain is not copied');
+  let ok = r.failed.length === 0 && r.changed.length === 0 && r.conflicts.length === 0 && r.unreadable.length === 0;
   const stable = r.portalsBefore === r.portalsCopied && r.portalsAfter === r.portalsCopied;
   if (!stable) {
     lines.push(`  the source listed ${r.portalsBefore} portals before the copy, ${r.portalsCopied} during it and ${r.portalsAfter} after: stop the writers and run migrate again`);

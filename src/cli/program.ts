@@ -4,11 +4,14 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import type { TokenStore } from '../store/token-store.js';
 import { CliError, describeFailure, ExitCode, scrub } from './errors.js';
 import type { CliIo } from './io.js';
-import { readRecipe, runImport } from './import-recipe.js';
-import { credentials, runForget, runReactivate, runRekey, runSweepCommand } from './maintenance.js';
+import { proveByRefresh, readRecipe, runImport, type ProveChain } from './import-recipe.js';
+import { credentials, runForget, runReactivate, runRekey, runSweepCommand, type AppCredentials } from './maintenance.js';
+import { OAuthClient } from '../oauth/oauth-client.js';
+import { normalizeTrustedHosts, trustedOAuthBaseOf } from '../protocol/oauth-hosts.js';
 import { migrateReport, runMigrate } from './migrate.js';
 import { runStatus, summaryLine } from './status.js';
 import { openStore, type OpenedStore } from './store-url.js';
+import { credentialsIn, maskAll } from './url-mask.js';
 
 const STORE_HELP = 'store URL: file:./tokens, sqlite:./tokens.db, postgres://user@host/db[?tablePrefix=p], redis://host:6379[?keyPrefix=p]';
 
@@ -44,6 +47,13 @@ async function withStore<T>(url: string | undefined, io: CliIo, work: (store: To
   }
 }
 
+/** The proof of an imported chain: a refresh at the trusted OAuth host its serverEndpoint names. */
+function recipeProof(creds: AppCredentials): ProveChain {
+  const oauth = new OAuthClient({ clientId: creds.clientId, clientSecret: creds.clientSecret });
+  const trusted = creds.trustedOAuthHosts ?? normalizeTrustedHosts(undefined, '--oauth-host');
+  return proveByRefresh((entry) => oauth.refresh(trustedOAuthBaseOf(entry.serverEndpoint, trusted, entry.memberId), entry.refreshToken), Date.now);
+}
+
 /** Builds the program; each action stores its exit code in `state.code`. */
 export function buildProgram(io: CliIo, state: { code: number }): Command {
   const program = new Command('b24-portal-tokens')
@@ -64,6 +74,7 @@ export function buildProgram(io: CliIo, state: { code: number }): Command {
       await withStore(o.store, io, async (store) => {
         const summary = await runStatus(store, io, { json: o.json === true, lapseDays: o.lapseDays, pageSize: Math.min(o.pageSize, 1000), userChains: o.userChains, now: Date.now() });
         if (o.json === true) io.err(`${summaryLine(summary)}\n`);
+        if (summary.unreadable > 0) state.code = ExitCode.Failure;
       });
     });
 
@@ -73,12 +84,13 @@ export function buildProgram(io: CliIo, state: { code: number }): Command {
     .addOption(storeOption())
     .option('--client-id <id>', 'the app client_id (or B24PT_CLIENT_ID)')
     .option('--client-secret <secret>', 'the app client_secret (or B24PT_CLIENT_SECRET; prefer the variable)')
+    .option('--oauth-host <url...>', 'OAuth hosts refreshes may go to (or B24PT_OAUTH_HOSTS, comma-separated; default Bitrix24\u2019s own)')
     .option('--idle-days <days>', 'refresh chains unchanged for longer than this', integer(0), 20)
     .option('--concurrency <n>', 'refreshes at once', integer(1), 4)
     .option('--page-size <n>', 'records read per store page', integer(1), 100)
     .option('--user-chains', 'also keep users\u2019 chains alive')
     .option('--verbose', 'log warnings of the pool on stderr')
-    .action(async (o: { store?: string; clientId?: string; clientSecret?: string; idleDays: number; concurrency: number; pageSize: number; userChains?: boolean; verbose?: boolean }) => {
+    .action(async (o: { store?: string; clientId?: string; clientSecret?: string; oauthHost?: string[]; idleDays: number; concurrency: number; pageSize: number; userChains?: boolean; verbose?: boolean }) => {
       const creds = credentials(io, o);
       state.code = await withStore(o.store, io, (store) =>
         runSweepCommand(store, io, creds, { idleDays: o.idleDays, concurrency: o.concurrency, pageSize: o.pageSize, userChains: o.userChains === true, verbose: o.verbose === true }),
@@ -111,11 +123,16 @@ export function buildProgram(io: CliIo, state: { code: number }): Command {
     .description('store every portal of the b24jssdk install recipe\u2019s .oauth-store.json')
     .argument('<file>', 'the recipe\u2019s .oauth-store.json')
     .requiredOption('--to <url>', `target ${STORE_HELP}`)
-    .option('--dry-run', 'check every entry; write nothing')
-    .action(async (file: string, o: { to: string; dryRun?: boolean }) => {
+    .option('--dry-run', 'check every entry; write nothing (and prove nothing)')
+    .option('--client-id <id>', 'the app client_id (or B24PT_CLIENT_ID)')
+    .option('--client-secret <secret>', 'the app client_secret (or B24PT_CLIENT_SECRET; prefer the variable)')
+    .option('--oauth-host <url...>', 'OAuth hosts the chains may be proven at (or B24PT_OAUTH_HOSTS, comma-separated; default Bitrix24\u2019s own)')
+    .action(async (file: string, o: { to: string; dryRun?: boolean; clientId?: string; clientSecret?: string; oauthHost?: string[] }) => {
+      // Each chain is proven at the OAuth host (one refresh) before it is stored: credentials first.
+      const prove = o.dryRun === true ? undefined : recipeProof(credentials(io, o));
       const entries = await readRecipe(file);
       await withStore(o.to, io, async (to) => {
-        const result = await runImport(entries, to, io, { dryRun: o.dryRun === true, now: Date.now() });
+        const result = await runImport(entries, to, io, { dryRun: o.dryRun === true, now: Date.now(), prove });
         const verb = o.dryRun === true ? 'would import' : 'imported';
         io.out(`${Object.keys(entries).length} entries: ${verb} ${result.imported.length}, already in the store ${result.present.length}, not imported ${result.rejected.length}\n`);
         for (const id of result.present) io.out(`  present  ${scrub(id)}: left as stored\n`);
@@ -132,7 +149,8 @@ export function buildProgram(io: CliIo, state: { code: number }): Command {
     .option('--user-id <id>', 'a user\u2019s chain instead of the portal\u2019s', integer(1))
     .option('--client-id <id>', 'the app client_id (or B24PT_CLIENT_ID)')
     .option('--client-secret <secret>', 'the app client_secret (or B24PT_CLIENT_SECRET)')
-    .action(async (memberId: string, o: { store?: string; userId?: number; clientId?: string; clientSecret?: string }) => {
+    .option('--oauth-host <url...>', 'OAuth hosts refreshes may go to (or B24PT_OAUTH_HOSTS, comma-separated; default Bitrix24\u2019s own)')
+    .action(async (memberId: string, o: { store?: string; userId?: number; clientId?: string; clientSecret?: string; oauthHost?: string[] }) => {
       const creds = credentials(io, o);
       state.code = await withStore(o.store, io, (store) => runReactivate(store, io, creds, memberId, o.userId));
     });
@@ -159,8 +177,19 @@ export function buildProgram(io: CliIo, state: { code: number }): Command {
   return program;
 }
 
+/**
+ * The tool's output with the credentials of every store URL it was given removed, whatever prints
+ * them (a driver's message included): the labels are masked already, this is the net under them.
+ */
+function masking(io: CliIo, inputs: readonly string[]): CliIo {
+  const secrets = inputs.flatMap((input) => (input.includes(':') ? credentialsIn(input) : []));
+  if (secrets.length === 0) return io;
+  return { ...io, out: (text) => io.out(maskAll(text, secrets)), err: (text) => io.err(maskAll(text, secrets)) };
+}
+
 /** Runs the tool on `argv` (without `node` and the script); resolves to the exit code. */
-export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
+export async function runCli(argv: readonly string[], given: CliIo): Promise<number> {
+  const io = masking(given, [...argv, given.env['B24PT_STORE'] ?? '']);
   const state = { code: ExitCode.Ok as number };
   const program = buildProgram(io, state);
   try {

@@ -3,9 +3,9 @@
 // allow-list: no token can reach them.
 
 import type { PortalRecord, TokenStore } from '../store/token-store.js';
+import { describeUnreadable, walkStore } from '../store/walk.js';
 import { usageError } from './errors.js';
 import type { CliIo } from './io.js';
-import { allChains } from './migrate.js';
 
 /** Options of {@link runStatus}. */
 export interface StatusOptions {
@@ -46,6 +46,8 @@ export interface StatusSummary {
   suspended: number;
   /** Active chains within 30 days of lapsing (or lapsed). */
   lapsingSoon: number;
+  /** Records the store holds but could not read (named on their own lines), skipped. */
+  unreadable: number;
 }
 
 const DAY_MS = 86_400_000;
@@ -88,7 +90,7 @@ function tableLine(row: StatusRow): string {
 /** Pages through the store and writes the status; returns the summary. */
 export async function runStatus(store: TokenStore, io: CliIo, options: StatusOptions): Promise<StatusSummary> {
   if (!store.capabilities.list || store.list === undefined) throw usageError('this store cannot list its records');
-  const summary: StatusSummary = { portals: 0, chains: 0, active: 0, revoked: 0, suspended: 0, lapsingSoon: 0 };
+  const summary: StatusSummary = { portals: 0, chains: 0, active: 0, revoked: 0, suspended: 0, lapsingSoon: 0, unreadable: 0 };
   const count = (row: StatusRow): void => {
     summary.chains++;
     if (row.state === 'active' || row.state === 'revoked' || row.state === 'suspended') summary[row.state]++;
@@ -105,31 +107,30 @@ export async function runStatus(store: TokenStore, io: CliIo, options: StatusOpt
       first = false;
     } else io.out(tableLine(row));
   };
-  if (options.userChains && store.listChains !== undefined) {
-    for await (const [portal, ...chains] of allChains(store, options.pageSize)) {
-      summary.portals++;
-      emit(portal!);
-      for (const chain of chains) emit(chain);
-      await io.drain?.();
+  // Every chain (a user's chain without its portal's included, where the store can list them all);
+  // a record that cannot be read is named and skipped, never the end of the listing.
+  const unreadable: string[] = [];
+  let lastMember: string | undefined;
+  for await (const page of walkStore(store, { pageSize: options.pageSize, userChains: options.userChains })) {
+    for (const record of page.records) {
+      if (record.memberId !== lastMember) summary.portals++;
+      lastMember = record.memberId;
+      emit(record);
     }
-  } else {
-    let after: string | undefined;
-    do {
-      const page = await store.list({ after, limit: options.pageSize });
-      for (const record of page.records) {
-        summary.portals++;
-        emit(record);
-      }
-      after = page.next;
-      await io.drain?.();
-    } while (after !== undefined);
+    for (const item of page.unreadable) unreadable.push(describeUnreadable(item));
+    await io.drain?.();
   }
-  if (options.json) io.out(`\n],"summary":${JSON.stringify(summary)}}\n`);
-  else io.out(`\n${summaryLine(summary)}\n`);
+  summary.unreadable = unreadable.length;
+  if (options.json) io.out(`\n],"unreadable":${JSON.stringify(unreadable)},"summary":${JSON.stringify(summary)}}\n`);
+  else {
+    io.out(`\n${summaryLine(summary)}\n`);
+    for (const line of unreadable) io.out(`  unreadable ${line}\n`);
+  }
   return summary;
 }
 
 /** The one-line summary. */
 export function summaryLine(s: StatusSummary): string {
-  return `${s.portals} portals, ${s.chains} chains: ${s.active} active, ${s.revoked} revoked, ${s.suspended} suspended; ${s.lapsingSoon} active within 30 days of lapsing`;
+  const unreadable = s.unreadable > 0 ? `; ${s.unreadable} could not be read (listed; check B24PT_KEYS)` : '';
+  return `${s.portals} portals, ${s.chains} chains: ${s.active} active, ${s.revoked} revoked, ${s.suspended} suspended; ${s.lapsingSoon} active within 30 days of lapsing${unreadable}`;
 }

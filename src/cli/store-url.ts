@@ -8,6 +8,7 @@ import { FileTokenStore } from '../store/file/store.js';
 import { MemoryTokenStore } from '../store/memory/store.js';
 import type { TokenStore } from '../store/token-store.js';
 import { usageError } from './errors.js';
+import { redactUrl } from './url-mask.js';
 
 /** An opened store, with what to tell the operator when it cannot be reached. */
 export interface OpenedStore {
@@ -57,10 +58,7 @@ export function parseKeys(env: NodeJS.ProcessEnv): KeySettings | undefined {
   return { keys, writeKeyId };
 }
 
-/** The URL with its password hidden. */
-export function redactUrl(url: string): string {
-  return url.replace(/(\/\/[^/:@]*:)[^@/]*@/, '$1***@');
-}
+export { redactUrl } from './url-mask.js';
 
 function pathOf(url: string, scheme: string, create: boolean): string {
   let rest = url.slice(scheme.length);

@@ -56,6 +56,8 @@ export const ErrorCode = {
   RateLimited: 'RATE_LIMITED',
   /** An option is not what it must be, or a function given as an option threw or returned something invalid. */
   InvalidOptions: 'INVALID_OPTIONS',
+  /** A request carrying a secret was about to go to a host the configuration does not trust; it was not sent. */
+  UntrustedHost: 'UNTRUSTED_HOST',
 } as const;
 
 /** The union of every value in {@link ErrorCode}. */

@@ -9,6 +9,7 @@ import { RequestBudget, SDK_LIMITER_OFF, type BudgetEvent, type RequestBudgetLim
 import type { TokenStore } from '../store/token-store.js';
 import type { PortalClientPoolOptions } from './options.js';
 import type { SdkClientSettings } from '../sdk/client.js';
+import { resolveRestRootRules } from '../protocol/rest-roots.js';
 
 /** The pool's request budget from its options; `undefined` when turned off. */
 export function createBudget(
@@ -71,5 +72,6 @@ export function sdkSettings(options: PortalClientPoolOptions, budget: RequestBud
     clientId: options.clientId,
     clientSecret: options.clientSecret,
     restrictionParams: budget === undefined ? options.restrictionParams : { ...options.restrictionParams, ...SDK_LIMITER_OFF },
+    restRoots: resolveRestRootRules(options.restRoots),
   };
 }

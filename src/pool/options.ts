@@ -8,6 +8,7 @@ import { checkOptionalFunction, checkOptionalMethods, InvalidOptionsError } from
 import type { Logger } from '../logger.js';
 import type { FetchLike } from '../oauth/oauth-client.js';
 import type { TokenStore } from '../store/token-store.js';
+import type { RestRootRules } from '../protocol/rest-roots.js';
 import type { RequestBudgetLimits } from '../budget/budget.js';
 
 /** Options of `PortalClientPool`. */
@@ -65,10 +66,22 @@ export interface PortalClientPoolOptions {
   /** Random source in [0, 1) for jitter. @defaultValue `Math.random` */
   readonly random?: (() => number) | undefined;
   /**
-   * The OAuth hosts a user's app-page chain is proven at (`PortalClientPool.rememberUser`).
+   * The OAuth hosts that may receive a refresh token, an access token or the app's credentials:
+   * every refresh and `app.info` goes only to one of them, checked as it is sent, whatever a stored
+   * `serverEndpoint` says (`UntrustedHostError` otherwise; the chain is left as it is). Also where a
+   * user's app-page chain is proven (`PortalClientPool.rememberUser`). A test stand-in passes its own
+   * (`FakeBitrix24.trust`).
    * @defaultValue `DEFAULT_TRUSTED_OAUTH_HOSTS`
    */
   readonly trustedOAuthHosts?: readonly string[] | undefined;
+  /**
+   * Which REST roots may receive a portal's access token, checked as each request leaves:
+   * by default https only, the portal's own stored domain, never a loopback, private or link-local
+   * address (`UntrustedHostError` otherwise; nothing is sent). On-premise portals on plain http or
+   * inside your network, and test stand-ins, opt in here (`FakeBitrix24.trust`).
+   * @defaultValue `{ allowHttp: false, allowPrivateAddresses: false }`, host = the portal's domain
+   */
+  readonly restRoots?: RestRootRules | undefined;
   /**
    * Pauses after failures, so a failing chain or a misconfigured worker cannot hammer the OAuth
    * host: a chain whose refresh failed transiently waits `transientMinMs` (doubling per failure, with

@@ -13,7 +13,7 @@ import { observe } from '../observe.js';
 import { observedLogger } from '../logger.js';
 import { OAuthClient } from '../oauth/oauth-client.js';
 import type { PoolEventMap, PoolEventName, PoolStats } from '../pool-events.js';
-import { normalizeTrustedHosts, oauthBaseFromServerEndpoint } from '../protocol/oauth-hosts.js';
+import { normalizeTrustedHosts, trustedOAuthBaseOf } from '../protocol/oauth-hosts.js';
 import type { RequestBudget } from '../budget/budget.js';
 import type { SdkClientSettings } from '../sdk/client.js';
 import { userChain, userIdOf, type ChainId, type PortalRecord, type StoreChange, type TokenStore } from '../store/token-store.js';
@@ -84,6 +84,7 @@ export class PortalClientPool implements PortalTokensContext {
     this.store = store;
     this.clock = resolveClock(options);
     const hardCap = refreshHardCapMs(options.oauthTimeoutMs);
+    const trusted = normalizeTrustedHosts(options.trustedOAuthHosts, 'trustedOAuthHosts');
     const oauth = new OAuthClient({
       clientId: options.clientId,
       clientSecret: options.clientSecret,
@@ -104,7 +105,8 @@ export class PortalClientPool implements PortalTokensContext {
       store,
       waitForChange: this.#waiters.wait,
       // Callers stop waiting after oauthTimeoutMs (answerWaitMs); the request itself only at the hard cap.
-      refresh: (record) => oauth.refresh(oauthBaseFromServerEndpoint(record.serverEndpoint), record.refreshToken, { timeoutMs: hardCap }),
+      // The OAuth host is checked as the refresh leaves: a re-pointed serverEndpoint gets nothing.
+      refresh: (record) => oauth.refresh(trustedOAuthBaseOf(record.serverEndpoint, trusted, record.memberId), record.refreshToken, { timeoutMs: hardCap }),
       clock: this.clock,
       logger: this.logger,
       ...resolveCoordinatorOptions(options),
@@ -113,7 +115,7 @@ export class PortalClientPool implements PortalTokensContext {
         drop: (memberId, chain, reason) => this.#cache.evict(chainKeyOf(memberId, chain), reason),
       },
     });
-    this.#trustedHosts = normalizeTrustedHosts(options.trustedOAuthHosts, 'trustedOAuthHosts');
+    this.#trustedHosts = trusted;
     this.#follower = new ChangeFollower(store, this.clock, this.logger, {
       changed: (change) => this.#changed(change),
       resync: () => {

@@ -51,7 +51,7 @@ export class ChainSlot implements ChainView, InterceptedChain {
     this.#sdkEndpoint = record.clientEndpoint;
     this.client = createSdkClient(record, this.#shiftSec(), context.settings);
     this.client.setCustomRefreshAuth(() => this.#sdkRefresh());
-    interceptSdkClient(this.client, this);
+    interceptSdkClient(this.client, this, context.settings.restRoots);
   }
 
   /** Takes a newer persisted record (a no-op for the one held). */

@@ -4,6 +4,7 @@
 import type { Clock } from '../clock.js';
 import type { RefreshCoordinator } from '../coordinator/coordinator.js';
 import type { PortalRecord, TokenStore } from '../store/token-store.js';
+import { walkStore } from '../store/walk.js';
 
 /** Options of {@link PortalClientPool.sweep}. */
 export interface SweepOptions {
@@ -32,6 +33,18 @@ export interface SweepResult {
   readonly revoked: number;
   /** Refreshes that failed transiently; the sweep goes on. */
   readonly failed: number;
+  /** Records the store could not read (an encrypted record that does not open): skipped, the sweep went on. */
+  readonly unreadable: readonly SweepUnreadable[];
+}
+
+/** A record a sweep skipped because the store could not read it. */
+export interface SweepUnreadable {
+  /** The portal. */
+  readonly memberId: string;
+  /** The chain. */
+  readonly chain: string;
+  /** The error's code (`DECRYPTION_FAILED` for a record that does not open). */
+  readonly code: string;
 }
 
 function nonNegative(name: string, value: number | undefined, fallback: number): number {
@@ -50,12 +63,12 @@ export async function runSweep(
   options: SweepOptions,
   adopted: (record: PortalRecord) => void,
 ): Promise<SweepResult> {
-  const list = store.list?.bind(store);
-  if (list === undefined || !store.capabilities.list) throw new TypeError('sweep needs a store with the list capability');
+  if (store.list === undefined || !store.capabilities.list) throw new TypeError('sweep needs a store with the list capability');
   const idleMs = nonNegative('idleDays', options.idleDays, 20) * 86_400_000;
   const concurrency = Math.max(1, Math.floor(nonNegative('concurrency', options.concurrency, 4)));
   const pageSize = Math.max(1, Math.floor(nonNegative('pageSize', options.pageSize, 100)));
   const result = { checked: 0, refreshed: 0, revoked: 0, failed: 0 };
+  const unreadable: SweepUnreadable[] = [];
   const running = new Set<Promise<void>>();
   const visit = async (record: PortalRecord): Promise<void> => {
     result.checked++;
@@ -68,22 +81,15 @@ export async function runSweep(
     running.add(tracked);
     if (running.size >= concurrency) await Promise.race(running);
   };
-  let after: string | undefined;
-  do {
-    if (options.signal?.aborted) break;
-    const page = await list({ after, limit: pageSize });
+  // One record that cannot be read (an encrypted record that does not open) is reported and
+  // skipped: the sweep goes on for every other portal.
+  for await (const page of walkStore(store, { pageSize, userChains: options.userChains === true, signal: options.signal })) {
+    for (const item of page.unreadable) unreadable.push({ memberId: item.memberId, chain: item.chain, code: item.error.code });
     for (const record of page.records) {
       if (options.signal?.aborted) break;
       await visit(record);
-      if (options.userChains === true && store.listChains !== undefined) {
-        for (const chain of await store.listChains(record.memberId)) {
-          if (options.signal?.aborted) break;
-          await visit(chain);
-        }
-      }
     }
-    after = page.next;
-  } while (after !== undefined);
+  }
   await Promise.all(running);
-  return result;
+  return { ...result, unreadable };
 }

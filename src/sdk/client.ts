@@ -4,6 +4,7 @@
 import { B24OAuth, EnumAppStatus } from '@bitrix24/b24jssdk';
 import type { B24OAuthParams, HandlerRefreshAuth, RestrictionParams } from '@bitrix24/b24jssdk';
 import type { PortalRecord } from '../store/token-store.js';
+import type { ResolvedRestRootRules } from '../protocol/rest-roots.js';
 
 /**
  * What the SDK client is given as its refresh token. The pool owns every refresh, so the real
@@ -20,6 +21,8 @@ export interface SdkClientSettings {
   readonly clientSecret: string;
   /** Passed to every client as its `restrictionParams`. */
   readonly restrictionParams?: Partial<RestrictionParams> | undefined;
+  /** Which REST roots may receive a token (checked by the interceptors as each request leaves). */
+  readonly restRoots?: ResolvedRestRootRules | undefined;
 }
 
 function sdkStatus(status: string): B24OAuthParams['status'] {

@@ -3,11 +3,14 @@
 //   limiter makes the request wait) and, while a refresh of the chain is in flight, waits for it;
 // - a 401 for a token the chain has already moved past is re-sent with the current one; a 401 for
 //   the current token asks the coordinator first;
-// - a 3xx from a renamed portal is re-sent to the new address rather than followed as a GET.
+// - a 3xx from a renamed portal is re-sent to the new address rather than followed as a GET;
+// - a request that carries a token leaves only for a REST root the configuration allows
+//   (`restRoots`), checked here, as it is sent, whatever the stored `clientEndpoint` says.
 
 import type { TypeHttp } from '@bitrix24/b24jssdk';
 import { restErrorCode } from '../protocol/rest-errors.js';
 import type { PortalRecord } from '../store/token-store.js';
+import { checkRestRoot, resolveRestRootRules, type ResolvedRestRootRules } from '../protocol/rest-roots.js';
 import { restMethodOf, type ProbeFlags, type RequestBudget, type RequestOutcome } from '../budget/budget.js';
 
 /** What the interceptors need from the chain they serve. */
@@ -66,15 +69,20 @@ const SUPERSEDED = new Set(['expired_token', 'invalid_token']);
 /** A token refused because the app may be gone from the portal: the store knows first (PROTOCOL.md section 4). */
 const RECHECK = new Set(['ERROR_OAUTH', 'NO_AUTH_FOUND', 'APPLICATION_NOT_FOUND']);
 
-/** Installs the interceptors on one SDK HTTP client. */
-export function interceptHttpClient(http: TypeHttp, chain: InterceptedChain): void {
+const DEFAULT_REST_ROOTS = resolveRestRootRules(undefined);
+
+/** Installs the interceptors on one SDK HTTP client; `restRoots` says where a token may go. */
+export function interceptHttpClient(http: TypeHttp, chain: InterceptedChain, restRoots: ResolvedRestRootRules = DEFAULT_REST_ROOTS): void {
   const axios = http.ajaxClient;
   axios.interceptors.request.use(async (config) => {
     const stamped = config as unknown as StampedConfig;
+    const data = stamped[ORIGINAL_DATA] ?? stamped.data;
+    const carriesToken = data !== null && typeof data === 'object' && typeof (data as { auth?: unknown }).auth === 'string';
+    // Before anything else (the budget included): a refused request is never sent and costs nothing.
+    if (carriesToken) checkRestRoot(stamped.url, chain.record, restRoots);
     // The budget first: the token is stamped after the wait, so it is the current one when the request leaves.
     if (chain.budget !== undefined) stamped[PROBE] = await chain.budget.beforeRequest(chain.record.memberId, restMethodOf(stamped.url));
-    const data = stamped[ORIGINAL_DATA] ?? stamped.data;
-    if (data !== null && typeof data === 'object' && typeof (data as { auth?: unknown }).auth === 'string') {
+    if (carriesToken) {
       // A request leaving while a refresh is in flight would carry the token that refresh is about
       // to kill: hold it until the new pair is persisted.
       await chain.settleFlight();

@@ -228,3 +228,31 @@ export function applyPatch(record: PortalRecord, patch: PortalRecordPatch): Port
     version: nextVersion(record.version, record.memberId),
   };
 }
+
+/**
+ * The cursor of `listAll` (every chain, in `memberId` then `chain` order): the last record's key as
+ * a JSON pair. A cursor that is a bare `memberId` (not a JSON pair) starts after every chain of it.
+ */
+export function chainCursor(record: { readonly memberId: string; readonly chain: string }): string {
+  return JSON.stringify([record.memberId, record.chain]);
+}
+
+/** Reads a `listAll` cursor; `undefined` for none. See {@link chainCursor}. */
+export function readChainCursor(after: string | undefined): { memberId: string; chain: string } | undefined {
+  if (after === undefined) return undefined;
+  try {
+    const parsed: unknown = JSON.parse(after);
+    if (Array.isArray(parsed) && parsed.length === 2 && typeof parsed[0] === 'string' && typeof parsed[1] === 'string') {
+      return { memberId: parsed[0], chain: parsed[1] };
+    }
+  } catch {
+    // a bare memberId
+  }
+  return { memberId: after, chain: '\uffff' };
+}
+
+/** Whether the chain `(memberId, chain)` sorts after the cursor (UTF-16 code units, as `list`). */
+export function afterCursor(memberId: string, chain: string, cursor: { memberId: string; chain: string } | undefined): boolean {
+  if (cursor === undefined) return true;
+  return memberId > cursor.memberId || (memberId === cursor.memberId && chain > cursor.chain);
+}

@@ -1,9 +1,11 @@
 // The TokenStore contract: what every adapter (ours or a user's) implements, method by method.
 // Adapters stay thin: timestamps, merging and retries live in the core; a store keeps records and versions.
 
+import type { PortalTokensError } from '../errors/base.js';
 import type { BudgetGrant, BudgetSpec } from './budget-types.js';
 import type { StoreChangeListener, StoreSubscription } from './change-feed.js';
 import type {
+  ChainId,
   ChainKey,
   ConditionalWriteResult,
   PortalRecord,
@@ -56,6 +58,22 @@ export interface PortalListPage {
   readonly records: readonly PortalRecord[];
   /** Pass as `after` to get the next page; `undefined` on the last page. */
   readonly next: string | undefined;
+  /**
+   * Records of this page the store holds but could not read (an encrypted store's record that does
+   * not open), left out of `records` so one bad record does not stop a walk over every other one.
+   * Absent or empty when every record was read.
+   */
+  readonly unreadable?: readonly UnreadableRecord[] | undefined;
+}
+
+/** A record a store holds but could not read; a walk reports it and goes on. */
+export interface UnreadableRecord {
+  /** The portal. */
+  readonly memberId: string;
+  /** The chain. */
+  readonly chain: ChainId;
+  /** Why it could not be read (a `DecryptionError` for an encrypted store). */
+  readonly error: PortalTokensError;
 }
 
 /** Options of {@link TokenStore.list}. */
@@ -164,6 +182,16 @@ export interface TokenStore {
    * Present only when `capabilities.list` is true.
    */
   listChains?(memberId: string): Promise<readonly PortalRecord[]>;
+
+  /**
+   * Lists every chain of the store, portal and user chains alike (a user's chain whose portal has no
+   * portal chain included, as `rememberUser` before the install leaves), in ascending `memberId`
+   * then `chain` order, a page at a time; `after` is the previous page's `next`, an opaque cursor.
+   * Optional even when `capabilities.list` is true: whole-store walks (migrate, rekey, status) use
+   * it when present and otherwise fall back to `list` plus `listChains`, which cannot see a user's
+   * chain without its portal's.
+   */
+  listAll?(options?: PortalListOptions): Promise<PortalListPage>;
 
   /**
    * Subscribes to the change feed: every later write by any process sharing the store is delivered

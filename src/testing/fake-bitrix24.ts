@@ -13,7 +13,8 @@
 //   ledger.ts        portals, users, tokens and codes
 //   http.ts, php-form.ts, util.ts, stats.ts, options.ts, types.ts: leaves
 
-export { FakeBitrix24 } from './fake-bitrix24/stand-in.js';
+export { FakeBitrix24, standInTrust } from './fake-bitrix24/stand-in.js';
+export type { StandInTrust } from './fake-bitrix24/stand-in.js';
 export { seedStore } from './fake-bitrix24/seed.js';
 export type { OperatingExhaustion } from './fake-bitrix24/operating-limit.js';
 export type { SeedStoreOptions, SeededChain } from './fake-bitrix24/seed.js';

@@ -9,7 +9,8 @@ export { describeTokenStore } from './conformance.js';
 export type { CrossProcessOptions, TokenStoreSuiteOptions } from './conformance.js';
 
 // The stand-in Bitrix24 (OAuth server and portals' REST on one loopback port)
-export { FakeBitrix24, DEFAULT_FAKE_CLIENT_ID, DEFAULT_FAKE_CLIENT_SECRET, seedStore } from './fake-bitrix24.js';
+export { FakeBitrix24, DEFAULT_FAKE_CLIENT_ID, DEFAULT_FAKE_CLIENT_SECRET, seedStore, standInTrust } from './fake-bitrix24.js';
+export type { StandInTrust } from './fake-bitrix24.js';
 export { MINTED_SECRETS_CHANNEL } from './fake-bitrix24/minted.js';
 export type { MintedSecret } from './fake-bitrix24/minted.js';
 export type {

@@ -9,32 +9,50 @@ import { mapRecipeEntry } from '../../src/cli/import-recipe.js';
 import { FileTokenStore } from '../../src/store/file/store.js';
 import { PostgresTokenStore } from '../../src/store/postgres/index.js';
 import { serviceAvailable, SERVICES } from '../support/services.js';
-import { dropPostgresPrefix, memberId, runBinary, token, TOKEN } from './helpers.js';
+import { dropPostgresPrefix, runBinary, token, TOKEN } from './helpers.js';
+import { FakeBitrix24 } from '../../src/testing/fake-bitrix24.js';
+
+// Every chain is proven at the OAuth host before it is stored: the entries are the stand-in's.
+let b24: FakeBitrix24;
+const portals = new Map<number, string>();
+function memberId(i: number): string {
+  let id = portals.get(i);
+  if (id === undefined) portals.set(i, (id = b24.addPortal().memberId));
+  return id;
+}
+const secrets: string[] = [];
+let env: Record<string, string>;
 
 const postgres = await serviceAvailable('postgres');
 let dir: string;
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'b24pt-cli-recipe-'));
+  b24 = await FakeBitrix24.start();
+  env = { B24PT_CLIENT_ID: b24.clientId, B24PT_CLIENT_SECRET: b24.clientSecret, B24PT_OAUTH_HOSTS: b24.oauthUrl };
 });
 afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
+  await b24.close();
 });
 
 /** One entry as the recipe's `toOAuthParams` + `saveCredentials` write it. */
 function entry(i: number, extra: Record<string, unknown> = {}): Record<string, unknown> {
-  const expires = Math.floor(Date.now() / 1000) + 1800;
+  const id = memberId(i);
+  const portal = b24.portal(id)!;
+  const chain = b24.issueChain(id);
+  secrets.push(chain.accessToken, chain.refreshToken);
   return {
-    applicationToken: token().slice(0, 32),
+    applicationToken: portal.applicationToken,
     userId: 1,
-    memberId: memberId(i),
-    accessToken: token(),
-    refreshToken: token(),
-    expires,
-    expiresIn: 3600,
-    scope: 'crm,user_brief',
-    domain: `p${i}.bitrix24.com`,
-    clientEndpoint: `https://p${i}.bitrix24.com/rest/`,
-    serverEndpoint: 'https://oauth.bitrix.info/rest/',
+    memberId: id,
+    accessToken: chain.accessToken,
+    refreshToken: chain.refreshToken,
+    expires: chain.expires,
+    expiresIn: chain.expiresIn,
+    scope: portal.scope,
+    domain: portal.domain,
+    clientEndpoint: portal.clientEndpoint,
+    serverEndpoint: b24.serverEndpoint,
     status: 'L',
     ...extra,
   };
@@ -45,7 +63,7 @@ function recipe(): Record<string, unknown> {
   for (let i = 1; i <= 3; i++) file[memberId(i)] = entry(i);
   const { refreshToken: _dropped, ...noRefresh } = entry(4);
   file[memberId(4)] = noRefresh;
-  file[memberId(5)] = entry(5, { clientEndpoint: 'http://p5.bitrix24.com/rest/' });
+  file[memberId(5)] = entry(5, { clientEndpoint: 'ftp://p5.bitrix24.com/rest/' });
   file[memberId(6)] = entry(6, { memberId: memberId(7) });
   file[memberId(8)] = entry(8, { expires: Date.now() });
   file[memberId(9)] = 'not an object';
@@ -69,20 +87,21 @@ describe('import-recipe', () => {
     const file = join(dir, '.oauth-store.json');
     await writeFile(file, JSON.stringify(recipe(), null, 2), { mode: 0o600 });
     const target = join(dir, 'tokens');
-    const first = await runBinary(['import-recipe', file, '--to', `file:${target}`]);
+    const first = await runBinary(['import-recipe', file, '--to', `file:${target}`], env);
     expect(first.code).toBe(1);
     expect(first.stdout).toContain('8 entries: imported 3, already in the store 0, not imported 5');
     expect(first.stdout).toContain(`rejected ${memberId(4)}: missing refresh token`);
-    expect(first.stdout).toContain(`rejected ${memberId(5)}: clientEndpoint is not an https URL`);
+    expect(first.stdout).toContain(`rejected ${memberId(5)}: clientEndpoint is not an http(s) URL`);
     expect(first.stdout).toContain(`rejected ${memberId(6)}: memberId differs`);
     expect(first.stdout).toContain(`rejected ${memberId(8)}: expires is not in unix seconds`);
     expect(first.stdout).toContain(`rejected ${memberId(9)}: not an object`);
     expect(first.stdout + first.stderr).not.toMatch(TOKEN);
+    for (const secret of secrets) expect(first.stdout + first.stderr).not.toContain(secret);
 
     const store = new FileTokenStore({ directory: target });
     const stored = await store.get(memberId(2));
-    expect(stored).toMatchObject({ domain: 'p2.bitrix24.com', version: 1, state: 'active' });
-    const again = await runBinary(['import-recipe', file, '--to', `file:${target}`]);
+    expect(stored).toMatchObject({ domain: b24.portal(memberId(2))!.domain, version: 1, state: 'active' });
+    const again = await runBinary(['import-recipe', file, '--to', `file:${target}`], env);
     expect(again.stdout).toContain('imported 0, already in the store 3');
     expect((await store.get(memberId(2)))?.version).toBe(1);
   });
@@ -96,10 +115,10 @@ describe('import-recipe', () => {
       try {
         const dry = await runBinary(['import-recipe', file, '--to', url, '--dry-run']);
         expect(dry.stdout).toContain('would import 2');
-        const done = await runBinary(['import-recipe', file, '--to', url]);
+        const done = await runBinary(['import-recipe', file, '--to', url], env);
         expect(done.code).toBe(0);
         const store = new PostgresTokenStore({ connectionString: SERVICES.postgres.url, tablePrefix: prefix });
-        expect((await store.list()).records.map((r) => r.memberId)).toEqual([memberId(11), memberId(12)]);
+        expect((await store.list()).records.map((r) => r.memberId)).toEqual([memberId(11), memberId(12)].sort());
         await store.close();
       } finally {
         await dropPostgresPrefix(SERVICES.postgres.url, prefix);
@@ -107,11 +126,14 @@ describe('import-recipe', () => {
     }
     const broken = join(dir, 'broken.json');
     await writeFile(broken, `{"${memberId(1)}": {"refreshToken": "${token()}"`);
-    const bad = await runBinary(['import-recipe', broken, '--to', `file:${join(dir, 'x')}`]);
+    const bad = await runBinary(['import-recipe', broken, '--to', `file:${join(dir, 'x')}`], env);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toContain('is not valid JSON');
     expect(bad.stderr).not.toMatch(TOKEN);
-    const missing = await runBinary(['import-recipe', join(dir, 'nope.json'), '--to', `file:${join(dir, 'x')}`]);
+    const missing = await runBinary(['import-recipe', join(dir, 'nope.json'), '--to', `file:${join(dir, 'x')}`], env);
+    const noCredentials = await runBinary(['import-recipe', join(dir, 'good.json'), '--to', `file:${join(dir, 'x')}`]);
+    expect(noCredentials.code).toBe(2);
+    expect(noCredentials.stderr).toContain('B24PT_CLIENT_ID');
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain('ENOENT');
   });

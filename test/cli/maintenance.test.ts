@@ -30,7 +30,7 @@ describe('sweep and reactivate', () => {
     const fresh = b24.addPortal();
     await seedStore(store, b24, idle.memberId, { record: { chainUpdatedAt: Date.now() - 30 * day } });
     await seedStore(store, b24, fresh.memberId);
-    const env = { B24PT_CLIENT_ID: b24.clientId, B24PT_CLIENT_SECRET: b24.clientSecret, B24PT_STORE: `file:${directory}` };
+    const env = { B24PT_CLIENT_ID: b24.clientId, B24PT_CLIENT_SECRET: b24.clientSecret, B24PT_OAUTH_HOSTS: b24.oauthUrl, B24PT_STORE: `file:${directory}` };
     const missing = await runBinary(['sweep', '--store', `file:${directory}`]);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain('B24PT_CLIENT_ID');
@@ -50,7 +50,7 @@ describe('sweep and reactivate', () => {
     const store = new FileTokenStore({ directory });
     const portal = b24.addPortal();
     await seedStore(store, b24, portal.memberId, { record: { state: 'revoked', revokedReason: 'invalid_grant', revokedAt: Date.now() } });
-    const env = { B24PT_CLIENT_ID: b24.clientId, B24PT_CLIENT_SECRET: b24.clientSecret };
+    const env = { B24PT_CLIENT_ID: b24.clientId, B24PT_CLIENT_SECRET: b24.clientSecret, B24PT_OAUTH_HOSTS: b24.oauthUrl };
     const ok = await runBinary(['reactivate', portal.memberId, '--store', `file:${directory}`], env);
     expect(ok.stderr).toBe('');
     expect(ok.code).toBe(0);
@@ -102,7 +102,7 @@ describe('forget and rekey', () => {
     expect(run.code).toBe(0);
     expect(run.stdout).toContain('rekey with k2: 12 scanned, 12 re-encrypted, 0 already current');
     expect(run.stdout + run.stderr).not.toContain(k1);
-    expect((await inner.get(recordInput(3).memberId))?.refreshToken).toMatch(/^v1\.k2\./);
+    expect((await inner.get(recordInput(3).memberId))?.refreshToken).toMatch(/^v2\.k2\./);
     const wrong = await runBinary(['status', '--store', `file:${directory}`], { B24PT_KEYS: `k9:${k1}` });
     expect(wrong.stdout + wrong.stderr).not.toContain(k1);
     const onlyOld = await runBinary(['rekey', '--store', `file:${directory}`], { B24PT_KEYS: `k1:${k1}` });

@@ -120,7 +120,7 @@ describe('small migrations', () => {
       const encrypted = new EncryptedTokenStore(plain, { keys: { k1: Buffer.alloc(32, 7) }, writeKeyId: 'k1' });
       expect(await expectSameRecords(source, encrypted)).toBe(30);
       const raw = await plain.get(recordInput(4).memberId);
-      expect(raw?.refreshToken).toMatch(/^v1\.k1\./);
+      expect(raw?.refreshToken).toMatch(/^v2\.k1\./);
       expect(raw?.version).toBe(2);
       expect((await plain.get({ memberId: recordInput(4).memberId, chain: 'user:9' }))?.version).toBe(2);
 
@@ -154,14 +154,15 @@ describe('small migrations', () => {
     expect(report.text).not.toMatch(TOKEN);
   });
 
-  it('keeps a target version above the source when the target held the chain before', async () => {
+  it('leaves a target chain that moved on past the source as it is, and reports the conflict (issue 20 case 4)', async () => {
     const source = new MemoryTokenStore();
     const target = new MemoryTokenStore();
     await source.upsert(recordInput(1));
     for (let i = 0; i < 3; i++) await target.upsert(recordInput(1));
-    await runMigrate(source, target, memoryIo(), { dryRun: false, pageSize: 10, concurrency: 1 });
-    const copied = await target.get(recordInput(1).memberId);
-    expect(copied?.version).toBe(4);
-    expect(copied?.refreshToken).toBe((await source.get(recordInput(1).memberId))?.refreshToken);
+    const before = await target.get(recordInput(1).memberId);
+    const result = await runMigrate(source, target, memoryIo(), { dryRun: false, pageSize: 10, concurrency: 1 });
+    expect(result.conflicts).toHaveLength(1);
+    expect(migrateReport(result, false).ok).toBe(false);
+    expect(await target.get(recordInput(1).memberId)).toStrictEqual(before);
   });
 });

@@ -24,11 +24,11 @@ describe('status in process', () => {
     const store = new MemoryTokenStore();
     await seedPortals(store, 250);
     await store.upsert(recordInput(3, { chain: 'user:7', userId: 7 }));
-    const list = vi.spyOn(store, 'list');
+    const list = vi.spyOn(store, 'listAll'); // every chain, one walk (issue 20 case 5)
     const io = memoryIo();
     const summary = await runStatus(store, io, { json: true, lapseDays: 180, pageSize: 40, userChains: true, now: Date.now() });
     expect(summary).toMatchObject({ portals: 250, chains: 251, active: 251 });
-    expect(list.mock.calls.length).toBe(Math.ceil(250 / 40));
+    expect(list.mock.calls.length).toBe(Math.ceil(251 / 40));
     for (const [options] of list.mock.calls) expect(options?.limit).toBeLessThanOrEqual(40);
     const doc = JSON.parse(io.stdout) as { portals: unknown[]; summary: unknown };
     expect(doc.portals).toHaveLength(251);

@@ -27,7 +27,7 @@ async function postForm(url: string, form: string): Promise<{ status: number; js
 }
 
 it('examples/events.ts handles ONCRMDEALADD next to the lifecycle events on one URL', async () => {
-  const app = await start({ clientId: b24.clientId, clientSecret: b24.clientSecret, port: 0, tokenDir: dir, trustedOAuthHosts: [b24.oauthUrl] });
+  const app = await start({ clientId: b24.clientId, clientSecret: b24.clientSecret, port: 0, tokenDir: dir, ...b24.trust });
   try {
     const portal = b24.addPortal();
     const asked: unknown[] = [];

@@ -47,7 +47,7 @@ describe.each(examples)('examples/%s.ts', (_name, start) => {
       clientSecret: b24.clientSecret,
       port: 0,
       tokenDir: dir,
-      trustedOAuthHosts: [b24.oauthUrl],
+      ...b24.trust,
     });
     try {
       const portal = b24.addPortal({ userName: 'Marta' });

@@ -262,7 +262,7 @@ describe('forged installs', () => {
   });
 
   it("stores nothing and says why when this app's own credentials are refused (500, logged as an error)", async () => {
-    const otherApp = new PortalClientPool({ store: rig.store, clientId: 'local.other.app', clientSecret: 'x'.repeat(32), logger: rig.logger });
+    const otherApp = new PortalClientPool({ ...rig.b24.trust, store: rig.store, clientId: 'local.other.app', clientSecret: 'x'.repeat(32), logger: rig.logger });
     await mount({}, contextOf(otherApp));
     const portal = rig.b24.addPortal();
     const event = rig.b24.installEvent(portal.memberId);
@@ -395,7 +395,7 @@ describe('failures', () => {
 
   it('answers 500 when the store throws during install, with no record written and the pool not told', async () => {
     const store = failingStore({ upsert: true });
-    const pool = new PortalClientPool({ store, clientId: rig.b24.clientId, clientSecret: rig.b24.clientSecret, logger: rig.logger });
+    const pool = new PortalClientPool({ ...rig.b24.trust, store, clientId: rig.b24.clientId, clientSecret: rig.b24.clientSecret, logger: rig.logger });
     const told: string[] = [];
     pool.on('installed', ({ memberId }) => told.push(memberId));
     await mount({}, contextOf(pool));
@@ -414,7 +414,7 @@ describe('failures', () => {
 
   it('answers 500 when the store cannot be read for an uninstall', async () => {
     const store = failingStore({ get: true });
-    const pool = new PortalClientPool({ store, clientId: rig.b24.clientId, clientSecret: rig.b24.clientSecret, logger: rig.logger });
+    const pool = new PortalClientPool({ ...rig.b24.trust, store, clientId: rig.b24.clientId, clientSecret: rig.b24.clientSecret, logger: rig.logger });
     await mount({}, contextOf(pool));
     const portal = rig.b24.addPortal();
     expect(await send(rig.b24.uninstallEvent(portal.memberId).form)).toMatchObject({ status: 500, json: { error: 'STORE_FAILURE' } });

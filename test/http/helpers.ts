@@ -72,6 +72,7 @@ export async function startRig(
   const logger = recordingLogger();
   const store = options.store ?? new MemoryTokenStore();
   const pool = new PortalClientPool({
+    ...b24.trust,
     store,
     clientId: b24.clientId,
     clientSecret: b24.clientSecret,

@@ -587,6 +587,7 @@ function system(kind: StoreKind): { real: Real; close: () => Promise<void> } {
   const store = lossy(inner, faults);
   const spool = new FileInstallSpool({ directory: join(dir, `spool-${runNumber}`), logger: silentLogger });
   const pool = new PortalClientPool({
+    ...b24.trust,
     store,
     clientId: b24.clientId,
     clientSecret: b24.clientSecret,

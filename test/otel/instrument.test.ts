@@ -25,7 +25,7 @@ function setup() {
   const spanExporter = new InMemorySpanExporter();
   const tracerProvider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(spanExporter)] });
   const store = new MemoryTokenStore();
-  const pool = new PortalClientPool({ store, clientId: b24.clientId, clientSecret: b24.clientSecret, logger: silentLogger, lockWaitMs: 10_000 });
+  const pool = new PortalClientPool({ ...b24.trust, store, clientId: b24.clientId, clientSecret: b24.clientSecret, logger: silentLogger, lockWaitMs: 10_000 });
   const instrumentation = instrumentPool(pool, { meter: meterProvider.getMeter('test'), tracer: tracerProvider.getTracer('test') });
   const metrics = async (): Promise<MetricData[]> => {
     await reader.forceFlush();

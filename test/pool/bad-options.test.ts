@@ -41,7 +41,7 @@ async function seeded(store: MemoryTokenStore): Promise<string> {
 }
 
 function newPool(store: MemoryTokenStore, extra: Partial<PortalClientPoolOptions> = {}): PortalClientPool {
-  return new PortalClientPool({ store, clientId: b24.clientId, clientSecret: b24.clientSecret, logger: recordingLogger(), ...extra });
+  return new PortalClientPool({ ...b24.trust, store, clientId: b24.clientId, clientSecret: b24.clientSecret, logger: recordingLogger(), ...extra });
 }
 
 /** The call's outcome, or 'pending' when it has not settled within `ms` (real time). */

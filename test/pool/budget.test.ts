@@ -37,7 +37,7 @@ afterEach(() => {
 });
 
 function newPool(store: TokenStore, extra: Partial<ConstructorParameters<typeof PortalClientPool>[0]> = {}): PortalClientPool {
-  return new PortalClientPool({ store, clientId: b24.clientId, clientSecret: b24.clientSecret, requestBudget: LIMITS, logger: recordingLogger(), ...extra });
+  return new PortalClientPool({ ...b24.trust, store, clientId: b24.clientId, clientSecret: b24.clientSecret, requestBudget: LIMITS, logger: recordingLogger(), ...extra });
 }
 
 async function seeded(store: TokenStore): Promise<string> {
@@ -285,7 +285,7 @@ interface WorkerOutcome {
 function startWorker(memberId: string, calls: number) {
   const worker = fileURLToPath(new URL('./fixtures/budget-worker.ts', import.meta.url));
   const child = spawn(process.execPath, ['--import', 'tsx', worker, dir, memberId, String(calls), String(LIMITS.ratePerSec), String(LIMITS.burst)], {
-    env: { ...process.env, B24_CLIENT_ID: b24.clientId, B24_CLIENT_SECRET: b24.clientSecret },
+    env: { ...process.env, B24_CLIENT_ID: b24.clientId, B24_CLIENT_SECRET: b24.clientSecret, B24_URL: b24.url },
     stdio: 'pipe',
   });
   const iterator = createInterface({ input: child.stdout })[Symbol.asyncIterator]();

@@ -22,6 +22,7 @@ beforeEach(() => {
 
 function newPool(store: TokenStore): PortalClientPool {
   return new PortalClientPool({
+    ...b24.trust,
     store,
     clientId: b24.clientId,
     clientSecret: b24.clientSecret,
@@ -187,6 +188,7 @@ describe('reseed', () => {
     const store = new MemoryTokenStore();
     const memberId = await installed(store);
     const pool = new PortalClientPool({
+      ...b24.trust,
       store,
       clientId: b24.clientId,
       clientSecret: b24.clientSecret,

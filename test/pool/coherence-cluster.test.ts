@@ -25,7 +25,7 @@ describe.each(cases)('coherence across two processes on $name', ({ available, ki
   it.skipIf(!available)("follows worker A's refresh and uninstall in worker B, with no refused call", async () => {
     const leave = await gate();
     const store = open(prefix);
-    const a = new PortalClientPool({ store, clientId: b24.clientId, clientSecret: b24.clientSecret, logger: silentLogger });
+    const a = new PortalClientPool({ ...b24.trust, store, clientId: b24.clientId, clientSecret: b24.clientSecret, logger: silentLogger });
     const portal = b24.addPortal();
     await seedStore(store, b24, portal.memberId);
     const b = startWorker(b24, kind, url, prefix, portal.memberId);

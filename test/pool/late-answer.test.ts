@@ -21,7 +21,7 @@ afterAll(async () => {
 describe('a refresh answer arriving after the caller timed out', () => {
   it('is stored, not lost: the chain keeps working and exactly one refresh was made', async () => {
     const store = new MemoryTokenStore();
-    const pool = new PortalClientPool({ store, clientId: b24.clientId, clientSecret: b24.clientSecret, logger: recordingLogger(), oauthTimeoutMs: 200 });
+    const pool = new PortalClientPool({ ...b24.trust, store, clientId: b24.clientId, clientSecret: b24.clientSecret, logger: recordingLogger(), oauthTimeoutMs: 200 });
     try {
       const portal = b24.addPortal();
       await seedStore(store, b24, portal.memberId);
@@ -54,7 +54,7 @@ describe('a refresh answer arriving after the caller timed out', () => {
 
   it('close() waits for the refreshes already sent and sends no other: no refresh reaches the host after it', async () => {
     const store = new MemoryTokenStore();
-    const pool = new PortalClientPool({ store, clientId: b24.clientId, clientSecret: b24.clientSecret, logger: recordingLogger(), maxConcurrentRefreshes: 2 });
+    const pool = new PortalClientPool({ ...b24.trust, store, clientId: b24.clientId, clientSecret: b24.clientSecret, logger: recordingLogger(), maxConcurrentRefreshes: 2 });
     const members = Array.from({ length: 6 }, () => b24.addPortal().memberId);
     for (const m of members) await seedStore(store, b24, m);
     const clients = await Promise.all(members.map((m) => pool.clientFor(m)));

@@ -35,7 +35,7 @@ describe('errors from pooled clients', () => {
     const portal = b24.addPortal();
     const chain = b24.issueChain(portal.memberId);
     const record = await seedPortal(store, b24, portal.memberId, chain);
-    const pool = new PortalClientPool({ store, clientId: b24.clientId, clientSecret: b24.clientSecret, logger: silentLogger });
+    const pool = new PortalClientPool({ ...b24.trust, store, clientId: b24.clientId, clientSecret: b24.clientSecret, logger: silentLogger });
     const client = await pool.clientFor(portal.memberId);
     if (kill === true) b24.revoke(portal.memberId);
     const failure = await client.actions.v2.call.make({ method }).then(

@@ -47,7 +47,15 @@ describe('moved portals', () => {
     const portal = b24.addPortal();
     const hostileRoot = `http://127.0.0.1:${(hostile.address() as AddressInfo).port}/rest/`;
     const record = await seedPortal(store, b24, portal.memberId, b24.issueChain(portal.memberId), { clientEndpoint: hostileRoot });
-    const pool = new PortalClientPool({ store, clientId: b24.clientId, clientSecret: b24.clientSecret, logger: silentLogger });
+    const pool = new PortalClientPool({
+      ...b24.trust,
+      // Every loopback root may receive the token here, so the move's own check is what is tested.
+      restRoots: { allowHttp: true, allowPrivateAddresses: true, allowHost: () => true },
+      store,
+      clientId: b24.clientId,
+      clientSecret: b24.clientSecret,
+      logger: silentLogger,
+    });
     const failure = await (await pool.clientFor(portal.memberId)).actions.v2.call.make({ method: 'profile' }).then(
       () => undefined,
       (error: unknown) => error,

@@ -28,7 +28,7 @@ describe('PortalClientPool with an incomplete token answer', () => {
       delete body['expires'];
       return new Response(JSON.stringify(body), { status: response.status, headers: { 'content-type': 'application/json' } });
     };
-    const pool = new PortalClientPool({ store, clientId: b24.clientId, clientSecret: b24.clientSecret, fetch: stripping });
+    const pool = new PortalClientPool({ ...b24.trust, store, clientId: b24.clientId, clientSecret: b24.clientSecret, fetch: stripping });
     b24.expireAccessTokens(portal.memberId);
     const before = Math.floor(Date.now() / 1000);
 

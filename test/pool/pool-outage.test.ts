@@ -23,8 +23,8 @@ describe.skipIf(!available)('the pool through a PostgreSQL outage', () => {
     const prefix = uniquePrefix('pooloutage');
     const store = new PostgresTokenStore({ connectionString: PG_URL, tablePrefix: prefix });
     const writer = new PostgresTokenStore({ connectionString: PG_URL, tablePrefix: prefix });
-    const pool = new PortalClientPool({ store, clientId: b24.clientId, clientSecret: b24.clientSecret, logger: silentLogger });
-    const other = new PortalClientPool({ store: writer, clientId: b24.clientId, clientSecret: b24.clientSecret, logger: silentLogger });
+    const pool = new PortalClientPool({ ...b24.trust, store, clientId: b24.clientId, clientSecret: b24.clientSecret, logger: silentLogger });
+    const other = new PortalClientPool({ ...b24.trust, store: writer, clientId: b24.clientId, clientSecret: b24.clientSecret, logger: silentLogger });
     try {
       const cached = b24.addPortal();
       const uncached = b24.addPortal();

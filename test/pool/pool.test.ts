@@ -50,7 +50,7 @@ function hardCapFetch(ms: number): FetchLike {
 }
 
 function newPool(store: TokenStore, extra: Partial<ConstructorParameters<typeof PortalClientPool>[0]> = {}): PortalClientPool {
-  return new PortalClientPool({ store, clientId: b24.clientId, clientSecret: b24.clientSecret, logger, ...extra });
+  return new PortalClientPool({ ...b24.trust, store, clientId: b24.clientId, clientSecret: b24.clientSecret, logger, ...extra });
 }
 
 async function installedPortal(store: TokenStore) {

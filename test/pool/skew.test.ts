@@ -32,7 +32,7 @@ async function run(skewSec: number): Promise<Outcome> {
   vi.useFakeTimers({ toFake: ['Date'], now: start });
   const b24 = await FakeBitrix24.start({ now: () => Date.now() + skewSec * 1000 });
   const store = new MemoryTokenStore();
-  const pool = new PortalClientPool({ store, clientId: b24.clientId, clientSecret: b24.clientSecret, logger: silentLogger, random: () => 0.5 });
+  const pool = new PortalClientPool({ ...b24.trust, store, clientId: b24.clientId, clientSecret: b24.clientSecret, logger: silentLogger, random: () => 0.5 });
   try {
     const memberIds: string[] = [];
     for (let i = 0; i < PORTALS; i++) {

@@ -33,7 +33,7 @@ afterAll(async () => {
 
 describe.skipIf(!available)('sweep over PostgreSQL pages', () => {
   it('refreshes each of 60 idle portals exactly once, reading 7 at a time, with two sweepers and a wave closed just before', async () => {
-    const pool = (extra = {}) => new PortalClientPool({ store, clientId: b24.clientId, clientSecret: b24.clientSecret, logger: silentLogger, requestBudget: false, ...extra });
+    const pool = (extra = {}) => new PortalClientPool({ ...b24.trust, store, clientId: b24.clientId, clientSecret: b24.clientSecret, logger: silentLogger, requestBudget: false, ...extra });
     // A wave on 8 other portals, closed while most of its refreshes still wait for a turn.
     const wave = pool({ maxConcurrentRefreshes: 1 });
     const busy = Array.from({ length: 8 }, () => b24.addPortal().memberId);

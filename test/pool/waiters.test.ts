@@ -67,7 +67,7 @@ describe('a pool waiting for another worker refresh', () => {
     const clock = new ManualClock(Date.now());
     const store = new MemoryTokenStore();
     const logger = recordingLogger();
-    const make = () => new PortalClientPool({ store, clientId: b24.clientId, clientSecret: b24.clientSecret, logger, clock });
+    const make = () => new PortalClientPool({ ...b24.trust, store, clientId: b24.clientId, clientSecret: b24.clientSecret, logger, clock });
     const [a, b] = [make(), make()];
     try {
       const portal = b24.addPortal();

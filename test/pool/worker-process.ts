@@ -24,7 +24,7 @@ export interface WorkerProcess {
 /** Starts a worker with its own pool on the store `kind` (`postgres` | `redis`) at `url`/`prefix`. */
 export function startWorker(b24: FakeBitrix24, kind: string, url: string, prefix: string, memberId: string): WorkerProcess {
   const child = spawn(process.execPath, ['--import', 'tsx', worker, kind, url, prefix, memberId], {
-    env: { ...process.env, B24_CLIENT_ID: b24.clientId, B24_CLIENT_SECRET: b24.clientSecret },
+    env: { ...process.env, B24_CLIENT_ID: b24.clientId, B24_CLIENT_SECRET: b24.clientSecret, B24_URL: b24.url },
     stdio: 'pipe',
   });
   let stderr = '';

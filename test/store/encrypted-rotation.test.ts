@@ -12,7 +12,7 @@ import { FakeBitrix24, seedStore } from '../../src/testing/fake-bitrix24.js';
 import { recordingLogger } from '../pool/helpers.js';
 import { expectNoneInClear, KEY1, KEY2, secretTokens } from './fixtures/encryption.js';
 
-const keyIdOf = (value: string): string | undefined => (value.startsWith('v1.') ? value.split('.')[1] : undefined);
+const keyIdOf = (value: string): string | undefined => (/^v[12]\./.test(value) ? value.split('.')[1] : undefined);
 
 async function rawKeyIds(inner: MemoryTokenStore): Promise<Record<string, (string | undefined)[]>> {
   const out: Record<string, (string | undefined)[]> = {};
@@ -160,7 +160,7 @@ describe('a pool over a store with the wrong key', () => {
     const rawBefore = await inner.get(portal.memberId);
     const logger = recordingLogger();
     const wrong = new EncryptedTokenStore(inner, { keys: { k1: KEY2 }, writeKeyId: 'k1', logger });
-    const pool = new PortalClientPool({ store: wrong, clientId: b24.clientId, clientSecret: b24.clientSecret, logger });
+    const pool = new PortalClientPool({ ...b24.trust, store: wrong, clientId: b24.clientId, clientSecret: b24.clientSecret, logger });
     try {
       const error = await pool.clientFor(portal.memberId).then(
         () => undefined,
@@ -173,7 +173,7 @@ describe('a pool over a store with the wrong key', () => {
       expect(rawBefore?.state).toBe('active');
       expect(b24.stats.refreshRequests, 'nothing was sent to the OAuth host').toBe(0);
       expect(pool.stats().revocations, 'no revocation').toBe(0);
-      const good = new PortalClientPool({ store: right, clientId: b24.clientId, clientSecret: b24.clientSecret, logger });
+      const good = new PortalClientPool({ ...b24.trust, store: right, clientId: b24.clientId, clientSecret: b24.clientSecret, logger });
       const client = await good.clientFor(portal.memberId);
       expect(client, 'the right key still serves the portal').toBeDefined();
       await good.close();

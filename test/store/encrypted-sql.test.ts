@@ -55,7 +55,7 @@ await describeTokenStore('EncryptedTokenStore(SqliteTokenStore)', {
       const names = await readdir(directory);
       expect(names, 'the database file exists').toContain('tokens.sqlite');
       const bytes = (await Promise.all(names.map((name) => readFile(join(directory, name))))).map((b) => b.toString('latin1')).join('\n');
-      expect(bytes, 'sealed values are in the file').toMatch(/v1\.k1\.[A-Za-z0-9_-]{16}\./);
+      expect(bytes, 'sealed values are in the file').toMatch(/v2\.k1\.[A-Za-z0-9_-]{16}\./);
       expectNoneInClear(bytes, values, 'the SQLite files');
     });
   },
@@ -91,7 +91,7 @@ if (!pgAvailable) {
         const rows = await adminQuery(`SELECT * FROM "${pgOf(store).tablePrefix}_records"`);
         expect(rows, 'both chains are rows').toHaveLength(2);
         const text = JSON.stringify(rows);
-        expect(text, 'sealed values are in the table').toMatch(/v1\.k1\.[A-Za-z0-9_-]{16}\./);
+        expect(text, 'sealed values are in the table').toMatch(/v2\.k1\.[A-Za-z0-9_-]{16}\./);
         expectNoneInClear(text, values, 'the PostgreSQL table');
       });
     },

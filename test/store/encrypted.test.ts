@@ -50,7 +50,7 @@ await describeTokenStore('EncryptedTokenStore(FileTokenStore)', {
       expect(names.length, 'the store wrote a directory per chain').toBeGreaterThanOrEqual(2);
       const raw = await everything(directoryOf(store));
       expectNoneInClear(raw, [...Object.values(first), ...Object.values(second), ...Object.values(user)], 'the file store');
-      expect(raw, 'values are sealed with the write key').toMatch(/"v1\.k1\.[A-Za-z0-9_-]{16}\.[A-Za-z0-9_-]+"/);
+      expect(raw, 'values are sealed with the write key').toMatch(/"v2\.k1\.[A-Za-z0-9_-]{16}\.[A-Za-z0-9_-]+"/);
       expect((await store.get('member'))?.accessToken, 'the store reads its own values').toBe(second.accessToken);
     });
   },
@@ -74,7 +74,7 @@ describe('EncryptedTokenStore sealing', () => {
   it('seals each token with a fresh IV, keeps empty strings and null as they are, and leaves other fields readable', async () => {
     await store.upsert(sampleRecord('member', { ...tokens, refreshToken: tokens.accessToken }));
     const stored = await raw();
-    expect(stored.accessToken, 'sealed').toMatch(/^v1\.k1\./);
+    expect(stored.accessToken, 'sealed').toMatch(/^v2\.k1\./);
     expect(stored.accessToken, 'the same value sealed twice differs (fresh IV)').not.toBe(stored.refreshToken);
     expect(stored.domain, 'non-token fields are stored as given').toBe('acme.bitrix24.com');
     await store.upsert(sampleRecord('member', { accessToken: '', refreshToken: '', applicationToken: null }));
@@ -107,7 +107,8 @@ describe('EncryptedTokenStore sealing', () => {
       ['truncated below the tag', [version, keyId, iv, body.slice(0, 10)].join('.'), 'malformed'],
       ['altered IV', [version, keyId, `${iv.slice(0, -1)}${iv.endsWith('A') ? 'B' : 'A'}`, body].join('.'), 'authentication'],
       ['a missing part', [version, keyId, body].join('.'), 'malformed'],
-      ['an unknown version', ['v2', keyId, iv, body].join('.'), 'malformed'],
+      ['an unknown version', ['v3', keyId, iv, body].join('.'), 'malformed'],
+      ['the previous format\u2019s version on a bound value', ['v1', keyId, iv, body].join('.'), 'authentication'],
     ];
     for (const [what, value, reason] of cases) {
       await store.upsert(sampleRecord('member', tokens));
@@ -129,7 +130,10 @@ describe('EncryptedTokenStore sealing', () => {
     await store.upsert(sampleRecord('member', tokens));
     await expect(encrypt(inner, { k1: KEY2 }).get('member'), 'wrong key').rejects.toMatchObject({ reason: 'authentication', keyId: 'k1' });
     await expect(encrypt(inner, { k2: KEY2 }, 'k2').get('member'), 'unknown key id').rejects.toMatchObject({ reason: 'unknown-key', keyId: 'k1' });
-    await expect(encrypt(inner, { k2: KEY2 }, 'k2').list?.(), 'a list page fails as a whole').rejects.toBeInstanceOf(DecryptionError);
+    // A page names what it could not open instead of failing as a whole (issue 20 case 6).
+    const page = await encrypt(inner, { k2: KEY2 }, 'k2').list?.();
+    expect(page?.records, 'a list page leaves the record out').toStrictEqual([]);
+    expect(page?.unreadable?.[0]?.error, 'and names it').toBeInstanceOf(DecryptionError);
   });
 
   it('decrypts the current record a conflict returns', async () => {

@@ -21,7 +21,7 @@ interface WorkerOutcome {
 function startWorker(b24: FakeBitrix24, spec: StoreSpec, memberId: string, calls: number, userId: number | undefined) {
   const args = [JSON.stringify(spec), memberId, String(calls), ...(userId === undefined ? [] : [String(userId)])];
   const child = spawn(process.execPath, ['--import', 'tsx', worker, ...args], {
-    env: { ...process.env, B24_CLIENT_ID: b24.clientId, B24_CLIENT_SECRET: b24.clientSecret },
+    env: { ...process.env, B24_CLIENT_ID: b24.clientId, B24_CLIENT_SECRET: b24.clientSecret, B24_URL: b24.url },
     stdio: 'pipe',
   });
   const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();

@@ -2,9 +2,10 @@
 // writes each record that needs it with a conditional update of its token fields only.
 
 import { DecryptionError, type DecryptionFailureReason } from '../../errors.js';
-import { needsResealing, openFields, sealFields, type OpenOptions } from './sealed-fields.js';
+import { bindingOf, needsResealing, openFields, sealFields, type OpenOptions } from './sealed-fields.js';
 import { TOKEN_FIELDS, type TokenCipher } from './token-cipher.js';
 import type { ChainId, PortalRecord, PortalRecordPatch, TokenStore } from '../token-store.js';
+import { walkStore } from '../walk.js';
 
 /** Options of `EncryptedTokenStore.rekey`. */
 export interface RekeyOptions {
@@ -50,7 +51,7 @@ export async function rekeyStore(inner: TokenStore, cipher: TokenCipher, open: O
   const attempts = options.attempts ?? 5;
   if (!Number.isSafeInteger(pageSize) || pageSize < 1) throw new TypeError('options.pageSize must be a positive integer');
   if (!Number.isSafeInteger(attempts) || attempts < 1) throw new TypeError('options.attempts must be a positive integer');
-  if (!inner.capabilities.list || inner.list === undefined || inner.listChains === undefined) {
+  if (!inner.capabilities.list || inner.list === undefined) {
     throw new TypeError('rekey needs an inner store that lists its records (capabilities.list)');
   }
   const counts: Record<Outcome, number> = { rekeyed: 0, current: 0, conflicts: 0, vanished: 0 };
@@ -65,15 +66,10 @@ export async function rekeyStore(inner: TokenStore, cipher: TokenCipher, open: O
       failed.push({ memberId: record.memberId, chain: record.chain, keyId: error.keyId, reason: error.reason });
     }
   };
-  let after: string | undefined;
-  do {
-    const page = await inner.list({ after, limit: pageSize });
-    for (const record of page.records) {
-      await visit(record);
-      for (const chainRecord of await inner.listChains(record.memberId)) await visit(chainRecord);
-    }
-    after = page.next;
-  } while (after !== undefined);
+  // Every chain, a user's chain without its portal's included (where the inner store has listAll).
+  for await (const page of walkStore(inner, { pageSize, userChains: true })) {
+    for (const record of page.records) await visit(record);
+  }
   return { scanned, ...counts, failed };
 }
 
@@ -81,15 +77,17 @@ async function reseal(inner: TokenStore, cipher: TokenCipher, open: OpenOptions,
   const key = { memberId: first.memberId, chain: first.chain };
   let record = first;
   for (let attempt = 1; attempt <= attempts; attempt++) {
-    if (!needsResealing(cipher, record)) return 'current';
-    const plain = openFields(cipher, record.memberId, record.chain, pickTokens(record), open);
-    const patch = sealFields(cipher, record.memberId, record.chain, plain);
+    if (!needsResealing(cipher, record, true)) return 'current';
+    // Sealed as v2, bound to where the record points now (a v1 value carried no destination).
+    const binding = bindingOf(record);
+    const plain = openFields(cipher, record.memberId, record.chain, pickTokens(record), open, binding);
+    const patch = sealFields(cipher, record.memberId, record.chain, plain, binding);
     const result = await inner.update(key, record.version, patch);
     if (result.ok) return 'rekeyed';
     if (result.current === undefined) return 'vanished';
     record = result.current;
   }
-  return needsResealing(cipher, record) ? 'conflicts' : 'current';
+  return needsResealing(cipher, record, true) ? 'conflicts' : 'current';
 }
 
 function pickTokens(record: PortalRecord): PortalRecordPatch {

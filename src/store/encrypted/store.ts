@@ -5,8 +5,9 @@ import { consoleLogger, type Logger } from '../../logger.js';
 import { observedLogger } from '../../logger.js';
 import { rekeyStore, type RekeyOptions, type RekeyResult } from './rekey.js';
 import { resolveKey } from '../record-checks.js';
-import { openFields, sealFields, type OpenOptions } from './sealed-fields.js';
-import { TokenCipher, type TokenEncryptionOptions } from './token-cipher.js';
+import { bindingOf, openFields, sealFields, type OpenOptions } from './sealed-fields.js';
+import { LRUCache } from 'lru-cache';
+import { TOKEN_FIELDS, TokenCipher, type SealBinding, type TokenEncryptionOptions } from './token-cipher.js';
 import type {
   BudgetGrant,
   BudgetSpec,
@@ -22,7 +23,9 @@ import type {
   StoreLease,
   StoreSubscription,
   TokenStore,
+  UnreadableRecord,
 } from '../token-store.js';
+import { DecryptionError } from '../../errors/store.js';
 
 /** Options of {@link EncryptedTokenStore}: the keys, plus how records from before encryption are read. */
 export interface EncryptedTokenStoreOptions extends TokenEncryptionOptions {
@@ -83,11 +86,15 @@ export class EncryptedTokenStore implements TokenStore {
   declare readonly list?: (options?: PortalListOptions) => Promise<PortalListPage>;
   /** Present when the inner store lists: its user chains, decrypted. See {@link TokenStore.listChains}. */
   declare readonly listChains?: (memberId: string) => Promise<readonly PortalRecord[]>;
+  /** Present when the inner store has it: every chain, decrypted. See {@link TokenStore.listAll}. */
+  declare readonly listAll?: (options?: PortalListOptions) => Promise<PortalListPage>;
 
   readonly #cipher: TokenCipher;
   readonly #open: OpenOptions;
   readonly #logger: Logger;
   #warnedPlaintext = false;
+  /** The destination of each chain at the newest version this store opened or wrote (no token in it). */
+  readonly #bindings = new LRUCache<string, { version: number; binding: SealBinding }>({ max: 10_000 });
 
   /**
    * @param inner - the store that keeps the records (any {@link TokenStore}).
@@ -107,21 +114,29 @@ export class EncryptedTokenStore implements TokenStore {
     this.#open = { allowPlaintext };
     this.capabilities = { ...inner.capabilities };
     // Optional methods exist exactly when the inner store has them.
-    const self = this as { -readonly [K in 'tryLock' | 'subscribe' | 'list' | 'listChains' | 'acquire']?: EncryptedTokenStore[K] };
+    const self = this as { -readonly [K in 'tryLock' | 'subscribe' | 'list' | 'listChains' | 'listAll' | 'acquire']?: EncryptedTokenStore[K] };
     if (inner.acquire !== undefined) self.acquire = (key, spec) => (inner.acquire as NonNullable<TokenStore['acquire']>).call(inner, key, spec);
     if (inner.tryLock !== undefined) self.tryLock = (key, ttlMs) => (inner.tryLock as NonNullable<TokenStore['tryLock']>).call(inner, key, ttlMs);
     if (inner.subscribe !== undefined) {
       self.subscribe = (listener) => (inner.subscribe as NonNullable<TokenStore['subscribe']>).call(inner, listener);
     }
+    // A record that does not open is left out of its page and named in `unreadable`: one bad
+    // record must not stop a sweep (or a migration) for every other portal.
     if (inner.list !== undefined) {
-      self.list = async (listOptions) => {
-        const page = await (inner.list as NonNullable<TokenStore['list']>).call(inner, listOptions);
-        return { records: page.records.map((record) => this.#openRecord(record)), next: page.next };
-      };
+      self.list = async (listOptions) => this.#openPage(await (inner.list as NonNullable<TokenStore['list']>).call(inner, listOptions));
+    }
+    if (inner.listAll !== undefined) {
+      self.listAll = async (listOptions) => this.#openPage(await (inner.listAll as NonNullable<TokenStore['listAll']>).call(inner, listOptions));
     }
     if (inner.listChains !== undefined) {
-      self.listChains = async (memberId) =>
-        (await (inner.listChains as NonNullable<TokenStore['listChains']>).call(inner, memberId)).map((record) => this.#openRecord(record));
+      // An array has no room for the unreadable: they are logged (ids only) and left out.
+      self.listChains = async (memberId) => {
+        const page = this.#openPage({ records: await (inner.listChains as NonNullable<TokenStore['listChains']>).call(inner, memberId), next: undefined });
+        for (const item of page.unreadable ?? []) {
+          this.#logger.warn({ memberId: item.memberId, chain: item.chain, code: item.error.code }, 'a stored chain could not be decrypted; it is left out of the listing');
+        }
+        return page.records;
+      };
     }
   }
 
@@ -146,14 +161,36 @@ export class EncryptedTokenStore implements TokenStore {
     if (record === null || typeof record !== 'object') throw new TypeError('record must be an object');
     // An invalid memberId or chain is the inner store's TypeError to throw; seal only what can be keyed.
     const chain = record.chain ?? 'portal';
-    const sealed = typeof record.memberId === 'string' ? sealFields(this.#cipher, record.memberId, chain, record) : record;
+    const sealed = typeof record.memberId === 'string' ? sealFields(this.#cipher, record.memberId, chain, record, bindingOf(record)) : record;
     return this.#openRecord(await this.inner.upsert(sealed));
   }
 
   /** Seals the tokens in `patch` with the write key; a conditional write. See {@link TokenStore.update}. */
   async update(key: ChainKey, expectedVersion: number, patch: PortalRecordPatch): Promise<ConditionalWriteResult> {
     const { memberId, chain } = resolveKey(key);
-    const sealed = patch !== null && typeof patch === 'object' ? sealFields(this.#cipher, memberId, chain, patch) : patch;
+    let sealed = patch;
+    if (patch !== null && typeof patch === 'object') {
+      const carriesTokens = TOKEN_FIELDS.some((field) => typeof patch[field] === 'string');
+      const moves = BINDING_FIELDS.some((field) => patch[field] !== undefined);
+      if (carriesTokens || moves) {
+        // Tokens are sealed to where the record will point after this write: the stored destination
+        // (known from the version this write is based on) with the patch's changes over it.
+        const known = moves ? undefined : this.#bindings.get(bindingKey(memberId, chain));
+        let base: SealBinding | undefined = known?.version === expectedVersion ? known.binding : undefined;
+        let tokens: PortalRecordPatch = {};
+        if (base === undefined || moves) {
+          const stored = await this.inner.get(key);
+          if (stored === undefined || stored.version !== expectedVersion) {
+            return { ok: false, current: stored === undefined ? undefined : this.#openRecord(stored) };
+          }
+          base = bindingOf(stored);
+          // A move re-seals the tokens it does not carry: they must open at the new destination.
+          if (moves) tokens = pickTokens(this.#openRecord(stored));
+        }
+        const binding = bindingOf({ ...base, ...pickBinding(patch) });
+        sealed = sealFields(this.#cipher, memberId, chain, { ...tokens, ...patch }, binding);
+      }
+    }
     const result = await this.inner.update(key, expectedVersion, sealed);
     if (result.ok) return { ok: true, record: this.#openRecord(result.record) };
     return { ok: false, current: result.current === undefined ? undefined : this.#openRecord(result.current) };
@@ -196,8 +233,24 @@ export class EncryptedTokenStore implements TokenStore {
     return rekeyStore(this.inner, this.#cipher, { allowPlaintext: true }, options);
   }
 
+  /** A page with each record opened; those that do not open are named in `unreadable`. */
+  #openPage(page: PortalListPage): PortalListPage {
+    const records: PortalRecord[] = [];
+    const unreadable: UnreadableRecord[] = [...(page.unreadable ?? [])];
+    for (const record of page.records) {
+      try {
+        records.push(this.#openRecord(record));
+      } catch (error) {
+        if (!(error instanceof DecryptionError)) throw error;
+        unreadable.push({ memberId: record.memberId, chain: record.chain, error });
+      }
+    }
+    return unreadable.length === 0 ? { records, next: page.next } : { records, next: page.next, unreadable };
+  }
+
   #openRecord(record: PortalRecord): PortalRecord {
-    return openFields(this.#cipher, record.memberId, record.chain, record, {
+    const binding = bindingOf(record);
+    const opened = openFields(this.#cipher, record.memberId, record.chain, record, {
       ...this.#open,
       onPlaintext: (field) => {
         if (this.#warnedPlaintext) return;
@@ -207,6 +260,27 @@ export class EncryptedTokenStore implements TokenStore {
           'read a token stored in plaintext (written before encryption was turned on); it is encrypted on its next write, or run rekey() to encrypt every record now',
         );
       },
-    });
+    }, binding);
+    if (binding !== undefined) this.#bindings.set(bindingKey(record.memberId, record.chain), { version: record.version, binding });
+    return opened;
   }
+}
+
+/** The fields that decide where a record's tokens go. */
+const BINDING_FIELDS = ['domain', 'clientEndpoint', 'serverEndpoint'] as const;
+
+function bindingKey(memberId: string, chain: string): string {
+  return `${memberId}\u0000${chain}`;
+}
+
+function pickBinding(patch: PortalRecordPatch): Partial<SealBinding> {
+  const out: Record<string, unknown> = {};
+  for (const field of BINDING_FIELDS) if (patch[field] !== undefined) out[field] = patch[field];
+  return out;
+}
+
+function pickTokens(record: PortalRecord): PortalRecordPatch {
+  const out: Record<string, unknown> = {};
+  for (const field of TOKEN_FIELDS) out[field] = record[field];
+  return out;
 }

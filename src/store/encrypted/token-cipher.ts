@@ -1,7 +1,9 @@
 // The one AES-256-GCM scheme for tokens at rest, shared by EncryptedTokenStore and the install spool.
-// A sealed value is one string, `v1.<keyId>.<iv>.<ciphertext+tag>` (base64url), kept in the token's own
-// field so no store needs a schema change. The record's memberId, chain and field name and the key id
-// are bound in as associated data: a value moved to another record, chain or field fails to open.
+// A sealed value is one string, `v2.<keyId>.<iv>.<ciphertext+tag>` (base64url), kept in the token's own
+// field so no store needs a schema change. The record's memberId, chain and field name, the key id and
+// (v2) every field that decides where the token is sent (domain, clientEndpoint, serverEndpoint) are
+// bound in as associated data: a value moved to another record, chain or field, or a record re-pointed
+// elsewhere, fails to open. `v1` values (no destination bound; the previous format) still open.
 
 import { createCipheriv, createDecipheriv, createSecretKey, randomBytes, type KeyObject } from 'node:crypto';
 import { DecryptionError, type DecryptionFailureReason } from '../../errors.js';
@@ -32,6 +34,16 @@ export const TOKEN_FIELDS = ['accessToken', 'refreshToken', 'applicationToken'] 
 /** One of {@link TOKEN_FIELDS}. */
 export type TokenField = (typeof TOKEN_FIELDS)[number];
 
+/** The fields of a record that decide where its tokens are sent; bound into every `v2` value. */
+export interface SealBinding {
+  /** The portal's domain. */
+  readonly domain: string;
+  /** The portal's REST root. */
+  readonly clientEndpoint: string;
+  /** The OAuth host's REST root. */
+  readonly serverEndpoint: string;
+}
+
 /** Where a value belongs; all of it is bound into the ciphertext. */
 export interface SealContext {
   /** The record's portal. */
@@ -40,13 +52,18 @@ export interface SealContext {
   readonly chain: string;
   /** The field the value is stored in. */
   readonly field: TokenField;
+  /**
+   * Where the record sends its tokens: sealed as `v2` with it, opened only with the same values.
+   * Without it a value is sealed as `v1` (the install spool's entries, which hold no destination).
+   */
+  readonly binding?: SealBinding | undefined;
 }
 
 /** What a stored value is, without opening it. */
 export type StoredValueKind =
   | { readonly kind: 'empty' }
   | { readonly kind: 'plaintext' }
-  | { readonly kind: 'sealed'; readonly keyId: string | undefined };
+  | { readonly kind: 'sealed'; readonly keyId: string | undefined; readonly bound: boolean };
 
 const KEY_ID = /^[A-Za-z0-9_-]{1,32}$/;
 const BASE64 = /^[A-Za-z0-9+/]{43}=$/;
@@ -54,7 +71,8 @@ const BASE64URL = /^[A-Za-z0-9_-]{43}$/;
 const B64URL_PART = /^[A-Za-z0-9_-]+$/;
 // Any `v<digits>.` prefix is an envelope (a future version included): Bitrix24 tokens are hex.
 const ENVELOPE = /^v[0-9]+\./;
-const VERSION = 'v1';
+const UNBOUND = 'v1';
+const BOUND = 'v2';
 const IV_BYTES = 12;
 const TAG_BYTES = 16;
 
@@ -76,9 +94,14 @@ function toKeyObject(keyId: string, key: unknown, argument: string): KeyObject {
   return object;
 }
 
-function associatedData(keyId: string, context: SealContext): Buffer {
+function associatedData(version: string, keyId: string, context: SealContext): Buffer {
   // JSON of an array: unambiguous for any strings, so no two contexts share associated data.
-  return Buffer.from(JSON.stringify([VERSION, keyId, context.memberId, context.chain, context.field]), 'utf8');
+  const parts: string[] = [version, keyId, context.memberId, context.chain, context.field];
+  if (version === BOUND) {
+    const b = context.binding as SealBinding;
+    parts.push(b.domain, b.clientEndpoint, b.serverEndpoint);
+  }
+  return Buffer.from(JSON.stringify(parts), 'utf8');
 }
 
 /**
@@ -116,11 +139,12 @@ export class TokenCipher {
     if (value === '') return '';
     const keyId = this.writeKeyId;
     const key = this.#keys.get(keyId) as KeyObject;
+    const version = context.binding === undefined ? UNBOUND : BOUND;
     const iv = randomBytes(IV_BYTES);
     const cipher = createCipheriv('aes-256-gcm', key, iv, { authTagLength: TAG_BYTES });
-    cipher.setAAD(associatedData(keyId, context));
+    cipher.setAAD(associatedData(version, keyId, context));
     const body = Buffer.concat([cipher.update(value, 'utf8'), cipher.final(), cipher.getAuthTag()]);
-    return `${VERSION}.${keyId}.${iv.toString('base64url')}.${body.toString('base64url')}`;
+    return `${version}.${keyId}.${iv.toString('base64url')}.${body.toString('base64url')}`;
   }
 
   /**
@@ -133,7 +157,10 @@ export class TokenCipher {
     };
     const parts = stored.split('.');
     const keyId = parts[1] !== undefined && KEY_ID.test(parts[1]) ? parts[1] : undefined;
-    if (parts.length !== 4 || parts[0] !== VERSION || keyId === undefined) return fail('malformed', keyId);
+    const version = parts[0];
+    if (parts.length !== 4 || (version !== UNBOUND && version !== BOUND) || keyId === undefined) return fail('malformed', keyId);
+    // A bound value opens only against the destination it was sealed with.
+    if (version === BOUND && context.binding === undefined) return fail('authentication', keyId);
     const [, , ivText = '', bodyText = ''] = parts;
     if (!B64URL_PART.test(ivText) || !B64URL_PART.test(bodyText)) return fail('malformed', keyId);
     const iv = Buffer.from(ivText, 'base64url');
@@ -143,7 +170,7 @@ export class TokenCipher {
     if (key === undefined) return fail('unknown-key', keyId);
     try {
       const decipher = createDecipheriv('aes-256-gcm', key, iv, { authTagLength: TAG_BYTES });
-      decipher.setAAD(associatedData(keyId, context));
+      decipher.setAAD(associatedData(version, keyId, context));
       decipher.setAuthTag(body.subarray(body.length - TAG_BYTES));
       const plain = Buffer.concat([decipher.update(body.subarray(0, body.length - TAG_BYTES)), decipher.final()]);
       return plain.toString('utf8');
@@ -158,6 +185,6 @@ export class TokenCipher {
 export function storedValueKind(stored: string): StoredValueKind {
   if (stored === '') return { kind: 'empty' };
   if (!ENVELOPE.test(stored)) return { kind: 'plaintext' };
-  const keyId = stored.split('.')[1];
-  return { kind: 'sealed', keyId: keyId !== undefined && KEY_ID.test(keyId) ? keyId : undefined };
+  const [version, keyId] = stored.split('.');
+  return { kind: 'sealed', keyId: keyId !== undefined && KEY_ID.test(keyId) ? keyId : undefined, bound: version === BOUND };
 }

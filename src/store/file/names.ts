@@ -148,3 +148,20 @@ export function portalsIn(names: readonly string[], after: string | undefined): 
   }
   return [...portals.values()].sort((a, b) => byCodeUnits(a.memberId, b.memberId));
 }
+
+/** Every chain among the store directory's names (portal and user chains), in `listAll` order. */
+export function allChainsIn(names: readonly string[]): Located[] {
+  const chains = new Map<string, Located>();
+  for (const name of names) {
+    const user = USER_CHAIN_ENTRY.exec(name);
+    const hex = user?.[1] ?? PORTAL_ENTRY.exec(name)?.[1];
+    const memberId = hex === undefined ? undefined : decodeName(hex);
+    if (memberId === undefined) continue;
+    const chain = user === null ? 'portal' : `user:${user[2] ?? ''}`;
+    if (chain !== 'portal' && !isChainId(chain)) continue;
+    const at = chain === 'portal' ? { memberId, chain: 'portal' as const, stem: hex as string } : locate({ memberId, chain: chain as ChainId });
+    chains.set(at.stem, at);
+  }
+  return [...chains.values()].sort((a, b) => byCodeUnits(a.memberId, b.memberId) || byCodeUnits(a.chain, b.chain));
+}
+

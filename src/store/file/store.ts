@@ -10,7 +10,7 @@ import { PortalTokensError, StoreError } from '../../errors.js';
 import { FileBudgets } from './budget.js';
 import { StoreDirectory } from './directory.js';
 import { FileLock } from './lock.js';
-import { describe, FORMAT, isTempOf, isTransient, locate, portalsIn, userChainsIn, type Located } from './names.js';
+import { allChainsIn, describe, FORMAT, isTempOf, isTransient, locate, portalsIn, userChainsIn, type Located } from './names.js';
 import { readChain } from './read.js';
 import { ChainWriter, FILE_WRITE_HOOK, type WriteStage } from './write.js';
 import {
@@ -22,6 +22,7 @@ import {
   checkTtlMs,
   nextVersion,
 } from '../record-checks.js';
+import { afterCursor, chainCursor, readChainCursor } from '../record-checks.js';
 import type {
   BudgetGrant,
   BudgetSpec,
@@ -282,6 +283,23 @@ export class FileTokenStore implements TokenStore {
       if (record !== undefined) records.push(record);
     }
     return { records, next: index < candidates.length ? records.at(-1)?.memberId : undefined };
+  }
+
+  /** {@inheritDoc TokenStore.listAll} */
+  async listAll(options?: PortalListOptions): Promise<PortalListPage> {
+    const { limit } = checkListOptions(options);
+    const cursor = readChainCursor(options?.after);
+    const candidates = allChainsIn((await this.#root.listing()) ?? []).filter((at) => afterCursor(at.memberId, at.chain, cursor));
+    const records: PortalRecord[] = [];
+    let index = 0;
+    // Tombstones (deleted chains) take a slot in `candidates` but none in the page.
+    while (records.length < limit && index < candidates.length) {
+      const at = candidates[index++] as Located;
+      const record = await this.#guard(at, 'read', () => this.#read(at));
+      if (record !== undefined) records.push(record);
+    }
+    const last = candidates[index - 1];
+    return { records, next: index < candidates.length && last !== undefined ? chainCursor(last) : undefined };
   }
 
   /** {@inheritDoc TokenStore.listChains} */

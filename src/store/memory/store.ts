@@ -15,8 +15,7 @@ import {
   checkRecordInput,
   checkTtlMs,
   nextVersion,
-  resolveKey,
-} from '../record-checks.js';
+  resolveKey, afterCursor, chainCursor, readChainCursor } from '../record-checks.js';
 import type {
   BudgetGrant,
   BudgetSpec,
@@ -225,6 +224,19 @@ export class MemoryTokenStore implements TokenStore {
     const page = keys.slice(0, limit);
     const records = page.map((memberId) => ({ ...(this.#portals.get(memberId)?.get('portal') as PortalRecord) }));
     return { records, next: keys.length > limit ? page.at(-1) : undefined };
+  }
+
+  /** {@inheritDoc TokenStore.listAll} */
+  async listAll(options?: PortalListOptions): Promise<PortalListPage> {
+    const { limit } = checkListOptions(options);
+    const cursor = readChainCursor(options?.after);
+    const all: PortalRecord[] = [];
+    for (const [memberId, chains] of this.#portals) {
+      for (const [chain, record] of chains) if (afterCursor(memberId, chain, cursor)) all.push(record);
+    }
+    all.sort((a, b) => byCodeUnits(a.memberId, b.memberId) || byCodeUnits(a.chain, b.chain));
+    const records = all.slice(0, limit).map((record) => ({ ...record }));
+    return { records, next: all.length > limit ? chainCursor(records.at(-1)!) : undefined };
   }
 
   /** {@inheritDoc TokenStore.listChains} */

@@ -16,6 +16,7 @@ import {
   resolveKey,
   type ResolvedKey,
 } from '../record-checks.js';
+import { chainCursor, readChainCursor } from '../record-checks.js';
 import type {
   BudgetGrant,
   BudgetSpec,
@@ -260,6 +261,20 @@ export class PostgresTokenStore implements TokenStore {
     const { rows } = await this.#query('list portals', undefined, sql, [after ?? null, limit + 1]);
     const records = rows.slice(0, limit).map(rowToRecord);
     return { records, next: rows.length > limit ? records.at(-1)?.memberId : undefined };
+  }
+
+  /** Lists every chain, in `memberId` then `chain` order; see `TokenStore.listAll`. */
+  async listAll(options?: PortalListOptions): Promise<PortalListPage> {
+    const { limit } = checkListOptions(options);
+    const cursor = readChainCursor(options?.after);
+    if (cursor !== undefined) checkStorable('options.', { after: cursor.memberId });
+    const sql = `SELECT * FROM ${this.#names.records}
+      WHERE NOT deleted AND ($1::text IS NULL OR (member_id COLLATE "C", chain COLLATE "C") > ($1::text COLLATE "C", $2::text COLLATE "C"))
+      ORDER BY member_id COLLATE "C", chain COLLATE "C" LIMIT $3`;
+    const { rows } = await this.#query('list every chain', undefined, sql, [cursor?.memberId ?? null, cursor?.chain ?? '', limit + 1]);
+    const records = rows.slice(0, limit).map(rowToRecord);
+    const last = records.at(-1);
+    return { records, next: rows.length > limit && last !== undefined ? chainCursor(last) : undefined };
   }
 
   /** Lists the user chains (every chain but `'portal'`) of one portal, in ascending `chain` order. */

@@ -16,6 +16,7 @@ import {
   nextVersion,
   resolveKey,
 } from '../record-checks.js';
+import { chainCursor, readChainCursor } from '../record-checks.js';
 import type {
   BudgetGrant,
   BudgetSpec,
@@ -255,6 +256,23 @@ export class SqliteTokenStore implements TokenStore {
       const rows = this.#statement(database, sql).all(from, limit + 1) as ChainRow[];
       const records = rows.slice(0, limit).map((row) => rowToRecord(row, undefined, 'portal'));
       return { records, next: rows.length > limit ? records.at(-1)?.memberId : undefined };
+    });
+  }
+
+  /** Every chain, in `memberId` then `chain` order; see {@link TokenStore.listAll}. */
+  async listAll(options?: PortalListOptions): Promise<PortalListPage> {
+    const { limit } = checkListOptions(options);
+    const cursor = readChainCursor(options?.after);
+    const database = await this.#open();
+    return this.#guard('listAll', undefined, () => {
+      const sql =
+        `SELECT * FROM ${this.#names.chains} WHERE deleted = 0 AND (member_key > ? OR (member_key = ? AND chain > ?)) ` +
+        'ORDER BY member_key, chain LIMIT ?';
+      const from = cursor === undefined ? Buffer.alloc(0) : memberKey(cursor.memberId);
+      const rows = this.#statement(database, sql).all(from, from, cursor?.chain ?? '', limit + 1) as ChainRow[];
+      const records = rows.slice(0, limit).map((row) => rowToRecord(row, undefined, undefined));
+      const last = records.at(-1);
+      return { records, next: rows.length > limit && last !== undefined ? chainCursor(last) : undefined };
     });
   }
 

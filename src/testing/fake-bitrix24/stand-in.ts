@@ -40,6 +40,28 @@ import {
   type OAuthFailure,
 } from './types.js';
 import { assertUserId } from './util.js';
+import type { RestRootRules } from '../../protocol/rest-roots.js';
+
+/** What {@link FakeBitrix24.trust} holds: the pool options that trust one stand-in. */
+export interface StandInTrust {
+  /** The stand-in's OAuth host. */
+  readonly trustedOAuthHosts: readonly string[];
+  /** Its REST roots: plain http on loopback, every portal under the stand-in's own origin. */
+  readonly restRoots: RestRootRules;
+}
+
+/**
+ * The pool options that trust the stand-in at `url` (its {@link FakeBitrix24.url}): for a worker
+ * process that knows the stand-in only by its address. In the process that started it, use
+ * {@link FakeBitrix24.trust}.
+ */
+export function standInTrust(url: string): StandInTrust {
+  const origin = new URL(url).origin;
+  return Object.freeze({
+    trustedOAuthHosts: Object.freeze([origin]),
+    restRoots: Object.freeze({ allowHttp: true, allowPrivateAddresses: true, allowHost: (root: URL) => root.origin === origin }),
+  });
+}
 
 /**
  * A stand-in Bitrix24 on `127.0.0.1`: the OAuth server (`/oauth/token/`, `/rest/app.info`) and any
@@ -73,6 +95,16 @@ export class FakeBitrix24 {
   readonly clientId: string;
   /** The app's `client_secret`. */
   readonly clientSecret: string;
+  /**
+   * The pool options that trust this stand-in, to spread into `PortalClientPool`'s options:
+   * `trustedOAuthHosts` (its OAuth host) and `restRoots` (its REST roots: plain http on 127.0.0.1,
+   * every portal under its own address). Without them a pool sends no token to the stand-in.
+   * @example
+   * ```ts
+   * const pool = new PortalClientPool({ store, clientId: b24.clientId, clientSecret: b24.clientSecret, ...b24.trust });
+   * ```
+   */
+  readonly trust: StandInTrust;
   /** Live counters; {@link FakeBitrix24.resetStats} zeroes them in place. */
   readonly stats: FakeBitrix24Stats = emptyStats();
 
@@ -85,6 +117,7 @@ export class FakeBitrix24 {
     this.url = `http://127.0.0.1:${port}`;
     this.oauthUrl = this.url;
     this.serverEndpoint = `${this.url}/rest/`;
+    this.trust = standInTrust(this.url);
     this.clientId = options.clientId ?? DEFAULT_FAKE_CLIENT_ID;
     this.clientSecret = options.clientSecret ?? DEFAULT_FAKE_CLIENT_SECRET;
     announceSecret('client_secret', this.clientSecret);

@@ -183,13 +183,20 @@ async function portalRecord(real: Real): Promise<PortalRecord | undefined> {
   return real.store.get(real.portal.memberId);
 }
 
-/** Fails with what broke, the step, and the seed. */
+/** The portal's record as last read by the checks (ids and states, never tokens), for the report. */
+let lastSeen = 'not read yet';
+
+/** Fails with what broke, the step, the seed, and the portal's record as last read. */
 function broken(real: Real, step: string, what: string): never {
-  throw new Error(`invariant ${what} (after ${step}; seed ${SEED})\n  steps: ${real.log.join(' ; ')}`);
+  throw new Error(`invariant ${what} (after ${step}; seed ${SEED})\n  steps: ${real.log.join(' ; ')}\n  portal record: ${lastSeen}`);
 }
 
 async function checkInvariants(model: Model, real: Real, step: string): Promise<void> {
   const record = await portalRecord(real);
+  lastSeen =
+    record === undefined
+      ? 'none'
+      : `user ${String(record.userId)}, ${record.state}${record.revokedReason === undefined ? '' : ` (${record.revokedReason})`}, version ${record.version}, refresh token ${real.b24.tokenStatus(record.refreshToken)}, REST root ${record.clientEndpoint.startsWith(attacker.url) ? "the attacker's" : 'the portal\'s'}`;
   // I1: an administrator's chain stays the portal's, active and alive at the OAuth host.
   if (model.installed && model.adminLive) {
     if (record === undefined) broken(real, step, 'I1: the administrator-authorized portal chain is gone');
@@ -569,6 +576,8 @@ const KNOWN: Step[][] = [
   [lostRotation(), visit(7, 'visit'), visit(2, 'visit'), poolCall('portal'), poolCall(7)],
   [storeLosesAnswer(), genuineUpdate(1), expire(), poolCall('portal'), replaySpool(), poolCall('portal')],
   [storeDown(), genuineUpdate(2), genuineUninstall(), replaySpool()],
+  [storeLosesAnswer(), genuineUpdate(1), storeDown(), genuineUninstall(), storeLosesAnswer(), genuineInstall(8), forgedUninstall()],
+  [genuineUninstall(), storeDown(), genuineInstall(1), storeLosesAnswer(), forged({ userId: 7, event: 'ONAPPINSTALL', tsOffset: 69_686_396, applicationToken: 'real', endpoints: 'attacker-client' }), replaySpool()],
   [lostRotation(), forged({ userId: 8, event: 'ONAPPUPDATE', tsOffset: 0, applicationToken: 'real', endpoints: 'attacker-client' }), expire(), poolCall('portal')],
 ];
 

@@ -196,7 +196,7 @@ async function checkInvariants(model: Model, real: Real, step: string): Promise<
   lastSeen =
     record === undefined
       ? 'none'
-      : `user ${String(record.userId)}, ${record.state}${record.revokedReason === undefined ? '' : ` (${record.revokedReason})`}, version ${record.version}, refresh token ${real.b24.tokenStatus(record.refreshToken)}, REST root ${record.clientEndpoint.startsWith(attacker.url) ? "the attacker's" : 'the portal\'s'}`;
+      : `user ${String(record.userId)}, ${record.state}${record.revokedReason == null ? '' : ` (${record.revokedReason})`}, version ${record.version}, refresh token ${real.b24.tokenStatus(record.refreshToken)}, REST root ${record.clientEndpoint.startsWith(attacker.url) ? "the attacker's" : 'the portal\'s'}`;
   // I1: an administrator's chain stays the portal's, active and alive at the OAuth host.
   if (model.installed && model.adminLive) {
     if (record === undefined) broken(real, step, 'I1: the administrator-authorized portal chain is gone');
@@ -577,7 +577,15 @@ const KNOWN: Step[][] = [
   [storeLosesAnswer(), genuineUpdate(1), expire(), poolCall('portal'), replaySpool(), poolCall('portal')],
   [storeDown(), genuineUpdate(2), genuineUninstall(), replaySpool()],
   [storeLosesAnswer(), genuineUpdate(1), storeDown(), genuineUninstall(), storeLosesAnswer(), genuineInstall(8), forgedUninstall()],
-  [genuineUninstall(), storeDown(), genuineInstall(1), storeLosesAnswer(), forged({ userId: 7, event: 'ONAPPINSTALL', tsOffset: 69_686_396, applicationToken: 'real', endpoints: 'attacker-client' }), replaySpool()],
+  [
+    genuineUninstall(),
+    storeLosesAnswer(),
+    storeDown(),
+    storeDown(),
+    genuineInstall(1),
+    forged({ userId: 7, event: 'ONAPPINSTALL', tsOffset: 69_686_396, applicationToken: 'real', endpoints: 'attacker-client' }),
+    replaySpool(),
+  ],
   [lostRotation(), forged({ userId: 8, event: 'ONAPPUPDATE', tsOffset: 0, applicationToken: 'real', endpoints: 'attacker-client' }), expire(), poolCall('portal')],
 ];
 

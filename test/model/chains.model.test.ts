@@ -579,6 +579,14 @@ const KNOWN: Step[][] = [
   [storeLosesAnswer(), genuineUpdate(1), storeDown(), genuineUninstall(), storeLosesAnswer(), genuineInstall(8), forgedUninstall()],
   [
     genuineUninstall(),
+    storeDown(),
+    genuineInstall(1),
+    forged({ userId: 7, event: 'ONAPPINSTALL', tsOffset: 0, applicationToken: 'real', endpoints: 'real' }),
+    expire(),
+    replaySpool(),
+  ],
+  [
+    genuineUninstall(),
     storeLosesAnswer(),
     storeDown(),
     storeDown(),

@@ -45,6 +45,10 @@ export function describeFailure(error: unknown, hint?: string): string {
     return `${scrub(error.message)} (check B24PT_KEYS: every key that wrote a stored value must be listed)`;
   }
   if (error instanceof StoreError) {
+    // SQLSTATE 3D000: PostgreSQL reached, the database missing; a hint like the other connection errors.
+    if (sqlStateOf(error) === '3D000') {
+      return `${scrub(error.message)} (the database named in the URL does not exist: create it, for example with createdb, or fix the URL's path)`;
+    }
     const what = hint !== undefined && error.transient ? ` (${hint})` : '';
     return `${scrub(error.message)}${what}`;
   }
@@ -52,3 +56,17 @@ export function describeFailure(error: unknown, hint?: string): string {
   if (error instanceof Error) return scrub(error.message);
   return scrub(String(error));
 }
+
+/** The SQLSTATE of a PostgreSQL error anywhere along the `cause` chain, or `undefined`. */
+function sqlStateOf(error: unknown): string | undefined {
+  const seen = new Set<unknown>();
+  let current: unknown = error;
+  while (current !== null && typeof current === 'object' && !seen.has(current)) {
+    seen.add(current);
+    const code = (current as { code?: unknown }).code;
+    if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && /[0-9]/.test(code)) return code;
+    current = (current as { cause?: unknown }).cause;
+  }
+  return undefined;
+}
+

@@ -17,6 +17,10 @@ export interface CliIo {
   readonly confirm?: ((question: string) => Promise<boolean>) | undefined;
   /** The environment (keys, credentials). */
   readonly env: NodeJS.ProcessEnv;
+  /** Where a terminal progress bar is drawn. @defaultValue `process.stderr` */
+  readonly progressStream?: NodeJS.WritableStream | undefined;
+  /** The package version `--version` prints (the executable reads it from package.json). */
+  readonly version?: string | undefined;
 }
 
 /** Progress of a long command. */
@@ -34,19 +38,32 @@ export function progress(io: CliIo, label: string, lineEvery = 1000): Progress {
   let done = 0;
   let total = 0;
   if (io.isTTY) {
-    const bar = new SingleBar({ format: `${label} [{bar}] {value}/{total} {percentage}% eta {eta_formatted}`, hideCursor: true }, Presets.shades_classic);
-    bar.start(0, 0);
+    // Drawn only once there is something to count: a bar started at 0/0 reads "100%" before any work.
+    let bar: SingleBar | undefined;
+    const show = (): void => {
+      if (bar !== undefined || total === 0) return;
+      bar = new SingleBar(
+        { format: `${label} [{bar}] {value}/{total} {percentage}% eta {eta_formatted}`, hideCursor: true, stream: io.progressStream ?? process.stderr },
+        Presets.shades_classic,
+      );
+      bar.start(total, done);
+    };
     return {
       total: (t) => {
         total = t;
-        bar.setTotal(t);
+        if (bar === undefined) show();
+        else bar.setTotal(t);
       },
       tick: (by = 1) => {
         done += by;
-        if (done > total) bar.setTotal((total = done));
-        bar.update(done);
+        if (done > total) {
+          total = done;
+          bar?.setTotal(total);
+        }
+        show();
+        bar?.update(done);
       },
-      stop: () => bar.stop(),
+      stop: () => bar?.stop(),
     };
   }
   return {

@@ -1,5 +1,6 @@
 // The `b24-portal-tokens` executable: real stdio, a terminal prompt, the exit code.
 
+import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline/promises';
 import { runCli } from './program.js';
 import type { CliIo } from './io.js';
@@ -10,7 +11,17 @@ process.stdout.on('error', (error: NodeJS.ErrnoException) => {
   throw error;
 });
 
+/** The version of the package this executable ships in (dist/cli.js sits beside package.json's folder). */
+function packageVersion(): string | undefined {
+  try {
+    return (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version?: string }).version;
+  } catch {
+    return undefined;
+  }
+}
+
 const io: CliIo = {
+  version: packageVersion(),
   drain: () => (process.stdout.writableNeedDrain ? new Promise((resolve) => process.stdout.once('drain', resolve)) : Promise.resolve()),
   out: (text) => void process.stdout.write(text),
   err: (text) => void process.stderr.write(text),

@@ -7,6 +7,7 @@ import { consoleLogger, silentLogger } from '../logger.js';
 import { CliError, ExitCode, scrub, usageError } from './errors.js';
 import { progress, type CliIo } from './io.js';
 import { countPortals } from './count.js';
+import { describeUnreadable, walkStore } from '../store/walk.js';
 import { normalizeTrustedHosts } from '../protocol/oauth-hosts.js';
 
 /** The app's credentials, and the OAuth hosts they may be sent to. */
@@ -67,6 +68,9 @@ export async function runSweepCommand(store: TokenStore, io: CliIo, creds: AppCr
   bar.total(await countPortals(store, options.pageSize));
   let pending = 0;
   const pool = new PortalClientPool({ store: counting(store, (n) => (pending += n)), ...creds, logger: options.verbose ? consoleLogger : silentLogger });
+  // Why refreshes failed, counted by code: printed by default (a wrong secret shows as OAUTH_CREDENTIALS).
+  const causes = new Map<string, number>();
+  pool.on('refresh-failed', (event) => causes.set(event.code, (causes.get(event.code) ?? 0) + 1));
   const controller = new AbortController();
   const stop = (): void => controller.abort();
   process.once('SIGINT', stop);
@@ -79,6 +83,7 @@ export async function runSweepCommand(store: TokenStore, io: CliIo, creds: AppCr
     if (pending > 0) bar.tick(pending);
     bar.stop();
     io.out(`sweep${controller.signal.aborted ? ' (interrupted)' : ''}: ${result.checked} chains checked, ${result.refreshed} refreshed, ${result.revoked} revoked, ${result.failed} failed, ${result.unreadable.length} could not be read\n`);
+    if (causes.size > 0) io.out(`  failed by cause: ${[...causes].sort((a, b) => b[1] - a[1]).map(([code, n]) => `${code} ${n}`).join(', ')}\n`);
     for (const u of result.unreadable) io.out(`  unreadable ${u.memberId} ${u.chain}: ${u.code}\n`);
     return result.failed > 0 || result.unreadable.length > 0 || controller.signal.aborted ? ExitCode.Failure : ExitCode.Ok;
   } finally {
@@ -86,6 +91,25 @@ export async function runSweepCommand(store: TokenStore, io: CliIo, creds: AppCr
     process.off('SIGINT', stop);
     await pool.close();
   }
+}
+
+/** `sweep --dry-run`: counts the chains a sweep would refresh (active, idle past `idleDays`); sends nothing. */
+export async function runSweepDryRun(store: TokenStore, io: CliIo, options: { idleDays: number; pageSize: number; userChains: boolean }): Promise<number> {
+  const idleMs = options.idleDays * 86_400_000;
+  const now = Date.now();
+  let checked = 0;
+  let due = 0;
+  const unreadable: string[] = [];
+  for await (const page of walkStore(store, { pageSize: options.pageSize, userChains: options.userChains })) {
+    for (const record of page.records) {
+      checked++;
+      if (record.state === 'active' && now - record.chainUpdatedAt > idleMs) due++;
+    }
+    for (const item of page.unreadable) unreadable.push(describeUnreadable(item));
+  }
+  io.out(`sweep (dry run): ${checked} chains checked, ${due} would be refreshed, ${unreadable.length} could not be read\n`);
+  for (const line of unreadable) io.out(`  unreadable ${line}\n`);
+  return unreadable.length > 0 ? ExitCode.Failure : ExitCode.Ok;
 }
 
 /** `reactivate`: one try of the stored refresh token; prints the chain's state. */

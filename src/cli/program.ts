@@ -5,7 +5,7 @@ import type { TokenStore } from '../store/token-store.js';
 import { CliError, describeFailure, ExitCode, scrub } from './errors.js';
 import type { CliIo } from './io.js';
 import { proveByRefresh, readRecipe, runImport, type ProveChain } from './import-recipe.js';
-import { credentials, runForget, runReactivate, runRekey, runSweepCommand, type AppCredentials } from './maintenance.js';
+import { credentials, runForget, runReactivate, runRekey, runSweepCommand, runSweepDryRun, type AppCredentials } from './maintenance.js';
 import { OAuthClient } from '../oauth/oauth-client.js';
 import { normalizeTrustedHosts, trustedOAuthBaseOf } from '../protocol/oauth-hosts.js';
 import { migrateReport, runMigrate } from './migrate.js';
@@ -61,6 +61,7 @@ export function buildProgram(io: CliIo, state: { code: number }): Command {
     .exitOverride()
     .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s), outputError: (s, write) => write(scrub(s)) })
     .showHelpAfterError('(run with --help for usage)');
+  if (io.version !== undefined) program.version(io.version, '-V, --version', 'print the version of b24-portal-tokens');
 
   program
     .command('status')
@@ -90,7 +91,12 @@ export function buildProgram(io: CliIo, state: { code: number }): Command {
     .option('--page-size <n>', 'records read per store page', integer(1), 100)
     .option('--user-chains', 'also keep users\u2019 chains alive')
     .option('--verbose', 'log warnings of the pool on stderr')
-    .action(async (o: { store?: string; clientId?: string; clientSecret?: string; oauthHost?: string[]; idleDays: number; concurrency: number; pageSize: number; userChains?: boolean; verbose?: boolean }) => {
+    .option('--dry-run', 'count the chains that would be refreshed; refresh nothing (needs no credentials)')
+    .action(async (o: { store?: string; clientId?: string; clientSecret?: string; oauthHost?: string[]; idleDays: number; concurrency: number; pageSize: number; userChains?: boolean; verbose?: boolean; dryRun?: boolean }) => {
+      if (o.dryRun === true) {
+        state.code = await withStore(o.store, io, (store) => runSweepDryRun(store, io, { idleDays: o.idleDays, pageSize: o.pageSize, userChains: o.userChains === true }));
+        return;
+      }
       const creds = credentials(io, o);
       state.code = await withStore(o.store, io, (store) =>
         runSweepCommand(store, io, creds, { idleDays: o.idleDays, concurrency: o.concurrency, pageSize: o.pageSize, userChains: o.userChains === true, verbose: o.verbose === true }),

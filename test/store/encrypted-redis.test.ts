@@ -52,7 +52,7 @@ if (!available) {
           else dumps.push(`${key}: ${type}`);
         }
         const raw = dumps.join('\n');
-        expect(raw, 'sealed values are in the hashes').toMatch(/v1\.k1\.[A-Za-z0-9_-]{16}\./);
+        expect(raw, 'sealed values are in the hashes').toMatch(/v2\.k1\.[A-Za-z0-9_-]{16}\./);
         expectNoneInClear(raw, [...Object.values(first), ...Object.values(second), ...Object.values(user)], 'Redis');
       });
     },

@@ -98,4 +98,32 @@ export function registerListCases({ test, expect, store }: SuiteContext): void {
       "deletePortal leaves another portal's chains",
     ).toStrictEqual(['user:5']);
   });
+
+  test('listAll (when present) pages through every chain in memberId then chain order, a user chain without its portal chain included', async () => {
+    const target = store();
+    const listAll = target.listAll?.bind(target);
+    if (listAll === undefined) return; // optional: walks fall back to list plus listChains
+    await target.upsert(sampleRecord('m-2'));
+    await target.upsert(chainRecord('m-2', 10));
+    await target.upsert(chainRecord('m-2', 9));
+    await target.upsert(chainRecord('m-1', 7)); // no portal chain for m-1 (an app-page visit before the install)
+    await target.upsert(sampleRecord('m-3'));
+    await target.upsert(chainRecord('m-3', 4));
+    await target.delete({ memberId: 'm-3', chain: 'user:4' });
+    const seen: string[] = [];
+    let after: string | undefined;
+    let pages = 0;
+    do {
+      const page = await listAll({ after, limit: 2 });
+      expect(page.records.length, 'a page holds at most `limit` records').toBeLessThanOrEqual(2);
+      seen.push(...page.records.map((record) => `${record.memberId} ${record.chain}`));
+      after = page.next;
+      pages++;
+    } while (after !== undefined && pages < 10);
+    expect(seen, 'every chain once, in memberId then chain order (code units), deleted ones left out').toStrictEqual([
+      'm-1 user:7', 'm-2 portal', 'm-2 user:10', 'm-2 user:9', 'm-3 portal',
+    ]);
+    expect((await listAll()).next, 'one default page holds them all').toBeUndefined();
+  });
 }
+

@@ -323,7 +323,7 @@ const genuineUpdate = (userId: number): Step =>
 
 const visit = (userId: number, how: 'remember' | 'reseed' | 'visit'): Step =>
   command(
-    `${how} visit by ${isAdmin(userId) ? 'admin' : 'user'} ${userId}`,
+    `app page (${{ remember: 'rememberUser', reseed: 'reseed', visit: 'pool.visit' }[how]}) by ${isAdmin(userId) ? 'admin' : 'user'} ${userId}`,
     (model) => model.installed,
     async (model, real) => {
       const request = real.b24.appPageRequest(real.portal.memberId, { userId });

@@ -495,7 +495,9 @@ const lostRotation = (): Step =>
       } finally {
         real.b24.failOAuth(null);
       }
-      Object.assign(model, { lost: true, adminLive: false });
+      // An install still waiting in the spool predates this loss: only an administrator's next
+      // app-page visit is promised to restore the chain (its replay may find the stored event as new).
+      Object.assign(model, { lost: true, adminLive: false, pendingAdmin: false });
     },
   );
 

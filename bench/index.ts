@@ -10,6 +10,7 @@ import { JSON_OUT, machine, ONLY, progress, row, SHORT, table, type Row } from '
 import { installCost, recipeInstallCost } from './install.js';
 import { memoryUse } from './memory.js';
 import { budgetRows } from './rate-budget.js';
+import { clusterStormRows } from './redis-cluster.js';
 import { restOverhead } from './rest-overhead.js';
 import { inProcess, multiProcess, refreshRoundTripMs, STRATEGIES, type StormResult } from './storm.js';
 import { createStore, fill, type StoreKind } from './stores.js';
@@ -284,6 +285,7 @@ async function main(): Promise<void> {
     if (wanted(6)) {
       progress('row 6: refresh storms');
       await stormRows(rows, b24);
+      await clusterStormRows(rows, b24, SHORT);
     }
     if (wanted(7)) {
       progress('row 7: one request budget per portal across processes');

@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import pg from 'pg';
 import { FileTokenStore } from '../src/store/file/store.js';
 import { MemoryTokenStore } from '../src/store/memory/store.js';
@@ -17,8 +17,10 @@ import { concurrently } from './lib.js';
 
 export const PG_URL = process.env['B24PT_BENCH_PG_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test';
 export const REDIS_URL = process.env['B24PT_BENCH_REDIS_URL'] ?? 'redis://127.0.0.1:6379';
+/** The Redis Cluster's nodes (.ci/services/redis-cluster.sh), comma-separated. */
+export const REDIS_CLUSTER_NODES = (process.env['B24PT_BENCH_REDIS_CLUSTER'] ?? 'redis://127.0.0.1:7001,redis://127.0.0.1:7002,redis://127.0.0.1:7003').split(',');
 
-export type StoreKind = 'memory' | 'file' | 'sqlite' | 'postgres' | 'redis';
+export type StoreKind = 'memory' | 'file' | 'sqlite' | 'postgres' | 'redis' | 'redis-cluster';
 
 export interface BenchStore {
   readonly kind: StoreKind;
@@ -51,6 +53,25 @@ export function openStore(at: StoreLocation): TokenStore {
       return new PostgresTokenStore({ connectionString: PG_URL, tablePrefix: at.prefix!, maxConnections: 10 });
     case 'redis':
       return new RedisTokenStore({ url: REDIS_URL, keyPrefix: at.prefix! });
+    case 'redis-cluster':
+      return new RedisTokenStore({ nodes: REDIS_CLUSTER_NODES, keyPrefix: at.prefix! });
+  }
+}
+
+async function dropRedisCluster(prefix: string): Promise<void> {
+  const cluster = new Cluster(REDIS_CLUSTER_NODES.map((url) => ({ host: new URL(url).hostname, port: Number(new URL(url).port) })));
+  try {
+    await cluster.ping();
+    for (const node of cluster.nodes('master')) {
+      let cursor = '0';
+      do {
+        const [next, keys] = await node.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 5000);
+        cursor = next;
+        await Promise.all(keys.map((key) => cluster.unlink(key))); // keys of many slots: one at a time
+      } while (cursor !== '0');
+    }
+  } finally {
+    cluster.disconnect();
   }
 }
 
@@ -110,6 +131,12 @@ export async function createStore(kind: StoreKind): Promise<BenchStore> {
       const prefix = `b24pt-bench:${tag()}`;
       location = { kind, prefix };
       remove = () => dropRedis(prefix);
+      break;
+    }
+    case 'redis-cluster': {
+      const prefix = `b24pt-bench:${tag()}`;
+      location = { kind, prefix };
+      remove = () => dropRedisCluster(prefix);
       break;
     }
   }

@@ -12,6 +12,8 @@
 //   store.ts    StoreError, DecryptionError, SpoolFullError
 //   budget.ts   RateLimitedError
 //   options.ts  InvalidOptionsError (and the checks of options when they are given)
+//   limits.ts   ProofsThrottledError, ResponseTooLargeError
+//   input.ts    InvalidArgumentError (escape.ts: caller-supplied text inside messages)
 //   trust.ts    UntrustedHostError
 
 export { ErrorCode, PortalTokensError, findPortalTokensError } from './errors/base.js';
@@ -37,6 +39,8 @@ export { StoreError, DecryptionError, SpoolFullError } from './errors/store.js';
 export type { DecryptionFailureReason } from './errors/store.js';
 export { RateLimitedError } from './errors/budget.js';
 export { InvalidOptionsError } from './errors/options.js';
+export { ProofsThrottledError, ResponseTooLargeError } from './errors/limits.js';
+export { InvalidArgumentError } from './errors/input.js';
 export { UntrustedHostError } from './errors/trust.js';
 
 // What is terminal is a Bitrix24 fact; it lives with the other OAuth facts. Re-exported here for

@@ -126,6 +126,14 @@ export { userIdOf } from './store/token-store.js';
 // core (issue 20): the chain core's public shapes: what onUninstalled hears, what pool.visit answers
 export type { UninstallOutcome } from './chains/kit.js';
 export type { VisitOutcome } from './chains/page.js';
+// outbound (issue 22 cases 1, 4, 5): the ceilings on public handlers' proofs, and the answer-size cap
+export { ProofGate, resolveProofLimits } from './guard/proof-gate.js';
+export type { ProofGateStats, ProofLimits, ResolvedProofLimits } from './guard/proof-gate.js';
+export { ProofsThrottledError, ResponseTooLargeError } from './errors.js';
+// inbound (issue 22 cases 2, 3, 6): the bad-argument error, the event handler's counts, low-priority REST requests
+export { InvalidArgumentError } from './errors.js';
+export type { EventHandlerStats } from './http/events.js';
+export { withBudgetShare } from './budget/priority.js';
 // doors: where a token may be sent (send-time trust checks; issue 20 case 3, issue 22 case 5)
 export { UntrustedHostError } from './errors.js';
 export { isPortalDomain, isPrivateHost } from './protocol/rest-roots.js';

@@ -14,6 +14,8 @@ import type { Logger } from '../logger.js';
 import { MemoryTokenStore } from '../store/memory/store.js';
 import type { BudgetGrant, BudgetSpec, TokenStore } from '../store/token-store.js';
 import { ProbeGates } from './gates.js';
+import { shareTurn } from './priority.js';
+import { typedBudgetStep } from './store-errors.js';
 import { OperatingAccounts, operatingOf, operatingResetAtOf } from './operating.js';
 import { BITRIX24_PLAN_LIMITS, planInAnswer, type RequestBudgetLimits } from './plan.js';
 
@@ -232,6 +234,12 @@ export class RequestBudget {
     const started = clock.now();
     const limit = Math.min(this.#settings.maxWaitMs, deadline?.maxWaitMs ?? Number.POSITIVE_INFINITY);
     const maxWaitMs = Number.isFinite(limit) ? Math.max(0, limit) : undefined;
+    // inbound (issue 22 case 2): a listener's request first waits for its share of the portal's budget (priority.ts).
+    await shareTurn(memberId, this.specFor(memberId), maxWaitMs, deadline?.signal, {
+      acquire: (key, spec) => this.#acquire(key, spec),
+      clock,
+      refused: (waitMs, reason) => this.#refused(memberId, waitMs, reason),
+    });
     const grant =
       maxWaitMs === undefined ? await this.#slot(memberId) : await this.#acquire(`rest:${memberId}`, { ...this.specFor(memberId), maxWaitMs });
     if (!grant.granted) throw this.#refused(memberId, grant.waitMs, 'rate');
@@ -303,7 +311,7 @@ export class RequestBudget {
   #acquire(key: string, spec: BudgetSpec): Promise<BudgetGrant> {
     const store = this.#store;
     if (store.acquire === undefined) return Promise.resolve({ waitMs: 0, granted: true });
-    return store.acquire(key, spec);
+    return typedBudgetStep(key, () => store.acquire!(key, spec)); // inbound (issue 22 case 6): a raw error arrives as StoreError
   }
 
   #refused(memberId: string, waitMs: number, reason: 'rate' | 'operating' | 'aborted'): RateLimitedError {

@@ -23,7 +23,10 @@ function supersedes(entry: SpooledEntry, current: PortalRecord | undefined): boo
   if (current === undefined) return true;
   if (current.refreshToken === entry.record.refreshToken) return false;
   if (entry.replace === 'if-absent' && current.state === 'active') return false;
-  if (current.eventTs !== null && entry.ts <= current.eventTs) {
+  // Two events of one second carry one `ts`: of those, the entry whose pair was issued later than
+  // the stored one is the newer (a pair applied before and then refreshed is older than the stored).
+  const sameSecondNewerPair = current.eventTs !== null && entry.ts === current.eventTs && entry.record.expires > current.expires;
+  if (current.eventTs !== null && entry.ts <= current.eventTs && !sameSecondNewerPair) {
     // An administrator's entry still replaces a chain that is not a live administrator's.
     return entry.admin === true && current.state === 'active' && current.chain === 'portal' ? 'if-not-administrator' : false;
   }

@@ -57,7 +57,7 @@ export class RefreshCoordinator {
     this.#o = options;
     this.#backoff = new Backoff(options.backoff, options.random);
     this.#writer = new ChainWriter(options, this.counters, this.#backoff, (record) => this.#adopted(record));
-    this.#turns = new RequestTurns(options.maxConcurrentRefreshes);
+    this.#turns = new RequestTurns(options.maxConcurrentRefreshes, () => options.clock.now());
   }
 
   /**
@@ -109,12 +109,19 @@ export class RefreshCoordinator {
 
   /**
    * Keeps an idle chain alive (the sweep): refreshes it unless another worker did since `record`
-   * was read. Never throws.
+   * was read. Waits for the answer as a caller does (`answerWaitMs`): a refresh with no answer by
+   * then counts as `failed` and goes on in the background (its pair is stored when the answer
+   * comes), so a hanging OAuth host does not stall the sweep; while that host holds all its turns
+   * past `answerWaitMs`, no keep-alive for it is started (`failed` at once). Never throws.
    */
   async keepAlive(record: PortalRecord, idleMs: number): Promise<{ outcome: 'refreshed' | 'revoked' | 'failed'; record?: PortalRecord }> {
+    const wait = this.#o.answerWaitMs;
+    if (wait !== undefined && !this.#flights.has(chainKeyOf(record.memberId, record.chain)) && this.#turns.stalled(record.serverEndpoint, wait)) {
+      this.#o.logger.debug({ memberId: record.memberId, chain: record.chain }, 'keep-alive skipped: its OAuth host is not answering');
+      return { outcome: 'failed' };
+    }
     try {
-      // Background work: the sweep waits for the answer however late it comes.
-      const fresh = await this.#flightOf(record, { reason: 'keep-alive' }).work;
+      const fresh = await waitForFlight(this.#flightOf(record, { reason: 'keep-alive' }), record.memberId, this.#o.clock, wait);
       return { outcome: this.#o.clock.now() - fresh.chainUpdatedAt <= idleMs ? 'refreshed' : 'failed', record: fresh };
     } catch (error) {
       return { outcome: error instanceof PortalRevokedError ? 'revoked' : 'failed' };
@@ -310,10 +317,9 @@ export class RefreshCoordinator {
     this.counters.refreshes++;
     const key = chainKeyOf(memberId, chain);
     try {
-      tokens = await this.#turns.run(() => {
-        sent();
-        return this.#o.refresh(current);
-      });
+      // A caller's wait for the answer starts here, while the request may still wait for its turn.
+      sent();
+      tokens = await this.#turns.run(() => this.#o.refresh(current), { host: current.serverEndpoint, portal: memberId });
       this.#abandoned.delete(key);
     } catch (error) {
       if (error instanceof OAuthUnavailableError && error.status === 0) {

@@ -1,7 +1,7 @@
 // Step 3 of the coordinator: the store's per-chain lock, waited for on the coordinator's clock, and
 // its lease kept alive while the holder works.
 
-import { LockTimeoutError } from '../errors.js';
+import { LockTimeoutError, PortalTokensError, StoreError } from '../errors.js';
 import { describeError } from '../logger.js';
 import type { LockWaitEvent } from './events.js';
 import type { PortalRecord, StoreLease } from '../store/token-store.js';
@@ -49,7 +49,8 @@ movedOn: () => Promise<PortalRecord | undefined>,
       lease = await tryLock(key, o.lockTtlMs);
     } catch (error) {
       disarm(armed, woken);
-      throw error;
+      // A custom store's raw error reaches the caller typed, the original kept as the cause.
+      throw error instanceof PortalTokensError ? error : new StoreError('The token store failed to take the refresh lock', { cause: error, memberId });
     }
     if (lease !== undefined) {
       disarm(armed, woken);

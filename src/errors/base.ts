@@ -56,6 +56,12 @@ export const ErrorCode = {
   RateLimited: 'RATE_LIMITED',
   /** An option is not what it must be, or a function given as an option threw or returned something invalid. */
   InvalidOptions: 'INVALID_OPTIONS',
+  /** A public handler's proof (a token request, `app.info`) was refused: a ceiling on proofs was reached. */
+  ProofsThrottled: 'PROOFS_THROTTLED',
+  /** An answer from a portal or an OAuth host was larger than the configured cap. */
+  ResponseTooLarge: 'RESPONSE_TOO_LARGE',
+  /** An argument was refused before anything was read or written (bad input from the caller). */
+  InvalidArgument: 'INVALID_ARGUMENT',
   /** A request carrying a secret was about to go to a host the configuration does not trust; it was not sent. */
   UntrustedHost: 'UNTRUSTED_HOST',
 } as const;

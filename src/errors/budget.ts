@@ -1,6 +1,7 @@
 // The error of the request budget: a REST request that would have waited past its limit.
 
 import { ErrorCode, PortalTokensError, type PortalTokensErrorOptions } from './base.js';
+import { escapeText } from './escape.js';
 
 /**
  * A REST request was not sent: the portal's shared request budget (Bitrix24's leaky bucket or a
@@ -17,8 +18,8 @@ export class RateLimitedError extends PortalTokensError {
   constructor(memberId: string, waitMs: number, reason: 'rate' | 'operating' | 'aborted', options: PortalTokensErrorOptions = {}) {
     super(
       reason === 'aborted'
-        ? `A REST request of portal ${memberId} was aborted while it waited for the request budget`
-        : `A REST request of portal ${memberId} would wait ${Math.ceil(waitMs)} ms for the ${reason === 'rate' ? 'request budget' : 'operating-time budget'}, past its limit`,
+        ? `A REST request of portal ${escapeText(memberId)} was aborted while it waited for the request budget`
+        : `A REST request of portal ${escapeText(memberId)} would wait ${Math.ceil(waitMs)} ms for the ${reason === 'rate' ? 'request budget' : 'operating-time budget'}, past its limit`,
       { ...options, memberId },
     );
     this.waitMs = waitMs;

@@ -3,6 +3,7 @@
 
 import { isTerminalOAuthError } from '../protocol/oauth-errors.js';
 import { ErrorCode, PortalTokensError, type PortalTokensErrorOptions } from './base.js';
+import { escapeText } from './escape.js';
 
 /**
  * The OAuth server answered with an `error`: retrying the same request will not help.
@@ -20,7 +21,7 @@ export class OAuthRejectedError extends PortalTokensError {
   /** Whether the error means the chain cannot be refreshed (`invalid_grant`, `wrong_client`, ...). */
   readonly terminal: boolean;
   constructor(oauthError: string, status: number, options: PortalTokensErrorOptions = {}) {
-    super(`OAuth server rejected the request: ${oauthError} (HTTP ${status})`, options);
+    super(`OAuth server rejected the request: ${escapeText(oauthError)} (HTTP ${status})`, options);
     this.oauthError = oauthError;
     this.status = status;
     this.terminal = isTerminalOAuthError(oauthError);
@@ -57,7 +58,7 @@ export class OAuthCredentialsError extends PortalTokensError {
   /** The OAuth `error` string, `invalid_client` or `wrong_client`. */
   readonly oauthError: string;
   constructor(oauthError: string, options: PortalTokensErrorOptions = {}) {
-    super(`The OAuth host refused this app's client credentials (${oauthError}); check clientId and clientSecret`, options);
+    super(`The OAuth host refused this app's client credentials (${escapeText(oauthError)}); check clientId and clientSecret`, options);
     this.oauthError = oauthError;
   }
 }

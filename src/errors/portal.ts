@@ -2,12 +2,16 @@
 // missing, a lock not obtained in time; and the closed pool.
 
 import { ErrorCode, PortalTokensError, type PortalTokensErrorOptions } from './base.js';
+import { escapeText } from './escape.js';
+
+/** An instant for a message: ISO 8601 when it is one, else as given. */
+const instant = (ms: number): string => (Number.isFinite(ms) && Math.abs(ms) <= 8.64e15 ? new Date(ms).toISOString() : String(ms));
 
 /** `clientFor` was asked for a portal that has no record in the store. */
 export class PortalNotInstalledError extends PortalTokensError {
   readonly code = ErrorCode.PortalNotInstalled;
   constructor(memberId: string, options: PortalTokensErrorOptions = {}) {
-    super(`Portal ${memberId} is not installed`, { ...options, memberId });
+    super(`Portal ${escapeText(memberId)} is not installed`, { ...options, memberId });
   }
 }
 
@@ -17,7 +21,7 @@ export class PortalRevokedError extends PortalTokensError {
   /** The OAuth error string that revoked it (`invalid_grant`, ...), when known. */
   readonly reason: string | undefined;
   constructor(memberId: string, reason?: string, options: PortalTokensErrorOptions = {}) {
-    super(`Portal ${memberId} is revoked${reason ? ` (${reason})` : ''}; it must be reinstalled`, {
+    super(`Portal ${escapeText(memberId)} is revoked${reason ? ` (${escapeText(reason)})` : ''}; it must be reinstalled`, {
       ...options,
       memberId,
     });
@@ -35,7 +39,7 @@ export class PortalSuspendedError extends PortalTokensError {
   /** When the pool will try the chain again, unix ms. */
   readonly retryAt: number;
   constructor(memberId: string, retryAt: number, options: PortalTokensErrorOptions = {}) {
-    super(`Portal ${memberId} is suspended (PAYMENT_REQUIRED); the chain is tried again after ${new Date(retryAt).toISOString()}`, {
+    super(`Portal ${escapeText(memberId)} is suspended (PAYMENT_REQUIRED); the chain is tried again after ${instant(retryAt)}`, {
       ...options,
       memberId,
     });
@@ -53,7 +57,7 @@ export class UserChainMissingError extends PortalTokensError {
   /** The user whose chain is missing. */
   readonly userId: number;
   constructor(memberId: string, userId: number, options: PortalTokensErrorOptions = {}) {
-    super(`Portal ${memberId} holds no live chain for user ${userId}; the user must open the app again`, {
+    super(`Portal ${escapeText(memberId)} holds no live chain for user ${escapeText(String(userId))}; the user must open the app again`, {
       ...options,
       memberId,
     });
@@ -65,7 +69,7 @@ export class UserChainMissingError extends PortalTokensError {
 export class LockTimeoutError extends PortalTokensError {
   readonly code = ErrorCode.LockTimeout;
   constructor(memberId: string, waitedMs: number, options: PortalTokensErrorOptions = {}) {
-    super(`Timed out after ${waitedMs} ms waiting for the refresh lock of portal ${memberId}`, {
+    super(`Timed out after ${waitedMs} ms waiting for the refresh lock of portal ${escapeText(memberId)}`, {
       ...options,
       memberId,
     });

@@ -2,6 +2,7 @@
 // install spool.
 
 import { ErrorCode, PortalTokensError, type PortalTokensErrorOptions } from './base.js';
+import { escapeText } from './escape.js';
 
 /**
  * The token store failed. The original error is in `cause`.
@@ -47,9 +48,9 @@ export class DecryptionError extends PortalTokensError {
     details: { memberId: string; chain: string; field: string; keyId: string | undefined; reason: DecryptionFailureReason },
     options: Omit<PortalTokensErrorOptions, 'memberId'> = {},
   ) {
-    const key = details.keyId === undefined ? '' : ` (key id ${details.keyId})`;
+    const key = details.keyId === undefined ? '' : ` (key id ${escapeText(details.keyId)})`;
     super(
-      `Cannot decrypt the ${details.field} of portal ${details.memberId}, chain ${details.chain}${key}: ${DECRYPTION_TEXT[details.reason]}`,
+      `Cannot decrypt the ${escapeText(details.field)} of portal ${escapeText(details.memberId)}, chain ${escapeText(details.chain)}${key}: ${DECRYPTION_TEXT[details.reason]}`,
       { ...options, memberId: details.memberId },
     );
     this.keyId = details.keyId;
@@ -68,14 +69,17 @@ const DECRYPTION_TEXT: Record<DecryptionFailureReason, string> = {
 
 /**
  * The install spool refused an entry because it holds `maxEntries` entries or `maxBytes` bytes
- * already. The lifecycle handler answers 503: the event was not kept.
+ * already, or the portal's share (`maxEntriesPerPortal`). The lifecycle handler answers 503: the
+ * event was not kept.
  */
 export class SpoolFullError extends PortalTokensError {
   readonly code = ErrorCode.SpoolFull;
-  /** Which bound was reached: `entries` or `bytes`. */
-  readonly limit: 'entries' | 'bytes';
-  constructor(limit: 'entries' | 'bytes', options: PortalTokensErrorOptions = {}) {
-    super(`The install spool is full (its ${limit === 'entries' ? 'maxEntries' : 'maxBytes'} bound is reached)`, options);
+  /** Which bound was reached: `entries`, `bytes`, or the portal's share (`portal`). */
+  readonly limit: 'entries' | 'bytes' | 'portal';
+  constructor(limit: 'entries' | 'bytes' | 'portal', options: PortalTokensErrorOptions = {}) {
+    super(`The install spool is full (its ${SPOOL_BOUND[limit]} bound is reached)`, options);
     this.limit = limit;
   }
 }
+
+const SPOOL_BOUND = { entries: 'maxEntries', bytes: 'maxBytes', portal: 'maxEntriesPerPortal' } as const;

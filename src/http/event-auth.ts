@@ -3,7 +3,7 @@
 
 import type { B24OAuth } from '@bitrix24/b24jssdk';
 import type { EventHandlerContext } from '../context.js';
-import { ErrorCode, PortalTokensError } from '../errors.js';
+import { ErrorCode, PortalTokensError, StoreError } from '../errors.js';
 import type { RestEvent } from '../events/types.js';
 import { describeError, type Logger } from '../logger.js';
 import { applicationTokenRefusal } from '../oauth/verify.js';
@@ -17,9 +17,12 @@ export function forbiddenResponse(): PlainResponse {
   return jsonResponse(403, { error: ErrorCode.VerificationFailed });
 }
 
-/** The 500 of a failing store. */
-function storeFailureResponse(): PlainResponse {
-  return jsonResponse(500, { error: ErrorCode.StoreFailure });
+/**
+ * The answer when the store failed: generic, so the sender (anyone, before authentication) does not
+ * learn that the store is down; 503 with `Retry-After` when it was unreachable, else 500.
+ */
+function storeFailureResponse(error: unknown): PlainResponse {
+  return error instanceof StoreError && error.transient ? jsonResponse(503, { error: ErrorCode.Internal }, { 'retry-after': '5' }) : internalErrorResponse();
 }
 
 function refuse(logger: Logger, event: RestEvent, reason: EventRefusal): PlainResponse {
@@ -39,7 +42,7 @@ export async function authenticate(context: EventHandlerContext, logger: Logger,
     record = await context.store.get(memberId);
   } catch (error) {
     logger.error({ memberId, event: event.event, err: describeError(error) }, 'Token store failed while authenticating a REST event');
-    return storeFailureResponse();
+    return storeFailureResponse(error);
   }
   if (record === undefined) return refuse(logger, event, 'unknown_portal');
   if (record.state === 'revoked') return refuse(logger, event, 'portal_revoked');
@@ -70,8 +73,6 @@ export async function portalClient(
       return { response: forbiddenResponse() };
     }
     logger.error({ memberId, event: event.event, err: describeError(error) }, "Could not get the portal's client for a REST event");
-    return {
-      response: error instanceof PortalTokensError && error.code === ErrorCode.StoreFailure ? storeFailureResponse() : internalErrorResponse(),
-    };
+    return { response: storeFailureResponse(error) };
   }
 }

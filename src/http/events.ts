@@ -4,12 +4,14 @@
 
 import type { B24OAuth } from '@bitrix24/b24jssdk';
 import { DEFAULT_MAX_BODY_BYTES } from '../body.js';
+import { checkBudgetShare, withBudgetShare } from '../budget/priority.js';
 import { assertEventContext, type EventHandlerContext } from '../context.js';
-import { InvalidEventError } from '../errors.js';
+import { ErrorCode, InvalidEventError } from '../errors.js';
 import { parseRestEvent } from '../events/rest.js';
 import type { RestEvent, RestEventAuth, RestEventData } from '../events/types.js';
 import { describeError, type Logger } from '../logger.js';
 import { observedLogger } from '../logger.js';
+import { positiveInteger } from '../store/adapter-options.js';
 import {
   internalErrorResponse,
   jsonResponse,
@@ -19,6 +21,7 @@ import {
   type PlainResponse,
 } from '../plain.js';
 import { authenticate, portalClient } from './event-auth.js';
+import { DuplicateFilter, eventDigest, ListenerLimiter, type ListenerRefusal } from './event-limits.js';
 import { isAnswer, screenRequest } from './screen.js';
 
 /** What a REST event listener receives. */
@@ -101,6 +104,47 @@ export interface EventHandlerOptions {
   readonly maxBodyBytes?: number | undefined;
   /** Where to log. @defaultValue the pool's logger */
   readonly logger?: Logger | undefined;
+  /**
+   * Listeners running at once, in all portals; the next ones wait for a turn (turns go to the
+   * portals in rotation).
+   * @defaultValue 64
+   */
+  readonly maxRunningListeners?: number | undefined;
+  /**
+   * Listeners of one portal running at once.
+   * @defaultValue 4
+   */
+  readonly maxRunningListenersPerPortal?: number | undefined;
+  /**
+   * Listeners waiting for a turn, in all portals; past it an event is answered 503 with `Retry-After`
+   * and a warning (Bitrix24 does not resend it: the event is lost).
+   * @defaultValue 1000
+   */
+  readonly maxQueuedListeners?: number | undefined;
+  /**
+   * Listeners of one portal waiting for a turn; past it the portal's event is answered 429 with
+   * `Retry-After` and a warning naming the portal (Bitrix24 does not resend it: the event is lost).
+   * @defaultValue 100
+   */
+  readonly maxQueuedListenersPerPortal?: number | undefined;
+  /**
+   * The share of each portal's request budget (rate and burst) the REST requests of listeners may
+   * use; the rest is kept for the app's own calls (see `withBudgetShare`). `1`: no limit of their own.
+   * @defaultValue 0.5
+   */
+  readonly listenerBudgetShare?: number | undefined;
+}
+
+/** Counts of {@link EventHandler.stats}. */
+export interface EventHandlerStats {
+  /** Listeners running now. */
+  readonly running: number;
+  /** Listeners waiting for a turn now. */
+  readonly queued: number;
+  /** Events refused (429/503) because too many listeners were pending, since the handler was created. */
+  readonly refused: number;
+  /** Events answered 200 without a run because an identical one was waiting for its turn. */
+  readonly duplicates: number;
 }
 
 /** The handler {@link createEventHandler} returns: a {@link PlainHandler} with its body limit. */
@@ -109,7 +153,14 @@ export interface EventHandler extends PlainHandler {
   readonly maxBodyBytes: number;
   /** Resolves once every listener started after an immediate answer has finished (for shutdown and tests). */
   drain(): Promise<void>;
+  /** Listeners running and waiting now, events refused and duplicates dropped so far. */
+  stats(): EventHandlerStats;
 }
+
+/** A warning per portal and bound at most this often, with the count refused since the last one. */
+const REFUSAL_WARN_MS = 10_000;
+/** Seconds a refused sender is told to wait. */
+const BUSY_RETRY_AFTER_SEC = 5;
 
 function listenersOf(on: unknown): Map<string, RestEventListener> {
   if (on === null || typeof on !== 'object') throw new TypeError('options.on must be an object of listeners by event name');
@@ -144,7 +195,16 @@ function listenersOf(on: unknown): Map<string, RestEventListener> {
  * (`{ error, field }`); 403 `VERIFICATION_FAILED` for an unknown, revoked or suspended portal, a
  * record without an `application_token`, or a mismatch (a warning names the portal and the reason);
  * 405 not a POST; 413 body over `maxBodyBytes`; 415 neither form nor JSON; 500 `INTERNAL_ERROR`
- * when the listener threw (no details) or `STORE_FAILURE`. No answer and no log line holds a token.
+ * when the listener threw (no details) or the store failed (503 with `Retry-After` when it was
+ * unreachable: the answer never says it is the store). No answer and no log line holds a token.
+ *
+ * Bounded, since any user of the portal can send its events: at most `maxRunningListenersPerPortal`
+ * listeners of a portal (and `maxRunningListeners` in all) run at once, the next wait for a turn
+ * (turns go to the portals in rotation); past `maxQueuedListenersPerPortal` waiting the answer is 429
+ * (past `maxQueuedListeners`, 503), `{ error: 'RATE_LIMITED' }` with `Retry-After`, and a warning
+ * naming the portal (at most one per portal every 10 s). An event delivered again (same portal,
+ * event, `ts` and `data`) while the first waits for its turn is answered 200 and not run twice.
+ * Listeners' REST requests may use at most `listenerBudgetShare` of the portal's request budget.
  *
  * @example
  * ```ts
@@ -175,11 +235,41 @@ export function createEventHandler(options: EventHandlerOptions): EventHandler {
   const onError = options.onError;
   const logger = observedLogger(options.logger ?? pool.logger);
   const running = new Set<Promise<void>>();
+  const limits = {
+    running: positiveInteger(options.maxRunningListeners, 'options.maxRunningListeners') ?? 64,
+    runningPerPortal: positiveInteger(options.maxRunningListenersPerPortal, 'options.maxRunningListenersPerPortal') ?? 4,
+    queued: positiveInteger(options.maxQueuedListeners, 'options.maxQueuedListeners') ?? 1000,
+    queuedPerPortal: positiveInteger(options.maxQueuedListenersPerPortal, 'options.maxQueuedListenersPerPortal') ?? 100,
+  };
+  const share = options.listenerBudgetShare === undefined ? 0.5 : checkBudgetShare(options.listenerBudgetShare, 'options.listenerBudgetShare');
+  const limiter = new ListenerLimiter(limits);
+  const duplicates = new DuplicateFilter(limits.queued + limits.running);
+  const counts = { refused: 0, duplicates: 0 };
+  const warned = new Map<string, { at: number; refused: number }>();
+
+  /** The answer to an event past a bound; a warning per portal and bound every REFUSAL_WARN_MS. */
+  const busy = (event: RestEvent, refusal: ListenerRefusal): PlainResponse => {
+    counts.refused++;
+    const key = `${refusal} ${event.auth.memberId}`;
+    const now = Date.now();
+    const last = warned.get(key);
+    if (last !== undefined && now - last.at < REFUSAL_WARN_MS) last.refused++;
+    else {
+      warned.delete(key);
+      if (warned.size >= 1000) warned.delete(warned.keys().next().value as string);
+      warned.set(key, { at: now, refused: 0 });
+      logger.warn(
+        { memberId: event.auth.memberId, event: event.event, bound: refusal === 'portal' ? 'maxQueuedListenersPerPortal' : 'maxQueuedListeners', refusedSinceLastWarning: last?.refused ?? 0 },
+        'REST event refused: too many listeners pending',
+      );
+    }
+    return jsonResponse(refusal === 'portal' ? 429 : 503, { error: ErrorCode.RateLimited }, { 'retry-after': String(BUSY_RETRY_AFTER_SEC) });
+  };
 
   /** Runs a listener; a throw is logged (class name only) and reported. Never rejects. */
   const run = async (listener: RestEventListener, context: RestEventContext, answered: boolean): Promise<boolean> => {
     try {
-      await listener(context);
+      await withBudgetShare(share, () => listener(context));
       return true;
     } catch (error) {
       const info: RestEventErrorInfo = { event: context.event, memberId: context.memberId, answered };
@@ -206,6 +296,16 @@ export function createEventHandler(options: EventHandlerOptions): EventHandler {
     }
     const client = await portalClient(pool, logger, event);
     if ('response' in client) return client.response;
+    const digest = eventDigest(event);
+    if (duplicates.waiting(digest)) {
+      counts.duplicates++; // counted, not logged: a flood of replays must not become a flood of log lines
+      return jsonResponse(200, { ok: true });
+    }
+    const admitted = limiter.admit(memberId);
+    if (typeof admitted === 'string') {
+      duplicates.started(digest);
+      return busy(event, admitted);
+    }
     const context: RestEventContext = Object.freeze({
       event: event.event,
       data: event.data,
@@ -217,13 +317,23 @@ export function createEventHandler(options: EventHandlerOptions): EventHandler {
       b24: client.client,
       auth: event.auth,
     });
+    /** Waits for the listener's turn, runs it, hands the turn on. */
+    const inTurn = async (answered: boolean): Promise<boolean> => {
+      const release = await admitted;
+      duplicates.started(digest);
+      try {
+        return await run(listener, context, answered);
+      } finally {
+        release();
+      }
+    };
     if (acknowledge === 'immediately') {
-      const task = run(listener, context, true).then(() => undefined);
+      const task = inTurn(true).then(() => undefined);
       running.add(task);
       void task.finally(() => running.delete(task));
       return jsonResponse(200, { ok: true });
     }
-    return (await run(listener, context, false)) ? jsonResponse(200, { ok: true }) : internalErrorResponse();
+    return (await inTurn(false)) ? jsonResponse(200, { ok: true }) : internalErrorResponse();
   };
 
   const handle = async (request: PlainRequest): Promise<PlainResponse> => {
@@ -253,5 +363,6 @@ export function createEventHandler(options: EventHandlerOptions): EventHandler {
   const drain = async (): Promise<void> => {
     while (running.size > 0) await Promise.all([...running]);
   };
-  return Object.assign(handler, { maxBodyBytes, drain });
+  const stats = (): EventHandlerStats => ({ ...limiter.counts(), ...counts });
+  return Object.assign(handler, { maxBodyBytes, drain, stats });
 }

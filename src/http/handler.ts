@@ -4,8 +4,9 @@
 
 import { DEFAULT_MAX_BODY_BYTES } from '../body.js';
 import { assertContext, type PortalTokensContext } from '../context.js';
-import { InvalidEventError } from '../errors.js';
+import { InvalidEventError, ProofsThrottledError } from '../errors.js';
 import { checkOptionalFunction, checkOptionalMethods } from '../errors/options.js';
+import { claimKey, ProofGate, type ProofLimits } from '../guard/proof-gate.js';
 import { parseInstallEvent } from '../events/parse.js';
 import type { InstallEvent, LifecycleEvent, UninstallEvent, UpdateEvent } from '../events/types.js';
 import { describeError, type Logger } from '../logger.js';
@@ -88,6 +89,17 @@ export interface LifecycleHandlerOptions {
   readonly spool?: Pick<FileInstallSpool, 'put' | 'drain'> | undefined;
   /** How often the spool is replayed while it may hold events, ms (the timer does not keep the process alive). @defaultValue 30000 */
   readonly spoolReplayMs?: number | undefined;
+  /**
+   * Where each event is admitted before it may cost a request to an OAuth host: a process-wide
+   * and a per-portal ceiling on events being proven at once and per minute. Past a ceiling the
+   * answer is 429 `PROOFS_THROTTLED` with `Retry-After` (and a warning naming the portal); an
+   * event refused 403 is remembered and an identical one is refused again without any request (`docs/security.md`,
+   * "Tenant isolation").
+   * @defaultValue the pool's gate (the one its `rememberUser` and `reseed` use), else a new one with `proofLimits`
+   */
+  readonly proofGate?: ProofGate | undefined;
+  /** The ceilings of the handler's own gate when neither `proofGate` nor the pool's exists. @defaultValue see `ProofLimits` */
+  readonly proofLimits?: ProofLimits | undefined;
 }
 
 /** The handler {@link createLifecycleHandler} returns: a {@link PlainHandler} with its body limit. */
@@ -123,7 +135,8 @@ const DEFAULT_HOOK_TIMEOUT_MS = 2000;
  *
  * Answers (JSON, `{ ok: true }` on success, `{ error, ... }` otherwise):
  * 200 stored or removed; 400 malformed event (`{ error, field }` from the parser); 403 not proven
- * genuine; 405 not a POST; 413 body over `maxBodyBytes`; 415 a body that is neither
+ * genuine; 405 not a POST; 413 body over `maxBodyBytes`; 429 `PROOFS_THROTTLED` with `Retry-After`
+ * (a ceiling of the proof gate, see {@link LifecycleHandlerOptions.proofGate}); 415 a body that is neither
  * `application/x-www-form-urlencoded` nor `application/json` (a body without a content type is
  * sniffed: `{` starts JSON, anything else is a form); 502/503 the trusted OAuth host answered
  * garbage or could not be reached (nothing stored: Bitrix24 does not resend events, so such a
@@ -193,6 +206,8 @@ export function createLifecycleHandler(options: LifecycleHandlerOptions): Lifecy
   const timer = spool === undefined ? undefined : setInterval(() => void replaySpool(), replayMs);
   timer?.unref();
 
+  const gate = options.proofGate ?? gateOf(pool.oauth) ?? new ProofGate(options.proofLimits, () => pool.clock.now());
+
   const handle = async (request: PlainRequest): Promise<PlainResponse> => {
     const screened = screenRequest(request, maxBodyBytes);
     if (isAnswer(screened)) return screened;
@@ -205,7 +220,7 @@ export function createLifecycleHandler(options: LifecycleHandlerOptions): Lifecy
       logger.info({ field: error.field, reason: error.reason, code: error.code }, 'Malformed lifecycle event refused');
       return jsonResponse(400, { error: error.code, field: error.field });
     }
-    return event.type === 'uninstall' ? handleUninstall(kit, event) : handleInstallOrUpdate(kit, event);
+    return admitted(gate, event, logger, () => (event.type === 'uninstall' ? handleUninstall(kit, event) : handleInstallOrUpdate(kit, event)));
   };
 
   const handler = async (request: PlainRequest): Promise<PlainResponse> => {
@@ -225,4 +240,34 @@ export function createLifecycleHandler(options: LifecycleHandlerOptions): Lifecy
       if (timer !== undefined) clearInterval(timer);
     },
   });
+}
+
+/** The proof gate of a pool's OAuth client, when it has one. */
+function gateOf(oauth: unknown): ProofGate | undefined {
+  const gate = (oauth as { proofGate?: unknown }).proofGate;
+  return gate instanceof ProofGate ? gate : undefined;
+}
+
+/**
+ * Runs one event's handling as an admitted proof. An identical event (same fields) in flight shares
+ * its answer; one refused 403 before is refused again at no cost; past a ceiling the answer is 429
+ * with `Retry-After`.
+ */
+function admitted(gate: ProofGate, event: LifecycleEvent, logger: Logger, handle: () => Promise<PlainResponse>): Promise<PlainResponse> {
+  const memberId = event.auth.memberId;
+  const run = async (): Promise<PlainResponse> => {
+    let release: () => void;
+    try {
+      release = gate.admit(memberId, logger);
+    } catch (error) {
+      if (!(error instanceof ProofsThrottledError)) throw error;
+      return jsonResponse(error.status, { error: error.code }, { 'retry-after': String(Math.ceil(error.retryAfterMs / 1000)) });
+    }
+    try {
+      return await handle();
+    } finally {
+      release();
+    }
+  };
+  return gate.share(claimKey('lifecycle', JSON.stringify(event)), run, (error) => error instanceof LifecycleAnswerError && error.status === 403);
 }

@@ -8,6 +8,7 @@ import { jsonResponse, type PlainResponse } from '../plain.js';
 
 /** Handles a parsed ONAPPINSTALL or ONAPPUPDATE. */
 export async function handleInstallOrUpdate(kit: LifecycleKit, event: InstallEvent | UpdateEvent): Promise<PlainResponse> {
-  const outcome = await installOrUpdate(kit, event);
-  return jsonResponse(200, outcome.kind === 'spooled' ? { ok: true, spooled: true } : { ok: true });
+  await installOrUpdate(kit, event);
+  // A spooled event gets the answer of a stored one: the sender never learns that the store is down.
+  return jsonResponse(200, { ok: true });
 }

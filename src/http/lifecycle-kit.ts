@@ -22,9 +22,10 @@ export function lifecycleAnswers(logger: Logger): LifecycleAnswers {
         { memberId: event.auth.memberId, event: event.event, operation, err: describeError(error) },
         'Token store failed while handling a lifecycle event',
       );
-      // An unreachable store may come back: 503 with a hint; anything else is a 500.
+      // An unreachable store may come back: 503 with a hint; anything else is a 500. The answer goes
+      // to whoever posted the event, a forger included: it never says that the store is the cause.
       const transient = error instanceof StoreError && error.transient;
-      return new LifecycleAnswerError(ErrorCode.StoreFailure, transient ? 503 : 500, `Token store failed (${operation})`, {
+      return new LifecycleAnswerError(ErrorCode.Internal, transient ? 503 : 500, transient ? 'Temporarily unavailable' : 'Internal error', {
         memberId: event.auth.memberId,
         cause: error,
         ...(transient ? { headers: { 'retry-after': '5' } } : {}),

@@ -8,7 +8,8 @@ import {
   OAuthRejectedError,
   OAuthUnavailableError,
 } from '../errors.js';
-import { isTransientOAuthStatus, sanitizeOAuthError } from '../protocol/oauth-errors.js';
+import { claimKey, ProofGate, type ProofLimits } from '../guard/proof-gate.js';
+import { classifyOAuthError, isTransientOAuthStatus, sanitizeOAuthError } from '../protocol/oauth-errors.js';
 import { appInfoEndpointOf, tokenEndpointOf } from '../protocol/oauth-hosts.js';
 import type { AppInfo, TokenResponse } from '../protocol/oauth-answers.js';
 
@@ -33,6 +34,25 @@ export interface OAuthClientOptions {
   readonly timeoutMs?: number | undefined;
   /** Clock in unix ms, used to compute `expires` when an answer lacks it. @defaultValue `Date.now` */
   readonly now?: (() => number) | undefined;
+  /**
+   * The ceilings on proofs public handlers make through this client (see {@link ProofLimits});
+   * ignored when `proofGate` is given.
+   */
+  readonly proofLimits?: ProofLimits | undefined;
+  /** The gate this client's proofs go through. @defaultValue a new one with `proofLimits` */
+  readonly proofGate?: ProofGate | undefined;
+}
+
+/** Options of {@link OAuthClient.refresh}. */
+export interface RefreshOptions {
+  /** Replaces the client's timeout for this request, ms. */
+  readonly timeoutMs?: number | undefined;
+  /**
+   * Whether this refresh proves a received chain (a lifecycle event's, an app page's): identical
+   * proofs in flight are shared and a refused refresh token is refused again without a request
+   * for a while. The pool's own rotations pass `false`. @defaultValue true
+   */
+  readonly proof?: boolean | undefined;
 }
 
 const DEFAULT_EXPIRES_IN = 3600;
@@ -61,6 +81,8 @@ export class OAuthClient {
   readonly #fetch: FetchLike;
   readonly #timeoutMs: number;
   readonly #now: () => number;
+  /** Where this client's proofs are shared and remembered, and where public handlers admit theirs. */
+  readonly proofGate: ProofGate;
 
   constructor(options: OAuthClientOptions) {
     if (typeof options.clientId !== 'string' || options.clientId === '') {
@@ -74,6 +96,7 @@ export class OAuthClient {
     this.#fetch = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
     this.#timeoutMs = options.timeoutMs ?? 10_000;
     this.#now = options.now ?? Date.now;
+    this.proofGate = options.proofGate ?? new ProofGate(options.proofLimits, () => this.#now());
   }
 
   /** The app's `client_id`. */
@@ -87,21 +110,37 @@ export class OAuthClient {
    * @param options - `timeoutMs` replaces the client's timeout for this request (the pool gives its
    *   refreshes a much longer one: a refresh answer that arrives late must still be taken).
    */
-  refresh(oauthBase: string, refreshToken: string, options: { readonly timeoutMs?: number | undefined } = {}): Promise<TokenResponse> {
-    return this.#token(oauthBase, { grant_type: 'refresh_token', refresh_token: refreshToken }, options.timeoutMs);
+  refresh(oauthBase: string, refreshToken: string, options: RefreshOptions = {}): Promise<TokenResponse> {
+    const send = (): Promise<TokenResponse> => this.#token(oauthBase, { grant_type: 'refresh_token', refresh_token: refreshToken }, options.timeoutMs);
+    if (options.proof === false) return send();
+    return this.proofGate.share(claimKey('refresh', tokenEndpointOf(oauthBase), refreshToken), send, isRefusedClaim);
   }
 
-  /** Exchanges an authorization code (it lives 30 s) for a first pair. */
+  /**
+   * Exchanges an authorization code (it lives 30 s) for a first pair. Every exchange is a proof of
+   * the code flow's callback: it is admitted within the process's ceilings of {@link OAuthClient.proofGate}
+   * (a {@link ProofsThrottledError} past them), a code in flight is exchanged once, and a refused
+   * code is refused again without a request.
+   */
   exchangeCode(oauthBase: string, code: string): Promise<TokenResponse> {
-    return this.#token(oauthBase, { grant_type: 'authorization_code', code });
+    return this.proofGate.share(
+      claimKey('code', tokenEndpointOf(oauthBase), code),
+      () => this.proofGate.run(undefined, () => this.#token(oauthBase, { grant_type: 'authorization_code', code })),
+      isRefusedClaim,
+    );
   }
 
   /**
    * Asks the OAuth host which app and portal an access token belongs to (`<oauthBase>/rest/app.info`).
    * Only call it with an `oauthBase` from your own allow-list, never one taken from a payload.
    */
-  async appInfo(oauthBase: string, accessToken: string): Promise<AppInfo> {
-    const body = await this.#post(appInfoEndpointOf(oauthBase), new URLSearchParams({ auth: accessToken }));
+  appInfo(oauthBase: string, accessToken: string): Promise<AppInfo> {
+    const url = appInfoEndpointOf(oauthBase);
+    return this.proofGate.share(claimKey('app.info', url, accessToken), () => this.#appInfo(url, accessToken), isRefusedClaim);
+  }
+
+  async #appInfo(url: string, accessToken: string): Promise<AppInfo> {
+    const body = await this.#post(url, new URLSearchParams({ auth: accessToken }));
     const result = body['result'];
     if (result === null || typeof result !== 'object') {
       throw new OAuthInvalidResponseError('app.info answer has no result object');
@@ -133,8 +172,13 @@ export class OAuthClient {
    * (`user.admin`). `clientEndpoint` must come from a trusted source (the OAuth host's answer or a
    * stored record), never from a payload: the token is sent there.
    */
-  async userAdmin(clientEndpoint: string, accessToken: string): Promise<boolean> {
-    const body = await this.#post(`${clientEndpoint.replace(/\/+$/, '')}/user.admin`, new URLSearchParams({ auth: accessToken }));
+  userAdmin(clientEndpoint: string, accessToken: string): Promise<boolean> {
+    const url = `${clientEndpoint.replace(/\/+$/, '')}/user.admin`;
+    return this.proofGate.share(claimKey('user.admin', url, accessToken), () => this.#userAdmin(url, accessToken), () => false);
+  }
+
+  async #userAdmin(url: string, accessToken: string): Promise<boolean> {
+    const body = await this.#post(url, new URLSearchParams({ auth: accessToken }));
     const result = body['result'];
     if (typeof result !== 'boolean') throw new OAuthInvalidResponseError('user.admin answer has no boolean result');
     return result;
@@ -223,4 +267,14 @@ export class OAuthClient {
     }
     return object;
   }
+}
+
+/**
+ * Whether a failed proof is remembered: the host refused the token or code itself. Refusals of the
+ * app's credentials and unpaid portals are not (they may clear at any moment), nor anything transient.
+ */
+function isRefusedClaim(error: unknown): boolean {
+  if (!(error instanceof OAuthRejectedError)) return false;
+  const kind = classifyOAuthError(error.oauthError);
+  return kind === 'chain' || kind === 'request';
 }

@@ -8,7 +8,7 @@ import type { PoolStats } from '../pool-events.js';
 import { RequestBudget, SDK_LIMITER_OFF, type BudgetEvent, type RequestBudgetLimits } from '../budget/budget.js';
 import type { TokenStore } from '../store/token-store.js';
 import type { PortalClientPoolOptions } from './options.js';
-import type { SdkClientSettings } from '../sdk/client.js';
+import { resolveMaxResponseBytes, type SdkClientSettings } from '../sdk/client.js';
 import { resolveRestRootRules } from '../protocol/rest-roots.js';
 
 /** The pool's request budget from its options; `undefined` when turned off. */
@@ -72,6 +72,7 @@ export function sdkSettings(options: PortalClientPoolOptions, budget: RequestBud
     clientId: options.clientId,
     clientSecret: options.clientSecret,
     restrictionParams: budget === undefined ? options.restrictionParams : { ...options.restrictionParams, ...SDK_LIMITER_OFF },
+    maxResponseBytes: resolveMaxResponseBytes(options.maxResponseBytes, 'options.maxResponseBytes'),
     restRoots: resolveRestRootRules(options.restRoots),
   };
 }

@@ -10,6 +10,7 @@ import type { FetchLike } from '../oauth/oauth-client.js';
 import type { TokenStore } from '../store/token-store.js';
 import type { RestRootRules } from '../protocol/rest-roots.js';
 import type { RequestBudgetLimits } from '../budget/budget.js';
+import type { ProofLimits } from '../guard/proof-gate.js';
 
 /** Options of `PortalClientPool`. */
 export interface PortalClientPoolOptions {
@@ -129,6 +130,18 @@ export interface PortalClientPoolOptions {
    * memory (1 / the number of worker processes). @defaultValue 1
    */
   readonly localBudgetShare?: number | undefined;
+  /**
+   * The ceilings on proofs public handlers make through this pool's OAuth client (the lifecycle
+   * handler's, `rememberUser`'s and `reseed`'s token requests and `app.info` calls, the code
+   * flow's exchanges): per process and per portal, in flight and per minute (`docs/security.md`,
+   * "Tenant isolation"). @defaultValue see `ProofLimits`
+   */
+  readonly proofLimits?: ProofLimits | undefined;
+  /**
+   * The largest answer a pooled client reads from a portal's REST root, bytes; a larger one fails
+   * with `ResponseTooLargeError` and is not read further. @defaultValue 8388608 (8 MiB)
+   */
+  readonly maxResponseBytes?: number | undefined;
 }
 
 

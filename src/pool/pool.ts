@@ -21,6 +21,7 @@ import { budgetTotals, createBudget, sdkSettings } from './budget-wiring.js';
 import { SlotCache } from './cache.js';
 import { ChangeFollower, ChangeWaiters, followChange } from './coherence.js';
 import { PoolEmitter } from './emitter.js';
+import { checkMemberIdArgument, checkUserIdArgument } from './door.js';
 import { checkedStore, refreshHardCapMs, resolveClock, resolveCoordinatorOptions, resolveMax, type PortalClientPoolOptions } from './options.js';
 import { confirmChain, confirmMove } from './probe.js';
 import { ChainSlot } from './slot.js';
@@ -91,6 +92,7 @@ export class PortalClientPool implements PortalTokensContext {
       fetch: options.fetch,
       timeoutMs: options.oauthTimeoutMs,
       now: () => this.clock.now(),
+      proofLimits: options.proofLimits,
     });
     this.oauth = oauth;
     this.#oauth = oauth;
@@ -106,7 +108,7 @@ export class PortalClientPool implements PortalTokensContext {
       waitForChange: this.#waiters.wait,
       // Callers stop waiting after oauthTimeoutMs (answerWaitMs); the request itself only at the hard cap.
       // The OAuth host is checked as the refresh leaves: a re-pointed serverEndpoint gets nothing.
-      refresh: (record) => oauth.refresh(trustedOAuthBaseOf(record.serverEndpoint, trusted, record.memberId), record.refreshToken, { timeoutMs: hardCap }),
+      refresh: (record) => oauth.refresh(trustedOAuthBaseOf(record.serverEndpoint, trusted, record.memberId), record.refreshToken, { timeoutMs: hardCap, proof: false }),
       clock: this.clock,
       logger: this.logger,
       ...resolveCoordinatorOptions(options),
@@ -150,10 +152,11 @@ export class PortalClientPool implements PortalTokensContext {
    * @param page a request parsed with `parseAppPageRequest`.
    * @returns the stored record of the user's chain (hold no reference to its tokens).
    * @throws VerificationFailedError when the OAuth host refuses the chain or names another portal.
+   * @throws ProofsThrottledError past a ceiling on proofs (`proofLimits`); nothing was sent.
    */
   async rememberUser(page: AppPageRequest): Promise<PortalRecord> {
     if (this.#closed) throw new PoolClosedError();
-    const record = await rememberUser(this.#usersContext(), page);
+    const record = await this.#oauth.proofGate.run(page.auth.memberId, () => rememberUser(this.#usersContext(), page), this.logger);
     this.#cache.evict(chainKeyOf(record.memberId, record.chain), 'lifecycle');
     return record;
   }
@@ -165,10 +168,14 @@ export class PortalClientPool implements PortalTokensContext {
    * @throws PortalRevokedError when the portal's chain is revoked.
    * @throws UserChainMissingError when `userId` is given and no live chain is kept for that user.
    * @throws StoreError when the store fails.
+   * @throws InvalidArgumentError when `memberId` is no string, empty, over 100 UTF-8 bytes, or holds a
+   *   lone surrogate or a control character, or `userId` is not a positive safe integer (checked
+   *   before the store is asked).
    */
   async clientFor(memberId: string, options: ClientForOptions = {}): Promise<B24OAuth> {
     if (this.#closed) throw new PoolClosedError();
-    if (typeof memberId !== 'string' || memberId === '') throw new TypeError('memberId must be a non-empty string');
+    checkMemberIdArgument(memberId);
+    checkUserIdArgument(options.userId, 'options.userId');
     if (!this.#following) {
       this.#following = true;
       this.#follower.start().catch((error: unknown) => {
@@ -217,10 +224,11 @@ export class PortalClientPool implements PortalTokensContext {
    * @returns the portal's new record.
    * @throws VerificationFailedError when the chain is not proven, the user is not an administrator,
    *   or the stored chain is a live administrator's.
+   * @throws ProofsThrottledError past a ceiling on proofs (`proofLimits`); nothing was sent.
    */
   async reseed(page: AppPageRequest): Promise<PortalRecord> {
     if (this.#closed) throw new PoolClosedError();
-    const record = await reseed({ ...this.#usersContext(), confirm: (memberId) => this.confirmChain(memberId) }, page);
+    const record = await this.#oauth.proofGate.run(page.auth.memberId, () => reseed({ ...this.#usersContext(), confirm: (memberId) => this.confirmChain(memberId) }, page), this.logger);
     this.#cache.evictPortal(record.memberId, 'lifecycle');
     return record;
   }
@@ -234,10 +242,11 @@ export class PortalClientPool implements PortalTokensContext {
    * @param page a request parsed with `parseAppPageRequest`.
    * @returns which chain was stored, its record, and whether the portal was reseeded.
    * @throws VerificationFailedError when the OAuth host refuses the page's chain or names another portal.
+   * @throws ProofsThrottledError past a ceiling on proofs (`proofLimits`); nothing was sent.
    */
   async visit(page: AppPageRequest): Promise<VisitOutcome> {
     if (this.#closed) throw new PoolClosedError();
-    const outcome = await visit({ ...this.#usersContext(), confirm: (memberId) => this.confirmChain(memberId) }, page);
+    const outcome = await this.#oauth.proofGate.run(page.auth.memberId, () => visit({ ...this.#usersContext(), confirm: (memberId) => this.confirmChain(memberId) }, page), this.logger);
     if (outcome.reseeded) this.#cache.evictPortal(outcome.record.memberId, 'lifecycle');
     else this.#cache.evict(chainKeyOf(outcome.record.memberId, outcome.chain), 'lifecycle');
     return outcome;

@@ -1,10 +1,14 @@
 // Building the SDK's B24OAuth for one chain, and the answer its refresh hook returns. The only
 // module besides interceptors.ts that imports @bitrix24/b24jssdk (the stand-in in src/testing aside).
 
-import { B24OAuth, EnumAppStatus } from '@bitrix24/b24jssdk';
+import { ApiVersion, B24OAuth, EnumAppStatus } from '@bitrix24/b24jssdk';
 import type { B24OAuthParams, HandlerRefreshAuth, RestrictionParams } from '@bitrix24/b24jssdk';
+import { ResponseTooLargeError } from '../errors/limits.js';
 import type { PortalRecord } from '../store/token-store.js';
 import type { ResolvedRestRootRules } from '../protocol/rest-roots.js';
+
+/** The largest answer a pooled client reads from a portal's REST root by default, bytes (8 MiB). */
+export const DEFAULT_MAX_RESPONSE_BYTES = 8 * 1024 * 1024;
 
 /**
  * What the SDK client is given as its refresh token. The pool owns every refresh, so the real
@@ -21,8 +25,20 @@ export interface SdkClientSettings {
   readonly clientSecret: string;
   /** Passed to every client as its `restrictionParams`. */
   readonly restrictionParams?: Partial<RestrictionParams> | undefined;
+  /** The largest answer a client reads, bytes. @defaultValue {@link DEFAULT_MAX_RESPONSE_BYTES} */
+  readonly maxResponseBytes?: number | undefined;
   /** Which REST roots may receive a token (checked by the interceptors as each request leaves). */
   readonly restRoots?: ResolvedRestRootRules | undefined;
+}
+
+/**
+ * Checks a `maxResponseBytes` option: a positive integer, or `undefined` for the default.
+ * @throws TypeError naming `name` otherwise.
+ */
+export function resolveMaxResponseBytes(value: number | undefined, name = 'maxResponseBytes'): number {
+  if (value === undefined) return DEFAULT_MAX_RESPONSE_BYTES;
+  if (!Number.isSafeInteger(value) || value <= 0) throw new TypeError(`${name} must be a positive integer`);
+  return value;
 }
 
 function sdkStatus(status: string): B24OAuthParams['status'] {
@@ -50,11 +66,41 @@ export function createSdkClient(record: PortalRecord, shiftSec: number, settings
     serverEndpoint: record.serverEndpoint,
     status: sdkStatus(record.status),
   };
-  return new B24OAuth(
+  const client = new B24OAuth(
     params,
     { clientId: settings.clientId, clientSecret: settings.clientSecret },
     settings.restrictionParams === undefined ? undefined : { restrictionParams: settings.restrictionParams },
   );
+  capAnswers(client, resolveMaxResponseBytes(settings.maxResponseBytes), record.memberId);
+  return client;
+}
+
+/** An axios error of an answer cut off at `maxContentLength`. */
+function isTooLarge(error: unknown): boolean {
+  const failure = error as { code?: unknown; message?: unknown } | null;
+  return (
+    failure !== null &&
+    typeof failure === 'object' &&
+    failure.code === 'ERR_BAD_RESPONSE' &&
+    typeof failure.message === 'string' &&
+    failure.message.startsWith('maxContentLength size of ')
+  );
+}
+
+/**
+ * Caps what each of the client's HTTP clients reads of an answer (axios stops reading and drops
+ * the connection past `maxBytes`), and turns that failure into a {@link ResponseTooLargeError}.
+ * The axios error is not kept as its cause: its config holds the request, token included.
+ */
+function capAnswers(client: B24OAuth, maxBytes: number, memberId: string): void {
+  for (const version of [ApiVersion.v2, ApiVersion.v3]) {
+    const axios = client.getHttpClient(version).ajaxClient;
+    axios.defaults.maxContentLength = maxBytes;
+    axios.interceptors.response.use(undefined, (error: unknown) => {
+      if (isTooLarge(error)) throw new ResponseTooLargeError(maxBytes, { memberId });
+      throw error;
+    });
+  }
 }
 
 /**

@@ -30,7 +30,7 @@ async function startRig(store: MemoryTokenStore): Promise<Rig> {
     clientSecret: b24.clientSecret,
     logger,
     fetch: secrets.observingFetch(),
-    trustedOAuthHosts: [b24.oauthUrl],
+    ...b24.trust,
   });
   return { b24, store, pool, context: contextOf(pool), logger, secrets };
 }

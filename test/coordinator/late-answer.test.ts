@@ -50,7 +50,7 @@ describe('a refresh answer later than the callers wait', () => {
     expect(await h.store.tryLock('member-a', 1000)).toBeDefined();
   });
 
-  it('counts a caller’s wait from when the request left, not from its turn in the queue', async () => {
+  it('counts a queued caller’s wait from when its request was ready, like a sent one’s (issue 22 case 4)', async () => {
     const h = harness({ answerWaitMs: 10_000, maxConcurrentRefreshes: 1 });
     const a = await h.store.upsert(chainRecord());
     const b = await h.store.upsert(chainRecord({ memberId: 'member-b' }));
@@ -58,15 +58,21 @@ describe('a refresh answer later than the callers wait', () => {
     const first = held();
     const second = held();
     h.script(first.step, second.step);
-    const ca = h.coordinator.ensureFresh(view(a), { reason: 'expiring' });
-    const cb = h.coordinator.ensureFresh(view(b), { reason: 'expiring' });
-    await h.clock.advance(9_000);
+    const ca = h.coordinator.ensureFresh(view(a), { reason: 'expiring' }).catch((e: unknown) => e);
+    const cb = h.coordinator.ensureFresh(view(b), { reason: 'expiring' }).catch((e: unknown) => e);
+    await h.clock.advance(10_001);
+    // b's request never left (a holds the only turn): its caller gets the same typed error as a's.
+    expect(await ca).toBeInstanceOf(OAuthUnavailableError);
+    expect(await cb).toBeInstanceOf(OAuthUnavailableError);
+    expect(h.refresh.calls.map((r) => r.memberId)).toEqual(['member-a']);
+    // Both refreshes go on: a's answer frees the turn, b's request leaves and its pair is stored.
     first.answer(tokens(1, h.clock.now()));
-    expect((await ca).accessToken).toBe('access-1');
-    await h.clock.advance(9_000); // 18 s since b's caller came; 9 s since its request left
+    await h.clock.advance(0);
     second.answer(tokens(2, h.clock.now(), { memberId: 'member-b' }));
-    expect((await cb).accessToken).toBe('access-2');
+    await h.clock.advance(0);
     expect(h.refresh.calls.map((r) => r.memberId)).toEqual(['member-a', 'member-b']);
+    expect((await h.store.get('member-a'))?.accessToken).toBe('access-1');
+    expect((await h.store.get('member-b'))?.accessToken).toBe('access-2');
   });
 
   it('lets requests held for the flight wait only as long as a caller', async () => {
@@ -86,7 +92,7 @@ describe('a refresh answer later than the callers wait', () => {
     expect((await h.store.get('member-a'))?.accessToken).toBe('access-1');
   });
 
-  it('keeps the sweep waiting for the late answer', async () => {
+  it('lets the sweep wait only as long as a caller; the late pair is still stored (issue 22 case 4)', async () => {
     const h = harness({ answerWaitMs: 1_000 });
     const record = await h.store.upsert(chainRecord());
     h.clock.set(T0 + 30 * 86_400_000);
@@ -94,8 +100,10 @@ describe('a refresh answer later than the callers wait', () => {
     h.script(answer.step);
     const kept = h.coordinator.keepAlive(record, 20 * 86_400_000);
     await h.clock.advance(60_000);
+    expect((await kept).outcome).toBe('failed');
     answer.answer(tokens(1, h.clock.now()));
-    expect((await kept).outcome).toBe('refreshed');
+    await h.clock.advance(0);
+    expect((await h.store.get('member-a'))?.accessToken).toBe('access-1');
     expect(h.refresh.calls).toHaveLength(1);
   });
 });

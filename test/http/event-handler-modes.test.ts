@@ -127,23 +127,27 @@ describe('refusals shared with the lifecycle handler', () => {
     expect(ran).toBe(0);
   });
 
-  it('answers 500 STORE_FAILURE when the store fails, and runs nothing', async () => {
+  it('answers a generic 500 (503 with Retry-After when unreachable) when the store fails, never naming the store, and runs nothing', async () => {
     const store = new MemoryTokenStore();
     store.get = () => Promise.reject(new Error('disk on fire'));
     let ran = false;
     const pool = { ...rigContext(), store, clientFor: (id: string) => rig.pool.clientFor(id) };
     const { url } = await serveHandler({ pool, on: { ONCRMDEALADD: () => void (ran = true) } });
     const answer = await post(url, dealAdd().form);
-    expect([answer.status, answer.json]).toEqual([500, { error: 'STORE_FAILURE' }]);
+    expect([answer.status, answer.json]).toEqual([500, { error: 'INTERNAL_ERROR' }]);
     expect(ran).toBe(false);
     expect(rig.logger.lines.join('\n')).not.toContain('disk on fire');
+    store.get = () => Promise.reject(new StoreError('connection refused', { transient: true }));
+    const unreachable = await rawRequest(url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: dealAdd().form });
+    expect([unreachable.status, JSON.parse(unreachable.text), unreachable.headers['retry-after']]).toEqual([503, { error: 'INTERNAL_ERROR' }, '5']);
   });
 });
 
 describe("when the portal's client cannot be had", () => {
   it.each([
     ['the portal was revoked since', () => new PortalRevokedError('m', 'invalid_grant'), 403, 'VERIFICATION_FAILED'],
-    ['the store failed', () => new StoreError('down'), 500, 'STORE_FAILURE'],
+    ['the store failed', () => new StoreError('down'), 500, 'INTERNAL_ERROR'],
+    ['the store was unreachable', () => new StoreError('down', { transient: true }), 503, 'INTERNAL_ERROR'],
     ['something else failed', () => new Error('unexpected'), 500, 'INTERNAL_ERROR'],
   ])('answers %s with %i and runs nothing', async (_name, makeError, status, code) => {
     let ran = false;

@@ -405,7 +405,8 @@ describe('failures', () => {
 
     const answer = await send(event.form);
 
-    expect(answer).toMatchObject({ status: 500, json: { error: 'STORE_FAILURE' } });
+    expect(answer).toMatchObject({ status: 500, json: { error: 'INTERNAL_ERROR' } });
+    expect(answer.text).not.toMatch(/store/i);
     expect(await store.inner.get(portal.memberId)).toBeUndefined();
     expect(told).toEqual([]);
     expect(rig.logger.lines.some((line) => line.includes('secret-looking detail'))).toBe(false);
@@ -417,7 +418,7 @@ describe('failures', () => {
     const pool = new PortalClientPool({ ...rig.b24.trust, store, clientId: rig.b24.clientId, clientSecret: rig.b24.clientSecret, logger: rig.logger });
     await mount({}, contextOf(pool));
     const portal = rig.b24.addPortal();
-    expect(await send(rig.b24.uninstallEvent(portal.memberId).form)).toMatchObject({ status: 500, json: { error: 'STORE_FAILURE' } });
+    expect(await send(rig.b24.uninstallEvent(portal.memberId).form)).toMatchObject({ status: 500, json: { error: 'INTERNAL_ERROR' } });
     await pool.close();
   });
 

@@ -7,6 +7,7 @@ import type { B24OAuth } from '@bitrix24/b24jssdk';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
   OAuthUnavailableError,
+  InvalidArgumentError,
   PortalNotInstalledError,
   PortalRevokedError,
   findPortalTokensError,
@@ -293,7 +294,7 @@ describe('PortalClientPool', () => {
   it('throws a typed error for a portal that is not installed', async () => {
     const pool = newPool(new MemoryTokenStore());
     await expect(pool.clientFor('0123456789abcdef0123456789abcdef')).rejects.toBeInstanceOf(PortalNotInstalledError);
-    await expect(pool.clientFor('')).rejects.toBeInstanceOf(TypeError);
+    await expect(pool.clientFor('')).rejects.toBeInstanceOf(InvalidArgumentError);
   });
 
   it('bounds the cache with max and reports capacity evictions', async () => {

@@ -2,7 +2,7 @@
 // bounds, encryption (no token in any spool file), mode bits, crash leftovers, and two drainers in
 // two real processes applying every entry exactly once.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -41,22 +41,27 @@ async function collect(spool: FileInstallSpool, outcome: (e: SpooledEntry) => Sp
   return seen;
 }
 
+/** Moves every quarantined entry back (`<id>.json`), as an operator does once the right key is configured. */
+async function restoreQuarantined(): Promise<void> {
+  const quarantine = join(spoolDir, 'quarantine');
+  for (const name of await readdir(quarantine)) await rename(join(quarantine, name), join(spoolDir, name.replace(/\.\w+$/, '.json')));
+}
+
 describe('FileInstallSpool', () => {
-  it('keeps entries across a new instance (a restart) and replays them oldest first, exactly as put', async () => {
+  it('keeps entries across a new instance (a restart) and replays them oldest first, exactly as put (a newer entry of a chain replacing the older)', async () => {
     const first = new FileInstallSpool({ directory: spoolDir });
     const ids: string[] = [];
     for (const id of ['c', 'a', 'b', 'a']) ids.push(await first.put(entry(id, 1_767_225_600 + ids.length)));
     expect(new Set(ids).size, 'ids are unique').toBe(4);
     const restarted = new FileInstallSpool({ directory: spoolDir });
-    expect(await restarted.size()).toBe(4);
+    expect(await restarted.size()).toBe(3);
     const seen = await collect(restarted);
     expect(seen.map((e) => [e.memberId, e.ts])).toStrictEqual([
       ['c', 1_767_225_600],
-      ['a', 1_767_225_601],
       ['b', 1_767_225_602],
       ['a', 1_767_225_603],
     ]);
-    expect(seen.map((e) => e.id)).toStrictEqual(ids);
+    expect(seen.map((e) => e.id)).toStrictEqual([ids[0], ids[2], ids[3]]);
     expect(seen[0]?.record).toStrictEqual({ ...entry('c').record, chain: 'portal', eventTs: 1_767_225_600 });
     expect(seen[0]?.kind).toBe('install');
     expect(await restarted.size(), 'applied entries are removed').toBe(0);
@@ -126,7 +131,9 @@ describe('FileInstallSpool', () => {
     expectNoneInClear(raw, [...Object.values(secretTokens('a')), ...Object.values(secretTokens('b'))], 'the spool files');
     const logger = recordingLogger();
     for (const wrong of [new FileInstallSpool({ directory: spoolDir, logger }), new FileInstallSpool({ directory: spoolDir, logger, encryption: { keys: { k1: KEY2 }, writeKeyId: 'k1' } })]) {
-      expect(await wrong.drain(() => Promise.resolve('applied')), 'undecryptable entries are kept').toStrictEqual({ applied: 0, stale: 0, retried: 0, failed: 2 });
+      expect(await wrong.drain(() => Promise.resolve('applied')), 'undecryptable entries are quarantined').toStrictEqual({ applied: 0, stale: 0, retried: 0, failed: 2 });
+      expect(await spool.size(), 'quarantined entries do not count').toBe(0);
+      await restoreQuarantined(); // as an operator does once the key is configured
     }
     expect(logger.lines.join('\n')).toMatch(/cannot be decrypted/);
     expect(await spool.size()).toBe(2);
@@ -156,7 +163,8 @@ describe('FileInstallSpool', () => {
     });
     expect(result).toStrictEqual({ applied: 2, stale: 0, retried: 0, failed: 1 });
     expect(seen, 'the reclaimed entry first (older id), then the pending one').toStrictEqual([id.replace(/^\d{15}/, '000000000000002'), id]);
-    expect((await readdir(spoolDir)).sort()).toStrictEqual(['.tmp-fedcba9876543210', '000000000000001-000000-00000000.corrupt']);
+    expect((await readdir(spoolDir)).sort()).toStrictEqual(['.tmp-fedcba9876543210', 'quarantine']);
+    expect(await readdir(join(spoolDir, 'quarantine'))).toStrictEqual(['000000000000001-000000-00000000.corrupt']);
     expect(logger.lines.join('\n')).toMatch(/corrupt/);
   });
 });
@@ -212,6 +220,7 @@ describe('entries spooled before encryption was turned on', () => {
     await new FileInstallSpool({ directory: spoolDir }).put(entry('plain'));
     const strict = new FileInstallSpool({ directory: spoolDir, encryption: { ...encryption, allowPlaintext: false }, logger: recordingLogger() });
     expect(await strict.drain(() => Promise.resolve('applied'))).toStrictEqual({ applied: 0, stale: 0, retried: 0, failed: 1 });
+    await restoreQuarantined();
     const seen = await collect(new FileInstallSpool({ directory: spoolDir, encryption }));
     expect(seen.map((e) => e.record.refreshToken)).toStrictEqual([secretTokens('plain').refreshToken]);
   });

@@ -80,6 +80,22 @@ describe.skipIf(!available)('RedisTokenStore connections', () => {
     }
   });
 
+  it('gets ready for a user the ACL does not let run INFO (no replica is assumed) and writes', async () => {
+    const user = `b24pt-noinfo-${randomBytes(4).toString('hex')}`;
+    const password = randomBytes(8).toString('hex');
+    const keyPrefix = prefix('noinfo');
+    await admin.call('ACL', 'SETUSER', user, 'on', `>${password}`, `~${keyPrefix}:*`, `&${keyPrefix}:*`, '+@all', '-info');
+    try {
+      const store = new RedisTokenStore({ url: `redis://${user}:${password}@127.0.0.1:6379`, keyPrefix });
+      opened.push(store);
+      await store.ready();
+      expect((await store.upsert(sampleRecord('m1'))).version).toBe(1);
+      expect(await store.update('m1', 1, { scope: 'crm' })).toMatchObject({ ok: true, record: { version: 2 } });
+    } finally {
+      await admin.call('ACL', 'DELUSER', user);
+    }
+  });
+
   it('uses a given client and leaves it open on close; its change feed uses a duplicate it does close', async () => {
     const client = new Redis(REDIS_URL);
     try {
@@ -122,11 +138,15 @@ describe.skipIf(!available)('RedisTokenStore connections', () => {
     }
   });
 
-  it('refuses a client that prefixes keys itself or is a cluster, and bad options, with a TypeError', () => {
+  it('refuses a client that prefixes keys itself, and bad options, with a TypeError', () => {
     const prefixing = new Redis(REDIS_URL, { keyPrefix: 'app:', lazyConnect: true });
     expect(() => new RedisTokenStore({ client: prefixing })).toThrow(/keyPrefix/);
-    const cluster = Object.assign(new Redis(REDIS_URL, { lazyConnect: true }), { isCluster: true });
-    expect(() => new RedisTokenStore({ client: cluster })).toThrow(/Cluster/);
+    expect(() => new RedisTokenStore({ nodes: [] })).toThrow(/options\.nodes/);
+    expect(() => new RedisTokenStore({ nodes: ['redis://127.0.0.1'] })).toThrow(/host and a port/);
+    expect(() => new RedisTokenStore({ nodes: ['http://user:hunter2@127.0.0.1:7001'] })).toThrow(/options\.nodes\[\] must start/);
+    expect(() => new RedisTokenStore({ url: REDIS_URL, nodes: ['redis://127.0.0.1:7001'] } as never)).toThrow(/exactly one/);
+    expect(() => new RedisTokenStore({ url: REDIS_URL, replicas: { wait: -1 } })).toThrow(/replicas\.wait/);
+    expect(() => new RedisTokenStore({ url: REDIS_URL, timeoutMs: 500, replicas: { timeoutMs: 500 } })).toThrow(/below options\.timeoutMs/);
     expect(() => new RedisTokenStore({ client: {} as never })).toThrow(TypeError);
     expect(() => new RedisTokenStore({ url: REDIS_URL, keyPrefix: 'has space' })).toThrow(/keyPrefix/);
     expect(() => new RedisTokenStore({ url: REDIS_URL, keyPrefix: 'glob*' })).toThrow(/keyPrefix/);
@@ -145,7 +165,6 @@ describe.skipIf(!available)('RedisTokenStore connections', () => {
     expect(bad).toBeInstanceOf(TypeError);
     expect((bad as Error).message).not.toContain('hunter2');
     prefixing.disconnect();
-    cluster.disconnect();
   });
 
   it('ready() against a port nobody listens on rejects with a transient StoreError from the connection, not a timeout', async () => {

@@ -11,7 +11,7 @@ export type StoreSpec =
   | { readonly kind: 'file'; readonly directory: string }
   | { readonly kind: 'sqlite'; readonly filename: string }
   | { readonly kind: 'postgres'; readonly url: string; readonly prefix: string }
-  | { readonly kind: 'redis'; readonly url: string; readonly prefix: string };
+  | { readonly kind: 'redis'; readonly url: string; readonly prefix: string; readonly nodes?: readonly string[] };
 
 /** A new store instance on the data `spec` names. */
 export function openStore(spec: StoreSpec): TokenStore {
@@ -23,6 +23,8 @@ export function openStore(spec: StoreSpec): TokenStore {
     case 'postgres':
       return new PostgresTokenStore({ connectionString: spec.url, tablePrefix: spec.prefix });
     case 'redis':
-      return new RedisTokenStore({ url: spec.url, keyPrefix: spec.prefix });
+      return spec.nodes === undefined
+        ? new RedisTokenStore({ url: spec.url, keyPrefix: spec.prefix })
+        : new RedisTokenStore({ nodes: spec.nodes, keyPrefix: spec.prefix }); // a Redis Cluster
   }
 }

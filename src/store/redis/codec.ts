@@ -1,6 +1,7 @@
 // Key names and the record's hash encoding for the Redis store. Each field is stored as its JSON text
 // under its own name, so a conditional write patches fields in Lua without decoding numbers there.
 
+import { createHash } from 'node:crypto';
 import { StoreError } from '../../errors.js';
 import { isChainId, readStoredRecord } from '../record-checks.js';
 import type { ChainId, PortalRecord, StoreChange } from '../token-store.js';
@@ -15,45 +16,89 @@ export function checkKeyPrefix(prefix: unknown): string {
   return prefix;
 }
 
-/** Every key (and the channel) of one store, derived from its prefix. */
-export class Keys {
-  readonly layout: string;
-  readonly portals: string;
-  readonly channel: string;
-  readonly #prefix: string;
+/** How many index buckets (hash slots) a cluster layout spreads the portals over. Part of the layout: never change it. */
+export const CLUSTER_BUCKETS = 64;
 
-  constructor(prefix: string) {
-    this.#prefix = prefix;
-    this.layout = `${prefix}:layout`;
-    this.portals = `${prefix}:portals`;
-    this.channel = `${prefix}:changes`;
+/** The bucket of a portal (or of a budget key) on a cluster: the first 4 bytes of its SHA-1, modulo {@link CLUSTER_BUCKETS}. */
+export function bucketOf(name: string): number {
+  return createHash('sha1').update(name, 'utf8').digest().readUInt32BE(0) % CLUSTER_BUCKETS;
+}
+
+/**
+ * The keys of one hash slot: on a single Redis the whole prefix is one "slot"; on a cluster each
+ * bucket's keys share the hash tag `{<prefix>:<bucket>}`, so a script only ever touches one slot.
+ */
+export class SlotKeys {
+  /** The layout marker the write scripts check (the store's own on a single Redis, the bucket's on a cluster). */
+  readonly layout: string;
+  /** This slot's sorted set of portals (member ids, scores 0). */
+  readonly portals: string;
+  readonly #stem: string;
+
+  constructor(stem: string, layout: string) {
+    this.#stem = stem;
+    this.layout = layout;
+    this.portals = `${stem}portals`;
   }
 
   /** The stem of a portal's record keys; a record key is the stem followed by its chain. */
   recordStem(memberId: string): string {
-    return `${this.#prefix}:rec:${memberId}:`;
+    return `${this.#stem}rec:${memberId}:`;
   }
-  /** The record stem shared by every portal, for LIST (memberId and ':portal' are appended). */
-  get allRecords(): string {
-    return `${this.#prefix}:rec:`;
-  }
-  record(memberId: string, chain: ChainId): string {
+  record(memberId: string, chain: string): string {
     return this.recordStem(memberId) + chain;
   }
   /** The portal's tombstones: chain → last version of a deleted record. */
   tombstones(memberId: string): string {
-    return `${this.#prefix}:tomb:${memberId}`;
+    return `${this.#stem}tomb:${memberId}`;
   }
   /** The portal's user chains, a sorted set with every score 0 (lexicographic order). */
   chains(memberId: string): string {
-    return `${this.#prefix}:chains:${memberId}`;
+    return `${this.#stem}chains:${memberId}`;
   }
   lock(memberId: string, chain: ChainId): string {
-    return `${this.#prefix}:lock:${memberId}:${chain}`;
+    return `${this.#stem}lock:${memberId}:${chain}`;
   }
   /** A request budget's arrival time (expires when it no longer matters). Additive to layout 1: older releases never read it. */
   budget(key: string): string {
-    return `${this.#prefix}:budget:${key}`;
+    return `${this.#stem}budget:${key}`;
+  }
+}
+
+/**
+ * Every key (and the channel) of one store, derived from its prefix. Layout 1 (a single Redis):
+ * `<prefix>:rec:<memberId>:<chain>`, ...; the cluster layout puts the same names after a hash tag:
+ * `<prefix>:{<prefix>:<bucket>}:rec:<memberId>:<chain>`, the bucket derived from the member id.
+ */
+export class Keys {
+  /** The store's layout marker (`ready()` records it). */
+  readonly layout: string;
+  /** The change channel (plain pub/sub: a cluster forwards it to every node). */
+  readonly channel: string;
+  /** Whether this is the cluster layout. */
+  readonly cluster: boolean;
+  readonly #slots: readonly SlotKeys[];
+
+  constructor(prefix: string, cluster = false) {
+    this.cluster = cluster;
+    this.layout = `${prefix}:layout`;
+    this.channel = `${prefix}:changes`;
+    this.#slots = cluster
+      ? Array.from({ length: CLUSTER_BUCKETS }, (_, bucket) => {
+          const stem = `${prefix}:{${prefix}:${bucket}}:`;
+          return new SlotKeys(stem, `${stem}layout`);
+        })
+      : [new SlotKeys(`${prefix}:`, this.layout)];
+  }
+
+  /** The slot holding every key of `memberId`'s chains (record, tombstones, chains index, locks, its entry in the portal index). */
+  of(memberId: string): SlotKeys {
+    return this.#slots.length === 1 ? (this.#slots[0] as SlotKeys) : (this.#slots[bucketOf(memberId)] as SlotKeys);
+  }
+
+  /** Every slot that holds a part of the portal index, in bucket order. */
+  get slots(): readonly SlotKeys[] {
+    return this.#slots;
   }
 }
 

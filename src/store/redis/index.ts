@@ -7,3 +7,5 @@
 export { RedisTokenStore } from './store.js';
 export type { RedisTokenStoreOptions, RedisTokenStoreCommonOptions } from './options.js';
 export type { RedisClientLike } from './connection.js';
+export type { RedisReplicaOptions } from './options.js';
+export { RedisReplicationError } from './replication.js';

@@ -4,8 +4,16 @@
 import { createHash } from 'node:crypto';
 import type { RedisClientLike } from './connection.js';
 
-/** The key layout this release reads and writes; `ready()` records it under `<prefix>:layout`. */
+/** The key layout this release reads and writes on a single Redis; `ready()` records it under `<prefix>:layout`. */
 export const LAYOUT_VERSION = '1';
+/**
+ * The key layout on a Redis Cluster (the same names behind a hash tag per index bucket, see
+ * `Keys`), recorded under `<prefix>:layout` and under every bucket's own layout key.
+ */
+export const CLUSTER_LAYOUT_VERSION = 'cluster-1';
+
+/** What a script answers when the keys it was given no longer match the portal's chains index: read again and retry. */
+export const STALE = -1;
 
 /** Marker errors raised by the scripts (found in the reply's message). */
 export const VERSION_LIMIT = 'B24PT_VERSION_LIMIT';
@@ -35,10 +43,11 @@ local MAX = 9007199254740991
 export interface Script {
   readonly lua: string;
   readonly sha: string;
-  readonly keys: number;
+  /** How many keys it takes; `'any'` for the scripts that take a list of record keys. */
+  readonly keys: number | 'any';
 }
 
-function script(keys: number, body: string, prelude = true): Script {
+function script(keys: number | 'any', body: string, prelude = true): Script {
   const lua = prelude ? PRELUDE + body : body;
   return { lua, sha: createHash('sha1').update(lua).digest('hex'), keys };
 }
@@ -102,19 +111,36 @@ publish(ARGV[4], ARGV[2], ARGV[3], version, true)
 return 1`,
 );
 
+// Every script names every key it touches in KEYS (none is computed inside a script), and all of a
+// script's keys are in one hash slot on a cluster. The scripts that act on a portal's user chains
+// are given the record keys the caller read from the chains index, and answer STALE (the caller
+// reads again) when the index changed in between.
+
+/** Lua: whether the chains index KEYS[n] still holds exactly the chain names ARGV[from..]. */
+const SAME_CHAINS = `
+local function same_chains(index, from)
+  local chains = redis.call('ZRANGE', index, 0, -1)
+  if #chains ~= #ARGV - from + 1 then return nil end
+  for i, chain in ipairs(chains) do if chain ~= ARGV[from + i - 1] then return nil end end
+  return chains
+end
+`;
+
 /**
- * KEYS: layout, tombstones, portals, chains. ARGV: layout, memberId, channel, record key stem.
- * Deletes every chain of the portal (user chains' keys are derived from the chains index, which is
- * why the store does not run on Redis Cluster). Returns how many records were deleted.
+ * KEYS: layout, tombstones, portals, chains, the portal chain's record, each user chain's record.
+ * ARGV: layout, memberId, channel, the user chains' names (as ZRANGE of the chains index gave them).
+ * Deletes every chain of the portal. Returns how many records were deleted, or STALE.
  */
 export const DELETE_PORTAL = script(
-  4,
-  `local bad = layout(KEYS[1], ARGV[1]) if bad then return bad end
-local chains = redis.call('ZRANGE', KEYS[4], 0, -1)
-table.insert(chains, 'portal')
+  'any',
+  `${SAME_CHAINS}
+local bad = layout(KEYS[1], ARGV[1]) if bad then return bad end
+local chains = same_chains(KEYS[4], 4)
+if not chains then return ${STALE} end
+table.insert(chains, 1, 'portal')
 local deleted = 0
-for _, chain in ipairs(chains) do
-  local key = ARGV[4] .. chain
+for i, chain in ipairs(chains) do
+  local key = KEYS[4 + i]
   local version = redis.call('HGET', key, 'version')
   if version then
     redis.call('HSET', KEYS[2], chain, version)
@@ -128,31 +154,25 @@ if deleted > 0 then publish(ARGV[3], ARGV[2], false, false, true) end
 return deleted`,
 );
 
-/**
- * KEYS: portals. ARGV: lower bound ('-' or '(after'), limit, record key stem. One consistent page:
- * `{more, {memberId, record}...}` where record is the portal chain's hash as a flat list.
- */
-export const LIST = script(
-  1,
-  `local limit = tonumber(ARGV[2])
-local ids = redis.call('ZRANGEBYLEX', KEYS[1], ARGV[1], '+', 'LIMIT', 0, limit + 1)
-local out = {#ids > limit and 1 or 0}
-for i = 1, math.min(#ids, limit) do
-  table.insert(out, ids[i])
-  table.insert(out, redis.call('HGETALL', ARGV[3] .. ids[i] .. ':portal'))
-end
+/** KEYS: records of one slot. `{record...}`, each the hash as a flat list (empty when missing). */
+export const READ_RECORDS = script(
+  'any',
+  `local out = {}
+for i, key in ipairs(KEYS) do out[i] = redis.call('HGETALL', key) end
 return out`,
   false,
 );
 
-/** KEYS: chains. ARGV: the portal's record key stem. `{chain, record}...` in chain order. */
-export const LIST_CHAINS = script(
-  1,
-  `local out = {}
-for _, chain in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  table.insert(out, chain)
-  table.insert(out, redis.call('HGETALL', ARGV[1] .. chain))
-end
+/**
+ * KEYS: chains, each user chain's record. ARGV: the user chains' names (as ZRANGE gave them).
+ * `{record...}` in chain order, or STALE when the index changed since it was read.
+ */
+export const READ_CHAINS = script(
+  'any',
+  `${SAME_CHAINS}
+if not same_chains(KEYS[1], 1) then return ${STALE} end
+local out = {}
+for i = 2, #KEYS do out[i - 1] = redis.call('HGETALL', KEYS[i]) end
 return out`,
   false,
 );
@@ -206,12 +226,21 @@ export async function runScript(
   keys: readonly string[],
   args: readonly (string | number)[],
 ): Promise<unknown> {
-  if (keys.length !== target.keys) throw new Error(`script expects ${target.keys} keys, got ${keys.length}`);
+  checkKeyCount(target, keys);
   try {
-    return await client.call('EVALSHA', target.sha, target.keys, ...keys, ...args);
+    return await client.call('EVALSHA', target.sha, keys.length, ...keys, ...args);
   } catch (error) {
-    const message = (error as { message?: unknown } | null)?.message;
-    if (typeof message !== 'string' || !message.startsWith('NOSCRIPT')) throw error;
-    return await client.call('EVAL', target.lua, target.keys, ...keys, ...args);
+    if (!isNoScript(error)) throw error;
+    return await client.call('EVAL', target.lua, keys.length, ...keys, ...args);
   }
+}
+
+function checkKeyCount(target: Script, keys: readonly string[]): void {
+  if (target.keys !== 'any' && keys.length !== target.keys) throw new Error(`script expects ${target.keys} keys, got ${keys.length}`);
+  if (keys.length === 0) throw new Error('a script needs at least one key (it routes the call to its hash slot)');
+}
+
+function isNoScript(error: unknown): boolean {
+  const message = (error as { message?: unknown } | null)?.message;
+  return typeof message === 'string' && message.startsWith('NOSCRIPT');
 }

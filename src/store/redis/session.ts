@@ -6,20 +6,42 @@ import { StoreError } from '../../errors.js';
 import type { Keys } from './codec.js';
 import {
   errorSummary,
-  loadDriver,
+  loadDrivers,
+  ownedClusterOptions,
   ownedOptions,
   storeFailure,
   withDeadline,
   type RedisClientLike,
 } from './connection.js';
 import type { CheckedOptions } from './options.js';
+import { connectionOf, fewestReplicas, RedisReplicationError } from './replication.js';
 import * as S from './scripts.js';
 
 /** The store's client, and how to open a connection for a change feed. */
 export interface Connection {
   readonly client: RedisClientLike;
-  /** Opens a connection for a change feed. */
+  /**
+   * Opens a connection for a change feed. On a cluster each call opens a plain connection to the
+   * next node (PUBLISH reaches every node of a cluster), and a feed whose node is gone opens another.
+   */
   readonly subscriber: () => RedisClientLike;
+  /** Whether `client` is a Redis Cluster. */
+  readonly cluster: boolean;
+}
+
+const FEED_OVERRIDES = { lazyConnect: true, enableOfflineQueue: true, autoResubscribe: false };
+// A cluster feed's connection does not reconnect by itself: the feed opens one to another node.
+const CLUSTER_FEED_OVERRIDES = { ...FEED_OVERRIDES, retryStrategy: () => null, maxRetriesPerRequest: 1 };
+
+/** Plain connections to a cluster's nodes in turn, each a duplicate of the cluster's own node connection. */
+function clusterSubscriber(cluster: RedisClientLike): () => RedisClientLike {
+  let turn = 0;
+  return () => {
+    const nodes = cluster.nodes?.('all') ?? [];
+    if (nodes.length === 0) throw new StoreError('The Redis Cluster has no known node to subscribe on', { transient: true });
+    const node = nodes[turn++ % nodes.length] as RedisClientLike;
+    return node.duplicate(CLUSTER_FEED_OVERRIDES);
+  };
 }
 
 /** One store's connections and commands. */
@@ -29,6 +51,11 @@ export class RedisSession {
   readonly #timeoutMs: number;
   readonly #url: string | undefined;
   readonly #given: RedisClientLike | undefined;
+  readonly #nodes: readonly URL[] | undefined;
+  readonly #waitOption: number | undefined;
+  readonly #waitTimeoutMs: number;
+  readonly #layoutVersion: string;
+  #waitReplicas = 0;
   #connection: Promise<Connection> | undefined;
   #owned: RedisClientLike | undefined;
   #lastConnectError: string | undefined;
@@ -39,6 +66,10 @@ export class RedisSession {
   constructor(options: CheckedOptions, keys: Keys) {
     this.#url = options.url;
     this.#given = options.client;
+    this.#nodes = options.nodes;
+    this.#waitOption = options.waitReplicas;
+    this.#waitTimeoutMs = options.waitTimeoutMs;
+    this.#layoutVersion = keys.cluster ? S.CLUSTER_LAYOUT_VERSION : S.LAYOUT_VERSION;
     this.#keyPrefix = options.keyPrefix;
     this.#timeoutMs = options.timeoutMs;
     this.#keys = keys;
@@ -74,16 +105,36 @@ export class RedisSession {
     return this.#connection;
   }
 
+  /** The layout this session reads and writes (`'1'`, or the cluster layout). */
+  get layoutVersion(): string {
+    return this.#layoutVersion;
+  }
+
+  /** How many replicas each chain write waits for (known once prepared). */
+  get waitReplicas(): number {
+    return this.#waitReplicas;
+  }
+
   async #open(): Promise<Connection> {
-    const feedOverrides = { lazyConnect: true, enableOfflineQueue: true, autoResubscribe: false };
     if (this.#given !== undefined) {
       const client = this.#given;
-      return { client, subscriber: () => client.duplicate(feedOverrides) };
+      const cluster = client.isCluster === true;
+      return { client, cluster, subscriber: cluster ? clusterSubscriber(client) : () => client.duplicate(FEED_OVERRIDES) };
     }
-    const Redis = await loadDriver();
-    const url = this.#url as string;
+    const { Redis, Cluster } = await loadDrivers();
+    let client: RedisClientLike;
+    let subscriber: () => RedisClientLike;
     const options = ownedOptions(this.#timeoutMs);
-    const client = new Redis(url, options);
+    if (this.#nodes !== undefined) {
+      if (Cluster === undefined) throw new StoreError("The 'ioredis' package does not export a Cluster class");
+      const first = this.#nodes[0] as URL;
+      client = new Cluster(this.#nodes.map((node) => ({ host: node.hostname, port: Number(node.port) })), ownedClusterOptions(this.#timeoutMs, first));
+      subscriber = clusterSubscriber(client);
+    } else {
+      const url = this.#url as string;
+      client = new Redis(url, options);
+      subscriber = () => new Redis(url, { ...options, ...FEED_OVERRIDES });
+    }
     client.on('error', (error: unknown) => {
       this.#lastConnectError = errorSummary(error);
     });
@@ -95,7 +146,7 @@ export class RedisSession {
       throw closedError();
     }
     this.#owned = client;
-    return { client, subscriber: () => new Redis(url, { ...options, ...feedOverrides }) };
+    return { client, subscriber, cluster: this.#nodes !== undefined };
   }
 
   /** Checks (once, and again after a failure) that the keys under the prefix use this release's layout. */
@@ -110,9 +161,39 @@ export class RedisSession {
   async #checkLayout(): Promise<void> {
     const connection = await this.connect();
     const layout = await this.#raw('ready', undefined, () =>
-      S.runScript(connection.client, S.LAYOUT, [this.#keys.layout], [S.LAYOUT_VERSION]),
+      S.runScript(connection.client, S.LAYOUT, [this.#keys.layout], [this.#layoutVersion]),
     );
-    if (String(layout) !== S.LAYOUT_VERSION) throw layoutError(this.#keyPrefix, String(layout));
+    if (String(layout) !== this.#layoutVersion) throw layoutError(this.#keyPrefix, String(layout), this.#layoutVersion);
+    this.#waitReplicas = this.#waitOption ?? ((await this.#raw('ready', undefined, () => fewestReplicas(connection.client))) as number > 0 ? 1 : 0);
+  }
+
+  /**
+   * Runs a chain-write script; when chain writes wait for replicas and `wrote(reply)` says the
+   * script changed something, sends `WAIT` on the connection that ran it (on a cluster, the slot's
+   * primary) and rejects with a {@link RedisReplicationError} on a shortfall (the write stays applied).
+   */
+  async write(
+    operation: string,
+    memberId: string | undefined,
+    script: S.Script,
+    keys: string[],
+    args: (string | number)[],
+    wrote: (reply: unknown) => boolean,
+  ): Promise<unknown> {
+    const reply = await this.script(operation, memberId, script, keys, args);
+    const wanted = this.#waitReplicas;
+    if (wanted === 0 || !wrote(reply)) return reply;
+    const { client } = await this.connect();
+    const timeoutMs = this.#waitTimeoutMs;
+    // The write is applied: a WAIT that cannot be sent (the node's connection is down) or fails
+    // only leaves its durability unknown, which is what RedisReplicationError says.
+    const target = connectionOf(client, keys[0] as string);
+    const acknowledged =
+      target === undefined || target.status !== 'ready'
+        ? 0
+        : Number(await this.#raw(operation, memberId, () => target.call('WAIT', wanted, timeoutMs)).catch(() => 0));
+    if (!(acknowledged >= wanted)) throw new RedisReplicationError(operation, { memberId, acknowledged: Number.isFinite(acknowledged) ? acknowledged : 0, wanted, timeoutMs });
+    return reply;
   }
 
   /** Runs one of the store's scripts; see {@link RedisSession.command}. */
@@ -137,7 +218,7 @@ export class RedisSession {
         throw new StoreError(`Version of portal ${memberId ?? ''} cannot be incremented past Number.MAX_SAFE_INTEGER`, { memberId, cause: error });
       }
       if (typeof message === 'string' && message.includes(S.LAYOUT_MISMATCH)) {
-        throw layoutError(this.#keyPrefix, /B24PT_LAYOUT (\S+)/.exec(message)?.[1] ?? '?');
+        throw layoutError(this.#keyPrefix, /B24PT_LAYOUT (\S+)/.exec(message)?.[1] ?? '?', this.#layoutVersion);
       }
       throw storeFailure(operation, error, memberId, this.#lastConnectError);
     }
@@ -149,8 +230,14 @@ export function closedError(): StoreError {
   return new StoreError('The RedisTokenStore is closed');
 }
 
-function layoutError(prefix: string, found: string): StoreError {
+function layoutError(prefix: string, found: string, wanted: string): StoreError {
+  const cluster = found.startsWith('cluster-') !== wanted.startsWith('cluster-');
+  const hint = cluster
+    ? found.startsWith('cluster-')
+      ? 'the keys were written through a Redis Cluster: open the store on the cluster (nodes or a Cluster client)'
+      : 'the keys were written on a single Redis: a cluster reads other key names (copy the portals over, see docs/topologies-redis.md)'
+    : 'use a matching release or another keyPrefix';
   return new StoreError(
-    `Keys under prefix '${prefix}' use layout ${found.slice(0, 20)}, but this release of b24-portal-tokens reads layout ${S.LAYOUT_VERSION}: use a matching release or another keyPrefix`,
+    `Keys under prefix '${prefix}' use layout ${found.slice(0, 20)}, but this store reads layout ${wanted}: ${hint}`,
   );
 }

@@ -31,33 +31,50 @@ import type {
 } from '../token-store.js';
 import { decodeRecord, encodeFields, int, Keys } from './codec.js';
 import type { RedisClientLike } from './connection.js';
-import { openFeed } from './feed.js';
+import { openFeed, openRotatingFeed } from './feed.js';
 import { checkOptions, type RedisTokenStoreOptions } from './options.js';
 import * as S from './scripts.js';
 import { closedError, RedisSession, type Connection } from './session.js';
+
+/** How often a script given a portal's chains is tried again when the chains index changed meanwhile. */
+const STALE_ATTEMPTS = 5;
+
+function isStale(reply: unknown): boolean {
+  return String(reply) === String(S.STALE); // also from a client with ioredis's stringNumbers
+}
 
 /**
  * A {@link TokenStore} on Redis, shared by every process that opens it with the same Redis and
  * `keyPrefix`: records, conditional writes, per-chain locks with leases, listing and a change feed
  * over pub/sub (`capabilities.changes`).
  *
- * Layout (version 1, recorded under `<prefix>:layout`): one hash per chain
+ * Layout (version 1 on a single Redis, recorded under `<prefix>:layout`): one hash per chain
  * (`<prefix>:rec:<memberId>:<chain>`, each field's JSON plus `version`), the last versions of
  * deleted chains in `<prefix>:tomb:<memberId>`, the portals in the sorted set `<prefix>:portals`
  * and each portal's user chains in `<prefix>:chains:<memberId>` (scores 0, lexicographic order:
  * `list` pages by UTF-8 byte order, which equals `memberId` order for the ASCII ids Bitrix24 uses).
- * Every write (upsert, update, delete, deletePortal) is one Lua script that checks the version,
- * writes, maintains the indexes and publishes `{ memberId, chain, version, deleted }` (never a
- * token) on `<prefix>:changes`.
+ * On a Redis Cluster (`nodes`, or a `Cluster` as `client`) the layout is `cluster-1`: the same
+ * names behind the hash tag of the portal's bucket (`<prefix>:{<prefix>:<0..63>}:rec:...`), so every
+ * key of a portal, and its entry in its bucket's portal index, is in one hash slot; `list` merges
+ * the 64 buckets' indexes. Each layout refuses the other's keys.
+ * Every write (upsert, update, delete, deletePortal) is one Lua script on one slot that is given
+ * every key it touches, checks the version, writes, maintains the indexes and publishes
+ * `{ memberId, chain, version, deleted }` (never a token) on `<prefix>:changes`.
+ *
+ * Replicas: where the primary (every primary, on a cluster) has a replica connected when the store
+ * gets ready, each chain write is acknowledged only once a replica has it (`WAIT`); see
+ * the `replicas` option and `RedisReplicationError`.
  *
  * Locks: `SET <prefix>:lock:<memberId>:<chain> <random token> NX PX ttl`; release and renew run a
  * script that acts only while the key still holds the lease's token. `expiresAt` is measured from
  * just before the SET is sent, so it is never later than Redis's own expiry. The lock is advisory:
  * a holder that overran its lease is fenced by the conditional write, which refuses its stale version.
  *
- * Change feed: each subscription has its own subscriber connection. When it drops, the listener
- * gets `onStatus('lost')`; once it has reconnected and Redis acknowledged the new SUBSCRIBE,
- * `onStatus('restored')` (changes in between are not replayed: re-read what you cached).
+ * Change feed: each subscription has its own subscriber connection (on a cluster, to one node:
+ * a cluster forwards every PUBLISH to every node). When it drops, the listener gets
+ * `onStatus('lost')`; once it has reconnected (on a cluster, to the next node) and Redis
+ * acknowledged the new SUBSCRIBE, `onStatus('restored')` (changes in between are not replayed:
+ * re-read what you cached).
  *
  * Failures: a connection refused, lost or timed out, or a Redis still loading, rejects with a
  * {@link StoreError} whose `transient` is `true`; no call waits longer than `timeoutMs`. A write
@@ -66,8 +83,8 @@ import { closedError, RedisSession, type Connection } from './session.js';
  * @remarks
  * Redis must persist (AOF with `appendfsync everysec` or stricter, or RDB snapshots you can afford
  * to lose the tail of): a Redis that restarts empty loses every portal's single-use refresh token,
- * and those portals must reinstall the app. The store needs a single Redis primary (with Sentinel if
- * you like); Redis Cluster is not supported.
+ * and those portals must reinstall the app. Runs on a single Redis primary (with Sentinel if you
+ * like) or a Redis Cluster; see the guide's Redis topologies (docs/topologies-redis.md).
  *
  * @example
  * ```ts
@@ -87,14 +104,16 @@ export class RedisTokenStore implements TokenStore {
   readonly #timeoutMs: number;
   readonly #session: RedisSession;
   readonly #feeds = new Set<StoreSubscription>();
+  readonly #layout: string;
 
   /** Checks the options; nothing connects until the first call. */
   constructor(options: RedisTokenStoreOptions) {
     const checked = checkOptions(options);
     this.keyPrefix = checked.keyPrefix;
     this.#timeoutMs = checked.timeoutMs;
-    this.#keys = new Keys(this.keyPrefix);
+    this.#keys = new Keys(this.keyPrefix, checked.nodes !== undefined || checked.client?.isCluster === true);
     this.#session = new RedisSession(checked, this.#keys);
+    this.#layout = this.#session.layoutVersion;
   }
 
   /**
@@ -110,7 +129,7 @@ export class RedisTokenStore implements TokenStore {
   /** Reads one chain's record (one HGETALL); `undefined` when none is stored. See `TokenStore.get`. */
   async get(key: ChainKey): Promise<PortalRecord | undefined> {
     const { memberId, chain } = resolveKey(key);
-    const reply = await this.#command('get', memberId, (c) => c.call('HGETALL', this.#keys.record(memberId, chain)));
+    const reply = await this.#command('get', memberId, (c) => c.call('HGETALL', this.#keys.of(memberId).record(memberId, chain)));
     return decodeRecord(reply, memberId, chain);
   }
 
@@ -118,22 +137,28 @@ export class RedisTokenStore implements TokenStore {
   async upsert(record: PortalRecordInput): Promise<PortalRecord> {
     const input = checkRecordInput(record);
     const { memberId, chain } = input;
-    const k = this.#keys;
-    const version = await this.#script('upsert', memberId, S.UPSERT,
+    const k = this.#keys.of(memberId);
+    const version = await this.#write('upsert', memberId, S.UPSERT,
       [k.layout, k.record(memberId, chain), k.tombstones(memberId), k.portals, k.chains(memberId)],
-      [S.LAYOUT_VERSION, memberId, chain, k.channel, ...encodeFields(input)]);
+      [this.#layout, memberId, chain, this.#keys.channel, ...encodeFields(input)], () => true);
     if (!Number.isSafeInteger(int(version))) throw new StoreError(`Redis answered upsert of portal ${memberId} with no version`, { memberId });
     return { ...input, version: int(version) };
   }
 
-  /** Conditional write in one script: applied only while the stored version is `expectedVersion`; a conflict returns what is stored. See `TokenStore.update`. */
+  /**
+   * Conditional write in one script: applied only while the stored version is `expectedVersion`; a
+   * conflict returns what is stored. Where chain writes wait for replicas, an applied write the
+   * replicas did not confirm in time rejects with a `RedisReplicationError` (it stays
+   * applied: the same call again meets a conflict whose `current` is that record). See `TokenStore.update`.
+   */
   async update(key: ChainKey, expectedVersion: number, patch: PortalRecordPatch): Promise<ConditionalWriteResult> {
     const { memberId, chain } = resolveKey(key);
     checkExpectedVersion(expectedVersion);
     const changes = checkPatch(patch);
-    const k = this.#keys;
-    const reply = await this.#script('update', memberId, S.UPDATE, [k.layout, k.record(memberId, chain)],
-      [S.LAYOUT_VERSION, String(expectedVersion), memberId, chain, k.channel, ...encodeFields(changes)]);
+    const k = this.#keys.of(memberId);
+    const reply = await this.#write('update', memberId, S.UPDATE, [k.layout, k.record(memberId, chain)],
+      [this.#layout, String(expectedVersion), memberId, chain, this.#keys.channel, ...encodeFields(changes)],
+      (written) => Array.isArray(written) && int(written[0]) === 1);
     const [applied, stored] = Array.isArray(reply) ? (reply as [unknown, unknown]) : [undefined, undefined];
     const record = decodeRecord(stored, memberId, chain);
     if (int(applied) === 1 && record !== undefined) return { ok: true, record };
@@ -143,23 +168,27 @@ export class RedisTokenStore implements TokenStore {
   /** Deletes one chain in one script, keeping its last version as a tombstone so versions never repeat. See `TokenStore.delete`. */
   async delete(key: ChainKey): Promise<boolean> {
     const { memberId, chain } = resolveKey(key);
-    const k = this.#keys;
-    const deleted = await this.#script('delete', memberId, S.DELETE,
+    const k = this.#keys.of(memberId);
+    const deleted = await this.#write('delete', memberId, S.DELETE,
       [k.layout, k.record(memberId, chain), k.tombstones(memberId), k.portals, k.chains(memberId)],
-      [S.LAYOUT_VERSION, memberId, chain, k.channel]);
+      [this.#layout, memberId, chain, this.#keys.channel], (reply) => int(reply) === 1);
     return int(deleted) === 1;
   }
 
-  /** Deletes every chain of a portal in one script; versions continue on a re-create. Returns how many were deleted. See `TokenStore.deletePortal`. */
+  /**
+   * Deletes every chain of a portal in one script, given the record keys read from the portal's
+   * chains index just before (read again if it changed in between); versions continue on a
+   * re-create. Returns how many were deleted. See `TokenStore.deletePortal`.
+   */
   async deletePortal(memberId: string): Promise<number> {
     checkMemberId(memberId);
-    const k = this.#keys;
-    const deleted = await this.#script('deletePortal', memberId, S.DELETE_PORTAL,
-      [k.layout, k.tombstones(memberId), k.portals, k.chains(memberId)],
-      [S.LAYOUT_VERSION, memberId, k.channel, k.recordStem(memberId)]);
-    const count = int(deleted);
-    if (!Number.isSafeInteger(count)) throw new StoreError(`Redis answered deletePortal of portal ${memberId} with no count`, { memberId });
-    return count;
+    const k = this.#keys.of(memberId);
+    const count = await this.#withChains('deletePortal', memberId, (chains) =>
+      this.#write('deletePortal', memberId, S.DELETE_PORTAL,
+        [k.layout, k.tombstones(memberId), k.portals, k.chains(memberId), k.record(memberId, 'portal'), ...chains.map((chain) => k.record(memberId, chain))],
+        [this.#layout, memberId, this.#keys.channel, ...chains], (reply) => int(reply) > 0));
+    if (!Number.isSafeInteger(int(count))) throw new StoreError(`Redis answered deletePortal of portal ${memberId} with no count`, { memberId });
+    return int(count);
   }
 
   /**
@@ -169,8 +198,9 @@ export class RedisTokenStore implements TokenStore {
   async acquire(key: string, spec: BudgetSpec): Promise<BudgetGrant> {
     checkBudgetKey(key);
     const step = budgetStep(spec);
-    const reply = await this.#script('acquire', undefined, S.ACQUIRE, [this.#keys.layout, this.#keys.budget(key)], [
-      S.LAYOUT_VERSION,
+    const slot = this.#keys.of(key);
+    const reply = await this.#script('acquire', undefined, S.ACQUIRE, [slot.layout, slot.budget(key)], [
+      this.#layout,
       String(step.intervalMs),
       String(step.cost),
       String(step.spanMs),
@@ -187,7 +217,7 @@ export class RedisTokenStore implements TokenStore {
   async tryLock(key: ChainKey, ttlMs: number): Promise<StoreLease | undefined> {
     const { memberId, chain } = resolveKey(key);
     checkTtlMs(ttlMs);
-    const lockKey = this.#keys.lock(memberId, chain);
+    const lockKey = this.#keys.of(memberId).lock(memberId, chain);
     const token = randomBytes(16).toString('hex');
     const ttl = Math.max(1, Math.ceil(ttlMs));
     let started = 0;
@@ -210,34 +240,69 @@ export class RedisTokenStore implements TokenStore {
     };
   }
 
-  /** Lists portal chains in `memberId` order, a page at a time (ZRANGEBYLEX over the portals index, read in one script). See `TokenStore.list`. */
+  /**
+   * Lists portal chains in `memberId` order (UTF-8 byte order), a page at a time: the next ids of
+   * every index slot (ZRANGEBYLEX; one slot on a single Redis, one per bucket on a cluster) merged,
+   * then the page's records read one script per slot. A page is not one snapshot: a portal deleted
+   * between the two steps is left out. See `TokenStore.list`.
+   */
   async list(options?: PortalListOptions): Promise<PortalListPage> {
     const { after, limit } = checkListOptions(options);
     if (after !== undefined && !after.isWellFormed()) throw new TypeError('options.after must be well-formed Unicode');
-    const reply = await this.#script('list', undefined, S.LIST, [this.#keys.portals],
-      [after === undefined ? '-' : `(${after}`, limit, this.#keys.allRecords]);
-    const items = Array.isArray(reply) ? reply : [];
-    const records: PortalRecord[] = [];
-    let last: string | undefined;
-    for (let i = 1; i + 1 < items.length; i += 2) {
-      last = String(items[i]);
-      const record = decodeRecord(items[i + 1], last, 'portal');
-      if (record !== undefined) records.push(record);
-    }
-    return { records, next: int(items[0]) === 1 ? last : undefined };
+    const lower = after === undefined ? '-' : `(${after}`;
+    const slots = this.#keys.slots;
+    const found = await Promise.all(slots.map(async (slot, index) => {
+      const ids = await this.#command('list', undefined, (c) => c.call('ZRANGEBYLEX', slot.portals, lower, '+', 'LIMIT', 0, limit + 1));
+      return (Array.isArray(ids) ? ids : []).map((id) => ({ id: String(id), index }));
+    }));
+    const merged = found.flat().sort((x, y) => Buffer.compare(Buffer.from(x.id, 'utf8'), Buffer.from(y.id, 'utf8')));
+    const page = merged.slice(0, limit);
+    const bySlot = new Map<number, string[]>();
+    for (const { id, index } of page) bySlot.set(index, [...(bySlot.get(index) ?? []), id]);
+    const read = new Map<string, PortalRecord>();
+    await Promise.all([...bySlot].map(async ([index, ids]) => {
+      const slot = slots[index] as (typeof slots)[number];
+      const reply = await this.#script('list', undefined, S.READ_RECORDS, ids.map((id) => slot.record(id, 'portal')), []);
+      const hashes = Array.isArray(reply) ? reply : [];
+      ids.forEach((id, i) => {
+        const record = decodeRecord(hashes[i], id, 'portal');
+        if (record !== undefined) read.set(id, record);
+      });
+    }));
+    const records = page.flatMap(({ id }) => read.get(id) ?? []);
+    return { records, next: merged.length > limit ? page.at(-1)?.id : undefined };
   }
 
-  /** Lists one portal's user chains in chain order. See `TokenStore.listChains`. */
+  /** Lists one portal's user chains in chain order (the chains index, then their records in one script). See `TokenStore.listChains`. */
   async listChains(memberId: string): Promise<readonly PortalRecord[]> {
     checkMemberId(memberId);
-    const reply = await this.#script('listChains', memberId, S.LIST_CHAINS, [this.#keys.chains(memberId)], [this.#keys.recordStem(memberId)]);
-    const items = Array.isArray(reply) ? reply : [];
+    const k = this.#keys.of(memberId);
     const records: PortalRecord[] = [];
-    for (let i = 0; i + 1 < items.length; i += 2) {
-      const record = decodeRecord(items[i + 1], memberId, resolveKey({ memberId, chain: String(items[i]) }).chain);
-      if (record !== undefined) records.push(record);
-    }
+    await this.#withChains('listChains', memberId, async (chains) => {
+      const reply = await this.#script('listChains', memberId, S.READ_CHAINS, [k.chains(memberId), ...chains.map((chain) => k.record(memberId, chain))], chains);
+      if (isStale(reply)) return reply;
+      const hashes = Array.isArray(reply) ? reply : [];
+      chains.forEach((chain, i) => {
+        const record = decodeRecord(hashes[i], memberId, resolveKey({ memberId, chain }).chain);
+        if (record !== undefined) records.push(record);
+      });
+      return reply;
+    });
     return records;
+  }
+
+  /**
+   * Reads the portal's chains index and runs `step` with its user chains; again (a few times) when
+   * `step` answers STALE because the index changed in between.
+   */
+  async #withChains(operation: string, memberId: string, step: (chains: string[]) => Promise<unknown>): Promise<unknown> {
+    const index = this.#keys.of(memberId).chains(memberId);
+    for (let attempt = 0; attempt < STALE_ATTEMPTS; attempt++) {
+      const chains = await this.#command(operation, memberId, (c) => c.call('ZRANGE', index, 0, -1));
+      const reply = await step((Array.isArray(chains) ? chains : []).map(String));
+      if (!isStale(reply)) return reply;
+    }
+    throw new StoreError(`The chains of portal ${memberId} kept changing during ${operation}`, { memberId, transient: true });
   }
 
   /** Subscribes to the change feed on a dedicated connection; reports `lost` and `restored` around reconnects. See `TokenStore.subscribe`. */
@@ -246,9 +311,13 @@ export class RedisTokenStore implements TokenStore {
       throw new TypeError('listener must be an object with an onChange method');
     }
     const connection = await this.#connect();
-    const subscription: StoreSubscription = await openFeed(connection.subscriber(), this.#keys.channel, listener, this.#timeoutMs, () => {
+    if (connection.cluster) await this.#prepare(); // connects the cluster, so its nodes are known
+    const onClosed = (): void => {
       this.#feeds.delete(subscription);
-    });
+    };
+    const subscription: StoreSubscription = connection.cluster
+      ? await openRotatingFeed(connection.subscriber, this.#keys.channel, listener, this.#timeoutMs, onClosed)
+      : await openFeed(connection.subscriber(), this.#keys.channel, listener, this.#timeoutMs, onClosed);
     if (this.#session.closed) {
       await subscription.close();
       throw closedError();
@@ -272,6 +341,10 @@ export class RedisTokenStore implements TokenStore {
 
   #prepare(): Promise<void> {
     return this.#session.prepare();
+  }
+
+  #write(operation: string, memberId: string | undefined, script: S.Script, keys: string[], args: (string | number)[], wrote: (reply: unknown) => boolean): Promise<unknown> {
+    return this.#session.write(operation, memberId, script, keys, args, wrote);
   }
 
   async #script(operation: string, memberId: string | undefined, script: S.Script, keys: string[], args: (string | number)[]): Promise<unknown> {

@@ -11,7 +11,9 @@ export default defineConfig({
     globalSetup: ['test/global-setup.ts'],
     // Every file: whatever the library lets out (logs, events, errors, answers, stats) is searched for
     // every secret the stand-in Bitrix24 minted in that file; a find fails the file.
-    setupFiles: ['test/support/leak-setup.ts'],
+    // Every file, too: an unhandled rejection or uncaught exception while it runs fails the file
+    // (test/support/crash-check.ts).
+    setupFiles: ['test/support/leak-setup.ts', 'test/support/crash-check.ts'],
     testTimeout: 30_000,
     hookTimeout: 30_000,
     // Cross-process and database tests share real resources; files run in parallel, tests in a file serially.

@@ -10,5 +10,7 @@ export default defineConfig({
     hookTimeout: 120_000,
     pool: 'forks',
     fileParallelism: false,
+    // An unhandled rejection or uncaught exception while a file runs fails the file.
+    setupFiles: ['test/support/crash-check.ts'],
   },
 });

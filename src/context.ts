@@ -4,8 +4,9 @@
 
 import type { B24OAuth } from '@bitrix24/b24jssdk';
 import type { Clock } from './clock.js';
+import { InvalidOptionsError } from './errors/options.js';
 import type { Logger } from './logger.js';
-import type { AppInfo, TokenResponse } from './oauth/oauth-client.js';
+import type { AppInfo, TokenResponse } from './protocol/oauth-answers.js';
 import type { ChainId, TokenStore } from './store/token-store.js';
 
 /**
@@ -92,7 +93,7 @@ export function assertContext(value: unknown, argument: string): asserts value i
     typeof context.clock.sleep !== 'function' ||
     typeof context.notify !== 'function'
   ) {
-    throw new TypeError(`${argument} must be a PortalClientPool (store, oauth, logger, clock, notify)`);
+    throw new InvalidOptionsError(argument.replace(/^options\./, ''), `${argument} must be a PortalClientPool (store, oauth, logger, clock, notify)`);
   }
 }
 

@@ -11,6 +11,7 @@
 //               UserChainMissingError, LockTimeoutError, PoolClosedError
 //   store.ts    StoreError, DecryptionError, SpoolFullError
 //   budget.ts   RateLimitedError
+//   options.ts  InvalidOptionsError (and the checks of options when they are given)
 //   limits.ts   ProofsThrottledError, ResponseTooLargeError
 //   input.ts    InvalidArgumentError (escape.ts: caller-supplied text inside messages)
 //   trust.ts    UntrustedHostError
@@ -37,6 +38,7 @@ export {
 export { StoreError, DecryptionError, SpoolFullError } from './errors/store.js';
 export type { DecryptionFailureReason } from './errors/store.js';
 export { RateLimitedError } from './errors/budget.js';
+export { InvalidOptionsError } from './errors/options.js';
 export { ProofsThrottledError, ResponseTooLargeError } from './errors/limits.js';
 export { InvalidArgumentError } from './errors/input.js';
 export { UntrustedHostError } from './errors/trust.js';

@@ -59,6 +59,7 @@ export {
   DecryptionError,
   InvalidArgumentError,
   InvalidEventError,
+  InvalidOptionsError,
   InvalidStateError,
   LockTimeoutError,
   OAuthCredentialsError,

@@ -1,7 +1,8 @@
 // The logger contract: the subset of pino's API the library calls, so a pino (or compatible) logger
 // plugs in as is. The library only ever passes identifiers and counts, never token values.
 
-import { PortalTokensError } from './errors.js';
+import { PortalTokensError } from './errors/base.js';
+import { observe } from './observe.js';
 
 /**
  * A log method in pino's shape: a context object first, then an optional message.
@@ -59,4 +60,21 @@ export function describeError(error: unknown): Record<string, string> {
   if (error instanceof PortalTokensError) return { name: error.name, code: error.code, message: error.message };
   if (error instanceof Error) return { name: error.name };
   return { name: typeof error };
+}
+
+const OBSERVED = Symbol.for('b24-portal-tokens.observedLogger');
+
+/**
+ * The logger with every call also published on `OBSERVE_CHANNEL` (see observe.ts). Idempotent: a
+ * logger it returned is returned as is. The given logger's methods are called with the same arguments.
+ */
+export function observedLogger(logger: Logger): Logger {
+  if ((logger as Partial<Record<typeof OBSERVED, true>>)[OBSERVED] === true) return logger;
+  const wrap = (level: keyof Logger): LogMethod => {
+    return (context, message) => {
+      observe(() => ({ kind: 'log', level, context, message }));
+      logger[level](context, message);
+    };
+  };
+  return Object.freeze({ debug: wrap('debug'), info: wrap('info'), warn: wrap('warn'), error: wrap('error'), [OBSERVED]: true as const });
 }

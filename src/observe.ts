@@ -4,8 +4,11 @@
 // so the cost in production is one `hasSubscribers` check per call. The test suite subscribes and
 // checks that no token the stand-in Bitrix24 minted ever appears in any of it.
 
+//
+// A leaf: it imports nothing of the library, so errors (whose constructor publishes), the logger
+// (`observedLogger` in logger.ts) and the HTTP answers can all publish without a loop of imports.
+
 import { channel } from 'node:diagnostics_channel';
-import type { Logger, LogMethod } from './logger.js';
 
 /** The name of the channel {@link Observation}s are published on. */
 export const OBSERVE_CHANNEL = 'b24-portal-tokens:observe';
@@ -23,7 +26,7 @@ export interface LogObservation {
   /** The discriminant. */
   readonly kind: 'log';
   /** The level it was logged at. */
-  readonly level: keyof Logger;
+  readonly level: 'debug' | 'info' | 'warn' | 'error';
   /** The context object passed to the logger. */
   readonly context: unknown;
   /** The message, when one was given. */
@@ -79,21 +82,4 @@ const observeChannel = channel(OBSERVE_CHANNEL);
 /** Publishes one observation when someone listens; a no-op otherwise. */
 export function observe(observation: () => Observation): void {
   if (observeChannel.hasSubscribers) observeChannel.publish(observation());
-}
-
-const OBSERVED = Symbol.for('b24-portal-tokens.observedLogger');
-
-/**
- * The logger with every call also published on {@link OBSERVE_CHANNEL}. Idempotent: a logger it
- * returned is returned as is. The given logger's methods are called with the same arguments.
- */
-export function observedLogger(logger: Logger): Logger {
-  if ((logger as Partial<Record<typeof OBSERVED, true>>)[OBSERVED] === true) return logger;
-  const wrap = (level: keyof Logger): LogMethod => {
-    return (context, message) => {
-      observe(() => ({ kind: 'log', level, context, message }));
-      logger[level](context, message);
-    };
-  };
-  return Object.freeze({ debug: wrap('debug'), info: wrap('info'), warn: wrap('warn'), error: wrap('error'), [OBSERVED]: true as const });
 }

@@ -1,86 +1,32 @@
-// The pool's typed events and counters: plain types, below the coordinator and the pool that emit them.
+// The pool's typed events and counters: plain types. The coordinator's events (refreshes, adoptions,
+// revocations, lock waits) are its own (src/coordinator/events.ts); the pool emits them with its own
+// (evictions, lifecycle changes, the request budget's), and this file names them all for users.
 
-import type { ChainId } from './store/token-store.js';
 import type { BudgetEvent, PortalBudgetStats } from './budget/budget.js';
+import type { ChainEvent, CoordinatorEventMap, DropReason, PortalEvent } from './coordinator/events.js';
 
 export type { BudgetEvent, PortalBudgetStats };
+export type {
+  AdoptedEvent,
+  ChainEvent,
+  CredentialsRejectedEvent,
+  DropReason,
+  LockWaitEvent,
+  PortalEvent,
+  RefreshAttemptEvent,
+  RefreshedEvent,
+  RefreshFailedEvent,
+  RefreshOutcome,
+  RefreshReason,
+  RevokedEvent,
+  SuspendedEvent,
+} from './coordinator/events.js';
 
 /**
- * Why a client left the pool's cache.
+ * Why a client left the pool's cache: the coordinator dropped it (revoked, gone, moved), or the pool did.
  * @inline
  */
-export type EvictionReason = 'capacity' | 'manual' | 'revoked' | 'lifecycle' | 'endpoint-changed' | 'closed' | 'resync';
-
-/**
- * The payload of every pool event: the portal concerned.
- * @inline
- */
-export interface PortalEvent {
-  /** The portal's `member_id`. */
-  readonly memberId: string;
-}
-
-/**
- * The payload of an event about one chain of a portal.
- * @inline
- */
-export interface ChainEvent extends PortalEvent {
-  /** The chain concerned: `'portal'` or `'user:<id>'`. */
-  readonly chain: ChainId;
-}
-
-/**
- * Payload of `refreshed`.
- * @inline
- */
-export interface RefreshedEvent extends ChainEvent {
-  /** The stored record's version after the write. */
-  readonly version: number;
-  /** When the new access token expires, unix seconds. */
-  readonly expires: number;
-  /** Why the chain was refreshed. */
-  readonly reason: RefreshReason;
-}
-
-/**
- * Payload of `adopted`.
- * @inline
- */
-export interface AdoptedEvent extends ChainEvent {
-  /** The version of the record adopted. */
-  readonly version: number;
-}
-
-/**
- * Payload of `revoked`.
- * @inline
- */
-export interface RevokedEvent extends ChainEvent {
-  /** The OAuth `error` string that revoked the chain, such as `invalid_grant`. */
-  readonly reason: string;
-}
-
-/**
- * Payload of `suspended`.
- * @inline
- */
-export interface SuspendedEvent extends ChainEvent {
-  /** The OAuth `error` string, `PAYMENT_REQUIRED`. */
-  readonly reason: string;
-  /** When the chain is tried again, unix ms. */
-  readonly retryAt: number;
-}
-
-/**
- * Payload of `credentials-rejected`.
- * @inline
- */
-export interface CredentialsRejectedEvent extends ChainEvent {
-  /** The OAuth `error` string, `invalid_client` or `wrong_client`. */
-  readonly oauthError: string;
-  /** Until when this pool sends no refresh, unix ms. */
-  readonly pausedUntil: number;
-}
+export type EvictionReason = DropReason | 'capacity' | 'manual' | 'closed' | 'resync';
 
 /**
  * Payload of `evicted`.
@@ -91,62 +37,8 @@ export interface EvictedEvent extends ChainEvent {
   readonly reason: EvictionReason;
 }
 
-/**
- * Payload of `refresh-failed`.
- * @inline
- */
-export interface RefreshFailedEvent extends ChainEvent {
-  /** The error's stable code (see `ErrorCode`), or `UNKNOWN`. */
-  readonly code: string;
-}
-
-/**
- * How one request to an OAuth host for a new pair ended.
- * @inline
- */
-export type RefreshOutcome = 'refreshed' | 'revoked' | 'suspended' | 'credentials-rejected' | 'unavailable' | 'failed';
-
-/**
- * Payload of `refresh-attempt`: one refresh request sent to an OAuth host, and its persisting.
- * @inline
- */
-export interface RefreshAttemptEvent extends ChainEvent {
-  /** Why the chain was refreshed. */
-  readonly reason: RefreshReason;
-  /** How it ended. */
-  readonly outcome: RefreshOutcome;
-  /** When the request was sent, unix ms by the pool's clock. */
-  readonly startedAt: number;
-  /** From sending the request to the new pair stored (or the failure), ms. */
-  readonly durationMs: number;
-}
-
-/**
- * Payload of `lock-wait`: this process waited for another holder of a chain's lock.
- * @inline
- */
-export interface LockWaitEvent extends ChainEvent {
-  /** How the wait ended: the lock taken, the other holder's pair adopted, or `LockTimeoutError`. */
-  readonly outcome: 'acquired' | 'adopted' | 'timeout';
-  /** How long it waited, ms. */
-  readonly waitedMs: number;
-}
-
-/** Payloads of the events a `PortalClientPool` emits, by event name. */
-export interface PoolEventMap {
-  /** This process refreshed the chain at the OAuth host and persisted the new pair. */
-  refreshed: RefreshedEvent;
-  /** This process took a pair another worker (or an install) had already stored, without a network call. */
-  adopted: AdoptedEvent;
-  /** The OAuth server refused the chain for good; the portal is marked revoked in the store. */
-  revoked: RevokedEvent;
-  /** The OAuth host answered `PAYMENT_REQUIRED`: the chain is suspended until it is tried again. */
-  suspended: SuspendedEvent;
-  /**
-   * The OAuth host refused the app's own credentials: no record changed; this pool pauses its
-   * refreshes. Emitted once per pause, not once per portal.
-   */
-  'credentials-rejected': CredentialsRejectedEvent;
+/** Payloads of the events a `PortalClientPool` emits, by event name: the coordinator's and the pool's own. */
+export interface PoolEventMap extends CoordinatorEventMap {
   /** A cached client was dropped. */
   evicted: EvictedEvent;
   /** A verified install was stored (emitted via `PortalClientPool.notify`). */
@@ -157,12 +49,6 @@ export interface PoolEventMap {
   uninstalled: PortalEvent;
   /** A chain obtained through the authorization-code flow was stored. */
   authorized: PortalEvent;
-  /** A refresh failed without changing anything (OAuth host unavailable, store failure, lock timeout). */
-  'refresh-failed': RefreshFailedEvent;
-  /** A refresh request was sent to an OAuth host and has ended (for metrics and traces). */
-  'refresh-attempt': RefreshAttemptEvent;
-  /** A wait for another holder of a chain's lock has ended (for metrics). */
-  'lock-wait': LockWaitEvent;
   /** A REST request waited for its portal's request budget (`ms`: the wait). */
   'budget-wait': BudgetEvent;
   /** A 503 pushed a portal's shared budget back for every worker (`ms`: how far). */
@@ -173,12 +59,6 @@ export interface PoolEventMap {
 
 /** Names of the pool's events. */
 export type PoolEventName = keyof PoolEventMap;
-
-/**
- * Why the pool refreshed a chain.
- * @inline
- */
-export type RefreshReason = 'expiring' | 'rejected' | 'keep-alive' | 'reactivate' | 'confirm';
 
 /**
  * A snapshot of the pool's counters, from `PortalClientPool.stats()`. All counts since construction.

@@ -325,10 +325,11 @@ export class RequestBudget {
     try {
       while (queue.waiting.length > 0) {
         const batch = queue.waiting.splice(0);
-        const spec = this.specFor(memberId);
-        const lease = this.#leaseOf(memberId);
-        const extra = this.shared && spec.burst > 1 ? lease.extra : 0;
         try {
+          // Inside the try: the portal's limits come from the user's options and may throw.
+          const spec = this.specFor(memberId);
+          const lease = this.#leaseOf(memberId);
+          const extra = this.shared && spec.burst > 1 ? lease.extra : 0;
           // One step for the waiting requests and, while requests keep coming, a few slots more for
           // the next ones (asked with a burst one lower: see Lease).
           const cost = batch.length + extra;

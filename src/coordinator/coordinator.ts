@@ -17,7 +17,7 @@ import {
 import { describeError } from '../logger.js';
 import type { TokenResponse } from '../oauth/oauth-client.js';
 import type { ChainId, PortalRecord, PortalRecordPatch } from '../store/token-store.js';
-import type { RefreshOutcome } from '../pool-events.js';
+import type { RefreshOutcome } from './events.js';
 import { Backoff } from './backoff.js';
 import { RequestTurns, waitForFlight, type Flight } from './flights.js';
 import { isUsable, refreshWindow } from './freshness.js';

@@ -3,7 +3,7 @@
 
 import { LockTimeoutError, PortalTokensError, StoreError } from '../errors.js';
 import { describeError } from '../logger.js';
-import type { LockWaitEvent } from '../pool-events.js';
+import type { LockWaitEvent } from './events.js';
 import type { PortalRecord, StoreLease } from '../store/token-store.js';
 import type { CoordinatorCounters, CoordinatorOptions } from './types.js';
 

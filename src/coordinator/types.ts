@@ -4,9 +4,9 @@
 import type { Clock } from '../clock.js';
 import type { BackoffPolicy } from './backoff.js';
 import type { Logger } from '../logger.js';
-import type { TokenResponse } from '../oauth/oauth-client.js';
+import type { TokenResponse } from '../protocol/oauth-answers.js';
 import type { ChainRef, PortalRecord, TokenStore } from '../store/token-store.js';
-import type { EvictionReason, PoolEventMap, PoolEventName, RefreshReason } from '../pool-events.js';
+import type { CoordinatorEventMap, CoordinatorEventName, DropReason, RefreshReason } from './events.js';
 
 /** Sends one refresh of `record`'s chain to its OAuth host. Throws the library's OAuth errors. */
 export type RefreshFunction = (record: PortalRecord) => Promise<TokenResponse>;
@@ -22,9 +22,9 @@ export type ChangeWait = (key: ChainRef, ms: number, signal?: AbortSignal) => Pr
 /** Where the coordinator reports what happened; the pool wires these to its events and cache. */
 export interface CoordinatorHooks {
   /** A typed event (refreshed, adopted, revoked, refresh-failed). */
-  emit<E extends PoolEventName>(event: E, payload: PoolEventMap[E]): void;
+  emit<E extends CoordinatorEventName>(event: E, payload: CoordinatorEventMap[E]): void;
   /** A chain's cached client must go: the chain is gone, revoked, or its REST root moved. */
-  drop(memberId: string, chain: PortalRecord['chain'], reason: EvictionReason): void;
+  drop(memberId: string, chain: PortalRecord['chain'], reason: DropReason): void;
 }
 
 /** Options of {@link RefreshCoordinator}. */

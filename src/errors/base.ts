@@ -54,6 +54,8 @@ export const ErrorCode = {
   SpoolFull: 'SPOOL_FULL',
   /** A REST request would have had to wait for the portal's request budget past the caller's limit. */
   RateLimited: 'RATE_LIMITED',
+  /** An option is not what it must be, or a function given as an option threw or returned something invalid. */
+  InvalidOptions: 'INVALID_OPTIONS',
   /** A public handler's proof (a token request, `app.info`) was refused: a ceiling on proofs was reached. */
   ProofsThrottled: 'PROOFS_THROTTLED',
   /** An answer from a portal or an OAuth host was larger than the configured cap. */

@@ -10,7 +10,7 @@ import { ErrorCode, InvalidEventError } from '../errors.js';
 import { parseRestEvent } from '../events/rest.js';
 import type { RestEvent, RestEventAuth, RestEventData } from '../events/types.js';
 import { describeError, type Logger } from '../logger.js';
-import { observedLogger } from '../observe.js';
+import { observedLogger } from '../logger.js';
 import { positiveInteger } from '../store/adapter-options.js';
 import {
   internalErrorResponse,

@@ -5,11 +5,12 @@
 import { DEFAULT_MAX_BODY_BYTES } from '../body.js';
 import { assertContext, type PortalTokensContext } from '../context.js';
 import { InvalidEventError, ProofsThrottledError } from '../errors.js';
+import { checkOptionalFunction, checkOptionalMethods } from '../errors/options.js';
 import { claimKey, ProofGate, type ProofLimits } from '../guard/proof-gate.js';
 import { parseInstallEvent } from '../events/parse.js';
 import type { InstallEvent, LifecycleEvent, UninstallEvent, UpdateEvent } from '../events/types.js';
 import { describeError, type Logger } from '../logger.js';
-import { observedLogger } from '../observe.js';
+import { observedLogger } from '../logger.js';
 import {
   internalErrorResponse,
   jsonResponse,
@@ -155,6 +156,11 @@ const DEFAULT_HOOK_TIMEOUT_MS = 2000;
 export function createLifecycleHandler(options: LifecycleHandlerOptions): LifecycleHandler {
   const { pool } = options;
   assertContext(pool, 'options.pool');
+  // Checked now: a bad one would otherwise fail later, inside a request or the spool's timer.
+  checkOptionalMethods('options.spool', options.spool, ['put', 'drain'], 'an install spool (FileInstallSpool)');
+  checkOptionalMethods('options.logger', options.logger, ['debug', 'info', 'warn', 'error'], 'a pino-compatible logger');
+  checkOptionalFunction('options.onInstalled', options.onInstalled);
+  checkOptionalFunction('options.onUninstalled', options.onUninstalled);
   const trusted = normalizeTrustedHosts(options.trustedOAuthHosts, 'options.trustedOAuthHosts');
   const verify = options.verify ?? true;
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;

@@ -13,7 +13,7 @@ import {
   VerificationFailedError,
 } from '../errors.js';
 import { describeError, type Logger } from '../logger.js';
-import { observedLogger } from '../observe.js';
+import { observedLogger } from '../logger.js';
 import { queryValue, type PlainHandler, type QueryInput } from '../plain.js';
 import { sanitizeOAuthError } from '../protocol/oauth-errors.js';
 import { normalizeTrustedHosts, trustedBaseForServerDomain } from '../protocol/oauth-hosts.js';

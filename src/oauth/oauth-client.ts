@@ -12,6 +12,10 @@ import {
 import { claimKey, ProofGate, type ProofLimits } from '../guard/proof-gate.js';
 import { classifyOAuthError, isTransientOAuthStatus, sanitizeOAuthError } from '../protocol/oauth-errors.js';
 import { appInfoEndpointOf, normalizeTrustedHosts, tokenEndpointOf, trustedOAuthBaseOf } from '../protocol/oauth-hosts.js';
+import type { AppInfo, TokenResponse } from '../protocol/oauth-answers.js';
+
+// Their home is src/protocol/oauth-answers.ts (context.ts names them without importing oauth/).
+export type { AppInfo, TokenResponse } from '../protocol/oauth-answers.js';
 
 // The pool still imports it from here; its home is src/protocol/oauth-hosts.ts.
 export { oauthBaseFromServerEndpoint } from '../protocol/oauth-hosts.js';
@@ -59,56 +63,6 @@ export interface RefreshOptions {
    * for a while. The pool's own rotations pass `false`. @defaultValue true
    */
   readonly proof?: boolean | undefined;
-}
-
-/**
- * A validated answer of the token endpoint. `expires` is unix seconds.
- * @inline
- */
-export interface TokenResponse {
-  /** The new access token. */
-  readonly accessToken: string;
-  /** The new refresh token; `undefined` when the answer carried none (the caller keeps the old one). */
-  readonly refreshToken: string | undefined;
-  /** When the access token expires, unix seconds; computed from `expiresIn` when the answer lacks it. */
-  readonly expires: number;
-  /** The access token's lifetime, seconds (3600 when the answer lacks it). */
-  readonly expiresIn: number;
-  /** Comma-separated scopes, when named. */
-  readonly scope: string | undefined;
-  /** The app status letter, when named. */
-  readonly status: string | undefined;
-  /** The portal's `member_id`, when named. */
-  readonly memberId: string | undefined;
-  /** The portal's REST root, when named. */
-  readonly clientEndpoint: string | undefined;
-  /** The OAuth server's REST root, when named. */
-  readonly serverEndpoint: string | undefined;
-  /** The user the chain acts as, or `null`. */
-  readonly userId: number | null;
-  /** The `domain` field as sent (the token endpoint names the OAuth host there, not the portal). */
-  readonly domain: string | undefined;
-}
-
-/**
- * What the OAuth host's `app.info` says about the app a token belongs to.
- * @inline
- */
-export interface AppInfo {
-  /** The `client_id` of the app the token was issued to. */
-  readonly clientId: string;
-  /** The portal the app is installed on. */
-  readonly memberId: string;
-  /** The portal's domain, when the answer names it. */
-  readonly domain: string | undefined;
-  /** The portal's REST root, when the answer names it. */
-  readonly clientEndpoint: string | undefined;
-  /** The token's scopes, when named. */
-  readonly scope: string | undefined;
-  /** The app status letter, when named. */
-  readonly status: string | undefined;
-  /** Whether the installation is finished, when named. */
-  readonly installed: boolean | undefined;
 }
 
 const DEFAULT_EXPIRES_IN = 3600;

@@ -2,6 +2,7 @@
 // its events routed to the pool's, and its counts summed for PoolStats.
 
 import type { Clock } from '../clock.js';
+import { callOption, InvalidOptionsError } from '../errors/options.js';
 import type { Logger } from '../logger.js';
 import type { PoolStats } from '../pool-events.js';
 import { RequestBudget, SDK_LIMITER_OFF, type BudgetEvent, type RequestBudgetLimits } from '../budget/budget.js';
@@ -20,29 +21,31 @@ export function createBudget(
 ): RequestBudget | undefined {
   const option = options.requestBudget;
   if (option === false) return undefined;
-  const check = (limits: RequestBudgetLimits, where: string): RequestBudgetLimits => {
+  const check = (limits: RequestBudgetLimits, where: string, memberId?: string): RequestBudgetLimits => {
     if (typeof limits !== 'object' || limits === null || !(limits.ratePerSec > 0) || !Number.isFinite(limits.ratePerSec) || !(limits.burst >= 1) || !Number.isFinite(limits.burst)) {
-      throw new TypeError(`${where} must be { ratePerSec > 0, burst >= 1 }`);
+      throw new InvalidOptionsError('requestBudget', `${where} must be { ratePerSec > 0, burst >= 1 }`, { memberId });
     }
     return limits;
   };
   // undefined: the portal's plan (as an app.info answer named it; the standard plan until one does).
   let limitsFor: (memberId: string) => RequestBudgetLimits | undefined;
   if (typeof option === 'function') {
+    // The user's function runs inside the budget's loop: a throw or a bad answer fails the call
+    // that needed it (InvalidOptionsError), never the loop, the process or another portal.
     limitsFor = (memberId) => {
-      const limits = option(memberId);
-      return limits === undefined ? undefined : check(limits, 'requestBudget(memberId)');
+      const limits = callOption('requestBudget(memberId)', () => option(memberId), { memberId });
+      return limits === undefined ? undefined : check(limits, 'requestBudget(memberId)', memberId);
     };
   } else {
     const fixed = option === undefined ? undefined : check(option, 'requestBudget');
     limitsFor = () => fixed;
   }
   const headroom = options.budgetHeadroom ?? 0.8;
-  if (!(headroom > 0 && headroom <= 1)) throw new TypeError('budgetHeadroom must be in (0, 1]');
+  if (!(headroom > 0 && headroom <= 1)) throw new InvalidOptionsError('budgetHeadroom', 'budgetHeadroom must be in (0, 1]');
   const localShare = options.localBudgetShare ?? 1;
-  if (!(localShare > 0 && localShare <= 1)) throw new TypeError('localBudgetShare must be in (0, 1]');
+  if (!(localShare > 0 && localShare <= 1)) throw new InvalidOptionsError('localBudgetShare', 'localBudgetShare must be in (0, 1]');
   const maxWaitMs = options.maxBudgetWaitMs ?? Number.POSITIVE_INFINITY;
-  if (!(maxWaitMs >= 0)) throw new TypeError('maxBudgetWaitMs must be a number >= 0');
+  if (!(maxWaitMs >= 0)) throw new InvalidOptionsError('maxBudgetWaitMs', 'maxBudgetWaitMs must be a number >= 0');
   return new RequestBudget({ store, limitsFor, headroom, maxWaitMs, localShare, clock, logger, emit });
 }
 

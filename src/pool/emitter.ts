@@ -4,6 +4,7 @@
 import { EventEmitter } from 'node:events';
 import { describeError, type Logger } from '../logger.js';
 import { observe } from '../observe.js';
+import type { CoordinatorHooks } from '../coordinator/types.js';
 import type { PoolEventMap, PoolEventName } from '../pool-events.js';
 
 /** The typed event emitter behind `PortalClientPool.on` and `off`. */
@@ -28,10 +29,19 @@ export class PoolEmitter {
 
   /** Publishes an event to observers and calls each listener, catching and logging what it throws. */
   emit<E extends PoolEventName>(event: E, payload: PoolEventMap[E]): void {
+    this.#publish(event, payload);
+  }
+
+  /** The coordinator's hook: its events are the pool's too (`PoolEventMap` extends `CoordinatorEventMap`). */
+  readonly fromCoordinator: CoordinatorHooks['emit'] = (event, payload) => {
+    this.#publish(event, payload);
+  };
+
+  #publish(event: PoolEventName, payload: unknown): void {
     observe(() => ({ kind: 'event', event, payload }));
     for (const listener of this.#emitter.listeners(event)) {
       try {
-        (listener as (p: PoolEventMap[E]) => void)(payload);
+        (listener as (p: unknown) => void)(payload);
       } catch (error) {
         this.#logger.warn({ event, err: describeError(error) }, 'a pool event listener threw');
       }

@@ -4,6 +4,7 @@ import type { RestrictionParams } from '@bitrix24/b24jssdk';
 import { systemClock, type Clock } from '../clock.js';
 import { DEFAULT_BACKOFF, type BackoffPolicy } from '../coordinator/backoff.js';
 import type { CoordinatorOptions } from '../coordinator/types.js';
+import { checkOptionalFunction, checkOptionalMethods, InvalidOptionsError } from '../errors/options.js';
 import type { Logger } from '../logger.js';
 import type { FetchLike } from '../oauth/oauth-client.js';
 import type { TokenStore } from '../store/token-store.js';
@@ -158,14 +159,14 @@ export function refreshHardCapMs(oauthTimeoutMs: number | undefined): number {
 function nonNegative(name: string, value: number | undefined, fallback: number): number {
   if (value === undefined) return fallback;
   if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
-    throw new TypeError(`${name} must be a non-negative finite number`);
+    throw new InvalidOptionsError(name.split('.')[0] ?? name, `${name} must be a non-negative finite number`);
   }
   return value;
 }
 
 function positive(name: string, value: number | undefined, fallback: number): number {
   const checked = nonNegative(name, value, fallback);
-  if (checked === 0) throw new TypeError(`${name} must be a positive finite number`);
+  if (checked === 0) throw new InvalidOptionsError(name.split('.')[0] ?? name, `${name} must be a positive finite number`);
   return checked;
 }
 
@@ -197,16 +198,37 @@ export function resolveCoordinatorOptions(
 /** The cache size from the options. */
 export function resolveMax(max: number | undefined): number {
   const value = max ?? 1000;
-  if (!Number.isSafeInteger(value) || value < 1) throw new TypeError('max must be a positive integer');
+  if (!Number.isSafeInteger(value) || value < 1) throw new InvalidOptionsError('max', 'max must be a positive integer');
   return value;
 }
 
-/** The options' store, checked to be an object implementing `TokenStore` (its core methods). */
+/** The methods every `TokenStore` has; the others, when present, must be functions too. */
+const STORE_METHODS = ['get', 'upsert', 'update', 'delete', 'deletePortal'] as const;
+const OPTIONAL_STORE_METHODS = ['ready', 'tryLock', 'list', 'listChains', 'subscribe', 'acquire', 'close'] as const;
+
+/**
+ * The options checked when they are given (so a bad one is refused by the constructor, not met
+ * later inside a timer): the store implements `TokenStore`, every callback option is a function
+ * and every object option has its methods. Returns the store.
+ * @throws InvalidOptionsError naming the option at fault.
+ */
 export function checkedStore(options: PortalClientPoolOptions): TokenStore {
-  if (options === null || typeof options !== 'object') throw new TypeError('options must be an object');
+  if (options === null || typeof options !== 'object') throw new InvalidOptionsError('options', 'options must be an object');
   const { store } = options;
-  if (store === null || typeof store !== 'object' || typeof store.get !== 'function' || typeof store.update !== 'function') {
-    throw new TypeError('store must implement TokenStore');
+  const capabilities = (store as Partial<TokenStore> | null | undefined)?.capabilities;
+  if (capabilities === null || typeof capabilities !== 'object') {
+    throw new InvalidOptionsError('store', 'store must implement TokenStore (missing: capabilities)');
+  }
+  checkOptionalMethods('store', store, STORE_METHODS, 'a TokenStore');
+  const present = OPTIONAL_STORE_METHODS.filter((method) => store[method] !== undefined);
+  checkOptionalMethods('store', store, present, 'a TokenStore');
+  checkOptionalFunction('fetch', options.fetch);
+  checkOptionalMethods('logger', options.logger, ['debug', 'info', 'warn', 'error'], 'a pino-compatible logger');
+  checkOptionalMethods('clock', options.clock, ['now', 'sleep'], 'a Clock');
+  checkOptionalFunction('now', options.now);
+  checkOptionalFunction('random', options.random);
+  if (options.backoff !== undefined && (options.backoff === null || typeof options.backoff !== 'object')) {
+    throw new InvalidOptionsError('backoff', 'backoff must be an object');
   }
   return store;
 }

@@ -9,13 +9,14 @@ import type { ChainStatus, LifecycleChange, OAuthHostClient, PortalTokensContext
 import { PoolClosedError, PortalNotInstalledError, UserChainMissingError } from '../errors.js';
 import type { AppPageRequest } from '../events/types.js';
 import { consoleLogger, describeError, type Logger } from '../logger.js';
-import { observe, observedLogger } from '../observe.js';
+import { observe } from '../observe.js';
+import { observedLogger } from '../logger.js';
 import { OAuthClient } from '../oauth/oauth-client.js';
 import type { PoolEventMap, PoolEventName, PoolStats } from '../pool-events.js';
 import { normalizeTrustedHosts, trustedOAuthBaseOf } from '../protocol/oauth-hosts.js';
 import type { RequestBudget } from '../budget/budget.js';
 import type { SdkClientSettings } from '../sdk/client.js';
-import { userChain, type ChainId, type PortalRecord, type StoreChange, type TokenStore } from '../store/token-store.js';
+import { userChain, userIdOf, type ChainId, type PortalRecord, type StoreChange, type TokenStore } from '../store/token-store.js';
 import { budgetTotals, createBudget, sdkSettings } from './budget-wiring.js';
 import { SlotCache } from './cache.js';
 import { ChangeFollower, ChangeWaiters, FEED_POLL_FLOOR_MS, followChange, revalidate } from './coherence.js';
@@ -125,7 +126,7 @@ export class PortalClientPool implements PortalTokensContext {
       logger: this.logger,
       ...resolveCoordinatorOptions(options),
       hooks: {
-        emit: (event, payload) => this.#events.emit(event, payload),
+        emit: this.#events.fromCoordinator,
         drop: (memberId, chain, reason) => this.#cache.evict(chainKeyOf(memberId, chain), reason),
       },
     });
@@ -388,9 +389,8 @@ export class PortalClientPool implements PortalTokensContext {
 
   async #build(memberId: string, chain: ChainId): Promise<ChainSlot> {
     const record = await this.#coordinator.read(memberId, chain);
-    if (chain !== 'portal' && (record === undefined || record.state === 'revoked')) {
-      throw new UserChainMissingError(memberId, Number(chain.slice(5)));
-    }
+    const userId = userIdOf(chain);
+    if (userId !== undefined && (record === undefined || record.state === 'revoked')) throw new UserChainMissingError(memberId, userId);
     if (record === undefined) throw new PortalNotInstalledError(memberId);
     if (record.state !== 'active') await this.#coordinator.readActive(memberId, chain);
     if (this.#closed) throw new PoolClosedError();

@@ -2,16 +2,16 @@
 // between the SDK layer (refresh hook, interceptors) and the coordinator.
 
 import type { B24OAuth, HandlerRefreshAuth } from '@bitrix24/b24jssdk';
-import { ApiVersion } from '@bitrix24/b24jssdk';
 import type { Clock } from '../clock.js';
 import type { RefreshCoordinator } from '../coordinator/coordinator.js';
 import type { ChainView } from '../coordinator/types.js';
 import { createSdkClient, refreshHookAnswer, type SdkClientSettings } from '../sdk/client.js';
-import { interceptHttpClient, type InterceptedChain } from '../sdk/interceptors.js';
+import type { InterceptedChain } from '../sdk/interceptors.js';
 import { portalMove, type PortalMove } from '../sdk/move.js';
+import { interceptSdkClient } from '../sdk/wire.js';
 import { PortalNotInstalledError, PortalRevokedError, UserChainMissingError, VerificationFailedError } from '../errors.js';
 import type { RequestBudget } from '../budget/budget.js';
-import type { PortalRecord } from '../store/token-store.js';
+import { userIdOf, type PortalRecord } from '../store/token-store.js';
 
 /** What a slot needs from the pool that owns it. */
 export interface SlotContext {
@@ -51,7 +51,7 @@ export class ChainSlot implements ChainView, InterceptedChain {
     this.#sdkEndpoint = record.clientEndpoint;
     this.client = createSdkClient(record, this.#shiftSec(), context.settings);
     this.client.setCustomRefreshAuth(() => this.#sdkRefresh());
-    for (const version of [ApiVersion.v2, ApiVersion.v3]) interceptHttpClient(this.client.getHttpClient(version), this, context.settings.restRoots);
+    interceptSdkClient(this.client, this, context.settings.restRoots);
   }
 
   /** Takes a newer persisted record (a no-op for the one held). */
@@ -91,8 +91,9 @@ export class ChainSlot implements ChainView, InterceptedChain {
       return await work;
     } catch (error) {
       const { memberId, chain } = this.record;
-      if (chain !== 'portal' && (error instanceof PortalRevokedError || error instanceof PortalNotInstalledError)) {
-        throw new UserChainMissingError(memberId, Number(chain.slice(5)), { cause: error });
+      const userId = userIdOf(chain);
+      if (userId !== undefined && (error instanceof PortalRevokedError || error instanceof PortalNotInstalledError)) {
+        throw new UserChainMissingError(memberId, userId, { cause: error });
       }
       throw error;
     }

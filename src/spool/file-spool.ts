@@ -10,7 +10,7 @@ import { chmod, mkdir, open, readdir, readFile, rename, stat, unlink } from 'nod
 import { join, resolve } from 'node:path';
 import { DecryptionError, SpoolFullError } from '../errors.js';
 import { consoleLogger, describeError, type Logger } from '../logger.js';
-import { observedLogger } from '../observe.js';
+import { observedLogger } from '../logger.js';
 import { positiveInteger } from '../store/adapter-options.js';
 import { TokenCipher, type TokenEncryptionOptions } from '../store/encrypted/token-cipher.js';
 import { checkEntry, CorruptEntryError, parseEntry, serializeEntry, type SpooledEntry, type SpoolEntry } from './entry.js';

@@ -18,7 +18,7 @@ export type {
 } from './token-store.js';
 
 // ── The record a store keeps: one per portal and chain ─────────────────────────────────────────────
-export { PORTAL_CHAIN, userChain } from './portal-record.js';
+export { PORTAL_CHAIN, userChain, userIdOf } from './portal-record.js';
 export type {
   AppStatus,
   PortalState,

@@ -24,10 +24,22 @@ export type ChainId = 'portal' | `user:${number}`;
 /** The chain id of the portal's own chain. */
 export const PORTAL_CHAIN = 'portal' satisfies ChainId;
 
-/** The chain id of one user's chain: `userChain(7)` is `'user:7'`. */
+const USER_CHAIN = /^user:[1-9][0-9]{0,15}$/;
+
+/** The chain id of one user's chain: `userChain(7)` is `'user:7'`. Read it back with {@link userIdOf}. */
 export function userChain(userId: number): ChainId {
   if (!Number.isSafeInteger(userId) || userId < 1) throw new TypeError('userId must be a positive safe integer');
   return `user:${userId}`;
+}
+
+/**
+ * The user whose chain a chain id names: `userIdOf('user:7')` is `7`; `undefined` for the portal's
+ * chain and for any string that is no user chain id. The reverse of {@link userChain}.
+ */
+export function userIdOf(chain: string): number | undefined {
+  if (!USER_CHAIN.test(chain)) return undefined;
+  const userId = Number(chain.slice('user:'.length));
+  return Number.isSafeInteger(userId) ? userId : undefined;
 }
 
 /**

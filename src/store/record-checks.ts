@@ -2,6 +2,7 @@
 // argument or field (never its value), and a stored record that fails the same checks is corrupt.
 
 import { StoreError } from '../errors.js';
+import { userIdOf } from './portal-record.js';
 import type { ChainId, PortalRecord, PortalRecordInput, PortalRecordPatch, PortalListOptions } from './token-store.js';
 
 type FieldKind =
@@ -55,11 +56,9 @@ const KIND_TEXT: Record<FieldKind, string> = {
   chain: "'portal' or 'user:<positive integer>'",
 };
 
-const USER_CHAIN = /^user:[1-9][0-9]{0,15}$/;
-
 /** Whether `value` is a {@link ChainId}: `'portal'` or `'user:<positive safe integer>'`. */
 export function isChainId(value: unknown): value is ChainId {
-  return value === 'portal' || (typeof value === 'string' && USER_CHAIN.test(value) && Number.isSafeInteger(Number(value.slice(5))));
+  return value === 'portal' || (typeof value === 'string' && userIdOf(value) !== undefined);
 }
 
 function fits(kind: FieldKind, value: unknown): boolean {

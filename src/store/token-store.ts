@@ -14,7 +14,7 @@ import type {
 } from './portal-record.js';
 
 // The contract's types live in sibling modules by subject; every one is handed on from here.
-export { PORTAL_CHAIN, userChain } from './portal-record.js';
+export { PORTAL_CHAIN, userChain, userIdOf } from './portal-record.js';
 export type {
   AppStatus,
   PortalState,

@@ -2,7 +2,7 @@
 // sealed with AES-256-GCM (token-cipher.ts) in the inner store's own fields. Keys rotate by id.
 
 import { consoleLogger, type Logger } from '../../logger.js';
-import { observedLogger } from '../../observe.js';
+import { observedLogger } from '../../logger.js';
 import { rekeyStore, type RekeyOptions, type RekeyResult } from './rekey.js';
 import { resolveKey } from '../record-checks.js';
 import { bindingOf, openFields, sealFields, type OpenOptions } from './sealed-fields.js';

@@ -11,7 +11,7 @@
 //   budgets/                   the request budgets
 // where <stem> is the hex of the memberId for the portal's chain and `<hex>.user-<id>` for a user's.
 
-import type { ChainId, ChainKey, PortalRecord } from '../token-store.js';
+import { userIdOf, type ChainId, type ChainKey, type PortalRecord } from '../token-store.js';
 import { checkMemberId, isChainId, resolveKey } from '../record-checks.js';
 import { errorCode } from './lock.js';
 
@@ -64,7 +64,8 @@ export interface Located {
 export function locate(key: ChainKey): Located {
   const { memberId, chain } = resolveKey(key);
   const hex = fileBase(memberId);
-  return { memberId, chain, stem: chain === 'portal' ? hex : `${hex}.user-${chain.slice('user:'.length)}` };
+  const userId = userIdOf(chain);
+  return { memberId, chain, stem: userId === undefined ? hex : `${hex}.user-${userId}` };
 }
 
 /** The file-name stem of a portal: the hex of its UTF-8 bytes, case-proof and free of path syntax. */

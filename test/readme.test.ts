@@ -51,7 +51,12 @@ it('the README example serves profiles through the pool and refuses an unverifia
   // Inside the package folder, 'b24-portal-tokens' resolves to the built dist (package self-reference).
   await mkdir(join(root, '.tmp'), { recursive: true });
   const file = join(root, '.tmp', 'readme-example.ts');
-  await writeFile(file, block!);
+  // The example trusts Bitrix24's own hosts only, as a user's app does; the run points it at the
+  // stand-in the one way a test of your own app would: the stand-in's trust spread into the options.
+  const anchor = '  clientSecret: process.env.B24_CLIENT_SECRET!,\n';
+  expect(block).toContain(anchor);
+  const trusting = block!.replace(anchor, `${anchor}  ...standInTrust(process.env.B24_URL!),\n`);
+  await writeFile(file, `import { standInTrust } from 'b24-portal-tokens/testing';\n${trusting}`);
 
   const store = new FileTokenStore({ directory: dir });
   const portal = b24.addPortal();

@@ -1,4 +1,4 @@
-// What Bitrix24's OAuth hosts answer, once validated (PROTOCOL.md section 3): the token endpoint's
+// What Bitrix24's OAuth hosts answer, once validated (docs/protocol.md, "The OAuth server"): the token endpoint's
 // answer and `app.info`'s. Types only; the OAuth client (src/oauth/oauth-client.ts) reads and checks
 // the answers, and the context (src/context.ts) names them without depending on that client.
 

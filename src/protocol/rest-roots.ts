@@ -1,6 +1,6 @@
 // Which REST roots may receive a portal's tokens, checked as each request leaves. Bitrix24 cloud
 // portals live on public hosts (`*.bitrix24.<zone>` or the customer's own domain) over https, and
-// the REST root is `https://<domain>/rest/` (PROTOCOL.md sections 2 and 6); on-premise portals are
+// the REST root is `https://<domain>/rest/` (docs/protocol.md, "Domains, addresses and app statuses"); on-premise portals are
 // run by the tenant, on any host, port and REST path, sometimes over plain http. The stored domain
 // is the one the OAuth host confirmed at install (or a move confirmed by `app.info`).
 

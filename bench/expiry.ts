@@ -1,10 +1,12 @@
 // Row 5: an expiry wave (many portals whose access tokens die at once, several concurrent calls
-// each, one pool on PostgreSQL) and the keep-alive sweep over many idle portals.
+// each, one pool on each store, beside its floor: raw fetch with a perfect single-flight) and the keep-alive sweep over many idle portals.
 
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { silentLogger } from '../src/logger.js';
 import { PortalClientPool } from '../src/pool/pool.js';
+import { oauthBaseFromServerEndpoint, tokenEndpointOf } from '../src/protocol/oauth-hosts.js';
+import type { TokenStore } from '../src/store/token-store.js';
 import { seedStore, type FakeBitrix24 } from '../src/testing/fake-bitrix24.js';
 import { concurrently, percentile } from './lib.js';
 import { OPEN_LIMITS, storm } from './storm.js';
@@ -24,8 +26,20 @@ export interface WaveResult {
   readonly p99Ms: number;
 }
 
-export async function expiryWave(b24: FakeBitrix24, portals: number, callsEach: number, kind: StoreKind = 'postgres', oauthTimeoutMs?: number): Promise<WaveResult> {
+/**
+ * The wave on one store. `observe` (the profile, bench/profile-wave.ts) may wrap the store before
+ * the pool is built and returns what to call when the wave starts.
+ */
+export async function expiryWave(
+  b24: FakeBitrix24,
+  portals: number,
+  callsEach: number,
+  kind: StoreKind = 'postgres',
+  oauthTimeoutMs?: number,
+  observe?: (store: TokenStore) => () => void,
+): Promise<WaveResult> {
   const bench = await createStore(kind);
+  const started = observe?.(bench.store);
   const pool = new PortalClientPool({ store: bench.store, clientId: b24.clientId, clientSecret: b24.clientSecret, logger: silentLogger, max: portals, restrictionParams: OPEN_LIMITS, requestBudget: false, ...(oauthTimeoutMs === undefined ? {} : { oauthTimeoutMs }) });
   try {
     const members = Array.from({ length: portals }, () => b24.addPortal().memberId);
@@ -34,13 +48,14 @@ export async function expiryWave(b24: FakeBitrix24, portals: number, callsEach: 
     await concurrently(members, 16, (m) => pool.clientFor(m)); // every client cached, as in a running service
     b24.expireAccessTokens();
     b24.resetStats();
-    const started = performance.now();
+    started?.();
+    const startedAt = performance.now();
     const { failed, latencies } = await storm(
       members.flatMap((m) =>
         Array.from({ length: callsEach }, (_, i) => async () => (await (await pool.clientFor(m)).actions[i % 2 === 0 ? 'v2' : 'v3'].call.make({ method: 'profile' })).isSuccess),
       ),
     );
-    const wallMs = performance.now() - started;
+    const wallMs = performance.now() - startedAt;
     const stats = pool.stats();
     return {
       refreshFailures: stats.refreshFailures,
@@ -58,6 +73,69 @@ export async function expiryWave(b24: FakeBitrix24, portals: number, callsEach: 
     await pool.close();
     await bench.dispose();
   }
+}
+
+/**
+ * The wave's physical floor: the same portals and calls with raw `fetch` and a perfect per-portal
+ * single-flight held in one Map (send, 401, one refresh, re-send), no store, no SDK, no lock.
+ */
+export async function expiryFloor(b24: FakeBitrix24, portals: number, callsEach: number): Promise<WaveResult> {
+  const tokenUrl = tokenEndpointOf(oauthBaseFromServerEndpoint(b24.serverEndpoint));
+  const post = async (url: string, form: Record<string, string>): Promise<{ status: number; body: Record<string, unknown> }> => {
+    const answer = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' }, body: new URLSearchParams(form) });
+    return { status: answer.status, body: (await answer.json()) as Record<string, unknown> };
+  };
+  interface Held {
+    readonly endpoint: string;
+    access: string;
+    refresh: string;
+    flight: Promise<void> | undefined;
+  }
+  const held = new Map<string, Held>();
+  for (let i = 0; i < portals; i++) {
+    const portal = b24.addPortal();
+    const chain = b24.issueChain(portal.memberId);
+    held.set(portal.memberId, { endpoint: portal.clientEndpoint, access: chain.accessToken, refresh: chain.refreshToken, flight: undefined });
+  }
+  const members = [...held.keys()];
+  b24.expireAccessTokens();
+  b24.resetStats();
+  const refresh = (h: Held, stale: string): Promise<void> => {
+    if (h.access !== stale) return Promise.resolve(); // another call already refreshed
+    h.flight ??= post(tokenUrl, { grant_type: 'refresh_token', refresh_token: h.refresh, client_id: b24.clientId, client_secret: b24.clientSecret })
+      .then(({ body }) => {
+        h.access = String(body['access_token']);
+        h.refresh = String(body['refresh_token']);
+      })
+      .finally(() => (h.flight = undefined));
+    return h.flight;
+  };
+  const call = async (h: Held, i: number): Promise<boolean> => {
+    const url = i % 2 === 0 ? `${h.endpoint}profile.json` : `${h.endpoint}api/profile`;
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const token = h.access;
+      const { status } = await post(url, { auth: token });
+      if (status === 200) return true;
+      if (status !== 401) return false;
+      await refresh(h, token);
+    }
+    return false;
+  };
+  const started = performance.now();
+  const { failed, latencies } = await storm(members.flatMap((m) => Array.from({ length: callsEach }, (_, i) => () => call(held.get(m)!, i))));
+  const wallMs = performance.now() - started;
+  return {
+    refreshFailures: 0,
+    revocations: 0,
+    portals,
+    calls: portals * callsEach,
+    wallMs,
+    refreshRequests: b24.stats.refreshRequests,
+    reuse: b24.stats.refreshReuse,
+    failed,
+    p50Ms: percentile(latencies, 50),
+    p99Ms: percentile(latencies, 99),
+  };
 }
 
 export interface SweepBench {

@@ -22,7 +22,7 @@ const proto = Object.getPrototypeOf(handle) as FileHandle;
 await handle.close();
 {
   for (const name of ['sync', 'datasync'] as const) {
-    const original = proto[name];
+    const original = proto[name] as (this: FileHandle) => Promise<void>;
     proto[name] = function (this: FileHandle) {
       count(`fsync (${name})`);
       return original.call(this);
@@ -33,7 +33,7 @@ await handle.close();
 /** Wraps a store's methods (and its leases') with counters. */
 function counted(store: TokenStore): TokenStore {
   for (const name of ['get', 'upsert', 'update', 'tryLock', 'acquire', 'list'] as const) {
-    const original = store[name] as ((...args: unknown[]) => Promise<unknown>) | undefined;
+    const original = (store as unknown as Record<string, ((...args: unknown[]) => Promise<unknown>) | undefined>)[name];
     if (original === undefined) continue;
     (store as unknown as Record<string, unknown>)[name] = async (...args: unknown[]) => {
       count(name);

@@ -22,7 +22,7 @@ const proto = Object.getPrototypeOf(handle) as FileHandle;
 await handle.close();
 {
   for (const name of ['sync', 'datasync'] as const) {
-    const original = proto[name] as (this: FileHandle) => Promise<void>;
+    const original: (this: FileHandle) => Promise<void> = Reflect.get(proto, name);
     proto[name] = function (this: FileHandle) {
       count(`fsync (${name})`);
       return original.call(this);

@@ -70,6 +70,20 @@ export class RefreshCoordinator {
   }
 
   /**
+   * Resolves one turn of the event loop after this process's refresh of the chain settles (by then
+   * its callers have adopted its pair), or `undefined` when none runs. The change feed's follower
+   * waits for it instead of reading the chain: a write this process is making comes back on the
+   * feed while its flight ends, and reading it again would cost one more store round trip per
+   * refresh.
+   */
+  afterFlight(memberId: string, chain: ChainId): Promise<void> | undefined {
+    const flight = this.#flights.get(chainKeyOf(memberId, chain));
+    if (flight === undefined) return undefined;
+    const settled = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+    return flight.work.then(settled, settled);
+  }
+
+  /**
    * Stops the coordinator: refreshes not yet sent are refused with {@link PoolClosedError}; those
    * already sent run to the end, so an answer that spent a refresh token is still stored. Resolves
    * when no refresh of this coordinator is left.

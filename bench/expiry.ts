@@ -37,10 +37,11 @@ export async function expiryWave(
   kind: StoreKind = 'postgres',
   oauthTimeoutMs?: number,
   observe?: (store: TokenStore) => () => void,
+  maxConcurrentRefreshes?: number,
 ): Promise<WaveResult> {
   const bench = await createStore(kind);
   const started = observe?.(bench.store);
-  const pool = new PortalClientPool({ store: bench.store, clientId: b24.clientId, clientSecret: b24.clientSecret, logger: silentLogger, max: portals, restrictionParams: OPEN_LIMITS, requestBudget: false, ...(oauthTimeoutMs === undefined ? {} : { oauthTimeoutMs }) });
+  const pool = new PortalClientPool({ store: bench.store, clientId: b24.clientId, clientSecret: b24.clientSecret, logger: silentLogger, max: portals, restrictionParams: OPEN_LIMITS, requestBudget: false, ...(oauthTimeoutMs === undefined ? {} : { oauthTimeoutMs }), ...(maxConcurrentRefreshes === undefined ? {} : { maxConcurrentRefreshes }) });
   try {
     const members = Array.from({ length: portals }, () => b24.addPortal().memberId);
     await concurrently(members, 16, (m) => seedStore(bench.store, b24, m));

@@ -2,7 +2,8 @@
 // fsyncs per coordinated refresh, beside the floor in the same run. Run under `node --cpu-prof`
 // for a CPU profile:
 //
-//   npx tsx bench/profile-wave.ts postgres 300
+//   npx tsx bench/profile-wave.ts postgres 300        (store, portals)
+//   npx tsx bench/profile-wave.ts file 300 64         (and maxConcurrentRefreshes)
 //   node --cpu-prof --cpu-prof-dir=/tmp/prof --import tsx bench/profile-wave.ts file 300
 
 import { open, type FileHandle } from 'node:fs/promises';
@@ -13,8 +14,11 @@ import type { StoreKind } from './stores.js';
 
 const kind = (process.argv[2] ?? 'postgres') as StoreKind;
 const portals = Number(process.argv[3] ?? 300);
+/** `maxConcurrentRefreshes` of the pool (the library's default: 8). */
+const turns = process.argv[4] === undefined ? undefined : Number(process.argv[4]);
 const counts: Record<string, number> = {};
 const count = (name: string): void => void (counts[name] = (counts[name] ?? 0) + 1);
+let syncing = 0;
 
 // Every fsync of the process (FileHandle.sync and datasync), whoever calls it.
 const handle = await open(process.execPath, 'r');
@@ -23,9 +27,17 @@ await handle.close();
 {
   for (const name of ['sync', 'datasync'] as const) {
     const original: (this: FileHandle) => Promise<void> = Reflect.get(proto, name);
-    proto[name] = function (this: FileHandle) {
+    proto[name] = async function (this: FileHandle) {
       count(`fsync (${name})`);
-      return original.call(this);
+      const started = performance.now();
+      syncing++;
+      counts['fsyncs at once, most'] = Math.max(counts['fsyncs at once, most'] ?? 0, syncing);
+      try {
+        return await original.call(this);
+      } finally {
+        syncing--;
+        counts['fsync ms, total'] = Math.round((counts['fsync ms, total'] ?? 0) + performance.now() - started);
+      }
     };
   }
 }
@@ -61,9 +73,9 @@ try {
     return () => {
       for (const k of Object.keys(counts)) delete counts[k];
     };
-  });
+  }, turns);
   const perRefresh = Object.fromEntries(Object.entries(counts).map(([k, v]) => [k, +(v / Math.max(1, wave.refreshRequests)).toFixed(2)]));
-  console.log(JSON.stringify({ kind, portals, floorMs: Math.round(floor.wallMs), waveMs: Math.round(wave.wallMs), ratio: +(wave.wallMs / floor.wallMs).toFixed(2), p99: Math.round(wave.p99Ms), floorP99: Math.round(floor.p99Ms), refreshes: wave.refreshRequests, failed: wave.failed, counts, perRefresh }));
+  console.log(JSON.stringify({ kind, portals, maxConcurrentRefreshes: turns ?? 8, floorMs: Math.round(floor.wallMs), waveMs: Math.round(wave.wallMs), ratio: +(wave.wallMs / floor.wallMs).toFixed(2), p99: Math.round(wave.p99Ms), floorP99: Math.round(floor.p99Ms), refreshes: wave.refreshRequests, failed: wave.failed, counts, perRefresh }));
 } finally {
   await b24.close();
 }

@@ -4,6 +4,7 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { silentLogger } from '../src/logger.js';
+import type { PortalClientPoolOptions } from '../src/pool/options.js';
 import { PortalClientPool } from '../src/pool/pool.js';
 import { oauthBaseFromServerEndpoint, tokenEndpointOf } from '../src/protocol/oauth-hosts.js';
 import type { TokenStore } from '../src/store/token-store.js';
@@ -37,11 +38,11 @@ export async function expiryWave(
   kind: StoreKind = 'postgres',
   oauthTimeoutMs?: number,
   observe?: (store: TokenStore) => () => void,
-  maxConcurrentRefreshes?: number,
+  extra: Partial<PortalClientPoolOptions> = {},
 ): Promise<WaveResult> {
   const bench = await createStore(kind);
   const started = observe?.(bench.store);
-  const pool = new PortalClientPool({ store: bench.store, clientId: b24.clientId, clientSecret: b24.clientSecret, logger: silentLogger, max: portals, restrictionParams: OPEN_LIMITS, requestBudget: false, ...(oauthTimeoutMs === undefined ? {} : { oauthTimeoutMs }), ...(maxConcurrentRefreshes === undefined ? {} : { maxConcurrentRefreshes }) });
+  const pool = new PortalClientPool({ store: bench.store, clientId: b24.clientId, clientSecret: b24.clientSecret, logger: silentLogger, max: portals, restrictionParams: OPEN_LIMITS, requestBudget: false, ...(oauthTimeoutMs === undefined ? {} : { oauthTimeoutMs }), ...extra });
   try {
     const members = Array.from({ length: portals }, () => b24.addPortal().memberId);
     await concurrently(members, 16, (m) => seedStore(bench.store, b24, m));

@@ -65,6 +65,20 @@ function counted(store: TokenStore): TokenStore {
   return store;
 }
 
+// The pool's OAuth requests (refreshes), timed: how many at once, and their total time.
+let refreshing = 0;
+const timedFetch = async (input: string, init: RequestInit): Promise<Response> => {
+  refreshing++;
+  counts['refresh requests at once, most'] = Math.max(counts['refresh requests at once, most'] ?? 0, refreshing);
+  const started = performance.now();
+  try {
+    return await fetch(input, init);
+  } finally {
+    refreshing--;
+    counts['refresh request ms, total'] = Math.round((counts['refresh request ms, total'] ?? 0) + performance.now() - started);
+  }
+};
+
 const b24 = await FakeBitrix24.start();
 try {
   const floor = await expiryFloor(b24, portals, 5);
@@ -73,7 +87,7 @@ try {
     return () => {
       for (const k of Object.keys(counts)) delete counts[k];
     };
-  }, turns);
+  }, { ...(turns === undefined ? {} : { maxConcurrentRefreshes: turns }), fetch: timedFetch });
   const perRefresh = Object.fromEntries(Object.entries(counts).map(([k, v]) => [k, +(v / Math.max(1, wave.refreshRequests)).toFixed(2)]));
   console.log(JSON.stringify({ kind, portals, maxConcurrentRefreshes: turns ?? 8, floorMs: Math.round(floor.wallMs), waveMs: Math.round(wave.wallMs), ratio: +(wave.wallMs / floor.wallMs).toFixed(2), p99: Math.round(wave.p99Ms), floorP99: Math.round(floor.p99Ms), refreshes: wave.refreshRequests, failed: wave.failed, counts, perRefresh }));
 } finally {

@@ -46,4 +46,49 @@ describe('store round trips per refresh', () => {
       await pool.close();
     }
   });
+
+  it("the callers go with the new pair before the lock's release reaches the store; close() waits for the release", async () => {
+    const store = new MemoryTokenStore();
+    const { memberId } = b24.addPortal();
+    await seedStore(store, b24, memberId);
+    const pool = new PortalClientPool({ store, clientId: b24.clientId, clientSecret: b24.clientSecret, logger: silentLogger, restrictionParams: OPEN, requestBudget: false });
+    let releaseLanded!: () => void;
+    const landed = new Promise<void>((resolve) => (releaseLanded = resolve));
+    let releases = 0;
+    let released = 0;
+    const tryLock = store.tryLock.bind(store);
+    store.tryLock = async (key, ttlMs) => {
+      const lease = await tryLock(key, ttlMs);
+      if (lease === undefined) return undefined;
+      return {
+        ...lease,
+        release: async () => {
+          releases++;
+          await landed; // a slow store: the release has not come back yet
+          await lease.release();
+          released++;
+        },
+      };
+    };
+    try {
+      const client = await pool.clientFor(memberId);
+      b24.expireAccessTokens(memberId);
+      const result = await client.actions.v2.call.make({ method: 'profile' });
+      expect(result.isSuccess).toBe(true);
+      expect(b24.stats.refreshRequests).toBeGreaterThan(0);
+      expect(releases).toBe(1);
+      expect(released).toBe(0); // the call came back while the release was still on its way
+      const closed = pool.close();
+      let closedYet = false;
+      void closed.then(() => (closedYet = true));
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(closedYet).toBe(false);
+      releaseLanded();
+      await closed;
+      expect(released).toBe(1);
+    } finally {
+      releaseLanded();
+      await pool.close();
+    }
+  });
 });

@@ -1,5 +1,5 @@
 // Row 5: an expiry wave (many portals whose access tokens die at once, several concurrent calls
-// each, one pool on each store, beside its floor: raw fetch with a perfect single-flight) and the keep-alive sweep over many idle portals.
+// each, one pool on each store, beside its floor: raw HTTP with a perfect single-flight) and the keep-alive sweep over many idle portals.
 
 import { request as httpRequest } from 'node:http';
 import { setFlagsFromString } from 'node:v8';

@@ -80,7 +80,7 @@ async function dropPostgres(prefix: string): Promise<void> {
   client.on('error', () => undefined);
   await client.connect();
   try {
-    await client.query(`DROP TABLE IF EXISTS "${prefix}_records", "${prefix}_locks", "${prefix}_meta" CASCADE`);
+    await client.query(`DROP TABLE IF EXISTS "${prefix}_records", "${prefix}_locks", "${prefix}_meta", "${prefix}_budgets" CASCADE`);
   } finally {
     await client.end();
   }

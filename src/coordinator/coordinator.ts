@@ -51,6 +51,8 @@ export class RefreshCoordinator {
   readonly #abandoned = new Map<string, string>();
   /** Refresh requests in flight to OAuth hosts, and those waiting for a turn. */
   readonly #turns: RequestTurns;
+  /** Lock releases still on their way to the store (step 7 does not hold the callers up). */
+  readonly #releases = new Set<Promise<void>>();
 
   /** Creates a coordinator; it holds no timers and no connections. */
   constructor(options: CoordinatorOptions) {
@@ -70,13 +72,28 @@ export class RefreshCoordinator {
   }
 
   /**
+   * Resolves one turn of the event loop after this process's refresh of the chain settles (by then
+   * its callers have adopted its pair), or `undefined` when none runs. The change feed's follower
+   * waits for it instead of reading the chain: a write this process is making comes back on the
+   * feed while its flight ends, and reading it again would cost one more store round trip per
+   * refresh.
+   */
+  afterFlight(memberId: string, chain: ChainId): Promise<void> | undefined {
+    const flight = this.#flights.get(chainKeyOf(memberId, chain));
+    if (flight === undefined) return undefined;
+    const settled = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+    return flight.work.then(settled, settled);
+  }
+
+  /**
    * Stops the coordinator: refreshes not yet sent are refused with {@link PoolClosedError}; those
    * already sent run to the end, so an answer that spent a refresh token is still stored. Resolves
-   * when no refresh of this coordinator is left.
+   * when no refresh of this coordinator is left and every lock it took is released.
    */
   async close(): Promise<void> {
     this.#turns.close();
     await Promise.allSettled([...this.#flights.values()].map((flight) => flight.work));
+    await Promise.allSettled([...this.#releases]);
   }
 
   /** The refresh-ahead window of a record for a cached holder (with this holder's jitter). */
@@ -248,10 +265,15 @@ export class RefreshCoordinator {
         return record;
       } finally {
         renewing.abort();
-        // Step 7.
-        await lock.lease?.release().catch((error: unknown) => {
+        // Step 7, off the callers' path: the pair is written, so they go with it now instead of
+        // waiting one more store round trip (close() waits for the release).
+        const release = lock.lease?.release().catch((error: unknown) => {
           this.#o.logger.warn({ memberId, chain, err: describeError(error) }, 'releasing the refresh lock failed');
         });
+        if (release !== undefined) {
+          this.#releases.add(release);
+          void release.finally(() => this.#releases.delete(release));
+        }
       }
     } catch (error) {
       if (error instanceof OAuthUnavailableError) this.#backoff.transientFailure(key, this.#o.clock.now(), error);

@@ -198,6 +198,7 @@ export class ChangeWaiters {
 /**
  * Follows one change of a cached chain: a delete drops it; a newer version is re-read and adopted
  * (or the client dropped when the chain is revoked or moved), unless the slot left the cache meanwhile.
+ * While this process refreshes the chain, the change is looked at again once that refresh ended.
  */
 /**
  * Re-reads a cached chain before it is reused while the change feed is down (the pool's
@@ -247,6 +248,13 @@ export function followChange(
     return;
   }
   if (change.version !== undefined && change.version <= slot.record.version) return;
+  // This process's own refresh of the chain is running: its pair (most likely the very write
+  // reported) is adopted when it ends; look again then, a read only if the slot is still behind.
+  const running = coordinator.afterFlight(change.memberId, change.chain);
+  if (running !== undefined) {
+    void running.then(() => followChange(change, cache.current(), coordinator, cache));
+    return;
+  }
   coordinator.read(change.memberId, change.chain).then(
     (record) => {
       if (cache.current() === slot) applyRecord(record, slot, coordinator, cache);

@@ -185,7 +185,22 @@ export class PortalClientPool implements PortalTokensContext {
    *   lone surrogate or a control character, or `userId` is not a positive safe integer (checked
    *   before the store is asked).
    */
-  async clientFor(memberId: string, options: ClientForOptions = {}): Promise<B24OAuth> {
+  async clientFor(memberId: string, options?: ClientForOptions): Promise<B24OAuth> {
+    // The hot path: a cached portal chain. Only a checked member id was ever cached, so a hit needs
+    // no check beyond the type (a number must not find the client of its decimal string); a slot is
+    // cached only after the change feed was started, and close() empties the cache before anything.
+    if (typeof memberId === 'string' && options?.userId === undefined) {
+      const hit = this.#cache.get(chainKeyOf(memberId, 'portal'));
+      if (hit !== undefined) {
+        this.#counters.cacheHits++;
+        return hit.client;
+      }
+    }
+    return this.#clientFor(memberId, options ?? {});
+  }
+
+  /** {@link clientFor} past the hot path: checks the arguments, builds the chain's client on a miss. */
+  async #clientFor(memberId: string, options: ClientForOptions): Promise<B24OAuth> {
     if (this.#closed) throw new PoolClosedError();
     checkMemberIdArgument(memberId);
     checkUserIdArgument(options.userId, 'options.userId');

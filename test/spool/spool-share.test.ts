@@ -92,7 +92,7 @@ describe('one portal cannot take the spool from the others during an outage', ()
     // The three installs apply. The flooder's entry applies too unless its pair was issued in the
     // same second as the stored one: then replay cannot tell it from a pair applied before and
     // refreshed since, and keeps the stored chain (which still works) rather than risk a spent pair.
-    const replayed = await handler.replaySpool();
+    const replayed = (await handler.replaySpool())!;
     expect(replayed.applied + replayed.stale).toBe(4);
     expect(replayed.applied).toBeGreaterThanOrEqual(3);
     for (const portal of others) expect((await memory.get(portal.memberId))?.state).toBe('active');

@@ -13,7 +13,9 @@ export async function listenOnLoopback(): Promise<{ server: Server; port: number
   const server = createServer();
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
+    // A deep accept queue: an expiry wave opens thousands of connections at once, and SYNs dropped
+    // on a full queue are retried by TCP after 1, 3, 7 s..., which would time the kernel, not the code.
+    server.listen({ port: 0, host: '127.0.0.1', backlog: 65_535 }, () => {
       server.off('error', reject);
       resolve();
     });

@@ -8,7 +8,7 @@ export default defineConfig([
   {
     entry: {
       index: 'src/index.ts',
-      store: 'src/store/index.ts',
+      store: 'src/store-entry.ts',
       'testing/index': 'src/testing/index.ts',
       'stores/postgres': 'src/store/postgres/index.ts',
       'stores/redis': 'src/store/redis/index.ts',

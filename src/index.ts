@@ -23,7 +23,7 @@ export { systemClock } from './clock.js';
 export type { Clock } from './clock.js';
 export { silentLogger } from './logger.js';
 export type { Logger } from './logger.js';
-export type { RestRootRules } from './protocol/rest-roots.js';
+export type { RestRootRules } from './guard/rest-roots.js';
 
 // ── Store: where the tokens live (PostgreSQL, Redis, SQLite: `b24-portal-tokens/stores/*`) ─────────
 export type { TokenStore } from './store/token-store.js';
@@ -46,8 +46,8 @@ export { parseInstallEvent } from './events/parse.js';
 export { parseAppPageRequest } from './events/app-page.js';
 export { parseRestEvent } from './events/rest.js';
 export type { LifecycleEvent, AppPageRequest, RestEvent } from './events/types.js';
-export { createAuthorizationFlow, MemoryUsedStateStore } from './oauth/authorize.js';
-export type { AuthorizationFlowOptions, UsedStateStore } from './oauth/authorize.js';
+export { createAuthorizationFlow, MemoryUsedStateStore } from './http/authorize.js';
+export type { AuthorizationFlowOptions, UsedStateStore } from './http/authorize.js';
 
 // ── Call Bitrix24: `pool.clientFor(memberId)` answers the SDK's B24OAuth; these shape its requests ──
 export { withRequestDeadline } from './budget/budget.js';

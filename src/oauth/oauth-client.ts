@@ -11,7 +11,8 @@ import {
 } from '../errors.js';
 import { claimKey, ProofGate, type ProofLimits } from '../guard/proof-gate.js';
 import { classifyOAuthError, isTransientOAuthStatus, sanitizeOAuthError } from '../protocol/oauth-errors.js';
-import { appInfoEndpointOf, normalizeTrustedHosts, tokenEndpointOf, trustedOAuthBaseOf } from '../protocol/oauth-hosts.js';
+import { appInfoEndpointOf, normalizeTrustedHosts, tokenEndpointOf } from '../protocol/oauth-hosts.js';
+import { trustedOAuthBaseOf } from '../guard/trusted-hosts.js';
 import type { AppInfo, TokenResponse } from '../protocol/oauth-answers.js';
 
 // Their home is src/protocol/oauth-answers.ts (context.ts names them without importing oauth/).

@@ -9,7 +9,7 @@ import { RequestBudget, SDK_LIMITER_OFF, type BudgetEvent, type RequestBudgetLim
 import type { TokenStore } from '../store/token-store.js';
 import type { PortalClientPoolOptions } from './options.js';
 import { resolveMaxResponseBytes, type SdkClientSettings } from '../sdk/client.js';
-import { resolveRestRootRules } from '../protocol/rest-roots.js';
+import { resolveRestRootRules } from '../guard/rest-roots.js';
 
 /** The pool's request budget from its options; `undefined` when turned off. */
 export function createBudget(

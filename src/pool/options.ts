@@ -8,7 +8,7 @@ import { checkOptionalFunction, checkOptionalMethods, InvalidOptionsError } from
 import type { Logger } from '../logger.js';
 import type { FetchLike } from '../oauth/oauth-client.js';
 import type { TokenStore } from '../store/token-store.js';
-import type { RestRootRules } from '../protocol/rest-roots.js';
+import type { RestRootRules } from '../guard/rest-roots.js';
 import type { RequestBudgetLimits } from '../budget/budget.js';
 import type { ProofLimits } from '../guard/proof-gate.js';
 

@@ -2,7 +2,6 @@
 // and codes exchanged at) and the URL arithmetic between a host, a `server_endpoint` and an endpoint.
 // A payload's own `server_endpoint` or a redirect's `server_domain` only ever selects an entry of it.
 
-import { UntrustedHostError } from '../errors/trust.js';
 
 /** The global OAuth host. */
 export const GLOBAL_OAUTH_HOST = 'https://oauth.bitrix.info';
@@ -104,17 +103,6 @@ export function appInfoEndpointOf(base: string): string {
   return `${base}/rest/app.info`;
 }
 
-/**
- * The trusted OAuth base of a stored `server_endpoint`, checked at the moment a secret is about to
- * be sent there (a refresh, an `app.info`): whatever the store says, only a host of `trusted` ever
- * receives a refresh token, an access token or the app's credentials.
- * @throws UntrustedHostError when `serverEndpoint` is not at a trusted base.
- */
-export function trustedOAuthBaseOf(serverEndpoint: string, trusted: readonly string[], memberId?: string): string {
-  const base = trustedBaseForServerEndpoint(serverEndpoint, trusted);
-  if (base === undefined) throw new UntrustedHostError('oauth', originOf(serverEndpoint), { memberId });
-  return base;
-}
 
 /** The origin of a URL for a message (never its path, query or user-info). */
 export function originOf(value: string): string {

@@ -5,7 +5,7 @@ import { ApiVersion, B24OAuth, EnumAppStatus } from '@bitrix24/b24jssdk';
 import type { B24OAuthParams, HandlerRefreshAuth, RestrictionParams } from '@bitrix24/b24jssdk';
 import { ResponseTooLargeError } from '../errors/limits.js';
 import type { PortalRecord } from '../store/token-store.js';
-import type { ResolvedRestRootRules } from '../protocol/rest-roots.js';
+import type { ResolvedRestRootRules } from '../guard/rest-roots.js';
 
 /** The largest answer a pooled client reads from a portal's REST root by default, bytes (8 MiB). */
 export const DEFAULT_MAX_RESPONSE_BYTES = 8 * 1024 * 1024;

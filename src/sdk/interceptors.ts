@@ -10,7 +10,7 @@
 import type { TypeHttp } from '@bitrix24/b24jssdk';
 import { restErrorCode } from '../protocol/rest-errors.js';
 import type { PortalRecord } from '../store/token-store.js';
-import { checkRestRoot, resolveRestRootRules, type ResolvedRestRootRules } from '../protocol/rest-roots.js';
+import { checkRestRoot, resolveRestRootRules, type ResolvedRestRootRules } from '../guard/rest-roots.js';
 import { restMethodOf, type ProbeFlags, type RequestBudget, type RequestOutcome } from '../budget/budget.js';
 
 /** What the interceptors need from the chain they serve. */

@@ -2,7 +2,7 @@
 // speaks. Here, not in the pool, so every value import of @bitrix24/b24jssdk stays inside src/sdk/.
 
 import { ApiVersion, type B24OAuth } from '@bitrix24/b24jssdk';
-import type { ResolvedRestRootRules } from '../protocol/rest-roots.js';
+import type { ResolvedRestRootRules } from '../guard/rest-roots.js';
 import { interceptHttpClient, type InterceptedChain } from './interceptors.js';
 
 /**

@@ -5,7 +5,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { InvalidStateError, OAuthRejectedError, VerificationFailedError } from '../../src/errors.js';
 import { toNodeHandler } from '../../src/http/node.js';
-import { createAuthorizationFlow, MemoryUsedStateStore, type AuthorizationFlow } from '../../src/oauth/authorize.js';
+import { createAuthorizationFlow, MemoryUsedStateStore, type AuthorizationFlow } from '../../src/http/authorize.js';
 import { listen, startRig, type Rig } from '../http/helpers.js';
 
 const SECRET = 'a-state-secret-of-at-least-32-bytes-0123456789';

@@ -5,7 +5,7 @@ import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Clock } from '../../clock.js';
 import { PortalTokensError, StoreError } from '../../errors.js';
-import { budgetStep, checkBudgetKey, gcra } from '../../budget/math.js';
+import { budgetStep, checkBudgetKey, gcra } from '../budget-math.js';
 import type { StoreDirectory } from './directory.js';
 import { errorCode, FileLock } from './lock.js';
 import { isTransient, WRITE_LEASE_MS, WRITE_LOCK_WAIT_MS } from './names.js';

@@ -5,7 +5,7 @@
    rejects like an I/O failure would, and they must not await: that is what keeps them atomic. */
 
 import { randomUUID } from 'node:crypto';
-import { budgetStep, checkBudgetKey, gcra } from '../../budget/math.js';
+import { budgetStep, checkBudgetKey, gcra } from '../budget-math.js';
 import {
   applyPatch,
   checkExpectedVersion,

@@ -93,7 +93,7 @@ export function statements(n: SchemaNames, durable = true): Statements {
  * One GCRA step in one statement, by the database's clock ($1 key, $2 interval ms, $3 cost, $4 span
  * ms, $5 longest granted wait, $6 floor offset): a new key takes the values computed in the SELECT,
  * an existing one is moved on from its stored arrival time (the arithmetic of gcra() in
- * src/budget/math.ts). The conflicting row is locked by the upsert, so concurrent steps serialise.
+ * src/store/budget-math.ts). The conflicting row is locked by the upsert, so concurrent steps serialise.
  */
 function budgetStatement(table: string): string {
   const base = `greatest(b.tat, EXCLUDED.now_ms, EXCLUDED.now_ms + $6::float8)`;

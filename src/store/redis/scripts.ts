@@ -195,7 +195,7 @@ return 0`,
 
 /**
  * KEYS: layout, budget. ARGV: layout, interval ms, cost, span ms, longest granted wait ms, floor offset ms.
- * One GCRA step (the arithmetic of gcra() in src/budget/math.ts) timed by Redis's own clock (TIME), so
+ * One GCRA step (the arithmetic of gcra() in src/store/budget-math.ts) timed by Redis's own clock (TIME), so
  * workers with skewed clocks share one budget. The arrival time expires when it no longer matters.
  * Returns {wait ms as a string, 1 if granted else 0}.
  */

@@ -3,7 +3,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { StoreError } from '../../errors.js';
-import { budgetStep, checkBudgetKey } from '../../budget/math.js';
+import { budgetStep, checkBudgetKey } from '../budget-math.js';
 import {
   checkExpectedVersion,
   checkListOptions,

@@ -12,7 +12,7 @@ export const TOMBSTONE_SET = `deleted = 1, ${DATA_COLUMNS.filter((column) => col
 
 /**
  * The budget step as one statement: a new key takes the values computed for a fresh key; an existing
- * one is moved on from its stored arrival time (see gcra() in src/budget/math.ts, the same arithmetic).
+ * one is moved on from its stored arrival time (see gcra() in src/store/budget-math.ts, the same arithmetic).
  */
 export function budgetSql(table: string): string {
   const base = `max(${table}.tat, excluded.now_ms, excluded.now_ms + :floor)`;

@@ -3,7 +3,7 @@
 // this process interleaves with it and other processes wait on SQLite's file lock.
 
 import { randomUUID } from 'node:crypto';
-import { budgetStep, checkBudgetKey, gcra } from '../../budget/math.js';
+import { budgetStep, checkBudgetKey, gcra } from '../budget-math.js';
 import { StoreError } from '../../errors.js';
 import {
   applyPatch,

@@ -40,7 +40,7 @@ import {
   type OAuthFailure,
 } from './types.js';
 import { assertUserId } from './util.js';
-import type { RestRootRules } from '../../protocol/rest-roots.js';
+import type { RestRootRules } from '../../guard/rest-roots.js';
 
 /** What {@link FakeBitrix24.trust} holds: the pool options that trust one stand-in. */
 export interface StandInTrust {

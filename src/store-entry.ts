@@ -15,10 +15,10 @@ export type {
   StoreLease,
   PortalListOptions,
   PortalListPage,
-} from './token-store.js';
+} from './store/token-store.js';
 
 // ── The record a store keeps: one per portal and chain ─────────────────────────────────────────────
-export { PORTAL_CHAIN, userChain, userIdOf } from './portal-record.js';
+export { PORTAL_CHAIN, userChain, userIdOf } from './store/portal-record.js';
 export type {
   AppStatus,
   PortalState,
@@ -32,9 +32,9 @@ export type {
   ConditionalWriteResult,
   ConditionalWriteSuccess,
   ConditionalWriteConflict,
-} from './portal-record.js';
-export { portalRecordFromAuth } from '../chains/record.js';
-export type { PortalAuth } from '../events/types.js';
+} from './store/portal-record.js';
+export { portalRecordFromAuth } from './chains/record.js';
+export type { PortalAuth } from './events/types.js';
 
 // ── The argument checks the built-in stores run, for a store of your own to refuse the same input
 // ── with the same typed errors (`InvalidArgumentError`, `StoreError`) the conformance suite expects
@@ -50,17 +50,17 @@ export {
   nextVersion,
   readStoredRecord,
   resolveKey,
-} from './record-checks.js';
-export type { ResolvedKey } from './record-checks.js';
+} from './store/record-checks.js';
+export type { ResolvedKey } from './store/record-checks.js';
 
 // ── The shared request budget and the change feed (optional parts of the contract) ─────────────────
-export type { BudgetSpec, BudgetGrant } from './budget-types.js';
-export type { StoreChange, StoreChangeListener, StoreSubscription } from './change-feed.js';
+export type { BudgetSpec, BudgetGrant } from './store/budget-types.js';
+export type { StoreChange, StoreChangeListener, StoreSubscription } from './store/change-feed.js';
 
 // ── The built-in stores' options, key rotation, and the install spool's options ────────────────────
-export type { MemoryTokenStoreOptions } from './memory/store.js';
-export type { FileTokenStoreOptions } from './file/store.js';
-export type { EncryptedTokenStoreOptions } from './encrypted/store.js';
-export type { TokenEncryptionKey, TokenEncryptionOptions } from './encrypted/token-cipher.js';
-export type { RekeyFailure, RekeyOptions, RekeyResult } from './encrypted/rekey.js';
-export type { FileInstallSpoolOptions, SpoolDrainResult, SpoolEncryptionOptions } from '../spool/file-spool.js';
+export type { MemoryTokenStoreOptions } from './store/memory/store.js';
+export type { FileTokenStoreOptions } from './store/file/store.js';
+export type { EncryptedTokenStoreOptions } from './store/encrypted/store.js';
+export type { TokenEncryptionKey, TokenEncryptionOptions } from './store/encrypted/token-cipher.js';
+export type { RekeyFailure, RekeyOptions, RekeyResult } from './store/encrypted/rekey.js';
+export type { FileInstallSpoolOptions, SpoolDrainResult, SpoolEncryptionOptions } from './spool/file-spool.js';

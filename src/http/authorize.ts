@@ -24,7 +24,7 @@ import { createCallbackHandler, type AuthorizationResult } from './callback.js';
 export type { AuthorizationResult } from './callback.js';
 import { storeAuthorized } from '../chains/authorize.js';
 import { createStateSigner, DEFAULT_STATE_TTL_MS, MemoryUsedStateStore, type UsedStateStore } from './state.js';
-import { verifyChain, type Refusal } from './verify.js';
+import { verifyChain, type Refusal } from '../oauth/verify.js';
 
 export { MemoryUsedStateStore, type MemoryUsedStateStoreOptions, type UsedStateStore } from './state.js';
 

@@ -1,7 +1,7 @@
 // The GCRA step shared by the stores that compute it in JavaScript (memory, file), and the argument
 // checks every store's acquire() runs. The SQL stores and the Redis script compute the same thing.
 
-import type { BudgetGrant, BudgetSpec } from '../store/token-store.js';
+import type { BudgetGrant, BudgetSpec } from './token-store.js';
 
 /** A checked {@link BudgetSpec}, in the numbers every implementation uses. */
 export interface BudgetStep {

@@ -6,6 +6,7 @@ import { OAuthRejectedError } from '../errors.js';
 import { describeError, type Logger } from '../logger.js';
 import { oauthBaseFromServerEndpoint } from '../protocol/oauth-hosts.js';
 import type { PortalRecord } from '../store/token-store.js';
+import { isHttpUrl } from './record.js';
 
 /**
  * What `app.info` says about a stored chain's access token: `alive` only when it names this app's
@@ -52,7 +53,8 @@ export type StoredAuthority = 'administrator' | 'not-administrator' | 'dead' | '
 /**
  * Whether the portal's stored chain is alive and belongs to one of its administrators: probed with
  * `confirm` (which may refresh it), then the portal is asked with its current access token
- * (`user.admin`). Decides whether an administrator's chain may replace it: always, unless it is
+ * (`user.admin`), at the REST root the OAuth host confirms for it (`app.info`), never at a root
+ * taken from the store alone. Decides whether an administrator's chain may replace it: always, unless it is
  * itself a live administrator's chain.
  */
 export async function storedAuthority(
@@ -65,8 +67,31 @@ export async function storedAuthority(
   const current = await context.store.get(memberId);
   if (current === undefined || current.state !== 'active') return 'dead';
   try {
-    return (await context.oauth.userAdmin(current.clientEndpoint, current.accessToken)) ? 'administrator' : 'not-administrator';
+    const root = await confirmedRestRoot(context.oauth, current);
+    if (root === undefined) return 'unreachable';
+    return (await context.oauth.userAdmin(root, current.accessToken)) ? 'administrator' : 'not-administrator';
   } catch {
     return 'unreachable';
+  }
+}
+
+/**
+ * Where a stored chain's access token may be sent for `user.admin`: the REST root the OAuth host's
+ * `app.info` names for it, else the stored one when its host is the domain the OAuth host names;
+ * never the stored one on the store's word alone (`undefined`: the host did not confirm it).
+ */
+async function confirmedRestRoot(oauth: OAuthHostClient, record: PortalRecord): Promise<string | undefined> {
+  const info = await oauth.appInfo(oauthBaseFromServerEndpoint(record.serverEndpoint), record.accessToken);
+  if (info.memberId !== record.memberId || info.clientId !== oauth.clientId) return undefined;
+  if (info.clientEndpoint !== undefined && isHttpUrl(info.clientEndpoint)) return info.clientEndpoint;
+  const host = hostOf(record.clientEndpoint);
+  return info.domain !== undefined && host !== undefined && host === info.domain.toLowerCase() ? record.clientEndpoint : undefined;
+}
+
+function hostOf(url: string): string | undefined {
+  try {
+    return new URL(url).host.toLowerCase();
+  } catch {
+    return undefined;
   }
 }

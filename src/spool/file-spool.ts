@@ -111,7 +111,9 @@ function listed(name: string): Listed | undefined {
 /** The hashes an entry's name carries: its portal's, and its slot's (a newer entry of a slot replaces the older). */
 function hashesOf(entry: SpoolEntry): { portal: string; slot: string } {
   const chain = entry.record.chain ?? 'portal';
-  return { portal: hash12(`portal\u0000${entry.memberId}`), slot: hash12(JSON.stringify([entry.memberId, chain, entry.replace ?? 'always'])) };
+  // An administrator's entry has a slot of its own: a later entry of someone else never removes it.
+  const slot = [entry.memberId, chain, entry.replace ?? 'always', ...(entry.admin === true ? ['admin'] : [])];
+  return { portal: hash12(`portal\u0000${entry.memberId}`), slot: hash12(JSON.stringify(slot)) };
 }
 
 const isMissing = (error: unknown): boolean => (error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
@@ -174,7 +176,7 @@ export class FileInstallSpool {
 
   /**
    * Keeps one entry durably (fsynced before it resolves). Only a portal's newest entry per chain
-   * (and replace rule) matters: one kept for the same chain with an older or equal `ts` is removed
+   * (and replace rule, and whether it is an administrator's) matters: one kept for the same chain with an older or equal `ts` is removed
    * once this one is written, and when the kept one is newer this one is not written at all.
    * @returns the entry's id (or the newer kept entry's).
    * @throws SpoolFullError when `maxEntriesPerPortal`, `maxEntries` or `maxBytes` would be exceeded
@@ -246,10 +248,14 @@ export class FileInstallSpool {
         memberId?: unknown;
         ts?: unknown;
         replace?: unknown;
+        admin?: unknown;
         record?: { chain?: unknown } | null;
       } | null;
       const sameSlot =
-        stored?.memberId === entry.memberId && (stored.record?.chain ?? 'portal') === (entry.record.chain ?? 'portal') && stored.replace === (entry.replace ?? 'always');
+        stored?.memberId === entry.memberId &&
+        (stored.record?.chain ?? 'portal') === (entry.record.chain ?? 'portal') &&
+        stored.replace === (entry.replace ?? 'always') &&
+        (stored.admin === true) === (entry.admin === true);
       return sameSlot && typeof stored.ts === 'number' && Number.isFinite(stored.ts) ? stored.ts : undefined;
     } catch {
       return undefined;

@@ -1,13 +1,14 @@
 // The chain core's rules, one case each (issue 20): every test here failed before its rule was in
 // the core. Real handler on loopback HTTP, the stand-in Bitrix24, a real pool and store.
 import { copyFile, readdir } from 'node:fs/promises';
+import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { VerificationFailedError } from '../../src/errors.js';
 import type { UninstallEvent } from '../../src/events/types.js';
 import type { UninstallOutcome } from '../../src/chains/kit.js';
 import type { PortalRecord } from '../../src/store/token-store.js';
-import { forgedUninstall, toForm, withAuth } from '../http/helpers.js';
+import { forgedUninstall, listen, toForm, withAuth } from '../http/helpers.js';
 import { startChainRig, type ChainRig } from './rig.js';
 
 let r: ChainRig;
@@ -249,5 +250,32 @@ describe('the app page recovers a portal with no code of yours: pool.visit', () 
     const page = r.page(portal.memberId, 1);
     await expect(r.rig.pool.visit({ ...page, auth: { ...page.auth, refreshToken: 'forged0forged0forged0forged' } })).rejects.toBeInstanceOf(VerificationFailedError);
     expect(await r.rig.store.get(portal.memberId)).toBeUndefined();
+  });
+});
+
+describe("an administrator's check of the stored chain asks only a REST root the OAuth host confirms", () => {
+  it("a stored chain re-pointed at another host (the store altered) gets no user.admin there, and the administrator's reseed replaces it", async () => {
+    const seen: string[] = [];
+    const stranger = await listen(
+      createServer((req, res) => {
+        seen.push(`${req.method ?? ''} ${req.url ?? ''}`);
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ result: true, time: {} }));
+      }),
+    );
+    try {
+      const portal = r.rig.b24.addPortal({ users: [1, 7], admins: [1] });
+      expect(await r.send(r.rig.b24.installEvent(portal.memberId, { userId: 7 }).form)).toBe(200);
+      const stored = (await r.rig.store.get(portal.memberId))!;
+      expect(stored.userId).toBe(7);
+      // Someone who can write to the database points the chain's REST root at their host.
+      const altered = await r.rig.store.update(portal.memberId, stored.version, { clientEndpoint: `${stranger.url}/rest/` });
+      expect(altered.ok).toBe(true);
+      const record = await r.rig.pool.reseed(r.page(portal.memberId, 1));
+      expect(record).toMatchObject({ chain: 'portal', userId: 1 });
+      expect(seen).toEqual([]);
+    } finally {
+      await stranger.close();
+    }
   });
 });

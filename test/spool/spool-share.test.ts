@@ -127,6 +127,23 @@ describe('FileInstallSpool capacity', () => {
     expect(first).toMatch(/^\d{15}-/);
   });
 
+  it("an administrator's entry is not displaced by a later entry of someone else for the same chain (model F3)", async () => {
+    const spool = new FileInstallSpool({ directory: join(dir, 's'), logger: recordingLogger() });
+    await spool.put({ ...entry('m1', 100), admin: true });
+    await spool.put({ ...entry('m1', 200), admin: false }); // a forged install by an ordinary user, stored with its answer lost
+    await spool.put({ ...entry('m1', 101), admin: true }); // a newer administrator's entry still replaces the older one
+    expect(await spool.size()).toBe(2);
+    const seen: [number, boolean | undefined][] = [];
+    await spool.drain((e) => {
+      seen.push([e.ts, e.admin]);
+      return Promise.resolve('applied');
+    });
+    expect(seen).toEqual([
+      [200, false],
+      [101, true],
+    ]);
+  });
+
   it('holds at most maxEntriesPerPortal entries of one portal (SpoolFullError limit portal), others still fit', async () => {
     const spool = new FileInstallSpool({ directory: join(dir, 's'), maxEntries: 10, maxEntriesPerPortal: 2, logger: recordingLogger() });
     const chainEntry = (memberId: string, userId: number) => ({ ...entry(memberId, 100), record: sampleRecord(memberId, { chain: `user:${userId}` as const }) });

@@ -22,7 +22,7 @@ describe('store round trips per refresh', () => {
     const store = new MemoryTokenStore();
     const members = Array.from({ length: 20 }, () => b24.addPortal().memberId);
     for (const m of members) await seedStore(store, b24, m);
-    const pool = new PortalClientPool({ store, clientId: b24.clientId, clientSecret: b24.clientSecret, logger: silentLogger, restrictionParams: OPEN, requestBudget: false });
+    const pool = new PortalClientPool({ ...b24.trust, store, clientId: b24.clientId, clientSecret: b24.clientSecret, logger: silentLogger, restrictionParams: OPEN, requestBudget: false });
     try {
       await pool.ready();
       const clients = await Promise.all(members.map((m) => pool.clientFor(m)));
@@ -51,7 +51,7 @@ describe('store round trips per refresh', () => {
     const store = new MemoryTokenStore();
     const { memberId } = b24.addPortal();
     await seedStore(store, b24, memberId);
-    const pool = new PortalClientPool({ store, clientId: b24.clientId, clientSecret: b24.clientSecret, logger: silentLogger, restrictionParams: OPEN, requestBudget: false });
+    const pool = new PortalClientPool({ ...b24.trust, store, clientId: b24.clientId, clientSecret: b24.clientSecret, logger: silentLogger, restrictionParams: OPEN, requestBudget: false });
     let releaseLanded!: () => void;
     const landed = new Promise<void>((resolve) => (releaseLanded = resolve));
     let releases = 0;

@@ -190,7 +190,8 @@ export class PortalClientPool implements PortalTokensContext {
     // The hot path: a cached portal chain. Only a checked member id was ever cached, so a hit needs
     // no check beyond the type (a number must not find the client of its decimal string); a slot is
     // cached only after the change feed was started, and close() empties the cache before anything.
-    if (typeof memberId === 'string' && options?.userId === undefined) {
+    // Where the store's feed is down, a hit is re-read first (#clientFor), so it takes the long way.
+    if (typeof memberId === 'string' && options?.userId === undefined && (this.#follower.live || !this.#follower.available)) {
       const hit = this.#cache.get(chainKeyOf(memberId, 'portal'));
       if (hit !== undefined) {
         this.#counters.cacheHits++;

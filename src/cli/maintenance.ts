@@ -1,5 +1,6 @@
 // `sweep`, `reactivate`, `forget` and `rekey`: thin commands over the pool and the stores.
 
+import { forgetPortal } from '../chains/forget.js';
 import { EncryptedTokenStore } from '../store/encrypted/store.js';
 import type { PortalListOptions, PortalListPage, TokenStore } from '../store/token-store.js';
 import { PortalClientPool } from '../pool/pool.js';
@@ -135,7 +136,7 @@ export async function runForget(store: TokenStore, io: CliIo, memberId: string, 
       return ExitCode.Ok;
     }
   }
-  const deleted = await store.deletePortal(memberId);
+  const { deleted } = await forgetPortal(store, memberId);
   io.out(`${memberId}: ${deleted} record${deleted === 1 ? '' : 's'} deleted\n`);
   return ExitCode.Ok;
 }

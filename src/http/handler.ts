@@ -126,12 +126,15 @@ const DEFAULT_HOOK_TIMEOUT_MS = 2000;
  * uninstall: the handler dispatches on the event's `event` field.
  *
  * - **ONAPPINSTALL / ONAPPUPDATE**: the event's `server_endpoint` must be a trusted OAuth host,
- *   and (unless `verify: false`) that host's `app.info` must confirm that the received access token
- *   belongs to this app and to the event's portal. Only then is the record written (a reinstall
- *   replaces the chain and may change the `application_token`), the pool told, and `onInstalled`
- *   run. A forged event never changes a stored record.
+ *   and (unless `verify: false`) the event's refresh token is proven there; the fresh pair is what
+ *   is stored, and a live stored chain is replaced only by an administrator's (the chain core,
+ *   `docs/security.md` "Chain rules"). Then the pool is told and `onInstalled` run. A forged event
+ *   never changes a stored record.
  * - **ONAPPUNINSTALL**: the event's `application_token` is compared in constant time with the
- *   stored one; on a match every chain of the portal is deleted (`deletePortal`) and the pool told. An uninstall for a portal
+ *   stored one; on a match every chain of the portal is probed at the OAuth host: any live one
+ *   refuses the uninstall (403); with none live, the dead chains are removed, the pool told, and
+ *   `onUninstalled` runs with `{ confirmed }` saying whether the OAuth host confirmed the app is
+ *   gone. An uninstall for a portal
  *   with no record answers 200 as well (uninstall is idempotent, and the answer does not reveal
  *   whether a portal is known). A portal stored without an `application_token` (one obtained
  *   through the authorization-code flow) cannot be uninstalled by an event: 403; its chain stops

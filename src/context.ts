@@ -77,7 +77,7 @@ export interface PortalTokensContext {
 }
 
 /**
- * Checks that `value` looks like a {@link PortalTokensContext}.
+ * Checks that `value` looks like a `PortalTokensContext`.
  * @throws TypeError naming `argument` otherwise.
  */
 export function assertContext(value: unknown, argument: string): asserts value is PortalTokensContext {
@@ -98,7 +98,7 @@ export function assertContext(value: unknown, argument: string): asserts value i
 }
 
 /**
- * What the REST event handler needs: a {@link PortalTokensContext} that also hands out the
+ * What the REST event handler needs: a `PortalTokensContext` that also hands out the
  * portal's pooled client. Pass your `PortalClientPool` (it implements this).
  * @inline
  */
@@ -108,7 +108,7 @@ export interface EventHandlerContext extends PortalTokensContext {
 }
 
 /**
- * Checks that `value` looks like an {@link EventHandlerContext}.
+ * Checks that `value` looks like an `EventHandlerContext`.
  * @throws TypeError naming `argument` otherwise.
  */
 export function assertEventContext(value: unknown, argument: string): asserts value is EventHandlerContext {

@@ -31,7 +31,7 @@ export { MemoryUsedStateStore, type MemoryUsedStateStoreOptions, type UsedStateS
 /** Options of {@link createAuthorizationFlow}. */
 export interface AuthorizationFlowOptions {
   /**
-   * Your `PortalClientPool` (or any {@link PortalTokensContext}): the flow uses its store, OAuth
+   * Your `PortalClientPool` (or any `PortalTokensContext`): the flow uses its store, OAuth
    * client, clock and logger, and tells it about each authorization.
    */
   readonly pool: PortalTokensContext;
@@ -55,7 +55,7 @@ export interface AuthorizationFlowOptions {
   /** Where to log. @defaultValue the pool's logger */
   readonly logger?: Logger | undefined;
   /**
-   * Called by {@link AuthorizationFlow.callbackHandler} after a successful authorization, before it
+   * Called by `AuthorizationFlow.callbackHandler` after a successful authorization, before it
    * answers. A throw is logged and does not change the answer.
    */
   readonly onAuthorized?: ((result: AuthorizationResult) => void | Promise<void>) | undefined;
@@ -67,7 +67,7 @@ export interface AuthorizationFlowOptions {
  */
 export interface AuthorizeUrlOptions {
   /**
-   * Where {@link AuthorizationFlow.callbackHandler} redirects the browser after success. It travels
+   * Where `AuthorizationFlow.callbackHandler` redirects the browser after success. It travels
    * inside the signed `state`, so only your code chooses it.
    */
   readonly returnTo?: string | undefined;
@@ -106,7 +106,7 @@ export interface AuthorizationFlow {
    */
   handleCallback(query: QueryInput): Promise<AuthorizationResult>;
   /**
-   * The callback as a {@link PlainHandler}, to mount like the lifecycle handler (`toNodeHandler`,
+   * The callback as a `PlainHandler`, to mount like the lifecycle handler (`toNodeHandler`,
    * `toFetchHandler`) at the app's redirect URI. GET only. Success: 302 to the state's `returnTo`,
    * or 200 `{ ok: true, memberId }`. Failure: 400 `{ error: 'INVALID_STATE', reason }`, 400
    * `{ error, field }`, 400 `{ error: 'OAUTH_REJECTED', oauthError }`, 403, 502, 503 or 500; no

@@ -75,7 +75,7 @@ export interface RestEventErrorInfo {
 /** Options of {@link createEventHandler}. */
 export interface EventHandlerOptions {
   /**
-   * Your `PortalClientPool` (or any {@link EventHandlerContext}): the handler reads portals' records
+   * Your `PortalClientPool` (or any `EventHandlerContext`): the handler reads portals' records
    * from its store and hands listeners `pool.clientFor(memberId)`.
    */
   readonly pool: EventHandlerContext;
@@ -158,7 +158,7 @@ export interface EventHandlerStats {
 }
 
 /**
- * The handler {@link createEventHandler} returns: a {@link PlainHandler} with its body limit.
+ * The handler {@link createEventHandler} returns: a `PlainHandler` with its body limit.
  * @inline
  */
 export interface EventHandler extends PlainHandler {

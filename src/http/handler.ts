@@ -34,7 +34,7 @@ import { guardMount } from './mount-guard.js';
 /** Options of {@link createLifecycleHandler}. */
 export interface LifecycleHandlerOptions {
   /**
-   * Your `PortalClientPool` (or any {@link PortalTokensContext}): the handler uses its store, OAuth
+   * Your `PortalClientPool` (or any `PortalTokensContext`): the handler uses its store, OAuth
    * client, clock and logger, and tells it about each write.
    */
   readonly pool: PortalTokensContext;
@@ -104,7 +104,7 @@ export interface LifecycleHandlerOptions {
 }
 
 /**
- * The handler {@link createLifecycleHandler} returns: a {@link PlainHandler} with its body limit.
+ * The handler {@link createLifecycleHandler} returns: a `PlainHandler` with its body limit.
  * @inline
  */
 export interface LifecycleHandler extends PlainHandler {

@@ -1,11 +1,18 @@
+import { availableParallelism } from 'node:os';
 import { defineConfig } from 'vitest/config';
+
+// Most test files wait (on child processes, the stand-in, the databases) more than they compute, so
+// the main pass runs more files at once than there are cores (vitest's default is cores - 1: one
+// file at a time on a 2-core machine). B24PT_TEST_WORKERS overrides it.
+const workers = Number(process.env['B24PT_TEST_WORKERS'] ?? availableParallelism() + 2);
 
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
     // Tests that stop the shared database servers, and the 30-process fleet (it needs the machine to
-    // itself), run in their own serial pass (vitest.outage.config.ts).
-    exclude: ['test/**/*-outage.test.ts', 'test/**/*-fleet.test.ts', 'node_modules/**'],
+    // itself), run in their own serial pass (vitest.outage.config.ts); the long soaks (*.soak.test.ts:
+    // crash trials, 10,000-portal migrate, 10,000-body fuzz) in `npm run test:soak` (vitest.soak.config.ts).
+    exclude: ['test/**/*-outage.test.ts', 'test/**/*-fleet.test.ts', 'test/**/*.soak.test.ts', 'node_modules/**'],
     // Builds dist/ once, before any file runs, when it is missing or older than src/ (the package
     // and README tests import the built package).
     globalSetup: ['test/global-setup.ts'],
@@ -18,6 +25,8 @@ export default defineConfig({
     hookTimeout: 30_000,
     // Cross-process and database tests share real resources; files run in parallel, tests in a file serially.
     pool: 'forks',
+    maxWorkers: workers,
+    minWorkers: 1,
     // Off unless asked for (`--coverage`, as .ci/test.sh does when CI=true). Child processes
     // (cross-process tests, examples) are not measured, only the test workers.
     coverage: {

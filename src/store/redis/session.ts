@@ -163,9 +163,9 @@ export class RedisSession {
   async #checkLayout(): Promise<void> {
     const connection = await this.connect();
     const layout = this.#createSchema
-      ? await this.#raw('ready', undefined, () => S.runScript(connection.client, S.LAYOUT, [this.#keys.layout], [this.#layoutVersion]))
+      ? String(await this.#raw('ready', undefined, () => S.runScript(connection.client, S.LAYOUT, [this.#keys.layout], [this.#layoutVersion])))
       : await this.#readLayout(connection.client);
-    if (layout !== undefined && String(layout) !== this.#layoutVersion) throw layoutError(this.#keyPrefix, String(layout), this.#layoutVersion);
+    if (layout !== undefined && layout !== this.#layoutVersion) throw layoutError(this.#keyPrefix, layout, this.#layoutVersion);
     this.#waitReplicas = this.#waitOption ?? ((await this.#raw('ready', undefined, () => fewestReplicas(connection.client))) as number > 0 ? 1 : 0);
   }
 
@@ -174,9 +174,9 @@ export class RedisSession {
    * when there is none but a portal index exists (a layout key lost on its own: the next write
    * records it again). Neither: nothing was ever stored under this prefix, a typed error.
    */
-  async #readLayout(client: RedisClientLike): Promise<unknown> {
+  async #readLayout(client: RedisClientLike): Promise<string | undefined> {
     const layout = await this.#raw('ready', undefined, () => client.call('GET', this.#keys.layout));
-    if (layout !== null && layout !== undefined) return layout;
+    if (typeof layout === 'string' || Buffer.isBuffer(layout)) return layout.toString();
     const slots = this.#keys.slots;
     const found = await Promise.all(slots.map((slot) => this.#raw('ready', undefined, () => client.call('EXISTS', slot.portals))));
     if (found.some((n) => Number(n) > 0)) return undefined;

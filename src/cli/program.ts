@@ -43,7 +43,8 @@ async function withStore<T>(url: string | undefined, io: CliIo, work: (store: To
       await opened.ready();
     } catch (error) {
       if (error instanceof StoreError && error.reason === 'schema-missing') {
-        throw new CliError(`${opened.label}: ${describeFailure(error)}; nothing was created (${opened.missingHint})`, ExitCode.Usage);
+        // The store's message names what it looked for (tables and database, or keys) and the prefix to check.
+        throw new CliError(`${opened.label}: ${describeFailure(error)}`, ExitCode.Usage);
       }
       if (error instanceof CliError) throw error;
       throw new CliError(`${opened.label}: ${describeFailure(error, opened.hint)}`, ExitCode.Failure);

@@ -26,8 +26,6 @@ export interface OpenedStore {
    * `file:` store opened to read, whose `ready()` would write a probe file and sweep temp files.
    */
   readonly ready: () => Promise<void>;
-  /** What to check when a store opened to read finds none of its tables (or keys). */
-  readonly missingHint: string;
 }
 
 /**
@@ -104,7 +102,6 @@ function takeParam(url: string, name: string): { url: string; value: string | un
 interface PlainStore {
   readonly store: TokenStore;
   readonly hint: string;
-  readonly missingHint: string;
   readonly check?: () => Promise<void>;
 }
 
@@ -124,7 +121,6 @@ async function openPlain(url: string, access: StoreAccess): Promise<PlainStore> 
     return {
       store: new FileTokenStore({ directory }),
       hint: 'check that the directory exists and is writable',
-      missingHint: 'check the file: path',
       ...(access === 'read' ? { check: () => checkDirectory(directory) } : {}),
     };
   }
@@ -133,7 +129,6 @@ async function openPlain(url: string, access: StoreAccess): Promise<PlainStore> 
     return {
       store: new SqliteTokenStore({ filename: pathOf(url, 'sqlite:', create), createSchema }),
       hint: 'check the database file and its directory',
-      missingHint: 'check the sqlite: path',
     };
   }
   if (url.startsWith('postgres://') || url.startsWith('postgresql://')) {
@@ -142,7 +137,6 @@ async function openPlain(url: string, access: StoreAccess): Promise<PlainStore> 
     return {
       store: new PostgresTokenStore({ connectionString, tablePrefix, connectTimeoutMs: 5000, createSchema }),
       hint: 'start PostgreSQL or check the URL',
-      missingHint: "check the URL's ?tablePrefix= and database name",
     };
   }
   if (url.startsWith('redis://') || url.startsWith('rediss://')) {
@@ -151,10 +145,9 @@ async function openPlain(url: string, access: StoreAccess): Promise<PlainStore> 
     return {
       store: new RedisTokenStore({ url: redisUrl, keyPrefix, createSchema }),
       hint: 'start Redis or check the URL',
-      missingHint: "check the URL's ?keyPrefix= and database number",
     };
   }
-  if (url === 'memory:') return { store: new MemoryTokenStore(), hint: '', missingHint: '' };
+  if (url === 'memory:') return { store: new MemoryTokenStore(), hint: '' };
   throw usageError(
     `unknown store URL ${JSON.stringify(redactUrl(url))}: use file:./dir, sqlite:./file.db, postgres://..., redis://... (see --help)`,
   );
@@ -176,7 +169,7 @@ export async function openStore(url: string, env: NodeJS.ProcessEnv = process.en
     throw error;
   }
   const label = redactUrl(url);
-  const { hint, missingHint, check } = plain;
+  const { hint, check } = plain;
   let store = plain.store;
   if (keys !== undefined) {
     try {
@@ -187,5 +180,5 @@ export async function openStore(url: string, env: NodeJS.ProcessEnv = process.en
     }
   }
   const ready = check ?? (async () => await store.ready?.());
-  return { store, hint, missingHint, label, encrypted: keys !== undefined, ready };
+  return { store, hint, label, encrypted: keys !== undefined, ready };
 }

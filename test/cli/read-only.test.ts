@@ -56,8 +56,8 @@ describe.skipIf(!postgres)('read-only commands on PostgreSQL', () => {
       const lines = run.stderr.trim().split('\n');
       expect(lines).toHaveLength(1);
       expect(lines[0]).toContain(`no tables named ${prefix}_meta, ${prefix}_records, ${prefix}_locks, ${prefix}_budgets in database test`);
-      expect(lines[0]).toContain('nothing was created');
-      expect(lines[0]).toContain('?tablePrefix=');
+      expect(lines[0]).toContain(`?tablePrefix=${prefix}: PostgreSQL token store:`);
+      expect(lines[0]).toContain('check tablePrefix and the database (createSchema is off: nothing was created)');
       expect(run.stderr).not.toContain('pw-b24pt');
       expect(await tablesOf(prefix)).toStrictEqual([]);
     } finally {
@@ -117,7 +117,7 @@ describe('read-only commands on SQLite and files', () => {
     const lines = run.stderr.trim().split('\n');
     expect(lines).toHaveLength(1);
     expect(lines[0]).toContain(`no tables named b24pt_meta, b24pt_chains, b24pt_locks, b24pt_budgets in file ${filename}`);
-    expect(lines[0]).toContain('check the sqlite: path');
+    expect(lines[0]).toContain('check the file and tablePrefix');
     const db = new Database(filename, { fileMustExist: true });
     expect(db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all()).toStrictEqual([{ name: 'notes' }]);
     expect(db.pragma('journal_mode', { simple: true })).toBe('delete');
@@ -158,8 +158,8 @@ describe.skipIf(!redis)('read-only commands on Redis', () => {
       expect(run.code).toBe(2);
       const lines = run.stderr.trim().split('\n');
       expect(lines).toHaveLength(1);
-      expect(lines[0]).toContain(`no keys under prefix '${prefix}' (neither ${prefix}:layout nor ${prefix}:portals exists`);
-      expect(lines[0]).toContain('?keyPrefix=');
+      expect(lines[0]).toContain(`no keys under prefix '${prefix}' (neither ${prefix}:layout nor ${prefix}:portals exists)`);
+      expect(lines[0]).toContain('check keyPrefix and the database number');
       expect(await keysOf(prefix)).toStrictEqual([]);
     } finally {
       await dropRedisPrefix(SERVICES.redis.url, prefix);

@@ -141,8 +141,8 @@ export async function checkSchema(pool: PgPoolLike, n: SchemaNames): Promise<voi
   }
   if (!found.meta) {
     throw new StoreError(
-      `PostgreSQL token store: no tables named ${tableList(n)} in database ${found.database} ` +
-        `(createSchema is off, so none were created): check tablePrefix and the database`,
+      `PostgreSQL token store: no tables named ${tableList(n)} in database ${found.database}: ` +
+        'check tablePrefix and the database (createSchema is off: nothing was created)',
       { reason: 'schema-missing' },
     );
   }

@@ -182,8 +182,8 @@ export class RedisSession {
     if (found.some((n) => Number(n) > 0)) return undefined;
     const index = slots.length === 1 ? (slots[0] as (typeof slots)[number]).portals : `${slots.length} portal index keys`;
     throw new StoreError(
-      `Redis token store: no keys under prefix '${this.#keyPrefix}' (neither ${this.#keys.layout} nor ${index} exists; ` +
-        'createSchema is off, so nothing was recorded): check keyPrefix and the database number',
+      `Redis token store: no keys under prefix '${this.#keyPrefix}' (neither ${this.#keys.layout} nor ${index} exists): ` +
+        'check keyPrefix and the database number (createSchema is off: nothing was created)',
       { reason: 'schema-missing' },
     );
   }

@@ -109,7 +109,7 @@ export async function openOwnedDatabase(filename: string, busyTimeoutMs: number,
   } catch (cause) {
     const code = (cause as NodeJS.ErrnoException).code ?? '';
     if (existing !== undefined && code === 'ENOENT') {
-      throw new StoreError(`SQLite database file ${filename} does not exist (createSchema is off, so it was not created): check the path`, {
+      throw new StoreError(`SQLite database file ${filename} does not exist: check the path (createSchema is off: nothing was created)`, {
         cause,
         transient: false,
         reason: 'schema-missing',

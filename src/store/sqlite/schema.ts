@@ -192,8 +192,8 @@ export function checkSchema(database: SqliteDatabase, prefix: string, where: str
   const found = database.prepare("SELECT 1 AS found FROM sqlite_master WHERE type = 'table' AND name = ?").get(meta);
   if (found === undefined) {
     throw new StoreError(
-      `SQLite store: no tables named ${tableList(prefix)} in ${where} (createSchema is off, so none were created): ` +
-        'check tablePrefix and the file',
+      `SQLite store: no tables named ${tableList(prefix)} in ${where}: check the file and tablePrefix ` +
+        '(createSchema is off: nothing was created)',
       { transient: false, reason: 'schema-missing' },
     );
   }

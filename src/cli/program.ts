@@ -11,7 +11,8 @@ import { normalizeTrustedHosts } from '../protocol/oauth-hosts.js';
 import { trustedOAuthBaseOf } from '../guard/trusted-hosts.js';
 import { migrateReport, runMigrate } from './migrate.js';
 import { runStatus, summaryLine } from './status.js';
-import { openStore, type OpenedStore } from './store-url.js';
+import { openStore, type OpenedStore, type StoreAccess } from './store-url.js';
+import { StoreError } from '../errors.js';
 import { credentialsIn, maskAll } from './url-mask.js';
 
 const STORE_HELP = 'store URL: file:./tokens, sqlite:./tokens.db, postgres://user@host/db[?tablePrefix=p], redis://host:6379[?keyPrefix=p]';
@@ -28,15 +29,24 @@ function storeOption(): Option {
   return new Option('-s, --store <url>', `${STORE_HELP} (or B24PT_STORE)`);
 }
 
-/** Opens a store, checks it is ready, runs `work`, closes it. */
-async function withStore<T>(url: string | undefined, io: CliIo, work: (store: TokenStore, opened: OpenedStore) => Promise<T>, create = false): Promise<T> {
+/**
+ * Opens a store, checks it is ready, runs `work`, closes it. With `read` access the store creates
+ * nothing; finding none of its tables (or keys) there is then a usage error (exit 2, like a `file:`
+ * path that does not exist): the URL names no store.
+ */
+async function withStore<T>(url: string | undefined, io: CliIo, work: (store: TokenStore, opened: OpenedStore) => Promise<T>, access: StoreAccess = 'write'): Promise<T> {
   const target = url ?? io.env['B24PT_STORE'];
   if (target === undefined || target === '') throw new CliError('no store given: pass --store <url> or set B24PT_STORE', ExitCode.Usage);
-  const opened = await openStore(target, io.env, create);
+  const opened = await openStore(target, io.env, access);
   try {
     try {
-      await opened.store.ready?.();
+      await opened.ready();
     } catch (error) {
+      if (error instanceof StoreError && error.reason === 'schema-missing') {
+        // The store's message names what it looked for (tables and database, or keys) and the prefix to check.
+        throw new CliError(`${opened.label}: ${describeFailure(error)}`, ExitCode.Usage);
+      }
+      if (error instanceof CliError) throw error;
       throw new CliError(`${opened.label}: ${describeFailure(error, opened.hint)}`, ExitCode.Failure);
     }
     return await work(opened.store, opened);
@@ -77,7 +87,7 @@ export function buildProgram(io: CliIo, state: { code: number }): Command {
         const summary = await runStatus(store, io, { json: o.json === true, lapseDays: o.lapseDays, pageSize: Math.min(o.pageSize, 1000), userChains: o.userChains, now: Date.now() });
         if (o.json === true) io.err(`${summaryLine(summary)}\n`);
         if (summary.unreadable > 0) state.code = ExitCode.Failure;
-      });
+      }, 'read');
     });
 
   program
@@ -95,7 +105,7 @@ export function buildProgram(io: CliIo, state: { code: number }): Command {
     .option('--dry-run', 'count the chains that would be refreshed; refresh nothing (needs no credentials)')
     .action(async (o: { store?: string; clientId?: string; clientSecret?: string; oauthHost?: string[]; idleDays: number; concurrency: number; pageSize: number; userChains?: boolean; verbose?: boolean; dryRun?: boolean }) => {
       if (o.dryRun === true) {
-        state.code = await withStore(o.store, io, (store) => runSweepDryRun(store, io, { idleDays: o.idleDays, pageSize: o.pageSize, userChains: o.userChains === true }));
+        state.code = await withStore(o.store, io, (store) => runSweepDryRun(store, io, { idleDays: o.idleDays, pageSize: o.pageSize, userChains: o.userChains === true }), 'read');
         return;
       }
       const creds = credentials(io, o);
@@ -115,14 +125,15 @@ export function buildProgram(io: CliIo, state: { code: number }): Command {
     .action(async (o: { from: string; to: string; dryRun?: boolean; pageSize: number; concurrency: number }) => {
       const dryRun = o.dryRun === true;
       if (o.from === o.to) throw new CliError('--from and --to name the same store: give two different stores', ExitCode.Usage);
-      await withStore(o.from, io, (from) =>
+      // The source is only read (never a table created under a mistyped prefix); the target may be new.
+      const copy = (from: TokenStore): Promise<void> =>
         withStore(o.to, io, async (to) => {
           const result = await runMigrate(from, to, io, { dryRun, pageSize: o.pageSize, concurrency: o.concurrency });
           const report = migrateReport(result, dryRun);
           io.out(report.text);
           if (!report.ok) state.code = ExitCode.Failure;
-        }, true),
-      );
+        }, 'create');
+      await withStore(o.from, io, copy, 'read');
     });
 
   program
@@ -145,7 +156,7 @@ export function buildProgram(io: CliIo, state: { code: number }): Command {
         for (const id of result.present) io.out(`  present  ${scrub(id)}: left as stored\n`);
         for (const r of result.rejected) io.out(`  rejected ${scrub(r.memberId)}: ${scrub(r.reason)}\n`);
         if (result.rejected.length > 0) state.code = ExitCode.Failure;
-      }, true);
+      }, 'create');
     });
 
   program

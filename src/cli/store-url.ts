@@ -2,6 +2,7 @@
 // EncryptedTokenStore when B24PT_KEYS is set. Drivers load only when their store is opened.
 
 import { existsSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { EncryptedTokenStore } from '../store/encrypted/store.js';
 import { FileTokenStore } from '../store/file/store.js';
@@ -20,7 +21,20 @@ export interface OpenedStore {
   readonly hint: string;
   /** Whether the store is wrapped in `EncryptedTokenStore`. */
   readonly encrypted: boolean;
+  /**
+   * Connects and checks the store before a command uses it: the store's `ready()`, except for a
+   * `file:` store opened to read, whose `ready()` would write a probe file and sweep temp files.
+   */
+  readonly ready: () => Promise<void>;
 }
+
+/**
+ * What a command does with a store: `read` changes nothing (no table, file, directory or key is
+ * created: `status`, `sweep --dry-run`, the source of `migrate`); `write` writes records into a
+ * store that may be new (its tables are created) but not a new `file:` directory or `sqlite:` file;
+ * `create` may create those too (a target).
+ */
+export type StoreAccess = 'read' | 'write' | 'create';
 
 /** Encryption keys from the environment (see `parseKeys`). */
 export interface KeySettings {
@@ -84,26 +98,54 @@ function takeParam(url: string, name: string): { url: string; value: string | un
   return { url: parsed.toString(), value };
 }
 
-async function openPlain(url: string, create: boolean): Promise<{ store: TokenStore; hint: string }> {
+/** A plain (unencrypted) store and what to tell about it; `check` replaces `ready()` when given. */
+interface PlainStore {
+  readonly store: TokenStore;
+  readonly hint: string;
+  readonly check?: () => Promise<void>;
+}
+
+/** Checks, reading only, that a `file:` store's directory is a directory. */
+async function checkDirectory(path: string): Promise<void> {
+  const info = await stat(path).catch(() => undefined);
+  if (info === undefined) throw usageError(`${path} does not exist: check the file: URL`);
+  if (!info.isDirectory()) throw usageError(`${path} is not a directory: check the file: URL`);
+}
+
+async function openPlain(url: string, access: StoreAccess): Promise<PlainStore> {
+  const create = access === 'create';
+  // Off for a command that only reads: a mistyped prefix or database must not get new empty tables.
+  const createSchema = access !== 'read';
   if (url.startsWith('file:')) {
-    return { store: new FileTokenStore({ directory: pathOf(url, 'file:', create) }), hint: 'check that the directory exists and is writable' };
+    const directory = pathOf(url, 'file:', create);
+    return {
+      store: new FileTokenStore({ directory }),
+      hint: 'check that the directory exists and is writable',
+      ...(access === 'read' ? { check: () => checkDirectory(directory) } : {}),
+    };
   }
   if (url.startsWith('sqlite:')) {
     const { SqliteTokenStore } = await import('../store/sqlite/index.js');
-    return { store: new SqliteTokenStore({ filename: pathOf(url, 'sqlite:', create) }), hint: 'check the database file and its directory' };
+    return {
+      store: new SqliteTokenStore({ filename: pathOf(url, 'sqlite:', create), createSchema }),
+      hint: 'check the database file and its directory',
+    };
   }
   if (url.startsWith('postgres://') || url.startsWith('postgresql://')) {
     const { url: connectionString, value: tablePrefix } = takeParam(url, 'tablePrefix');
     const { PostgresTokenStore } = await import('../store/postgres/index.js');
     return {
-      store: new PostgresTokenStore({ connectionString, tablePrefix, connectTimeoutMs: 5000 }),
+      store: new PostgresTokenStore({ connectionString, tablePrefix, connectTimeoutMs: 5000, createSchema }),
       hint: 'start PostgreSQL or check the URL',
     };
   }
   if (url.startsWith('redis://') || url.startsWith('rediss://')) {
     const { url: redisUrl, value: keyPrefix } = takeParam(url, 'keyPrefix');
     const { RedisTokenStore } = await import('../store/redis/index.js');
-    return { store: new RedisTokenStore({ url: redisUrl, keyPrefix }), hint: 'start Redis or check the URL' };
+    return {
+      store: new RedisTokenStore({ url: redisUrl, keyPrefix, createSchema }),
+      hint: 'start Redis or check the URL',
+    };
   }
   if (url === 'memory:') return { store: new MemoryTokenStore(), hint: '' };
   throw usageError(
@@ -112,27 +154,31 @@ async function openPlain(url: string, create: boolean): Promise<{ store: TokenSt
 }
 
 /**
- * Opens the store a URL names (its `ready()` is called by the commands, so connection errors
+ * Opens the store a URL names (the commands call the result's `ready()`, so connection errors
  * surface there), encrypted with the environment's keys when `B24PT_KEYS` is set. A `file:` or
- * `sqlite:` store that does not exist yet is created only when `create` is set (a target).
+ * `sqlite:` store that does not exist yet is created only with `create` access (a target); with
+ * `read` access nothing at all is created (see {@link StoreAccess}).
  */
-export async function openStore(url: string, env: NodeJS.ProcessEnv = process.env, create = false): Promise<OpenedStore> {
+export async function openStore(url: string, env: NodeJS.ProcessEnv = process.env, access: StoreAccess = 'write'): Promise<OpenedStore> {
   const keys = parseKeys(env);
-  let plain: { store: TokenStore; hint: string };
+  let plain: PlainStore;
   try {
-    plain = await openPlain(url, create);
+    plain = await openPlain(url, access);
   } catch (error) {
     if (error instanceof TypeError) throw usageError(`${redactUrl(url)}: ${error.message}`);
     throw error;
   }
   const label = redactUrl(url);
-  if (keys === undefined) return { ...plain, label, encrypted: false };
-  let store: TokenStore;
-  try {
-    store = new EncryptedTokenStore(plain.store, keys);
-  } catch (error) {
-    await plain.store.close?.();
-    throw usageError(`B24PT_KEYS: ${error instanceof Error ? error.message : 'invalid keys'} (each key is 32 bytes, base64)`);
+  const { hint, check } = plain;
+  let store = plain.store;
+  if (keys !== undefined) {
+    try {
+      store = new EncryptedTokenStore(plain.store, keys);
+    } catch (error) {
+      await plain.store.close?.();
+      throw usageError(`B24PT_KEYS: ${error instanceof Error ? error.message : 'invalid keys'} (each key is 32 bytes, base64)`);
+    }
   }
-  return { store, hint: plain.hint, label, encrypted: true };
+  const ready = check ?? (async () => await store.ready?.());
+  return { store, hint, label, encrypted: keys !== undefined, ready };
 }

@@ -15,9 +15,26 @@ export class StoreError extends PortalTokensError {
   readonly code = ErrorCode.StoreFailure;
   /** Whether retrying later may succeed (the store was unreachable rather than wrong). */
   readonly transient: boolean;
-  constructor(message: string, options: PortalTokensErrorOptions & { transient?: boolean | undefined } = {}) {
+  /**
+   * What was wrong with the store's schema, when that was the failure (`undefined` otherwise), so a
+   * caller can tell it apart without reading the message:
+   * - `'schema-missing'`: the store found none of its tables (or its file, or its keys) and was told
+   *   not to create them (`createSchema: false`): most often a mistyped table or key prefix, or the
+   *   wrong database.
+   * - `'schema-version'`: its tables hold another schema version than this release reads: a newer
+   *   one (upgrade the library), or an older one while `createSchema` is `false` (nothing migrates).
+   */
+  readonly reason: 'schema-missing' | 'schema-version' | undefined;
+  constructor(
+    message: string,
+    options: PortalTokensErrorOptions & {
+      transient?: boolean | undefined;
+      reason?: 'schema-missing' | 'schema-version' | undefined;
+    } = {},
+  ) {
     super(message, options);
     this.transient = options.transient ?? false;
+    this.reason = options.reason;
   }
 }
 

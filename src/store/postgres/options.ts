@@ -35,6 +35,19 @@ export interface PostgresTokenStoreCommonOptions {
    * @defaultValue true
    */
   readonly durableChainWrites?: boolean | undefined;
+  /**
+   * Whether the store creates its tables and migrates them to this release's schema (in `ready()`
+   * or the first call). Turn it off where the store must change nothing about the database: a
+   * read-only tool (the CLI's `status` does), or tables managed by a migration process of their own.
+   * Off, the store runs no `CREATE` or `ALTER` at all; when its tables are missing (a mistyped
+   * `tablePrefix`, the wrong database) `ready()` and every other call reject with a `StoreError`
+   * whose `reason` is `'schema-missing'`, naming the tables and the database; tables of another
+   * schema version reject with `reason` `'schema-version'`. Records are read and written as usual
+   * when the tables are there. (Named for what it turns off: `readOnly` would promise that writes
+   * are refused, and they are not.)
+   * @defaultValue true
+   */
+  readonly createSchema?: boolean | undefined;
   /** How often a running change feed probes itself, ms. @defaultValue 30000 */
   readonly feedProbeIntervalMs?: number | undefined;
   /**

@@ -117,7 +117,50 @@ function tooNew(n: SchemaNames, version: number): StoreError {
   return new StoreError(
     `PostgreSQL token store: tables "${n.prefix}_*" have schema version ${version}, newer than this library's ` +
       `${SCHEMA_VERSION}; upgrade b24-portal-tokens in every process that shares them`,
+    { reason: 'schema-version' },
   );
+}
+
+/** The store's table names as a person reads them (without the quotes). */
+export function tableList(n: SchemaNames): string {
+  return [n.meta, n.records, n.locks, n.budgets].map((name) => name.slice(1, -1)).join(', ');
+}
+
+/**
+ * Checks, without changing anything, that the schema is there at {@link SCHEMA_VERSION} (for a
+ * store with `createSchema: false`): missing tables and another version are typed errors, never a
+ * migration. `to_regclass` resolves the name the way the store's queries do (the search path).
+ */
+export async function checkSchema(pool: PgPoolLike, n: SchemaNames): Promise<void> {
+  let found: { database: string; meta: boolean };
+  try {
+    const { rows } = await pool.query('SELECT current_database() AS database, to_regclass($1) IS NOT NULL AS meta', [n.meta]);
+    found = { database: String(rows[0]?.['database']), meta: rows[0]?.['meta'] === true };
+  } catch (error) {
+    throw storeFailure(error, 'check its schema');
+  }
+  if (!found.meta) {
+    throw new StoreError(
+      `PostgreSQL token store: no tables named ${tableList(n)} in database ${found.database}: ` +
+        'check tablePrefix and the database (createSchema is off: nothing was created)',
+      { reason: 'schema-missing' },
+    );
+  }
+  let version: number;
+  try {
+    version = await readVersion((sql) => pool.query(sql), n);
+  } catch (error) {
+    throw storeFailure(error, 'check its schema');
+  }
+  if (version > SCHEMA_VERSION) throw tooNew(n, version);
+  if (version < SCHEMA_VERSION) {
+    throw new StoreError(
+      `PostgreSQL token store: tables "${n.prefix}_*" in database ${found.database} have schema version ${version}, ` +
+        `older than this library's ${SCHEMA_VERSION}, and createSchema is off: start the store once with ` +
+        `createSchema on to migrate them`,
+      { reason: 'schema-version' },
+    );
+  }
 }
 
 /**

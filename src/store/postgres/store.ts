@@ -40,7 +40,7 @@ import { storeFailure } from './errors.js';
 import { noFeedConfig, PgFeed } from './feed.js';
 import { checkStorable, COLUMNS, DATA_FIELDS, param, rowToRecord } from './rows.js';
 import type { PostgresTokenStoreOptions } from './options.js';
-import { DEFAULT_TABLE_PREFIX, migrate, schemaNames, type SchemaNames } from './schema.js';
+import { checkSchema, DEFAULT_TABLE_PREFIX, migrate, schemaNames, type SchemaNames } from './schema.js';
 import { durableTail, MAX_VERSION, NOTIFY, statements, type Statements } from './sql.js';
 
 /** The default `maxConnections`: 30 workers with the feed's connection each fit a default server (90 of 100). */
@@ -51,7 +51,8 @@ const DEFAULT_MAX_CONNECTIONS = 2;
  * shared by every process that opens the same database and `tablePrefix`, with per-chain locks,
  * listing and a change feed over `LISTEN`/`NOTIFY`.
  *
- * The store creates and migrates its own tables (see {@link PostgresTokenStore.ready}).
+ * The store creates and migrates its own tables (see {@link PostgresTokenStore.ready}), unless
+ * `createSchema` is `false`.
  *
  * @example
  * ```ts
@@ -79,6 +80,7 @@ export class PostgresTokenStore implements TokenStore {
   readonly #logger: Logger;
   readonly #room: ConnectionRoom;
   readonly #durable: boolean;
+  readonly #createSchema: boolean;
   #warnedDeaf = false;
   #pool: Promise<PgPoolLike> | undefined;
   #ready: Promise<void> | undefined;
@@ -120,14 +122,19 @@ export class PostgresTokenStore implements TokenStore {
     const { durableChainWrites } = options;
     if (durableChainWrites !== undefined && typeof durableChainWrites !== 'boolean') throw new TypeError('options.durableChainWrites must be a boolean');
     this.#durable = durableChainWrites ?? true;
+    const { createSchema } = options;
+    if (createSchema !== undefined && typeof createSchema !== 'boolean') throw new TypeError('options.createSchema must be a boolean');
+    this.#createSchema = createSchema ?? true;
     this.#sql = statements(this.#names, this.#durable);
   }
 
   /**
    * Connects, then creates or migrates the tables if needed (once per store; concurrent starts on an
-   * empty database are serialised). Rejects with a {@link StoreError}: `transient` when the database
-   * could not be reached, otherwise it says what to fix (credentials, a newer schema...). Optional:
-   * every other method prepares the store on first use.
+   * empty database are serialised); with `createSchema: false` it only checks that they are there
+   * (`reason` `'schema-missing'` or `'schema-version'` otherwise). Rejects with a
+   * {@link StoreError}: `transient` when the database could not be reached, otherwise it says what
+   * to fix (credentials, a newer schema...). Optional: every other method prepares the store on
+   * first use.
    */
   async ready(): Promise<void> {
     await this.#db();
@@ -141,7 +148,8 @@ export class PostgresTokenStore implements TokenStore {
     });
     const pool = await this.#pool;
     // A failed preparation (the database was down) is retried by the next call.
-    this.#ready ??= this.#room.run(() => migrate(pool, this.#names)).catch((error: unknown) => {
+    const prepare = this.#createSchema ? migrate : checkSchema;
+    this.#ready ??= this.#room.run(() => prepare(pool, this.#names)).catch((error: unknown) => {
       this.#ready = undefined;
       throw error;
     });

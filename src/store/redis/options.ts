@@ -84,6 +84,17 @@ export interface RedisTokenStoreCommonOptions {
    * when the primary has replicas (see {@link RedisReplicaOptions}).
    */
   readonly replicas?: RedisReplicaOptions | undefined;
+  /**
+   * Whether `ready()` records this release's key layout (`<prefix>:layout`) under a prefix that has
+   * none yet, as a new store's first start does. Turn it off where the store must change nothing:
+   * a read-only tool (the CLI's `status` does). Off, `ready()` only reads: when the prefix holds
+   * neither the layout key nor a portal index (a mistyped `keyPrefix`, the wrong database number),
+   * `ready()` rejects with a `StoreError` whose `reason` is `'schema-missing'`, naming the keys it
+   * looked for. Writes still record the layout as they always do. (The name matches the SQL
+   * stores' option: the layout marker is what Redis has for a schema.)
+   * @defaultValue true
+   */
+  readonly createSchema?: boolean | undefined;
 }
 
 /** The options after checking. */
@@ -96,12 +107,14 @@ export interface CheckedOptions {
   /** Replicas each chain write waits for; `undefined`: decided at `ready()` from the replicas connected. */
   readonly waitReplicas: number | undefined;
   readonly waitTimeoutMs: number;
+  readonly createSchema: boolean;
 }
 
 /** Checks the constructor's options; every mistake is a TypeError naming the option, never its value. */
 export function checkOptions(options: unknown): CheckedOptions {
   if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
-  const { url, client, nodes, keyPrefix, timeoutMs, replicas } = options as Record<string, unknown>;
+  const { url, client, nodes, keyPrefix, timeoutMs, replicas, createSchema } = options as Record<string, unknown>;
+  if (createSchema !== undefined && typeof createSchema !== 'boolean') throw new TypeError('options.createSchema must be a boolean');
   if ([url, client, nodes].filter((given) => given !== undefined).length !== 1) {
     throw new TypeError('options must have exactly one of url, client and nodes');
   }
@@ -115,6 +128,7 @@ export function checkOptions(options: unknown): CheckedOptions {
     timeoutMs: deadline,
     waitReplicas: wait,
     waitTimeoutMs,
+    createSchema: createSchema ?? true,
   };
 }
 

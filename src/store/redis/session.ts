@@ -55,6 +55,7 @@ export class RedisSession {
   readonly #waitOption: number | undefined;
   readonly #waitTimeoutMs: number;
   readonly #layoutVersion: string;
+  readonly #createSchema: boolean;
   #waitReplicas = 0;
   #connection: Promise<Connection> | undefined;
   #owned: RedisClientLike | undefined;
@@ -71,6 +72,7 @@ export class RedisSession {
     this.#waitTimeoutMs = options.waitTimeoutMs;
     this.#layoutVersion = keys.cluster ? S.CLUSTER_LAYOUT_VERSION : S.LAYOUT_VERSION;
     this.#keyPrefix = options.keyPrefix;
+    this.#createSchema = options.createSchema;
     this.#timeoutMs = options.timeoutMs;
     this.#keys = keys;
   }
@@ -160,11 +162,30 @@ export class RedisSession {
 
   async #checkLayout(): Promise<void> {
     const connection = await this.connect();
-    const layout = await this.#raw('ready', undefined, () =>
-      S.runScript(connection.client, S.LAYOUT, [this.#keys.layout], [this.#layoutVersion]),
-    );
-    if (String(layout) !== this.#layoutVersion) throw layoutError(this.#keyPrefix, String(layout), this.#layoutVersion);
+    const layout = this.#createSchema
+      ? String(await this.#raw('ready', undefined, () => S.runScript(connection.client, S.LAYOUT, [this.#keys.layout], [this.#layoutVersion])))
+      : await this.#readLayout(connection.client);
+    if (layout !== undefined && layout !== this.#layoutVersion) throw layoutError(this.#keyPrefix, layout, this.#layoutVersion);
     this.#waitReplicas = this.#waitOption ?? ((await this.#raw('ready', undefined, () => fewestReplicas(connection.client))) as number > 0 ? 1 : 0);
+  }
+
+  /**
+   * The layout recorded under the prefix, read without writing (`createSchema: false`); `undefined`
+   * when there is none but a portal index exists (a layout key lost on its own: the next write
+   * records it again). Neither: nothing was ever stored under this prefix, a typed error.
+   */
+  async #readLayout(client: RedisClientLike): Promise<string | undefined> {
+    const layout = await this.#raw('ready', undefined, () => client.call('GET', this.#keys.layout));
+    if (typeof layout === 'string' || Buffer.isBuffer(layout)) return layout.toString();
+    const slots = this.#keys.slots;
+    const found = await Promise.all(slots.map((slot) => this.#raw('ready', undefined, () => client.call('EXISTS', slot.portals))));
+    if (found.some((n) => Number(n) > 0)) return undefined;
+    const index = slots.length === 1 ? (slots[0] as (typeof slots)[number]).portals : `${slots.length} portal index keys`;
+    throw new StoreError(
+      `Redis token store: no keys under prefix '${this.#keyPrefix}' (neither ${this.#keys.layout} nor ${index} exists): ` +
+        'check keyPrefix and the database number (createSchema is off: nothing was created)',
+      { reason: 'schema-missing' },
+    );
   }
 
   /**

@@ -3,7 +3,7 @@
 
 import { StoreError } from '../../errors.js';
 import { openOwnedDatabase, toStoreError, type SqliteDatabase, type SqliteStatement } from './driver.js';
-import { migrate } from './schema.js';
+import { checkSchema, migrate } from './schema.js';
 
 /** One store's database: opened on first use, closed (when the store opened it) by {@link SqliteConnection.close}. */
 export class SqliteConnection {
@@ -11,16 +11,21 @@ export class SqliteConnection {
   readonly #filename: string | undefined;
   readonly #busyTimeoutMs: number;
   readonly #tablePrefix: string;
+  readonly #createSchema: boolean;
   readonly #statements = new Map<string, SqliteStatement>();
   #opening: Promise<SqliteDatabase> | undefined;
   #closed = false;
 
-  /** `given` is a database the caller owns; otherwise the store opens (and owns) `filename`. */
-  constructor(given: SqliteDatabase | undefined, filename: string | undefined, busyTimeoutMs: number, tablePrefix: string) {
+  /**
+   * `given` is a database the caller owns; otherwise the store opens (and owns) `filename`. With
+   * `createSchema` false nothing is created: the file and the schema must be there.
+   */
+  constructor(given: SqliteDatabase | undefined, filename: string | undefined, busyTimeoutMs: number, tablePrefix: string, createSchema = true) {
     this.#given = given;
     this.#filename = filename;
     this.#busyTimeoutMs = busyTimeoutMs;
     this.#tablePrefix = tablePrefix;
+    this.#createSchema = createSchema;
   }
 
   /**
@@ -50,13 +55,18 @@ export class SqliteConnection {
 
   async #connect(): Promise<SqliteDatabase> {
     const given = this.#given;
-    const database = given ?? (await openOwnedDatabase(this.#filename as string, this.#busyTimeoutMs));
+    const where = given === undefined ? `file ${this.#filename as string}` : 'the given database';
+    const check = (database: SqliteDatabase): void => checkSchema(database, this.#tablePrefix, where);
+    const database =
+      given ?? (await openOwnedDatabase(this.#filename as string, this.#busyTimeoutMs, this.#createSchema ? undefined : { check }));
     if (this.#closed) {
       if (given === undefined) database.close();
       throw new StoreError('SqliteTokenStore is closed', { transient: false });
     }
     try {
-      migrate(database, this.#tablePrefix);
+      // An owned file was checked as it opened; a given database is checked here.
+      if (this.#createSchema) migrate(database, this.#tablePrefix);
+      else if (given !== undefined) check(database);
     } catch (error) {
       if (given === undefined) database.close();
       throw toStoreError('schema setup', error);

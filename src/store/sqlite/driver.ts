@@ -2,7 +2,7 @@
 // (so the published types need no @types/better-sqlite3), lazy loading of the optional peer, opening
 // an owned database file (mode 0600, WAL), and turning driver errors into StoreErrors.
 
-import { open as openFile } from 'node:fs/promises';
+import { open as openFile, stat } from 'node:fs/promises';
 import { StoreError } from '../../errors.js';
 
 /** The outcome of a write statement: how many rows it changed. */
@@ -42,7 +42,7 @@ export interface SqliteDatabase {
 }
 
 /** The `better-sqlite3` `Database` constructor, as far as the store uses it. */
-type DriverConstructor = new (filename: string, options?: { timeout?: number }) => SqliteDatabase;
+type DriverConstructor = new (filename: string, options?: { timeout?: number; fileMustExist?: boolean }) => SqliteDatabase;
 
 const DRIVER = 'better-sqlite3';
 let loading: Promise<DriverConstructor> | undefined;
@@ -80,30 +80,53 @@ const FILE_PROBLEMS: Readonly<Record<string, string>> = {
   EROFS: 'the file system is read-only',
 };
 
+/** How {@link openOwnedDatabase} treats a file that is not a store yet. */
+export interface OpenExisting {
+  /**
+   * Runs on the open connection before anything is changed (the journal mode included); throws
+   * when the file is not the store's. Given, the file must exist: it is never created.
+   */
+  readonly check: (database: SqliteDatabase) => void;
+}
+
 /**
  * Opens (creating it with mode 0600 if missing) the database file the store owns, in WAL mode with
  * a busy timeout and full fsync. The file is created by us, not by SQLite, so its mode is ours;
- * SQLite gives the -wal and -shm files the database file's mode.
+ * SQLite gives the -wal and -shm files the database file's mode. With `existing`, a missing file
+ * is a `'schema-missing'` StoreError and `existing.check` runs before the first change.
  */
-export async function openOwnedDatabase(filename: string, busyTimeoutMs: number): Promise<SqliteDatabase> {
+export async function openOwnedDatabase(filename: string, busyTimeoutMs: number, existing?: OpenExisting): Promise<SqliteDatabase> {
   const Driver = await loadDriver();
   try {
-    // 'a': create if missing (mode 0600, less the umask), never truncate; opened for writing so a
-    // read-only file or location fails here, with a clear message, rather than at the first write.
-    const handle = await openFile(filename, 'a', 0o600);
-    await handle.close();
+    if (existing === undefined) {
+      // 'a': create if missing (mode 0600, less the umask), never truncate; opened for writing so a
+      // read-only file or location fails here, with a clear message, rather than at the first write.
+      const handle = await openFile(filename, 'a', 0o600);
+      await handle.close();
+    } else if (!(await stat(filename)).isFile()) {
+      throw Object.assign(new Error('not a file'), { code: 'EISDIR' });
+    }
   } catch (cause) {
     const code = (cause as NodeJS.ErrnoException).code ?? '';
+    if (existing !== undefined && code === 'ENOENT') {
+      throw new StoreError(`SQLite database file ${filename} does not exist: check the path (createSchema is off: nothing was created)`, {
+        cause,
+        transient: false,
+        reason: 'schema-missing',
+      });
+    }
     const problem = FILE_PROBLEMS[code] ?? `it cannot be opened for writing (${/^E[A-Z]+$/.test(code) ? code : 'I/O error'})`;
     throw new StoreError(`SQLite database file ${filename} cannot be used: ${problem}`, { cause, transient: false });
   }
   let database: SqliteDatabase;
   try {
-    database = new Driver(filename, { timeout: busyTimeoutMs });
+    // fileMustExist: a file removed since the check above is not created by SQLite either.
+    database = new Driver(filename, existing === undefined ? { timeout: busyTimeoutMs } : { timeout: busyTimeoutMs, fileMustExist: true });
   } catch (cause) {
     throw toStoreError('open', cause);
   }
   try {
+    existing?.check(database);
     setWal(database, busyTimeoutMs);
     // Every commit is fsynced before the call returns: a refresh token is single-use, so losing a
     // committed refresh to a power cut would lose the portal's chain (WAL's NORMAL level may).

@@ -26,13 +26,26 @@ export interface SqliteTokenStoreCommonOptions {
    * @defaultValue `Date.now`
    */
   readonly now?: (() => number) | undefined;
+  /**
+   * Whether the store creates the database file and its tables and migrates them to this release's
+   * schema (in `ready()` or the first call). Turn it off where the store must change nothing: a
+   * read-only tool (the CLI's `status` does), or a schema managed apart. Off, a missing file is not
+   * created (better-sqlite3's `fileMustExist`), no `CREATE` or `ALTER` runs, and the journal mode
+   * is left alone until the tables are found; missing tables (or file) reject `ready()` and every
+   * other call with a `StoreError` whose `reason` is `'schema-missing'`, naming what was looked for;
+   * another schema version rejects with `reason` `'schema-version'`. Records are read and written
+   * as usual when the tables are there. (Named for what it turns off: `readOnly` would promise that
+   * writes are refused, and they are not.)
+   * @defaultValue true
+   */
+  readonly createSchema?: boolean | undefined;
 }
 
 /** Open (and own) a database file. */
 export interface SqliteTokenStoreFileOptions extends SqliteTokenStoreCommonOptions {
   /**
-   * Path of the database file. Created with mode 0600 if missing (it holds tokens); its directory
-   * must exist. The store opens it in WAL mode and closes it in {@link SqliteTokenStore.close}.
+   * Path of the database file. Created with mode 0600 if missing (it holds tokens; not with
+   * `createSchema: false`); its directory must exist. The store opens it in WAL mode and closes it in {@link SqliteTokenStore.close}.
    */
   readonly filename: string;
   /** Not with `filename`. */
@@ -60,12 +73,13 @@ export interface CheckedOptions {
   readonly tablePrefix: string;
   readonly busyTimeoutMs: number;
   readonly now: () => number;
+  readonly createSchema: boolean;
 }
 
 /** Checks the constructor's options; every mistake is a TypeError naming the option. */
 export function checkOptions(options: SqliteTokenStoreOptions): CheckedOptions {
   checkOneOf(options, 'filename', 'database');
-  const { filename, database, tablePrefix = DEFAULT_TABLE_PREFIX, busyTimeoutMs = 5000, now = Date.now } = options;
+  const { filename, database, tablePrefix = DEFAULT_TABLE_PREFIX, busyTimeoutMs = 5000, now = Date.now, createSchema = true } = options;
   if (filename !== undefined && (typeof filename !== 'string' || filename.length === 0 || filename.includes('\0'))) {
     throw new TypeError('options.filename must be a non-empty path');
   }
@@ -78,5 +92,6 @@ export function checkOptions(options: SqliteTokenStoreOptions): CheckedOptions {
     throw new TypeError('options.busyTimeoutMs must be a non-negative integer');
   }
   if (typeof now !== 'function') throw new TypeError('options.now must be a function');
-  return { filename, database, tablePrefix, busyTimeoutMs, now };
+  if (typeof createSchema !== 'boolean') throw new TypeError('options.createSchema must be a boolean');
+  return { filename, database, tablePrefix, busyTimeoutMs, now, createSchema };
 }

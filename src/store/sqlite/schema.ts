@@ -170,7 +170,40 @@ function checkNotNewer(version: number): void {
   if (version > SCHEMA_VERSION) {
     throw new StoreError(
       `SQLite store schema is version ${version}, newer than this library supports (${SCHEMA_VERSION}): upgrade b24-portal-tokens`,
-      { transient: false },
+      { transient: false, reason: 'schema-version' },
+    );
+  }
+}
+
+/** The store's table names as a person reads them (without the quotes). */
+export function tableList(prefix: string): string {
+  const names = tableNames(prefix);
+  return [names.meta, names.chains, names.locks, names.budgets].map((name) => name.slice(1, -1)).join(', ');
+}
+
+/**
+ * Checks, without changing anything, that the schema is there at {@link SCHEMA_VERSION} (for a
+ * store with `createSchema: false`): missing tables and another version are typed errors, never a
+ * migration. `where` names the database in the message (its file).
+ */
+export function checkSchema(database: SqliteDatabase, prefix: string, where: string): void {
+  const names = tableNames(prefix);
+  const meta = names.meta.slice(1, -1);
+  const found = database.prepare("SELECT 1 AS found FROM sqlite_master WHERE type = 'table' AND name = ?").get(meta);
+  if (found === undefined) {
+    throw new StoreError(
+      `SQLite store: no tables named ${tableList(prefix)} in ${where}: check the file and tablePrefix ` +
+        '(createSchema is off: nothing was created)',
+      { transient: false, reason: 'schema-missing' },
+    );
+  }
+  const version = storedVersion(database, names);
+  checkNotNewer(version);
+  if (version < SCHEMA_VERSION) {
+    throw new StoreError(
+      `SQLite store schema in ${where} is version ${version}, older than this library's ${SCHEMA_VERSION}, and ` +
+        'createSchema is off: open the store once with createSchema on to migrate it',
+      { transient: false, reason: 'schema-version' },
     );
   }
 }

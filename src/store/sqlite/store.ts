@@ -79,18 +79,19 @@ export class SqliteTokenStore implements TokenStore {
 
   /** Checks the options; opens nothing until {@link ready} or the first call. */
   constructor(options: SqliteTokenStoreOptions) {
-    const { filename, database, tablePrefix, busyTimeoutMs, now } = checkOptions(options);
+    const { filename, database, tablePrefix, busyTimeoutMs, now, createSchema } = checkOptions(options);
     this.filename = filename;
     this.tablePrefix = tablePrefix;
-    this.#connection = new SqliteConnection(database, filename, busyTimeoutMs, tablePrefix);
+    this.#connection = new SqliteConnection(database, filename, busyTimeoutMs, tablePrefix, createSchema);
     this.#now = now;
     this.#names = tableNames(tablePrefix);
   }
 
   /**
    * Opens the database (a file: creating it with mode 0600), creates or migrates the schema, and
-   * fails fast with a {@link StoreError} saying what to fix. Idempotent; after a failure, the next
-   * call tries again.
+   * fails fast with a {@link StoreError} saying what to fix. With `createSchema: false` it creates
+   * nothing and only checks that the file and the schema are there (`reason` `'schema-missing'` or
+   * `'schema-version'` otherwise). Idempotent; after a failure, the next call tries again.
    */
   async ready(): Promise<void> {
     await this.#open();

@@ -3,9 +3,10 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
-    // Tests that stop the shared database servers, and the 30-process fleet (it needs the machine to
-    // itself), run in their own serial pass (vitest.outage.config.ts).
-    exclude: ['test/**/*-outage.test.ts', 'test/**/*-fleet.test.ts', 'node_modules/**'],
+    // The 30-process fleet needs the machine to itself: it runs in a pass of its own
+    // (vitest.soak.config.ts). The outage tests stop servers of their own
+    // (test/support/private-servers.ts), so they run here, beside everything else.
+    exclude: ['test/**/*-fleet.test.ts', 'node_modules/**'],
     // Builds dist/ once, before any file runs, when it is missing or older than src/ (the package
     // and README tests import the built package).
     globalSetup: ['test/global-setup.ts'],

@@ -22,5 +22,5 @@ if (fs.existsSync("coverage/coverage-summary.json")) {
 ' || true
 # The outage pass: stops and restarts PostgreSQL and Redis, so it runs alone, after everything else.
 echo "Outage and fleet tests (serial):"
-npx vitest run --config vitest.outage.config.ts || status=$?
+npx vitest run --config vitest.soak.config.ts || status=$?
 exit $status

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The test command: runs vitest (its global setup, test/global-setup.ts, builds dist/ when it is
+# The test command (`npm test`): runs vitest (its global setup, test/global-setup.ts, builds dist/ when it is
 # missing or older than src/, so nothing is built twice), with coverage when CI=true, and prints a
 # plain "N passed, N failed, N skipped" line (and the coverage summary) that any CI reader understands.
 set -euo pipefail
@@ -20,7 +20,6 @@ if (fs.existsSync("coverage/coverage-summary.json")) {
   console.log(`Coverage: ${["statements", "branches", "functions", "lines"].map(pct).join(", ")}`);
 }
 ' || true
-# The outage pass: stops and restarts PostgreSQL and Redis, so it runs alone, after everything else.
-echo "Outage and fleet tests (serial):"
-npx vitest run --config vitest.outage.config.ts || status=$?
+# The long soaks and the 30-process fleet are `npm run test:soak` (vitest.soak.config.ts), which CI
+# runs after this.
 exit $status

@@ -1,28 +1,31 @@
-// The pool through a PostgreSQL outage (the server is stopped and started from the test): while it
-// is down callers get a typed transient StoreError; afterwards the same pool works without a
-// restart, its change subscription is back (another worker's refresh is followed), and no stored
-// chain is lost. Runs in the serial outage pass (vitest.outage.config.ts).
-import { afterAll, describe, expect, it } from 'vitest';
+// The pool through a PostgreSQL outage (a server of the test's own, test/support/private-servers.ts,
+// stopped and started from the test): while it is down callers get a typed transient StoreError;
+// afterwards the same pool works without a restart, its change subscription is back (another
+// worker's refresh is followed), and no stored chain is lost.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StoreError } from '../../src/errors.js';
 import { silentLogger } from '../../src/logger.js';
 import { PortalClientPool } from '../../src/pool/pool.js';
 import { PostgresTokenStore } from '../../src/store/postgres/index.js';
 import { FakeBitrix24, seedStore } from '../../src/testing/fake-bitrix24.js';
-import { dropTables, ensurePostgresRunning, enterGate, PG_URL, pgCtl, uniquePrefix, waitForPostgres } from '../store/fixtures/pg-support.js';
-import { serviceAvailable } from '../support/services.js';
+import { uniquePrefix } from '../store/fixtures/pg-support.js';
+import { type PrivateServer, privateServerAvailable, startPrivatePostgres } from '../support/private-servers.js';
 
-const available = await serviceAvailable('postgres');
+const available = privateServerAvailable('postgres');
+let database: PrivateServer | undefined;
+beforeAll(async () => {
+  if (available) database = await startPrivatePostgres();
+}, 120_000);
 afterAll(async () => {
-  await ensurePostgresRunning(); // whatever happened, leave PostgreSQL running for everyone else
-});
+  await database?.dispose();
+}, 120_000);
 
 describe.skipIf(!available)('the pool through a PostgreSQL outage', () => {
   it('answers typed transient errors while down, then recovers with its feed, and loses no chain', async () => {
-    const leave = await enterGate('exclusive');
     const b24 = await FakeBitrix24.start();
     const prefix = uniquePrefix('pooloutage');
-    const store = new PostgresTokenStore({ connectionString: PG_URL, tablePrefix: prefix });
-    const writer = new PostgresTokenStore({ connectionString: PG_URL, tablePrefix: prefix });
+    const store = new PostgresTokenStore({ connectionString: database!.url, tablePrefix: prefix });
+    const writer = new PostgresTokenStore({ connectionString: database!.url, tablePrefix: prefix });
     const pool = new PortalClientPool({ ...b24.trust, store, clientId: b24.clientId, clientSecret: b24.clientSecret, logger: silentLogger });
     const other = new PortalClientPool({ ...b24.trust, store: writer, clientId: b24.clientId, clientSecret: b24.clientSecret, logger: silentLogger });
     try {
@@ -34,12 +37,11 @@ describe.skipIf(!available)('the pool through a PostgreSQL outage', () => {
       await pool.clientFor(cached.memberId);
       const before = JSON.stringify(await store.get(uncached.memberId));
 
-      await pgCtl('stop');
+      await database!.stop();
       const failure = await pool.clientFor(uncached.memberId).catch((error: unknown) => error);
       expect(failure).toBeInstanceOf(StoreError);
       expect((failure as StoreError).transient).toBe(true);
-      await pgCtl('start');
-      await waitForPostgres();
+      await database!.start();
 
       // The same pool works again, and nothing stored was lost.
       expect((await (await pool.clientFor(uncached.memberId)).actions.v2.call.make({ method: 'profile' })).isSuccess).toBe(true);
@@ -56,14 +58,12 @@ describe.skipIf(!available)('the pool through a PostgreSQL outage', () => {
       expect(b24.stats.rest.invalidToken + b24.stats.rest.expiredToken).toBe(refused);
       expect(pool.stats().refreshes).toBe(0);
     } finally {
-      await ensurePostgresRunning();
+      await database!.start(); // a no-op unless the test failed while the server was down
       await pool.close();
       await other.close();
       await store.close();
       await writer.close();
-      await dropTables(prefix);
       await b24.close();
-      await leave();
     }
   }, 120_000);
 });

@@ -1,16 +1,15 @@
-// PostgresTokenStore through a real database outage: the test stops the PostgreSQL server and starts
-// it again (always, in finally and afterAll). Its own file, and it waits at a gate until no other
-// PostgreSQL test file is running, so stopping the server never breaks them.
+// PostgresTokenStore through a real database outage: the test stops a PostgreSQL server of its own
+// (test/support/private-servers.ts) and starts it again, so it runs beside every other test file.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StoreError } from '../../src/errors.js';
 import { PostgresTokenStore } from '../../src/store/postgres/index.js';
 import type { PortalRecord, StoreChange } from '../../src/store/token-store.js';
 import { sampleRecord } from '../../src/testing/conformance/records.js';
-import { serviceAvailable } from '../support/services.js';
-import { dropTables, ensurePostgresRunning, enterGate, PG_CLUSTER, PG_URL, pgCtl, uniquePrefix, waitForPostgres } from './fixtures/pg-support.js';
+import { type PrivateServer, privateServerAvailable, startPrivatePostgres } from '../support/private-servers.js';
+import { uniquePrefix } from './fixtures/pg-support.js';
 
-const available = await serviceAvailable('postgres');
+const available = privateServerAvailable('postgres');
 async function until(check: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!check()) {
@@ -19,15 +18,18 @@ async function until(check: () => boolean, what: string, timeoutMs = 30_000): Pr
   }
 }
 
-describe.skipIf(!available || PG_CLUSTER === undefined)('PostgresTokenStore through a database restart', () => {
+describe.skipIf(!available)('PostgresTokenStore through a database restart', () => {
+  let database: PrivateServer | undefined;
+  beforeAll(async () => {
+    database = await startPrivatePostgres();
+  }, 120_000);
   afterAll(async () => {
-    await ensurePostgresRunning();
+    await database?.dispose();
   }, 120_000);
 
   it('rejects with transient errors while the server is down, then works again in the same instance, losing nothing', async () => {
-    const leave = await enterGate('exclusive');
     const prefix = uniquePrefix('outage');
-    const store = new PostgresTokenStore({ connectionString: PG_URL, tablePrefix: prefix, connectTimeoutMs: 3_000 });
+    const store = new PostgresTokenStore({ connectionString: database!.url, tablePrefix: prefix, connectTimeoutMs: 3_000 });
     const statuses: string[] = [];
     const changes: StoreChange[] = [];
     try {
@@ -39,7 +41,7 @@ describe.skipIf(!available || PG_CLUSTER === undefined)('PostgresTokenStore thro
         onStatus: (status) => statuses.push(status),
       });
 
-      await pgCtl('stop');
+      await database!.stop();
       try {
         await until(() => statuses.includes('lost'), 'the feed to report lost');
         for (const attempt of [
@@ -54,8 +56,7 @@ describe.skipIf(!available || PG_CLUSTER === undefined)('PostgresTokenStore thro
           expect((error as StoreError).transient).toBe(true);
         }
       } finally {
-        await pgCtl('start');
-        await waitForPostgres();
+        await database!.start();
       }
 
       // The same instance works again, without being recreated.
@@ -70,10 +71,8 @@ describe.skipIf(!available || PG_CLUSTER === undefined)('PostgresTokenStore thro
       expect(changes).toStrictEqual([{ memberId: 'portal-02', chain: 'portal', version: 2, deleted: false }]);
       await subscription.close();
     } finally {
-      await ensurePostgresRunning();
+      await database!.start(); // a no-op unless the test failed while the server was down
       await store.close();
-      await dropTables(prefix).catch(() => undefined);
-      await leave();
     }
   }, 300_000);
 });

@@ -1,42 +1,21 @@
-// RedisTokenStore through a Redis outage: the real server is shut down and started again. While it is
+// RedisTokenStore through a Redis outage: a real server of the test's own (test/support/private-servers.ts)
+// is shut down and started again, so the file runs beside every other test file. While it is
 // down every call rejects with a transient StoreError (none hangs); afterwards the same store works,
 // and its change feed reports 'lost', then 'restored', and delivers later changes.
 //
 // This Redis keeps nothing on disk (--save "" --appendonly no), so what was written before the outage
 // is gone after it. A production Redis must persist: see RedisTokenStore's TSDoc.
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StoreError } from '../../src/errors.js';
 import { RedisTokenStore } from '../../src/store/redis/index.js';
 import type { StoreChange } from '../../src/store/token-store.js';
 import { sampleRecord } from '../../src/testing/conformance/records.js';
-import { serviceAvailable } from '../support/services.js';
-import { dropPrefix, inspector, REDIS_URL, uniquePrefix } from './fixtures/redis-support.js';
+import { type PrivateServer, privateServerAvailable, startPrivateRedis } from '../support/private-servers.js';
+import { uniquePrefix } from './fixtures/redis-support.js';
 
-const run = promisify(execFile);
-const available = await serviceAvailable('redis');
+const available = privateServerAvailable('redis');
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function ping(): Promise<boolean> {
-  return run('redis-cli', ['-p', '6379', 'ping']).then(
-    ({ stdout }) => stdout.trim() === 'PONG',
-    () => false,
-  );
-}
-
-async function stopRedis(): Promise<void> {
-  await run('redis-cli', ['-p', '6379', 'shutdown', 'nosave']).catch(() => undefined); // the connection drops as it stops
-  for (let i = 0; i < 200 && (await ping()); i++) await sleep(25);
-}
-
-async function startRedis(): Promise<void> {
-  if (await ping()) return;
-  await run('redis-server', ['--daemonize', 'yes', '--bind', '127.0.0.1', '--port', '6379', '--save', '', '--appendonly', 'no']);
-  for (let i = 0; i < 400 && !(await ping()); i++) await sleep(25);
-  if (!(await ping())) throw new Error('Redis did not come back');
-}
 
 async function until(check: () => boolean): Promise<void> {
   for (let i = 0; i < 500 && !check(); i++) await sleep(20);
@@ -49,15 +28,20 @@ async function rejection(promise: Promise<unknown>): Promise<unknown> {
   );
 }
 
+let redis: PrivateServer | undefined;
+beforeAll(async () => {
+  if (available) redis = await startPrivateRedis();
+}, 60_000);
 afterAll(async () => {
-  await startRedis(); // whatever happened, leave Redis running for everyone else
-});
+  await redis?.dispose();
+}, 60_000);
 
 describe.skipIf(!available)('RedisTokenStore through a Redis outage', () => {
   it('fails fast while Redis is down, then the same store and its feed work again', async () => {
     const keyPrefix = uniquePrefix('outage');
-    const store = new RedisTokenStore({ url: REDIS_URL, keyPrefix, timeoutMs: 120_000 });
-    const given = new Redis(REDIS_URL);
+    const url = redis!.url;
+    const store = new RedisTokenStore({ url, keyPrefix, timeoutMs: 120_000 });
+    const given = new Redis(url);
     given.on('error', () => undefined); // its reconnect attempts while Redis is down are expected
     const borrowed = new RedisTokenStore({ client: given, keyPrefix, timeoutMs: 1_000 });
     const statuses: string[] = [];
@@ -66,11 +50,11 @@ describe.skipIf(!available)('RedisTokenStore through a Redis outage', () => {
       await store.upsert(sampleRecord('m1'));
       await borrowed.ready();
       await store.subscribe({ onChange: (change) => changes.push(change), onStatus: (status) => statuses.push(status) });
-      const closing = new RedisTokenStore({ url: REDIS_URL, keyPrefix, timeoutMs: 120_000 });
+      const closing = new RedisTokenStore({ url, keyPrefix, timeoutMs: 120_000 });
       await closing.ready();
       await closing.subscribe({ onChange: () => undefined });
       try {
-        await stopRedis();
+        await redis!.stop();
         await until(() => statuses.length > 0);
         expect(statuses).toStrictEqual(['lost']);
         // A store with a 2-minute deadline still fails at once: its own connection gives up per call.
@@ -88,7 +72,7 @@ describe.skipIf(!available)('RedisTokenStore through a Redis outage', () => {
         await closing.close();
         await expect(closing.get('m1')).rejects.toThrow(/closed/);
       } finally {
-        await startRedis();
+        await redis!.start();
       }
       // Redis came back empty (no persistence here): m1 is gone, and the store works again as it is.
       await until(() => statuses.length > 1);
@@ -103,9 +87,6 @@ describe.skipIf(!available)('RedisTokenStore through a Redis outage', () => {
       await store.close();
       await borrowed.close();
       given.disconnect();
-      const admin = inspector();
-      await dropPrefix(admin, keyPrefix).catch(() => undefined);
-      admin.disconnect();
     }
   }, 60_000);
 });

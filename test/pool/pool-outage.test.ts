@@ -5,6 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StoreError } from '../../src/errors.js';
 import { silentLogger } from '../../src/logger.js';
+import { recordingLogger } from '../coordinator/helpers.js';
 import { PortalClientPool } from '../../src/pool/pool.js';
 import { PostgresTokenStore } from '../../src/store/postgres/index.js';
 import { FakeBitrix24, seedStore } from '../../src/testing/fake-bitrix24.js';
@@ -26,7 +27,8 @@ describe.skipIf(!available)('the pool through a PostgreSQL outage', () => {
     const prefix = uniquePrefix('pooloutage');
     const store = new PostgresTokenStore({ connectionString: database!.url, tablePrefix: prefix });
     const writer = new PostgresTokenStore({ connectionString: database!.url, tablePrefix: prefix });
-    const pool = new PortalClientPool({ ...b24.trust, store, clientId: b24.clientId, clientSecret: b24.clientSecret, logger: silentLogger });
+    const logger = recordingLogger();
+    const pool = new PortalClientPool({ ...b24.trust, store, clientId: b24.clientId, clientSecret: b24.clientSecret, logger });
     const other = new PortalClientPool({ ...b24.trust, store: writer, clientId: b24.clientId, clientSecret: b24.clientSecret, logger: silentLogger });
     try {
       const cached = b24.addPortal();
@@ -48,8 +50,11 @@ describe.skipIf(!available)('the pool through a PostgreSQL outage', () => {
       expect(JSON.stringify(await store.get(uncached.memberId))).toBe(before);
 
       // The subscription is back: another worker's refresh reaches the cached client without a refused call.
-      for (let i = 0; i < 100 && (await pool.clientFor(cached.memberId).then(() => false, () => true)); i++) await new Promise((r) => setTimeout(r, 50));
-      await new Promise((resolve) => setTimeout(resolve, 1500)); // the feed reconnects with back-off
+      // Waits for the pool's own word that its feed is back (it reconnects with back-off), not a fixed time.
+      const feedBack = (): boolean => logger.lines.some((line) => /change feed is back|subscribed to the store change feed/.test(line.message ?? ''));
+      for (let i = 0; i < 600 && !feedBack(); i++) await new Promise((r) => setTimeout(r, 50));
+      expect(logger.lines.some((line) => /change feed is down/.test(line.message ?? ''))).toBe(true);
+      expect(feedBack()).toBe(true);
       b24.expireAccessTokens(cached.memberId);
       expect((await (await other.clientFor(cached.memberId)).actions.v2.call.make({ method: 'profile' })).isSuccess).toBe(true);
       await new Promise((resolve) => setTimeout(resolve, 300));

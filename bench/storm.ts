@@ -21,6 +21,7 @@ import type { TokenStore } from '../src/store/token-store.js';
 import { seedStore, type FakeBitrix24 } from '../src/testing/fake-bitrix24.js';
 import { median, percentile } from './lib.js';
 import { createStore, type StoreKind, type StoreLocation } from './stores.js';
+import type { StormTrace, TraceEvent } from './storm-trace.js';
 
 /**
  * The SDK's rate limiter (a burst of 50, then 2 requests/s per client) is opened wide for every
@@ -50,18 +51,30 @@ export interface Caller {
   readonly lockWaits?: () => number[];
 }
 
-/** Makes the caller of a strategy. */
-export async function caller(strategy: Strategy, store: TokenStore, credentials: Credentials): Promise<Caller> {
+/** Makes the caller of a strategy; `trace` (the pool only) follows its calls, requests and refreshes. */
+export async function caller(strategy: Strategy, store: TokenStore, credentials: Credentials, trace?: StormTrace): Promise<Caller> {
   const version = (i: number) => (i % 2 === 0 ? 'v2' : 'v3');
   if (strategy === 'pool') {
     // The pool's request budget (Bitrix24's 2 requests/s per portal, burst 50, at 80%) is off like
     // the SDK's limiter: 50 or 100 calls on one portal would otherwise queue for 30 s and more.
-    const pool = new PortalClientPool({ store, clientId: credentials.clientId, clientSecret: credentials.clientSecret, ...standInTrust(credentials.url), logger: silentLogger, restrictionParams: OPEN_LIMITS, requestBudget: false });
+    const pool = new PortalClientPool({ store: trace?.wrap(store) ?? store, clientId: credentials.clientId, clientSecret: credentials.clientSecret, ...standInTrust(credentials.url), logger: silentLogger, restrictionParams: OPEN_LIMITS, requestBudget: false });
     await pool.ready(); // subscribes to the store's change feed where there is one
     const waits: number[] = [];
     pool.on('lock-wait', (event) => waits.push(event.waitedMs));
+    trace?.watch(pool);
+    const call: Call = async (memberId, i) => (await (await pool.clientFor(memberId)).actions[version(i)].call.make({ method: 'profile' })).isSuccess;
     return {
-      call: async (memberId, i) => (await (await pool.clientFor(memberId)).actions[version(i)].call.make({ method: 'profile' })).isSuccess,
+      call:
+        trace === undefined
+          ? call
+          : async (memberId, i) => {
+              trace.mark('call-start');
+              try {
+                return await call(memberId, i);
+              } finally {
+                trace.mark('call-end');
+              }
+            },
       close: () => pool.close(),
       lockWaits: () => waits.splice(0),
     };
@@ -149,6 +162,8 @@ export interface StormResult {
   readonly liveP99Ms: number;
   /** The pool's waits for another worker's lock during the storm, ms each. */
   readonly lockWaits: readonly number[];
+  /** Each process's trace of the storm, when traced (bench/storm-profile.ts). */
+  readonly traces?: readonly (readonly TraceEvent[])[];
 }
 
 /** The median time of one refresh round trip at the stand-in (the physical floor of a storm). */
@@ -168,7 +183,7 @@ export async function refreshRoundTripMs(b24: FakeBitrix24, samples: number): Pr
 }
 
 /** One storm in this process: `portals` portals, `callsEach` concurrent calls on each. */
-export async function inProcess(b24: FakeBitrix24, kind: StoreKind, strategy: Strategy, portals: number, callsEach: number, scenario: string): Promise<StormResult> {
+export async function inProcess(b24: FakeBitrix24, kind: StoreKind, strategy: Strategy, portals: number, callsEach: number, scenario: string, trace?: StormTrace): Promise<StormResult> {
   const bench = await createStore(kind);
   try {
     const members: string[] = [];
@@ -177,7 +192,7 @@ export async function inProcess(b24: FakeBitrix24, kind: StoreKind, strategy: St
       await seedStore(bench.store, b24, portal.memberId);
       members.push(portal.memberId);
     }
-    const { call, close, lockWaits } = await caller(strategy, bench.store, b24);
+    const { call, close, lockWaits } = await caller(strategy, bench.store, b24, trace);
     try {
       // Warm the clients (as a running service would have), then expire every token server-side.
       await Promise.all(members.map((m) => call(m, 0).catch(() => false)));
@@ -185,10 +200,12 @@ export async function inProcess(b24: FakeBitrix24, kind: StoreKind, strategy: St
       const live = await storm(members.flatMap((m) => Array.from({ length: callsEach }, (_, i) => () => call(m, i))));
       for (const m of members) b24.expireAccessTokens(m);
       b24.resetStats();
+      trace?.take();
       const started = performance.now();
       const { failed, latencies } = await storm(members.flatMap((m) => Array.from({ length: callsEach }, (_, i) => () => call(m, i))));
       const wallMs = performance.now() - started;
       return {
+        ...(trace === undefined ? {} : { traces: [trace.take()] }),
         lockWaits: lockWaits?.() ?? [],
         store: kind,
         scenario,
@@ -231,7 +248,7 @@ export async function multiProcess(b24: FakeBitrix24, kind: StoreKind, strategy:
     for (const c of children) await c.next(); // "ready"
     for (const c of children) c.child.stdin!.write('live\n');
     const live = await Promise.all(children.map(async (c) => JSON.parse(await c.next()) as { failed: number; latencies: number[] }));
-    type Report = { failed: number; latencies: number[]; lockWaits?: number[] };
+    type Report = { failed: number; latencies: number[]; lockWaits?: number[]; trace?: TraceEvent[] };
     b24.expireAccessTokens(portal.memberId);
     b24.resetStats();
     const started = performance.now();
@@ -240,6 +257,7 @@ export async function multiProcess(b24: FakeBitrix24, kind: StoreKind, strategy:
     const wallMs = performance.now() - started;
     const latencies = reports.flatMap((r) => r.latencies);
     return {
+      ...(reports.every((r) => r.trace !== undefined) ? { traces: reports.map((r) => r.trace!) } : {}),
       lockWaits: reports.flatMap((r) => r.lockWaits ?? []),
       store: kind,
       scenario,

@@ -49,6 +49,8 @@ export interface Caller {
   readonly close: () => Promise<void>;
   /** The pool's waits for another worker's lock so far (ms each, first try to adoption or lock). */
   readonly lockWaits?: () => number[];
+  /** The pool's requests re-sent after a 401 so far (each re-send answers one refused request). */
+  readonly resends?: () => number;
 }
 
 /** Makes the caller of a strategy; `trace` (the pool only) follows its calls, requests and refreshes. */
@@ -77,6 +79,7 @@ export async function caller(strategy: Strategy, store: TokenStore, credentials:
             },
       close: () => pool.close(),
       lockWaits: () => waits.splice(0),
+      resends: () => pool.stats().resentRequests,
     };
   }
   const build = async (memberId: string): Promise<B24OAuth> => {
@@ -125,6 +128,15 @@ export async function caller(strategy: Strategy, store: TokenStore, credentials:
   };
 }
 
+/**
+ * The floor of a storm on a dead token, with live tokens: each call sends its request and, once
+ * answered, sends it again (the refused request and its re-send, without the refusal and the
+ * refresh). Every call starts at once.
+ */
+export function twice(calls: readonly (() => Promise<boolean>)[]): (() => Promise<boolean>)[] {
+  return calls.map((call) => async () => (await call()) && (await call()));
+}
+
 /** Starts every call at once; returns how many failed and each call's latency (ms). */
 export async function storm(calls: readonly (() => Promise<boolean>)[]): Promise<{ failed: number; latencies: number[] }> {
   const latencies: number[] = [];
@@ -160,6 +172,14 @@ export interface StormResult {
   readonly p99Ms: number;
   /** p99 of the same storm with live tokens (no refresh needed), run just before. */
   readonly liveP99Ms: number;
+  /**
+   * p99 of the same storm with live tokens where each call sends its request twice in a row
+   * ({@link twice}), run just before: a storm whose every request is refused once costs at least
+   * this. The pool only.
+   */
+  readonly twoWavesP99Ms?: number;
+  /** Requests the pool re-sent after a 401 during the storm, per process (each answers one 401). */
+  readonly resends?: readonly number[];
   /** The pool's waits for another worker's lock during the storm, ms each. */
   readonly lockWaits: readonly number[];
   /** Each process's trace of the storm, when traced (bench/storm-profile.ts). */
@@ -192,20 +212,24 @@ export async function inProcess(b24: FakeBitrix24, kind: StoreKind, strategy: St
       await seedStore(bench.store, b24, portal.memberId);
       members.push(portal.memberId);
     }
-    const { call, close, lockWaits } = await caller(strategy, bench.store, b24, trace);
+    const { call, close, lockWaits, resends } = await caller(strategy, bench.store, b24, trace);
     try {
       // Warm the clients (as a running service would have), then expire every token server-side.
       await Promise.all(members.map((m) => call(m, 0).catch(() => false)));
       // The same storm with live tokens: what the calls cost on this machine without any refresh.
       const live = await storm(members.flatMap((m) => Array.from({ length: callsEach }, (_, i) => () => call(m, i))));
+      const floor = strategy === 'pool' ? await storm(twice(members.flatMap((m) => Array.from({ length: callsEach }, (_, i) => () => call(m, i))))) : undefined;
       for (const m of members) b24.expireAccessTokens(m);
       b24.resetStats();
       trace?.take();
+      const resentBefore = resends?.() ?? 0;
       const started = performance.now();
       const { failed, latencies } = await storm(members.flatMap((m) => Array.from({ length: callsEach }, (_, i) => () => call(m, i))));
       const wallMs = performance.now() - started;
       return {
         ...(trace === undefined ? {} : { traces: [trace.take()] }),
+        ...(floor === undefined ? {} : { twoWavesP99Ms: percentile(floor.latencies, 99) }),
+        ...(resends === undefined ? {} : { resends: [resends() - resentBefore] }),
         lockWaits: lockWaits?.() ?? [],
         store: kind,
         scenario,
@@ -248,7 +272,12 @@ export async function multiProcess(b24: FakeBitrix24, kind: StoreKind, strategy:
     for (const c of children) await c.next(); // "ready"
     for (const c of children) c.child.stdin!.write('live\n');
     const live = await Promise.all(children.map(async (c) => JSON.parse(await c.next()) as { failed: number; latencies: number[] }));
-    type Report = { failed: number; latencies: number[]; lockWaits?: number[]; trace?: TraceEvent[] };
+    let floor: { latencies: number[] }[] | undefined;
+    if (strategy === 'pool') {
+      for (const c of children) c.child.stdin!.write('twice\n');
+      floor = await Promise.all(children.map(async (c) => JSON.parse(await c.next()) as { latencies: number[] }));
+    }
+    type Report = { failed: number; latencies: number[]; lockWaits?: number[]; trace?: TraceEvent[]; resends?: number };
     b24.expireAccessTokens(portal.memberId);
     b24.resetStats();
     const started = performance.now();
@@ -258,6 +287,8 @@ export async function multiProcess(b24: FakeBitrix24, kind: StoreKind, strategy:
     const latencies = reports.flatMap((r) => r.latencies);
     return {
       ...(reports.every((r) => r.trace !== undefined) ? { traces: reports.map((r) => r.trace!) } : {}),
+      ...(floor === undefined ? {} : { twoWavesP99Ms: percentile(floor.flatMap((r) => r.latencies), 99) }),
+      ...(reports.every((r) => r.resends !== undefined) ? { resends: reports.map((r) => r.resends!) } : {}),
       lockWaits: reports.flatMap((r) => r.lockWaits ?? []),
       store: kind,
       scenario,

@@ -1,14 +1,19 @@
 // The storm's tail, counted at the stand-in (issue 23, item 2): calls that leave once this process
 // knows the chain's token is being replaced (its own refresh in flight, or another worker's write
 // announced by the store's change feed) leave with the new token instead of meeting a 401.
+import { spawn } from 'node:child_process';
 import * as dc from 'node:diagnostics_channel';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/logger.js';
 import { PortalClientPool } from '../../src/pool/pool.js';
 import { MemoryTokenStore } from '../../src/store/memory/store.js';
 import type { ChainKey, TokenStore } from '../../src/store/token-store.js';
 import { FakeBitrix24, seedStore } from '../../src/testing/fake-bitrix24.js';
+import type { PoolStats } from '../../src/pool-events.js';
 import { serviceAvailable } from '../support/services.js';
+import type { StoreSpec } from '../support/store-specs.js';
 import { clusterStores, startWorker } from './worker-process.js';
 
 const available = { postgres: await serviceAvailable('postgres'), redis: await serviceAvailable('redis') };
@@ -20,6 +25,32 @@ beforeAll(async () => {
 afterAll(async () => {
   await b24.close();
 });
+
+const stormWorker = fileURLToPath(new URL('./fixtures/storm-worker.ts', import.meta.url));
+
+/** A storm worker (fixtures/storm-worker.ts): its own pool on `spec`, `calls` calls at once on "go". */
+function stormProcess(spec: StoreSpec, memberId: string, calls: number) {
+  const child = spawn(process.execPath, ['--import', 'tsx', stormWorker, JSON.stringify(spec), memberId, String(calls)], {
+    env: { ...process.env, B24_CLIENT_ID: b24.clientId, B24_CLIENT_SECRET: b24.clientSecret, B24_URL: b24.url },
+    stdio: 'pipe',
+  });
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+  const next = async (): Promise<string> => {
+    const { value, done } = await lines.next();
+    if (done) throw new Error(`worker ended early: ${stderr}`);
+    return value;
+  };
+  return {
+    ready: async () => expect(await next()).toBe('ready'),
+    go: async () => {
+      child.stdin.write('go\n');
+      return JSON.parse(await next()) as { ok: number; failed: number; stats: PoolStats };
+    },
+    kill: () => child.kill(),
+  };
+}
 
 const refused = (): number => b24.stats.rest.expiredToken + b24.stats.rest.invalidToken;
 
@@ -246,5 +277,44 @@ for (const shared of clusterStores('stormtail', available)) {
         await leave();
       }
     }, 60_000);
+  });
+}
+
+for (const shared of clusterStores('stormcount', available)) {
+  describe.skipIf(!shared.available)(`4 processes on ${shared.name}`, () => {
+    it('3 processes x 25 calls at once on an expired portal: each process meets at most one 401 per call, every 401 re-sent once; a 4th process firing afterwards meets none', async () => {
+      const leave = await shared.gate();
+      const prefix = `${shared.prefix}_count`;
+      const spec: StoreSpec = { kind: shared.kind, url: shared.url, prefix };
+      const store = shared.open(prefix);
+      const workers: ReturnType<typeof stormProcess>[] = [];
+      try {
+        const portal = b24.addPortal();
+        await seedStore(store, b24, portal.memberId);
+        for (let i = 0; i < 4; i++) workers.push(stormProcess(spec, portal.memberId, 25));
+        for (const w of workers) await w.ready();
+        b24.expireAccessTokens(portal.memberId);
+        b24.resetStats();
+        const storm = await Promise.all(workers.slice(0, 3).map((w) => w.go()));
+        const refusedInStorm = refused();
+        expect(storm.map((o) => o.ok)).toEqual([25, 25, 25]);
+        // A storm's requests all leave before any 401 can come back (bench/storm-profile.ts), so a
+        // process meets at most one 401 per call; none meets two, and each is answered by one re-send.
+        for (const o of storm) expect(o.stats.resentRequests).toBeLessThanOrEqual(25);
+        expect(storm.reduce((sum, o) => sum + o.stats.resentRequests, 0)).toBe(refusedInStorm);
+        expect(b24.stats.refreshRequests).toBe(1);
+        expect(b24.stats.refreshReuse).toBe(0);
+        // The 4th process heard of the new pair on the change feed before its calls left.
+        const late = await workers[3]!.go();
+        expect(late.ok).toBe(25);
+        expect(refused() - refusedInStorm, 'requests refused in the 4th process').toBe(0);
+        expect(late.stats).toMatchObject({ refreshes: 0, resentRequests: 0 });
+      } finally {
+        for (const w of workers) w.kill();
+        await store.close?.();
+        await shared.cleanup(prefix);
+        await leave();
+      }
+    }, 120_000);
   });
 }

@@ -13,6 +13,12 @@ import { PortalNotInstalledError, PortalRevokedError, UserChainMissingError, Ver
 import type { RequestBudget } from '../budget/budget.js';
 import { userIdOf, type PortalRecord } from '../store/token-store.js';
 
+/**
+ * The longest a chain's requests wait for the read of a newer record the store's change feed
+ * announced, ms: one store round trip, long past it only when the store stalls.
+ */
+export const ANNOUNCED_HOLD_MS = 2_000;
+
 /** What a slot needs from the pool that owns it. */
 export interface SlotContext {
   readonly coordinator: RefreshCoordinator;
@@ -72,10 +78,11 @@ export class ChainSlot implements ChainView, InterceptedChain {
    * `read` are the caller's; here they only end the hold.
    */
   following(read: Promise<unknown>): void {
-    const held: Promise<void> = read.then(
-      () => undefined,
-      () => undefined,
-    );
+    // Bounded: a store that stalls must not hold every call of the chain (a request with the old
+    // token that meets a 401 is re-sent with the current one anyway).
+    const stop = new AbortController();
+    const cap = this.#context.clock.sleep(ANNOUNCED_HOLD_MS, stop.signal).catch(() => undefined);
+    const held: Promise<void> = Promise.race([read.then(() => stop.abort(), () => stop.abort()), cap]);
     this.#announced = held;
     void held.then(() => {
       if (this.#announced === held) this.#announced = undefined;

@@ -217,6 +217,52 @@ describe('one process, a second pool on the same store refreshing', () => {
   });
 });
 
+describe('one process, the read of the announced record stalls', () => {
+  it('the hold is bounded: calls leave after it, meet their 401 and are re-sent after one refresh-free adoption', async () => {
+    const portal = b24.addPortal();
+    const store = new MemoryTokenStore();
+    await seedStore(store, b24, portal.memberId);
+    let stall: (() => void) | undefined;
+    const never = new Promise<void>(() => undefined);
+    const held: TokenStore = new Proxy(store, {
+      get(target, name, receiver) {
+        if (name === 'get') {
+          return async (key: ChainKey) => {
+            const s = stall;
+            stall = undefined;
+            if (s !== undefined) {
+              s();
+              await never; // this read never lands
+            }
+            return target.get(key);
+          };
+        }
+        const value: unknown = Reflect.get(target, name, receiver);
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    const options = { ...b24.trust, clientId: b24.clientId, clientSecret: b24.clientSecret, logger: silentLogger, requestBudget: false } as const;
+    const here = new PortalClientPool({ ...options, store: held });
+    const other = new PortalClientPool({ ...options, store });
+    try {
+      await here.ready();
+      expect(await (await fire(here, portal.memberId, 1)).done).toBe(1);
+      b24.expireAccessTokens(portal.memberId);
+      const stalled = deferred();
+      stall = stalled.resolve;
+      expect(await other.confirmChain(portal.memberId)).toBe('alive');
+      await stalled.promise;
+      b24.resetStats();
+      expect(await (await fire(here, portal.memberId, 5)).done).toBe(5);
+      expect(b24.stats.refreshRequests).toBe(0);
+      expect(here.stats()).toMatchObject({ refreshes: 0, resentRequests: 5 });
+    } finally {
+      await here.close();
+      await other.close();
+    }
+  });
+});
+
 for (const shared of clusterStores('stormtail', available)) {
   describe.skipIf(!shared.available)(`across processes on ${shared.name}`, () => {
     it("another process refreshes: 50 calls fired here while the change feed's news is being read leave with the new token (0 refused, 0 refreshes here)", async () => {

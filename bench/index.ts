@@ -200,6 +200,23 @@ async function stormRows(rows: Row[], b24: FakeBitrix24): Promise<void> {
         note: `p50 ${pool.p50Ms.toFixed(1)} ms; wall ${pool.wallMs.toFixed(0)} ms; shared p99 ${shared.p99Ms.toFixed(1)} ms; ${lockWaitNote(pool.lockWaits)}`,
       }),
     );
+    // The storm's floor: every request of this storm is refused once (each left before any 401
+    // came back: bench/storm-profile.ts), so each call costs at least two requests in a row.
+    if (pool.twoWavesP99Ms !== undefined) {
+      rows.push(
+        row({
+          row: 6,
+          measure: `${label}: p99 call latency, pool, against the storm's floor`,
+          value: pool.p99Ms,
+          unit: 'ms',
+          baseline: pool.twoWavesP99Ms,
+          baselineName: 'floor: same storm, tokens live, each call twice in a row',
+          target: step.kind === 'file' ? null : `<= floor + round trip (${rtt.toFixed(1)} ms) + 25 ms`,
+          pass: step.kind === 'file' ? null : pool.p99Ms <= pool.twoWavesP99Ms + rtt + 25,
+          note: `401s re-sent per process: ${(pool.resends ?? []).join(', ')}`,
+        }),
+      );
+    }
   }
 }
 

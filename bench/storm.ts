@@ -21,6 +21,7 @@ import type { TokenStore } from '../src/store/token-store.js';
 import { seedStore, type FakeBitrix24 } from '../src/testing/fake-bitrix24.js';
 import { median, percentile } from './lib.js';
 import { createStore, type StoreKind, type StoreLocation } from './stores.js';
+import type { StormTrace, TraceEvent } from './storm-trace.js';
 
 /**
  * The SDK's rate limiter (a burst of 50, then 2 requests/s per client) is opened wide for every
@@ -48,22 +49,37 @@ export interface Caller {
   readonly close: () => Promise<void>;
   /** The pool's waits for another worker's lock so far (ms each, first try to adoption or lock). */
   readonly lockWaits?: () => number[];
+  /** The pool's requests re-sent after a 401 so far (each re-send answers one refused request). */
+  readonly resends?: () => number;
 }
 
-/** Makes the caller of a strategy. */
-export async function caller(strategy: Strategy, store: TokenStore, credentials: Credentials): Promise<Caller> {
+/** Makes the caller of a strategy; `trace` (the pool only) follows its calls, requests and refreshes. */
+export async function caller(strategy: Strategy, store: TokenStore, credentials: Credentials, trace?: StormTrace): Promise<Caller> {
   const version = (i: number) => (i % 2 === 0 ? 'v2' : 'v3');
   if (strategy === 'pool') {
     // The pool's request budget (Bitrix24's 2 requests/s per portal, burst 50, at 80%) is off like
     // the SDK's limiter: 50 or 100 calls on one portal would otherwise queue for 30 s and more.
-    const pool = new PortalClientPool({ store, clientId: credentials.clientId, clientSecret: credentials.clientSecret, ...standInTrust(credentials.url), logger: silentLogger, restrictionParams: OPEN_LIMITS, requestBudget: false });
+    const pool = new PortalClientPool({ store: trace?.wrap(store) ?? store, clientId: credentials.clientId, clientSecret: credentials.clientSecret, ...standInTrust(credentials.url), logger: silentLogger, restrictionParams: OPEN_LIMITS, requestBudget: false });
     await pool.ready(); // subscribes to the store's change feed where there is one
     const waits: number[] = [];
     pool.on('lock-wait', (event) => waits.push(event.waitedMs));
+    trace?.watch(pool);
+    const call: Call = async (memberId, i) => (await (await pool.clientFor(memberId)).actions[version(i)].call.make({ method: 'profile' })).isSuccess;
     return {
-      call: async (memberId, i) => (await (await pool.clientFor(memberId)).actions[version(i)].call.make({ method: 'profile' })).isSuccess,
+      call:
+        trace === undefined
+          ? call
+          : async (memberId, i) => {
+              trace.mark('call-start');
+              try {
+                return await call(memberId, i);
+              } finally {
+                trace.mark('call-end');
+              }
+            },
       close: () => pool.close(),
       lockWaits: () => waits.splice(0),
+      resends: () => pool.stats().resentRequests,
     };
   }
   const build = async (memberId: string): Promise<B24OAuth> => {
@@ -112,6 +128,15 @@ export async function caller(strategy: Strategy, store: TokenStore, credentials:
   };
 }
 
+/**
+ * The floor of a storm on a dead token, with live tokens: each call sends its request and, once
+ * answered, sends it again (the refused request and its re-send, without the refusal and the
+ * refresh). Every call starts at once.
+ */
+export function twice(calls: readonly (() => Promise<boolean>)[]): (() => Promise<boolean>)[] {
+  return calls.map((call) => async () => (await call()) && (await call()));
+}
+
 /** Starts every call at once; returns how many failed and each call's latency (ms). */
 export async function storm(calls: readonly (() => Promise<boolean>)[]): Promise<{ failed: number; latencies: number[] }> {
   const latencies: number[] = [];
@@ -147,8 +172,18 @@ export interface StormResult {
   readonly p99Ms: number;
   /** p99 of the same storm with live tokens (no refresh needed), run just before. */
   readonly liveP99Ms: number;
+  /**
+   * p99 of the same storm with live tokens where each call sends its request twice in a row
+   * ({@link twice}), run just before: a storm whose every request is refused once costs at least
+   * this. The pool only.
+   */
+  readonly twoWavesP99Ms?: number;
+  /** Requests the pool re-sent after a 401 during the storm, per process (each answers one 401). */
+  readonly resends?: readonly number[];
   /** The pool's waits for another worker's lock during the storm, ms each. */
   readonly lockWaits: readonly number[];
+  /** Each process's trace of the storm, when traced (bench/storm-profile.ts). */
+  readonly traces?: readonly (readonly TraceEvent[])[];
 }
 
 /** The median time of one refresh round trip at the stand-in (the physical floor of a storm). */
@@ -168,7 +203,7 @@ export async function refreshRoundTripMs(b24: FakeBitrix24, samples: number): Pr
 }
 
 /** One storm in this process: `portals` portals, `callsEach` concurrent calls on each. */
-export async function inProcess(b24: FakeBitrix24, kind: StoreKind, strategy: Strategy, portals: number, callsEach: number, scenario: string): Promise<StormResult> {
+export async function inProcess(b24: FakeBitrix24, kind: StoreKind, strategy: Strategy, portals: number, callsEach: number, scenario: string, trace?: StormTrace): Promise<StormResult> {
   const bench = await createStore(kind);
   try {
     const members: string[] = [];
@@ -177,18 +212,24 @@ export async function inProcess(b24: FakeBitrix24, kind: StoreKind, strategy: St
       await seedStore(bench.store, b24, portal.memberId);
       members.push(portal.memberId);
     }
-    const { call, close, lockWaits } = await caller(strategy, bench.store, b24);
+    const { call, close, lockWaits, resends } = await caller(strategy, bench.store, b24, trace);
     try {
       // Warm the clients (as a running service would have), then expire every token server-side.
       await Promise.all(members.map((m) => call(m, 0).catch(() => false)));
       // The same storm with live tokens: what the calls cost on this machine without any refresh.
       const live = await storm(members.flatMap((m) => Array.from({ length: callsEach }, (_, i) => () => call(m, i))));
+      const floor = strategy === 'pool' ? await storm(twice(members.flatMap((m) => Array.from({ length: callsEach }, (_, i) => () => call(m, i))))) : undefined;
       for (const m of members) b24.expireAccessTokens(m);
       b24.resetStats();
+      trace?.take();
+      const resentBefore = resends?.() ?? 0;
       const started = performance.now();
       const { failed, latencies } = await storm(members.flatMap((m) => Array.from({ length: callsEach }, (_, i) => () => call(m, i))));
       const wallMs = performance.now() - started;
       return {
+        ...(trace === undefined ? {} : { traces: [trace.take()] }),
+        ...(floor === undefined ? {} : { twoWavesP99Ms: percentile(floor.latencies, 99) }),
+        ...(resends === undefined ? {} : { resends: [resends() - resentBefore] }),
         lockWaits: lockWaits?.() ?? [],
         store: kind,
         scenario,
@@ -231,7 +272,12 @@ export async function multiProcess(b24: FakeBitrix24, kind: StoreKind, strategy:
     for (const c of children) await c.next(); // "ready"
     for (const c of children) c.child.stdin!.write('live\n');
     const live = await Promise.all(children.map(async (c) => JSON.parse(await c.next()) as { failed: number; latencies: number[] }));
-    type Report = { failed: number; latencies: number[]; lockWaits?: number[] };
+    let floor: { latencies: number[] }[] | undefined;
+    if (strategy === 'pool') {
+      for (const c of children) c.child.stdin!.write('twice\n');
+      floor = await Promise.all(children.map(async (c) => JSON.parse(await c.next()) as { latencies: number[] }));
+    }
+    type Report = { failed: number; latencies: number[]; lockWaits?: number[]; trace?: TraceEvent[]; resends?: number };
     b24.expireAccessTokens(portal.memberId);
     b24.resetStats();
     const started = performance.now();
@@ -240,6 +286,9 @@ export async function multiProcess(b24: FakeBitrix24, kind: StoreKind, strategy:
     const wallMs = performance.now() - started;
     const latencies = reports.flatMap((r) => r.latencies);
     return {
+      ...(reports.every((r) => r.trace !== undefined) ? { traces: reports.map((r) => r.trace!) } : {}),
+      ...(floor === undefined ? {} : { twoWavesP99Ms: percentile(floor.flatMap((r) => r.latencies), 99) }),
+      ...(reports.every((r) => r.resends !== undefined) ? { resends: reports.map((r) => r.resends!) } : {}),
       lockWaits: reports.flatMap((r) => r.lockWaits ?? []),
       store: kind,
       scenario,

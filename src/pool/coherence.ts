@@ -196,11 +196,6 @@ export class ChangeWaiters {
 }
 
 /**
- * Follows one change of a cached chain: a delete drops it; a newer version is re-read and adopted
- * (or the client dropped when the chain is revoked or moved), unless the slot left the cache meanwhile.
- * While this process refreshes the chain, the change is looked at again once that refresh ended.
- */
-/**
  * Re-reads a cached chain before it is reused while the change feed is down (the pool's
  * `clientFor`): adopts a newer record, or drops the client when the chain is gone, revoked or
  * moved. Resolves `true` when the cached client may be used, `false` when it was dropped.
@@ -236,6 +231,13 @@ function applyRecord(
   return false;
 }
 
+/**
+ * Follows one change of a cached chain: a delete drops it; a newer version is re-read and adopted
+ * (or the client dropped when the chain is revoked or moved), unless the slot left the cache
+ * meanwhile; the chain's requests leaving during that read wait for it. While this process
+ * refreshes the chain, the change is looked at again once that refresh ended (its requests wait
+ * for the refresh).
+ */
 export function followChange(
   change: StoreChange,
   slot: ChainSlot | undefined,
@@ -255,10 +257,13 @@ export function followChange(
     void running.then(() => followChange(change, cache.current(), coordinator, cache));
     return;
   }
-  coordinator.read(change.memberId, change.chain).then(
+  // The chain's requests wait for this read (slot.following): they would carry the token the
+  // announced write most likely replaced.
+  const read = coordinator.read(change.memberId, change.chain).then(
     (record) => {
       if (cache.current() === slot) applyRecord(record, slot, coordinator, cache);
     },
     () => cache.drop('lifecycle'),
   );
+  slot.following(read);
 }

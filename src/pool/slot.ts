@@ -13,6 +13,12 @@ import { PortalNotInstalledError, PortalRevokedError, UserChainMissingError, Ver
 import type { RequestBudget } from '../budget/budget.js';
 import { userIdOf, type PortalRecord } from '../store/token-store.js';
 
+/**
+ * The longest a chain's requests wait for the read of a newer record the store's change feed
+ * announced, ms: one store round trip, long past it only when the store stalls.
+ */
+export const ANNOUNCED_HOLD_MS = 2_000;
+
 /** What a slot needs from the pool that owns it. */
 export interface SlotContext {
   readonly coordinator: RefreshCoordinator;
@@ -36,6 +42,8 @@ export class ChainSlot implements ChainView, InterceptedChain {
   readonly client: B24OAuth;
   /** An access token a portal refused while it was the current one. */
   #rejectedToken: string | undefined;
+  /** The read of a newer record the change feed announced, while it is on its way (see {@link ChainSlot.following}). */
+  #announced: Promise<void> | undefined;
   /** The REST root the SDK client was built with (the SDK never changes it). */
   readonly #sdkEndpoint: string;
   readonly #context: SlotContext;
@@ -63,8 +71,34 @@ export class ChainSlot implements ChainView, InterceptedChain {
     }
   }
 
+  /**
+   * Holds this chain's requests while `read`, the re-read of a newer record the store's change feed
+   * announced, is on its way: the write announced is most likely another worker's refresh, which
+   * killed the access token held here, so a request leaving now would only meet a 401. Failures of
+   * `read` are the caller's; here they only end the hold.
+   */
+  following(read: Promise<unknown>): void {
+    // Bounded: a store that stalls must not hold every call of the chain (a request with the old
+    // token that meets a 401 is re-sent with the current one anyway).
+    const stop = new AbortController();
+    const cap = this.#context.clock.sleep(ANNOUNCED_HOLD_MS, stop.signal).catch(() => undefined);
+    const held: Promise<void> = Promise.race([read.then(() => stop.abort(), () => stop.abort()), cap]);
+    this.#announced = held;
+    void held.then(() => {
+      if (this.#announced === held) this.#announced = undefined;
+    });
+  }
+
+  /** {@inheritDoc InterceptedChain.announced} */
+  announced(): Promise<void> | undefined {
+    return this.#announced;
+  }
+
   /** {@inheritDoc InterceptedChain.settleFlight} */
   async settleFlight(): Promise<void> {
+    // A newer record announced by the feed first (the read is one store round trip), then a
+    // refresh of this process's: whichever replaces the token, the request leaves with the new one.
+    if (this.#announced !== undefined) await this.#announced;
     const flight = this.#context.coordinator.flight(this.record.memberId, this.record.chain);
     if (flight === undefined) return;
     await flight.then(

@@ -1,6 +1,7 @@
 // Axios interceptors on each SDK HTTP client (v2 and v3) of a chain's B24OAuth:
 // - every request leaves with the chain's current token (the SDK picks the token before its rate
-//   limiter makes the request wait) and, while a refresh of the chain is in flight, waits for it;
+//   limiter makes the request wait) and, while a refresh of the chain is in flight or a newer
+//   record the store's change feed announced is being read, waits for it;
 // - a 401 for a token the chain has already moved past is re-sent with the current one; a 401 for
 //   the current token asks the coordinator first;
 // - a 3xx from a renamed portal is re-sent to the new address rather than followed as a GET;
@@ -17,8 +18,16 @@ import { restMethodOf, type ProbeFlags, type RequestBudget, type RequestOutcome 
 export interface InterceptedChain {
   /** The newest persisted record this process knows for the chain. */
   readonly record: PortalRecord;
-  /** Waits for a refresh of this chain in flight in this process (if any) and takes its outcome. */
+  /**
+   * Waits for a newer record the store's change feed announced to be read (if one is on its way),
+   * then for a refresh of this chain in flight in this process (if any), and takes their outcome.
+   */
   settleFlight(): Promise<void>;
+  /**
+   * The read of a newer record the store's change feed announced, while it is on its way (never
+   * rejects); `undefined` when none is.
+   */
+  announced?(): Promise<void> | undefined;
   /** Asks the coordinator for a pair other than `rejectedToken`. */
   replaceRejected(rejectedToken: string): Promise<PortalRecord>;
   /**
@@ -165,6 +174,10 @@ export function interceptHttpClient(http: TypeHttp, chain: InterceptedChain, res
       if (superseded) chain.markRejected(sent);
       throw error;
     }
+    // Another worker's write the feed announced may be on its way here: a 401 for the token it
+    // replaced is then re-sent with the new one, without asking the coordinator.
+    const announced = chain.announced?.();
+    if (announced !== undefined) await announced;
     let current = chain.record;
     if (current.accessToken === sent) {
       // The current token itself was refused: the coordinator decides between adopting and

@@ -163,6 +163,8 @@ interface Lease {
   extra: number;
   /** When the last step ended (unix ms): a step soon after it means demand that a lease could serve. */
   lastStepAt: number;
+  /** Whether the last step's slots had to wait: the budget binds, and slots leased then would lie far ahead. */
+  binding: boolean;
 }
 
 /** A portal's budget as this process asks for it now. */
@@ -382,7 +384,10 @@ export class RequestBudget {
           // Inside the try: the portal's limits come from the user's options and may throw.
           const { spec, margin } = this.#portalSpec(memberId);
           const lease = this.#leaseOf(memberId);
-          const extra = this.shared && margin > 0 ? lease.extra : 0;
+          // Leases serve requests that come one after another while the budget does not bind. Where
+          // it binds, waiting requests share steps anyway, and a slot leased behind them would lie
+          // seconds ahead and lapse unused when this process's calls end (capacity lost for all).
+          const extra = this.shared && margin > 0 && batch.length === 1 && !lease.binding ? lease.extra : 0;
           // One step for the waiting requests and, while requests keep coming, slots more for the
           // next ones (every step asks with the burst lowered by the margin: see leaseMarginOf).
           const cost = batch.length + extra;
@@ -393,6 +398,7 @@ export class RequestBudget {
           batch.forEach((waiter, i) => waiter.resolve({ waitMs: waitOf(i), granted: true }));
           for (let i = batch.length; i < cost; i++) lease.times.push(now + waitOf(i));
           lease.lastStepAt = now;
+          lease.binding = grant.waitMs > 0;
         } catch (error) {
           for (const waiter of batch) waiter.reject(error);
         }
@@ -406,7 +412,7 @@ export class RequestBudget {
   #leaseOf(memberId: string): Lease {
     let lease = this.#leases.get(memberId);
     if (lease === undefined) {
-      lease = { times: [], head: 0, extra: 0, lastStepAt: Number.NEGATIVE_INFINITY };
+      lease = { times: [], head: 0, extra: 0, lastStepAt: Number.NEGATIVE_INFINITY, binding: false };
       this.#leases.set(memberId, lease);
     }
     return lease;

@@ -22,7 +22,7 @@ import { ONLY, progress, row, SHORT, type Row } from './lib.js';
 import { createStore, type BenchStore, type StoreKind } from './stores.js';
 import { tenPortalsRows } from './ten-portals.js';
 
-/** The server's numbers (standard plan); the pool's budget uses 80% of them (its default headroom). */
+/** The server's numbers (standard plan); the pool's budget learns its headroom from them (the default). */
 const SERVER = { ratePerSec: 2, burst: 50 };
 /**
  * How much faster than Bitrix24's own numbers the runs go: with --short 40x; in the full run 4x
@@ -201,7 +201,7 @@ export async function budgetRows(rows: Row[]): Promise<void> {
               baselineName: load.perSec === undefined ? "bucket's floor, (N - burst) / drain" : "bucket's floor, (N - burst) / drain, or the pacing",
               target: '<= 1.1x, 0 answered 503',
               pass: one.wallMs <= 1.1 * floorMs && one.limited === 0,
-              note: `${seconds(one.wallMs)} against ${seconds(floorMs)}; ${bucket}; budget headroom 0.8 (default)`,
+              note: `${seconds(one.wallMs)} against ${seconds(floorMs)}; ${bucket}; budget headroom learned (default)`,
             }),
           );
           if (unbudgeted.length > 0) {

@@ -14,6 +14,7 @@ import type { Logger } from '../logger.js';
 import { MemoryTokenStore } from '../store/memory/store.js';
 import type { BudgetGrant, BudgetSpec, TokenStore } from '../store/token-store.js';
 import { ProbeGates } from './gates.js';
+import type { HeadroomLearner } from './headroom.js';
 import { shareTurn } from './priority.js';
 import { typedBudgetStep } from './store-errors.js';
 import { OperatingAccounts, operatingOf, operatingResetAtOf } from './operating.js';
@@ -40,6 +41,11 @@ export interface PortalBudgetStats {
   readonly operatingWaits: number;
   /** 429 `OPERATION_TIME_LIMIT` answers that reached this process; each held the method for every worker. */
   readonly operationTimeLimit: number;
+  /**
+   * The share of the portal's limits this process's budget uses now: `budgetHeadroom` when it is a
+   * number, else the learned one (1 until a 503, lower after one, recovering slowly).
+   */
+  readonly share: number;
 }
 
 /**
@@ -75,8 +81,13 @@ export interface RequestBudgetSettings {
   readonly store: TokenStore;
   /** The portal's limits (server numbers; headroom is applied here); `undefined`: its plan's. */
   readonly limitsFor: (memberId: string) => RequestBudgetLimits | undefined;
-  /** Fraction of the server's numbers the budget uses (0 < h <= 1). */
-  readonly headroom: number;
+  /**
+   * The share of the server's numbers the budget uses: a fixed fraction (0 < h <= 1), or a learner
+   * that starts at the documented numbers and gives way at a 503 (headroom.ts).
+   */
+  readonly headroom: number | HeadroomLearner;
+  /** The share of Bitrix24's operating time (480 s per method in 10 minutes) the budget lets a method use. */
+  readonly operatingHeadroom: number;
   /** The pool-wide longest wait for a slot, ms (Infinity: none). */
   readonly maxWaitMs: number;
   /** Without a shared budget in the store: the fraction of each portal's budget this process uses. */
@@ -120,25 +131,53 @@ interface SlotQueue {
   running: boolean;
 }
 
-/** The most slots beyond those asked for that one budget step leases for this process's next requests. */
+/** The most slots beyond those asked for that one budget step leases, unless the lease window holds more (see {@link leaseMarginOf}). */
 const MAX_LEASE = 4;
 
 /**
+ * How many units below its burst every step of a portal's budget asks, for a burst of `burst`
+ * (the margin m). It pays for leases: a slot this process leased ahead of its requests may be used
+ * from its time until m intervals after it (the lease window, m / rate), and a slot used up to that
+ * late arrives at most m units' worth early for the bucket, which every step leaving m units free
+ * makes room for. So the fleet stays within the portal's burst whatever mix of leased and unleased
+ * slots its workers send (the proof: docs/request-budget.md, "Leases"). The same unit is the room
+ * left for requests that reach the server later or earlier than their slot (network, event loop).
+ * One unit per 50 of burst: the standard plan (burst 50) keeps one interval (500 ms), Enterprise
+ * (250) one second, a budget of a million a second and as much burst a window of 20 ms; a burst of
+ * 1 leases nothing.
+ */
+export function leaseMarginOf(burst: number): number {
+  return burst >= 2 ? Math.max(1, Math.floor(burst / 50)) : 0;
+}
+
+/**
  * Slots of a portal's budget this process took from the store ahead of its requests. A leased slot
- * may be used from its time until one interval after it: a slot used late moves an arrival later by
- * at most one interval, which the step that leased it paid for by asking with a burst one lower
- * (so the fleet as a whole stays within the portal's limit). Slots not used in time are dropped.
+ * may be used from its time until the lease window after it (see {@link leaseMarginOf}); slots not
+ * used in time are dropped.
  */
 interface Lease {
-  /** When each leased slot may be used (unix ms, ascending). */
+  /** When each leased slot may be used (unix ms, ascending), from `head` on (an index, not shift(): a lease may hold thousands). */
   times: number[];
+  head: number;
   /** How many slots the next step leases beyond those asked for (grows while requests keep coming). */
   extra: number;
   /** When the last step ended (unix ms): a step soon after it means demand that a lease could serve. */
   lastStepAt: number;
+  /** Whether the last step's slots had to wait: the budget binds, and slots leased then would lie far ahead. */
+  binding: boolean;
 }
 
-type MutableStats = { -readonly [K in keyof PortalBudgetStats]: PortalBudgetStats[K] };
+/** A portal's budget as this process asks for it now. */
+interface PortalSpec {
+  /** The GCRA numbers every step asks with (the burst already lowered by `margin`). */
+  readonly spec: BudgetSpec;
+  /** Units below the burst, paying for leases (see {@link leaseMarginOf}). */
+  readonly margin: number;
+  /** How long after its time a leased slot may still be used, ms. */
+  readonly windowMs: number;
+}
+
+type MutableStats = { -readonly [K in Exclude<keyof PortalBudgetStats, 'share'>]: PortalBudgetStats[K] };
 
 /** One pool's request budget. */
 export class RequestBudget {
@@ -170,14 +209,27 @@ export class RequestBudget {
       );
     }
     this.#gates = new ProbeGates(settings.clock);
-    this.#operating = new OperatingAccounts((key, spec) => this.#acquire(key, spec), settings.headroom, settings.clock);
+    this.#operating = new OperatingAccounts((key, spec) => this.#acquire(key, spec), settings.operatingHeadroom, settings.clock);
   }
 
-  /** The GCRA numbers of a portal's REST budget. */
+  /** The GCRA numbers of a portal's REST budget, as every step asks for them (see {@link leaseMarginOf}). */
   specFor(memberId: string): BudgetSpec {
+    return this.#portalSpec(memberId).spec;
+  }
+
+  /** The share of a portal's limits the budget uses now (fixed, or learned). */
+  #shareOf(memberId: string): number {
+    const headroom = this.#settings.headroom;
+    return typeof headroom === 'number' ? headroom : headroom.share(memberId);
+  }
+
+  #portalSpec(memberId: string): PortalSpec {
     const limits = this.#settings.limitsFor(memberId) ?? this.#plans.get(memberId) ?? BITRIX24_PLAN_LIMITS.standard;
-    const share = (this.shared ? 1 : this.#settings.localShare) * this.#settings.headroom;
-    return { ratePerSec: limits.ratePerSec * share, burst: Math.max(1, Math.floor(limits.burst * share)) };
+    const share = (this.shared ? 1 : this.#settings.localShare) * this.#shareOf(memberId);
+    const ratePerSec = limits.ratePerSec * share;
+    const burst = Math.max(1, Math.floor(limits.burst * share));
+    const margin = leaseMarginOf(burst);
+    return { spec: { ratePerSec, burst: burst - margin }, margin, windowMs: (margin * 1000) / ratePerSec };
   }
 
   /**
@@ -221,6 +273,9 @@ export class RequestBudget {
     stats.queryLimitExceeded++;
     // Slots leased before the server said its bucket is full are not slots any more.
     this.#leases.delete(memberId);
+    // A learned headroom gives way (once per burst of refusals); the push-back below holds every worker.
+    const headroom = this.#settings.headroom;
+    if (typeof headroom !== 'number') headroom.limited(memberId);
     this.#settings.emit('query-limit-exceeded', { memberId, ms: 0, method });
     const spec = this.specFor(memberId);
     // The server's bucket is full: the next request may leave once it drained a unit, with one
@@ -256,7 +311,7 @@ export class RequestBudget {
   /** Per-portal counters. */
   stats(): Record<string, PortalBudgetStats> {
     const out: Record<string, PortalBudgetStats> = {};
-    for (const [memberId, stats] of this.#stats) out[memberId] = { ...stats };
+    for (const [memberId, stats] of this.#stats) out[memberId] = { ...stats, share: this.#shareOf(memberId) };
     return out;
   }
 
@@ -327,19 +382,23 @@ export class RequestBudget {
         const batch = queue.waiting.splice(0);
         try {
           // Inside the try: the portal's limits come from the user's options and may throw.
-          const spec = this.specFor(memberId);
+          const { spec, margin } = this.#portalSpec(memberId);
           const lease = this.#leaseOf(memberId);
-          const extra = this.shared && spec.burst > 1 ? lease.extra : 0;
-          // One step for the waiting requests and, while requests keep coming, a few slots more for
-          // the next ones (asked with a burst one lower: see Lease).
+          // Leases serve requests that come one after another while the budget does not bind. Where
+          // it binds, waiting requests share steps anyway, and a slot leased behind them would lie
+          // seconds ahead and lapse unused when this process's calls end (capacity lost for all).
+          const extra = this.shared && margin > 0 && batch.length === 1 && !lease.binding ? lease.extra : 0;
+          // One step for the waiting requests and, while requests keep coming, slots more for the
+          // next ones (every step asks with the burst lowered by the margin: see leaseMarginOf).
           const cost = batch.length + extra;
-          const grant = await this.#acquire(`rest:${memberId}`, { ...spec, cost, ...(extra > 0 ? { burst: spec.burst - 1 } : {}) });
+          const grant = await this.#acquire(`rest:${memberId}`, { ...spec, cost });
           const interval = 1000 / spec.ratePerSec;
           const now = this.#settings.clock.now();
           const waitOf = (i: number): number => Math.max(0, grant.waitMs - (cost - 1 - i) * interval);
           batch.forEach((waiter, i) => waiter.resolve({ waitMs: waitOf(i), granted: true }));
           for (let i = batch.length; i < cost; i++) lease.times.push(now + waitOf(i));
           lease.lastStepAt = now;
+          lease.binding = grant.waitMs > 0;
         } catch (error) {
           for (const waiter of batch) waiter.reject(error);
         }
@@ -353,7 +412,7 @@ export class RequestBudget {
   #leaseOf(memberId: string): Lease {
     let lease = this.#leases.get(memberId);
     if (lease === undefined) {
-      lease = { times: [], extra: 0, lastStepAt: Number.NEGATIVE_INFINITY };
+      lease = { times: [], head: 0, extra: 0, lastStepAt: Number.NEGATIVE_INFINITY, binding: false };
       this.#leases.set(memberId, lease);
     }
     return lease;
@@ -361,23 +420,23 @@ export class RequestBudget {
 
   /**
    * Takes a leased slot of the portal when one is still usable: its wait, ms; `undefined` when none
-   * is. Sizes the next lease: a step needed within one interval of the last one doubles it (up to
-   * {@link MAX_LEASE}); slots that lapsed unused halve it.
+   * is. Sizes the next lease by demand: a step needed within the lease window of the last one
+   * doubles it (up to {@link MAX_LEASE}, or the units the window holds when more); slots that lapsed
+   * unused halve it.
    */
   #leased(memberId: string): number | undefined {
     const lease = this.#leases.get(memberId);
     if (lease === undefined || !this.shared) return undefined;
     const now = this.#settings.clock.now();
-    const interval = 1000 / this.specFor(memberId).ratePerSec;
-    let lapsed = 0;
-    while (lease.times.length > 0 && (lease.times[0] as number) + interval < now) {
-      lease.times.shift();
-      lapsed++;
-    }
-    if (lapsed > 0) lease.extra = Math.floor(lease.extra / 2);
-    const next = lease.times.shift();
-    if (next !== undefined) return Math.max(0, next - now);
-    if (now - lease.lastStepAt <= interval) lease.extra = Math.min(MAX_LEASE, Math.max(1, lease.extra * 2));
+    const { margin, windowMs } = this.#portalSpec(memberId);
+    const { times } = lease;
+    const start = lease.head;
+    while (lease.head < times.length && (times[lease.head] as number) + windowMs < now) lease.head++;
+    if (lease.head > start) lease.extra = Math.floor(lease.extra / 2);
+    if (lease.head < times.length) return Math.max(0, (times[lease.head++] as number) - now);
+    times.length = 0;
+    lease.head = 0;
+    if (now - lease.lastStepAt <= windowMs) lease.extra = Math.min(Math.max(MAX_LEASE, margin), Math.max(1, lease.extra * 2));
     else if (lease.extra === 0) this.#leases.delete(memberId);
     return undefined;
   }

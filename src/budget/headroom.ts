@@ -1,12 +1,16 @@
 // Learns each portal's real headroom under Bitrix24's request limit instead of keeping a fixed
 // margin: starts at the documented rate and burst (share 1), gives way at once when the portal
 // answers 503 / QUERY_LIMIT_EXCEEDED (another app, or a bucket the numbers did not describe), and
-// recovers slowly while answers are good. Issue 23 item 3; not wired yet (see `share` and `limited`).
+// recovers slowly while answers are good. The pool's default (`budgetHeadroom` not a number):
+// `RequestBudget.specFor` asks for `share` of each portal's limits, `pushBack` calls `limited`.
 
 import type { Clock } from '../clock.js';
 import { InvalidArgumentError } from '../errors.js';
 
-/** How the learned share of a portal's documented limits moves. */
+/**
+ * How the learned share of a portal's documented limits moves (`budgetHeadroom` given as an object).
+ * @inline
+ */
 export interface HeadroomSettings {
   /** The share used with no 503 seen, in (0, 1]. @defaultValue 1 (the documented rate and burst) */
   readonly max?: number | undefined;

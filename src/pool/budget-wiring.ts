@@ -6,6 +6,8 @@ import { callOption, InvalidOptionsError } from '../errors/options.js';
 import type { Logger } from '../logger.js';
 import type { PoolStats } from '../pool-events.js';
 import { RequestBudget, SDK_LIMITER_OFF, type BudgetEvent, type RequestBudgetLimits } from '../budget/budget.js';
+import { HeadroomLearner } from '../budget/headroom.js';
+import { InvalidArgumentError } from '../errors.js';
 import type { TokenStore } from '../store/token-store.js';
 import type { PortalClientPoolOptions } from './options.js';
 import { resolveMaxResponseBytes, type SdkClientSettings } from '../sdk/client.js';
@@ -40,13 +42,37 @@ export function createBudget(
     const fixed = option === undefined ? undefined : check(option, 'requestBudget');
     limitsFor = () => fixed;
   }
-  const headroom = options.budgetHeadroom ?? 0.8;
-  if (!(headroom > 0 && headroom <= 1)) throw new InvalidOptionsError('budgetHeadroom', 'budgetHeadroom must be in (0, 1]');
+  const headroom = headroomOf(options.budgetHeadroom, clock);
   const localShare = options.localBudgetShare ?? 1;
   if (!(localShare > 0 && localShare <= 1)) throw new InvalidOptionsError('localBudgetShare', 'localBudgetShare must be in (0, 1]');
   const maxWaitMs = options.maxBudgetWaitMs ?? Number.POSITIVE_INFINITY;
   if (!(maxWaitMs >= 0)) throw new InvalidOptionsError('maxBudgetWaitMs', 'maxBudgetWaitMs must be a number >= 0');
-  return new RequestBudget({ store, limitsFor, headroom, maxWaitMs, localShare, clock, logger, emit });
+  // The operating-time account keeps a fixed margin even when the rate's headroom is learned: a 503
+  // says nothing about operating time, the account only hears of a request's time once it answered
+  // (heavy requests in flight overrun it), and a 429 holds the method for up to 10 minutes where a
+  // 503 costs a second. A fixed budgetHeadroom applies to both, as before.
+  const operatingHeadroom = typeof headroom === 'number' ? headroom : OPERATING_HEADROOM;
+  return new RequestBudget({ store, limitsFor, headroom, operatingHeadroom, maxWaitMs, localShare, clock, logger, emit });
+}
+
+/** The share of a method's operating time (480 s per 10 minutes) the budget uses unless `budgetHeadroom` fixes one. */
+const OPERATING_HEADROOM = 0.8;
+
+/** `budgetHeadroom`: a number is a fixed share; nothing or the learner's settings, a learned one. */
+function headroomOf(option: PortalClientPoolOptions['budgetHeadroom'], clock: Clock): number | HeadroomLearner {
+  if (typeof option === 'number') {
+    if (!(option > 0 && option <= 1)) throw new InvalidOptionsError('budgetHeadroom', 'budgetHeadroom must be in (0, 1]');
+    return option;
+  }
+  if (option !== undefined && (typeof option !== 'object' || option === null)) {
+    throw new InvalidOptionsError('budgetHeadroom', 'budgetHeadroom must be a number in (0, 1] or the learned headroom\'s settings');
+  }
+  try {
+    return new HeadroomLearner(clock, option);
+  } catch (error) {
+    if (error instanceof InvalidArgumentError) throw new InvalidOptionsError('budgetHeadroom', `budgetHeadroom: ${error.message}`, { cause: error });
+    throw error;
+  }
 }
 
 /** The budget's fields of PoolStats. */

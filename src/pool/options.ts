@@ -10,6 +10,7 @@ import type { FetchLike } from '../oauth/oauth-client.js';
 import type { TokenStore } from '../store/token-store.js';
 import type { RestRootRules } from '../guard/rest-roots.js';
 import type { RequestBudgetLimits } from '../budget/budget.js';
+import type { HeadroomSettings } from '../budget/headroom.js';
 import type { ProofLimits } from '../guard/proof-gate.js';
 
 /** Options of `PortalClientPool`. */
@@ -118,8 +119,20 @@ export interface PortalClientPoolOptions {
    * (yours, or the SDK helper's `loadData()`) named an Enterprise plan, else `.standard`
    */
   readonly requestBudget?: false | RequestBudgetLimits | ((memberId: string) => RequestBudgetLimits | undefined) | undefined;
-  /** The share of the server's numbers the budget uses, in (0, 1]. @defaultValue 0.8 (1.6/s and 40 on the standard plan) */
-  readonly budgetHeadroom?: number | undefined;
+  /**
+   * How much of the server's numbers the budget uses. By default the headroom is learned per portal:
+   * the documented rate and burst at first (a full portal's capacity where no other app calls it),
+   * a step down for every worker at the first 503 `QUERY_LIMIT_EXCEEDED` (the shared budget is
+   * pushed back, and the process that heard it lowers its share to 0.7 of what it was), then back
+   * up slowly while answers are good (a minute from 0.7 to 1). Settings (`max`, `min`, `decrease`,
+   * `recoverPerSec`, `settleMs`) tune the learner.
+   *
+   * A number in (0, 1] is a fixed share instead, for an app that shares its portals with other apps
+   * and must leave them room before any 503 says so (0.5: 1/s and 25 on the standard plan); it also
+   * bounds each method's operating time (otherwise 80% of its 480 s).
+   * @defaultValue learned, starting at 1
+   */
+  readonly budgetHeadroom?: number | HeadroomSettings | undefined;
   /**
    * The longest a REST request waits for a slot, ms; a longer wait fails at once with
    * `RateLimitedError` and takes nothing. Per call: `withRequestDeadline`. @defaultValue no limit

@@ -85,7 +85,7 @@ describe('PortalClientPool request budget', () => {
     expect(b24.stats.rest.queryLimitExceeded).toBe(0);
     expect((b24.stats.restByMethod['profile'] ?? 0) + (b24.stats.restByMethod['batch'] ?? 0)).toBe(30);
     const stats = pool.stats();
-    // Burst 8 (80% of 10) at once; the other 22 waited for a slot.
+    // Burst 9 (the documented 10, less the unit every step leaves free) at once; the other 21 waited for a slot.
     expect(stats.budgets[memberId]?.waits).toBeGreaterThanOrEqual(18);
     expect(stats.budgetWaits).toBe(stats.budgets[memberId]?.waits);
     expect(stats.queryLimitExceeded).toBe(0);
@@ -158,7 +158,10 @@ describe('PortalClientPool request budget', () => {
     const store = new MemoryTokenStore();
     const members: string[] = [];
     for (let i = 0; i < 10; i++) members.push(await seeded(store));
-    const pool = newPool(store);
+    // A fixed share: this test is about portals' separate budgets, nine loaded at once on a shared
+    // machine at 5 times Bitrix24's rate (one interval of margin is 100 ms here); the learned share
+    // is tested in budget-learned.test.ts.
+    const pool = newPool(store, { budgetHeadroom: 0.8 });
     const clients = await Promise.all(members.map((m) => pool.clientFor(m)));
     b24.limitRequests({ drainPerSec: LIMITS.ratePerSec, burst: LIMITS.burst });
     b24.resetStats();
@@ -171,15 +174,15 @@ describe('PortalClientPool request budget', () => {
     expect(b24.stats.rest.queryLimitExceeded).toBe(0);
     expect(stats.budgets[members[9]!]?.waits ?? 0).toBe(0);
     for (const memberId of members.slice(0, 9)) {
-      // Each portal's own burst of 8 went at once; its other 8 waited for its own slots only (up to
-      // 2 more when steps that lease slots ahead ask with a burst one lower).
+      // Each portal's own burst of 7 (80% of 10, less the unit every step leaves free) went at once;
+      // its other 9 waited for its own slots only (one more when a lone request leased a slot).
       expect(stats.budgets[memberId]?.waits).toBeGreaterThanOrEqual(6);
       expect(stats.budgets[memberId]?.waits).toBeLessThanOrEqual(10);
     }
     await pool.close();
   }, 30_000);
 
-  it('leases slots in batches: 3 pools x 30 calls one after another on one store take fewer budget steps than calls, and no 503', async () => {
+  it('leases slots while the budget does not bind: 3 pools x 30 calls one after another on one store take far fewer budget steps than calls, and no 503', async () => {
     const store = new MemoryTokenStore();
     const memberId = await seeded(store);
     const acquire = store.acquire.bind(store);
@@ -188,9 +191,11 @@ describe('PortalClientPool request budget', () => {
       if (key.startsWith('rest:')) steps++;
       return acquire(key, spec);
     };
-    const pools = [newPool(store), newPool(store), newPool(store)];
+    // 200 a second and a burst of 1,000: a margin of 20 units, a lease window of 100 ms (leaseMarginOf).
+    const wide = { ratePerSec: 200, burst: 1000 };
+    const pools = [newPool(store, { requestBudget: wide }), newPool(store, { requestBudget: wide }), newPool(store, { requestBudget: wide })];
     const clients = await Promise.all(pools.map((pool) => pool.clientFor(memberId)));
-    b24.limitRequests({ drainPerSec: LIMITS.ratePerSec, burst: LIMITS.burst });
+    b24.limitRequests({ drainPerSec: wide.ratePerSec, burst: wide.burst });
     b24.resetStats();
     steps = 0;
     const ok = await Promise.all(
@@ -203,7 +208,7 @@ describe('PortalClientPool request budget', () => {
     expect(ok).toEqual([30, 30, 30]);
     expect(b24.stats.rest.queryLimitExceeded, 'the fleet never passed the portal limit').toBe(0);
     // One step per call without leases (90); leased slots serve most calls locally.
-    expect(steps).toBeLessThan(60);
+    expect(steps).toBeLessThan(45);
     console.info(`[budget] ${steps} budget steps for 90 calls`);
     for (const pool of pools) await pool.close();
   }, 60_000);
@@ -332,9 +337,10 @@ interface WorkerOutcome {
   stats: PoolStats;
 }
 
-function startWorker(memberId: string, calls: number) {
+function startWorker(memberId: string, calls: number, headroom?: number) {
   const worker = fileURLToPath(new URL('./fixtures/budget-worker.ts', import.meta.url));
-  const child = spawn(process.execPath, ['--import', 'tsx', worker, dir, memberId, String(calls), String(LIMITS.ratePerSec), String(LIMITS.burst)], {
+  const args = [worker, dir, memberId, String(calls), String(LIMITS.ratePerSec), String(LIMITS.burst), ...(headroom === undefined ? [] : [String(headroom)])];
+  const child = spawn(process.execPath, ['--import', 'tsx', ...args], {
     env: { ...process.env, B24_CLIENT_ID: b24.clientId, B24_CLIENT_SECRET: b24.clientSecret, B24_URL: b24.url },
     stdio: 'pipe',
   });
@@ -373,7 +379,10 @@ describe('PortalClientPool request budget across processes', () => {
   it('4 processes x 20 calls on a fresh bucket share one budget: no 503', async () => {
     const store = new FileTokenStore({ directory: dir });
     const memberId = await seeded(store);
-    const workers = Array.from({ length: 4 }, () => startWorker(memberId, 20));
+    // A fixed share: at 5 times Bitrix24's rate one unit of margin is 100 ms, less than four
+    // processes' event loops lag on a shared machine. This test is about sharing one budget; the
+    // learned default at Bitrix24's own numbers is bench row 7 (0 answers of 503).
+    const workers = Array.from({ length: 4 }, () => startWorker(memberId, 20, 0.8));
     for (const w of workers) expect(await w.nextLine()).toBe('ready');
     b24.limitRequests({ drainPerSec: LIMITS.ratePerSec, burst: LIMITS.burst });
     b24.resetStats();

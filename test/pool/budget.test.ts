@@ -17,6 +17,7 @@ import { MemoryTokenStore } from '../../src/store/memory/store.js';
 import type { TokenStore } from '../../src/store/token-store.js';
 import { FakeBitrix24 } from '../../src/testing/fake-bitrix24.js';
 import { basicStore, recordingLogger, seedPortal } from './helpers.js';
+import { nodeArgs } from '../support/children.js';
 
 // The stand-in's bucket and the pool's budget: small numbers so a test takes a second or two.
 const LIMITS = { ratePerSec: 10, burst: 10 };
@@ -339,8 +340,8 @@ interface WorkerOutcome {
 
 function startWorker(memberId: string, calls: number, headroom?: number) {
   const worker = fileURLToPath(new URL('./fixtures/budget-worker.ts', import.meta.url));
-  const args = [worker, dir, memberId, String(calls), String(LIMITS.ratePerSec), String(LIMITS.burst), ...(headroom === undefined ? [] : [String(headroom)])];
-  const child = spawn(process.execPath, ['--import', 'tsx', ...args], {
+  const args = [...nodeArgs(worker), dir, memberId, String(calls), String(LIMITS.ratePerSec), String(LIMITS.burst), ...(headroom === undefined ? [] : [String(headroom)])];
+  const child = spawn(process.execPath, args, {
     env: { ...process.env, B24_CLIENT_ID: b24.clientId, B24_CLIENT_SECRET: b24.clientSecret, B24_URL: b24.url },
     stdio: 'pipe',
   });

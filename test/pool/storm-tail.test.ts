@@ -15,6 +15,7 @@ import type { PoolStats } from '../../src/pool-events.js';
 import { serviceAvailable } from '../support/services.js';
 import type { StoreSpec } from '../support/store-specs.js';
 import { clusterStores, startWorker } from './worker-process.js';
+import { nodeArgs } from '../support/children.js';
 
 const available = { postgres: await serviceAvailable('postgres'), redis: await serviceAvailable('redis') };
 
@@ -30,7 +31,7 @@ const stormWorker = fileURLToPath(new URL('./fixtures/storm-worker.ts', import.m
 
 /** A storm worker (fixtures/storm-worker.ts): its own pool on `spec`, `calls` calls at once on "go". */
 function stormProcess(spec: StoreSpec, memberId: string, calls: number) {
-  const child = spawn(process.execPath, ['--import', 'tsx', stormWorker, JSON.stringify(spec), memberId, String(calls)], {
+  const child = spawn(process.execPath, [...nodeArgs(stormWorker), JSON.stringify(spec), memberId, String(calls)], {
     env: { ...process.env, B24_CLIENT_ID: b24.clientId, B24_CLIENT_SECRET: b24.clientSecret, B24_URL: b24.url },
     stdio: 'pipe',
   });

@@ -13,6 +13,7 @@ import { seedStore, type FakeBitrix24 } from '../../src/testing/fake-bitrix24.js
 import { dropTables, enterGate } from '../store/fixtures/pg-support.js';
 import { dropPrefix, inspector } from '../store/fixtures/redis-support.js';
 import { SERVICES } from '../support/services.js';
+import { nodeArgs } from '../support/children.js';
 
 const worker = fileURLToPath(new URL('./fixtures/coherence-worker.ts', import.meta.url));
 
@@ -26,7 +27,7 @@ export interface WorkerProcess {
 
 /** Starts a worker with its own pool on the store `kind` (`postgres` | `redis`) at `url`/`prefix`. */
 export function startWorker(b24: FakeBitrix24, kind: string, url: string, prefix: string, memberId: string, listenUrl?: string): WorkerProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', worker, kind, url, prefix, memberId], {
+  const child = spawn(process.execPath, [...nodeArgs(worker), kind, url, prefix, memberId], {
     env: { ...process.env, B24_CLIENT_ID: b24.clientId, B24_CLIENT_SECRET: b24.clientSecret, B24_URL: b24.url, ...(listenUrl === undefined ? {} : { B24_PG_LISTEN_URL: listenUrl }) },
     stdio: 'pipe',
   });

@@ -13,6 +13,7 @@ import { FileInstallSpool, type SpoolApplyOutcome } from '../../src/spool/file-s
 import { sampleRecord } from '../../src/testing/conformance/records.js';
 import { recordingLogger } from '../pool/helpers.js';
 import { expectNoneInClear, KEY1, KEY2, secretTokens } from '../store/fixtures/encryption.js';
+import { nodeArgs } from '../support/children.js';
 
 let dir: string;
 let spoolDir: string;
@@ -172,7 +173,7 @@ describe('FileInstallSpool', () => {
 describe('two drainers in two processes', () => {
   const child = (logFile: string): { process: ChildProcess; ready: Promise<void>; done: Promise<string> } => {
     const script = fileURLToPath(new URL('./fixtures/drain-child.ts', import.meta.url));
-    const proc = spawn(process.execPath, ['--import', 'tsx', script, spoolDir, logFile, KEY1], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const proc = spawn(process.execPath, [...nodeArgs(script), spoolDir, logFile, KEY1], { stdio: ['pipe', 'pipe', 'inherit'] });
     let out = '';
     let resolveReady: () => void = () => undefined;
     const ready = new Promise<void>((resolve) => (resolveReady = resolve));

@@ -1,6 +1,5 @@
 // EncryptedTokenStore around RedisTokenStore: the conformance suite (with the cross-process cases in
 // real child processes) against the real Redis, and no key under the test's prefix holds a token in clear.
-import { fileURLToPath } from 'node:url';
 import { afterAll, expect, it } from 'vitest';
 import { EncryptedTokenStore } from '../../src/store/encrypted/store.js';
 import { RedisTokenStore } from '../../src/store/redis/index.js';
@@ -9,6 +8,7 @@ import { chainRecord, sampleRecord } from '../../src/testing/conformance/records
 import { serviceAvailable } from '../support/services.js';
 import { expectNoneInClear, KEY1, secretTokens } from './fixtures/encryption.js';
 import { dropPrefix, inspector, keysUnder, REDIS_URL, uniquePrefix } from './fixtures/redis-support.js';
+import { childModule } from '../support/children.js';
 
 const available = await serviceAvailable('redis');
 
@@ -28,7 +28,7 @@ if (!available) {
       await dropPrefix(admin, redisOf(store).keyPrefix);
     },
     crossProcess: {
-      module: fileURLToPath(new URL('./fixtures/open-encrypted-store.ts', import.meta.url)),
+      ...childModule(new URL('./fixtures/open-encrypted-store.ts', import.meta.url)),
       args: (store) => ({ kind: 'redis', key: KEY1, url: REDIS_URL, keyPrefix: redisOf(store).keyPrefix }),
     },
     extraTests: (getStore) => {

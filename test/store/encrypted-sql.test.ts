@@ -3,7 +3,6 @@
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { EncryptedTokenStore } from '../../src/store/encrypted/store.js';
 import { PostgresTokenStore } from '../../src/store/postgres/index.js';
@@ -13,8 +12,9 @@ import { chainRecord, sampleRecord } from '../../src/testing/conformance/records
 import { serviceAvailable } from '../support/services.js';
 import { expectNoneInClear, KEY1, secretTokens } from './fixtures/encryption.js';
 import { adminQuery, dropTables, enterGate, PG_URL, uniquePrefix } from './fixtures/pg-support.js';
+import { childModule } from '../support/children.js';
 
-const crossModule = fileURLToPath(new URL('./fixtures/open-encrypted-store.ts', import.meta.url));
+const crossModule = childModule(new URL('./fixtures/open-encrypted-store.ts', import.meta.url));
 const wrap = (inner: SqliteTokenStore | PostgresTokenStore): EncryptedTokenStore =>
   new EncryptedTokenStore(inner, { keys: { k1: KEY1 }, writeKeyId: 'k1' });
 
@@ -44,7 +44,7 @@ await describeTokenStore('EncryptedTokenStore(SqliteTokenStore)', {
     await rm(dirname(sqliteOf(store).filename as string), { recursive: true, force: true });
   },
   crossProcess: {
-    module: crossModule,
+    ...crossModule,
     args: (store) => ({ kind: 'sqlite', key: KEY1, filename: sqliteOf(store).filename, tablePrefix: sqliteOf(store).tablePrefix }),
   },
   extraTests: (getStore) => {
@@ -81,7 +81,7 @@ if (!pgAvailable) {
       await dropTables(pgOf(store).tablePrefix);
     },
     crossProcess: {
-      module: crossModule,
+      ...crossModule,
       args: (store) => ({ kind: 'postgres', key: KEY1, connectionString: PG_URL, tablePrefix: pgOf(store).tablePrefix }),
     },
     extraTests: (getStore) => {

@@ -4,7 +4,6 @@
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { inspect } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DecryptionError, PortalTokensError } from '../../src/errors.js';
@@ -17,6 +16,7 @@ import { chainRecord, sampleRecord } from '../../src/testing/conformance/records
 import { expectNoneInClear, KEY1, KEY2, secretTokens } from './fixtures/encryption.js';
 import { FeedMemoryStore } from './fixtures/feed-store.js';
 import { everything } from './fixtures/file-layout.js';
+import { childModule } from '../support/children.js';
 
 const encrypt = (inner: TokenStore, keys: Record<string, string> = { k1: KEY1 }, writeKeyId = 'k1'): EncryptedTokenStore =>
   new EncryptedTokenStore(inner, { keys, writeKeyId });
@@ -34,7 +34,7 @@ await describeTokenStore('EncryptedTokenStore(FileTokenStore)', {
   create: freshFileStore,
   destroy: (store) => rm(join(directoryOf(store), '..'), { recursive: true, force: true }),
   crossProcess: {
-    module: fileURLToPath(new URL('./fixtures/open-encrypted-file-store.ts', import.meta.url)),
+    ...childModule(new URL('./fixtures/open-encrypted-file-store.ts', import.meta.url)),
     args: (store) => ({ directory: directoryOf(store), key: KEY1 }),
   },
   extraTests: (getStore) => {

@@ -14,6 +14,7 @@ import { FileTokenStore } from '../../src/store/file/store.js';
 import type { ConditionalWriteResult, PortalRecord } from '../../src/store/token-store.js';
 import { sampleRecord } from '../../src/testing/conformance/records.js';
 import { everything, hex } from './fixtures/file-layout.js';
+import { nodeArgs } from '../support/children.js';
 
 const script = fileURLToPath(new URL('./fixtures/file-writer-child.ts', import.meta.url));
 const STALE = 'STALE-WRITER-TOKEN-41c9';
@@ -39,7 +40,7 @@ afterEach(async () => {
 
 /** Starts the child's conditional write and returns once it is paused at `stage`, then SIGSTOPs it. */
 async function stoppedWriter(stage: string, expectedVersion: number) {
-  const child = spawn(process.execPath, ['--import', 'tsx', script, directory, 'member', String(expectedVersion), STALE, stage], {
+  const child = spawn(process.execPath, [...nodeArgs(script), directory, 'member', String(expectedVersion), STALE, stage], {
     stdio: 'pipe',
   });
   children.push(child);
@@ -113,7 +114,7 @@ it('a writer stopped with its new content ready cannot land it over one newer wr
 it('readers racing 300 writes of another process (each pruning the version before it) always read a record, never an older one', async () => {
   const reader = new FileTokenStore({ directory });
   await reader.upsert(sampleRecord('member'));
-  const child = spawn(process.execPath, ['--import', 'tsx', script, directory, 'member', '1', 'streamed', 'stream:300'], { stdio: 'pipe' });
+  const child = spawn(process.execPath, [...nodeArgs(script), directory, 'member', '1', 'streamed', 'stream:300'], { stdio: 'pipe' });
   children.push(child);
   let stdout = '';
   child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));

@@ -4,13 +4,13 @@
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { StoreError } from '../../src/errors.js';
 import { FileTokenStore } from '../../src/store/file/store.js';
 import { describeTokenStore } from '../../src/testing/conformance.js';
 import { sampleRecord } from '../../src/testing/conformance/records.js';
 import { hex, newestFile } from './fixtures/file-layout.js';
+import { childModule } from '../support/children.js';
 
 const SECRET = 'SECRET-ACCESS-TOKEN-7f3a';
 
@@ -27,7 +27,7 @@ await describeTokenStore('FileTokenStore', {
   create: freshStore,
   destroy: removeStore,
   crossProcess: {
-    module: fileURLToPath(new URL('./fixtures/open-file-store.ts', import.meta.url)),
+    ...childModule(new URL('./fixtures/open-file-store.ts', import.meta.url)),
     args: (store) => ({ directory: store.directory }),
   },
   extraTests: (getStore) => {

@@ -14,6 +14,7 @@ import { PostgresTokenStore } from '../../src/store/postgres/index.js';
 import { FakeBitrix24, seedStore } from '../../src/testing/fake-bitrix24.js';
 import { serviceAvailable, SERVICES } from '../support/services.js';
 import { uniquePrefix } from './fixtures/pg-support.js';
+import { nodeArgs } from '../support/children.js';
 
 const available = await serviceAvailable('pgFleet');
 const FLEET_URL = SERVICES.pgFleet.url;
@@ -41,7 +42,7 @@ async function fleetQuery(sql: string): Promise<Record<string, unknown>[]> {
 }
 
 function start(b24: FakeBitrix24, prefix: string, members: string[]) {
-  const child = spawn(process.execPath, ['--import', 'tsx', worker, FLEET_URL, prefix, JSON.stringify(members)], {
+  const child = spawn(process.execPath, [...nodeArgs(worker), FLEET_URL, prefix, JSON.stringify(members)], {
     env: { ...process.env, B24_CLIENT_ID: b24.clientId, B24_CLIENT_SECRET: b24.clientSecret, B24_URL: b24.url },
     stdio: 'pipe',
   });

@@ -3,7 +3,6 @@
 // cross-process refresh storm, the coherence case with and without a direct feed connection, and the
 // store finding out by itself that LISTEN through the pooler hears nothing (one warning, the feed
 // reported lost, cached clients re-read before reuse).
-import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Logger } from '../../src/logger.js';
@@ -16,6 +15,7 @@ import { expectCoherence, startWorker } from '../pool/worker-process.js';
 import { serviceAvailable, SERVICES } from '../support/services.js';
 import { expectOneRefreshAcrossProcesses } from '../support/storm.js';
 import { dropTables, enterGate, PG_URL, uniquePrefix } from './fixtures/pg-support.js';
+import { childModule } from '../support/children.js';
 
 const available = (await serviceAvailable('postgres')) && (await serviceAvailable('pgbouncer'));
 const BOUNCER_URL = SERVICES.pgbouncer.url;
@@ -50,7 +50,7 @@ if (!available) {
       await dropTables(store.tablePrefix);
     },
     crossProcess: {
-      module: fileURLToPath(new URL('./fixtures/open-postgres-store.ts', import.meta.url)),
+      ...childModule(new URL('./fixtures/open-postgres-store.ts', import.meta.url)),
       args: (store) => ({ connectionString: BOUNCER_URL, listenConnectionString: PG_URL, tablePrefix: store.tablePrefix }),
     },
   });

@@ -12,6 +12,7 @@ import { defaultExecArgv, moduleUrl, StoreChild } from '../../src/testing/confor
 import { sampleRecord } from '../../src/testing/conformance/records.js';
 import { serviceAvailable } from '../support/services.js';
 import { adminQuery, dropTables, enterGate, PG_URL, uniquePrefix } from './fixtures/pg-support.js';
+import { nodeArgs } from '../support/children.js';
 
 const available = await serviceAvailable('postgres');
 const opener = moduleUrl(fileURLToPath(new URL('./fixtures/open-postgres-store.ts', import.meta.url)));
@@ -50,7 +51,7 @@ describe.skipIf(!available)('PostgresTokenStore across processes', () => {
   it('four processes starting at once on an empty database all migrate and write', async () => {
     open();
     const workers = Array.from({ length: 4 }, (_, i) => {
-      const proc = spawn(process.execPath, ['--import', 'tsx', starter, PG_URL, prefix, `worker-${i}`], { stdio: 'pipe' });
+      const proc = spawn(process.execPath, [...nodeArgs(starter), PG_URL, prefix, `worker-${i}`], { stdio: 'pipe' });
       const lines = createInterface({ input: proc.stdout })[Symbol.asyncIterator]();
       let stderr = '';
       proc.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));

@@ -1,6 +1,5 @@
 // PostgresTokenStore: the conformance suite (cross-process cases in real child processes) on real
 // PostgreSQL, plus what is specific to it: tombstone rows, no token in an error, the change feed.
-import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -11,6 +10,7 @@ import { describeTokenStore } from '../../src/testing/conformance.js';
 import { sampleRecord } from '../../src/testing/conformance/records.js';
 import { serviceAvailable } from '../support/services.js';
 import { adminQuery, dropTables, enterGate, PG_URL, uniquePrefix } from './fixtures/pg-support.js';
+import { childModule } from '../support/children.js';
 
 const available = await serviceAvailable('postgres');
 const SECRET = 'SECRET-ACCESS-TOKEN-5c1d';
@@ -41,7 +41,7 @@ if (!available) {
       await dropTables(store.tablePrefix);
     },
     crossProcess: {
-      module: fileURLToPath(new URL('./fixtures/open-postgres-store.ts', import.meta.url)),
+      ...childModule(new URL('./fixtures/open-postgres-store.ts', import.meta.url)),
       args: (store) => ({ connectionString: PG_URL, tablePrefix: store.tablePrefix }),
     },
     extraTests: (getStore) => {

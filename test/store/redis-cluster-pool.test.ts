@@ -14,6 +14,7 @@ import { startWorker } from '../pool/worker-process.js';
 import { expectOneRefreshAcrossProcesses } from '../support/storm.js';
 import { uniquePrefix } from './fixtures/redis-support.js';
 import { CLUSTER_NODES, clusterAvailable, clusterInspector, dropClusterPrefix } from './fixtures/redis-cluster-support.js';
+import { nodeArgs } from '../support/children.js';
 
 const available = await clusterAvailable();
 const admin = clusterInspector();
@@ -84,7 +85,7 @@ describe.skipIf(!available)('the pool on a Redis Cluster', () => {
       const worker = fileURLToPath(new URL('./fixtures/redis-cluster-budget-worker.ts', import.meta.url));
       const workers = Array.from({ length: 4 }, () => {
         const args = [CLUSTER_NODES.join(','), prefix, portal.memberId, '20', String(limits.ratePerSec), String(limits.burst)];
-        const child = spawn(process.execPath, ['--import', 'tsx', worker, ...args], {
+        const child = spawn(process.execPath, [...nodeArgs(worker), ...args], {
           env: { ...process.env, B24_CLIENT_ID: b24.clientId, B24_CLIENT_SECRET: b24.clientSecret, B24_URL: b24.url },
           stdio: 'pipe',
         });

@@ -3,7 +3,6 @@
 // portal in one hash slot, portals spread over the primaries, a portal index that pages in order
 // across slots, the layout refusal between a single Redis and a cluster, and a change feed that
 // survives the loss of its node's connection.
-import { fileURLToPath } from 'node:url';
 import { Cluster } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { RedisTokenStore } from '../../src/store/redis/index.js';
@@ -12,6 +11,7 @@ import { sampleRecord } from '../../src/testing/conformance/records.js';
 import type { StoreChange } from '../../src/store/token-store.js';
 import { uniquePrefix } from './fixtures/redis-support.js';
 import { CLUSTER_NODES, clusterAvailable, clusterInspector, clusterKeysUnder, dropClusterPrefix } from './fixtures/redis-cluster-support.js';
+import { childModule } from '../support/children.js';
 
 const available = await clusterAvailable();
 const admin = clusterInspector();
@@ -42,7 +42,7 @@ if (available) {
     create: () => new RedisTokenStore({ nodes: [...CLUSTER_NODES], keyPrefix: uniquePrefix('cconf') }),
     destroy,
     crossProcess: {
-      module: fileURLToPath(new URL('./fixtures/open-redis-store.ts', import.meta.url)),
+      ...childModule(new URL('./fixtures/open-redis-store.ts', import.meta.url)),
       args: (store) => ({ nodes: [...CLUSTER_NODES], keyPrefix: store.keyPrefix }),
     },
     extraTests: (getStore) => {

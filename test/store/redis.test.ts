@@ -1,6 +1,5 @@
 // RedisTokenStore: the conformance suite (cross-process cases in real child processes) against the
 // real Redis on 127.0.0.1:6379, each test under its own key prefix, removed afterwards by SCAN + DEL.
-import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { StoreError } from '../../src/errors.js';
 import { RedisTokenStore } from '../../src/store/redis/index.js';
@@ -8,6 +7,7 @@ import { describeTokenStore } from '../../src/testing/conformance.js';
 import { sampleRecord } from '../../src/testing/conformance/records.js';
 import { serviceAvailable } from '../support/services.js';
 import { dropPrefix, inspector, keysUnder, REDIS_URL, uniquePrefix } from './fixtures/redis-support.js';
+import { childModule } from '../support/children.js';
 
 const available = await serviceAvailable('redis');
 const SECRET = 'SECRET-ACCESS-TOKEN-5e1c';
@@ -27,7 +27,7 @@ if (available) {
     create: () => new RedisTokenStore({ url: REDIS_URL, keyPrefix: uniquePrefix('conf') }),
     destroy,
     crossProcess: {
-      module: fileURLToPath(new URL('./fixtures/open-redis-store.ts', import.meta.url)),
+      ...childModule(new URL('./fixtures/open-redis-store.ts', import.meta.url)),
       args: (store) => ({ url: REDIS_URL, keyPrefix: store.keyPrefix }),
     },
     extraTests: (getStore) => {

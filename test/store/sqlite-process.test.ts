@@ -13,6 +13,7 @@ import { afterEach, beforeEach, expect, it } from 'vitest';
 import { SqliteTokenStore } from '../../src/store/sqlite/index.js';
 import type { ConditionalWriteResult, PortalRecord } from '../../src/store/token-store.js';
 import { sampleRecord } from '../../src/testing/conformance/records.js';
+import { nodeArgs } from '../support/children.js';
 
 const script = fileURLToPath(new URL('./fixtures/sqlite-child.ts', import.meta.url));
 
@@ -28,7 +29,7 @@ class Child {
   #stderr = '';
 
   constructor(filename: string) {
-    this.process = spawn(process.execPath, ['--import', 'tsx', script, filename], { stdio: 'pipe' });
+    this.process = spawn(process.execPath, [...nodeArgs(script), filename], { stdio: 'pipe' });
     this.process.stderr.on('data', (chunk: Buffer) => (this.#stderr += chunk.toString()));
     this.#lines = createInterface({ input: this.process.stdout })[Symbol.asyncIterator]();
     this.exited = new Promise((resolve) => this.process.once('exit', () => resolve()));

@@ -4,13 +4,13 @@
 import { chmod, mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { StoreError } from '../../src/errors.js';
 import { SqliteTokenStore } from '../../src/store/sqlite/index.js';
 import { describeTokenStore } from '../../src/testing/conformance.js';
 import { sampleRecord } from '../../src/testing/conformance/records.js';
+import { childModule } from '../support/children.js';
 
 const SECRET = 'SECRET-ACCESS-TOKEN-7f3a';
 
@@ -39,7 +39,7 @@ await describeTokenStore('SqliteTokenStore', {
   create: freshStore,
   destroy: removeStore,
   crossProcess: {
-    module: fileURLToPath(new URL('./fixtures/open-sqlite-store.ts', import.meta.url)),
+    ...childModule(new URL('./fixtures/open-sqlite-store.ts', import.meta.url)),
     args: (store) => ({ filename: store.filename, tablePrefix: store.tablePrefix }),
   },
   extraTests: (getStore) => {

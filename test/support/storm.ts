@@ -9,6 +9,7 @@ import type { PoolStats } from '../../src/pool-events.js';
 import type { FakeBitrix24 } from '../../src/testing/fake-bitrix24.js';
 import { seedStore } from '../../src/testing/fake-bitrix24.js';
 import { openStore, type StoreSpec } from './store-specs.js';
+import { nodeArgs } from './children.js';
 
 const worker = fileURLToPath(new URL('../pool/fixtures/storm-worker.ts', import.meta.url));
 
@@ -20,7 +21,7 @@ interface WorkerOutcome {
 
 function startWorker(b24: FakeBitrix24, spec: StoreSpec, memberId: string, calls: number, userId: number | undefined) {
   const args = [JSON.stringify(spec), memberId, String(calls), ...(userId === undefined ? [] : [String(userId)])];
-  const child = spawn(process.execPath, ['--import', 'tsx', worker, ...args], {
+  const child = spawn(process.execPath, [...nodeArgs(worker), ...args], {
     env: { ...process.env, B24_CLIENT_ID: b24.clientId, B24_CLIENT_SECRET: b24.clientSecret, B24_URL: b24.url },
     stdio: 'pipe',
   });

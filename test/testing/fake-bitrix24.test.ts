@@ -810,7 +810,9 @@ describe('FakeBitrix24 with the real B24OAuth (@bitrix24/b24jssdk 2.2)', () => {
     const results = await Promise.allSettled(calls);
 
     const failed = results.filter((r) => r.status === 'rejected' || !r.value.isSuccess).length;
-    expect(b24.stats.refreshRequests).toBe(2);
+    // One expiry, more than one refresh (the v2 and v3 clients each refresh; under load a client may
+    // refresh again after its first answer), and the later ones send a spent refresh token.
+    expect(b24.stats.refreshRequests).toBeGreaterThanOrEqual(2);
     expect(b24.stats.refreshReuse).toBeGreaterThan(0);
     expect(failed).toBeGreaterThan(0);
   });

@@ -49,7 +49,9 @@ function counted(store: TokenStore): TokenStore {
     if (original === undefined) continue;
     (store as unknown as Record<string, unknown>)[name] = async (...args: unknown[]) => {
       count(name);
+      const started = performance.now();
       const result = await original.apply(store, args);
+      counts[`${name} ms, total`] = Math.round((counts[`${name} ms, total`] ?? 0) + performance.now() - started);
       if (name === 'tryLock' && result !== undefined) {
         const lease = result as { release: () => Promise<void>; renew?: (ttl: number) => Promise<boolean> };
         const release = lease.release.bind(lease);

@@ -4,9 +4,15 @@
 //
 //   npx tsx bench/profile-wave.ts postgres 300        (store, portals)
 //   npx tsx bench/profile-wave.ts file 300 64         (and maxConcurrentRefreshes)
+//   npx tsx bench/profile-wave.ts redis 300 8 without-lock-and-get   (the store's tryLockAndGet hidden:
+//                                                     read, lock, re-read, as for a store without it)
 //   node --cpu-prof --cpu-prof-dir=/tmp/prof --import tsx bench/profile-wave.ts file 300
+//   B24PT_PROFILE_DIR=/tmp/prof npx tsx bench/profile-wave.ts memory 300
+//                          (CPU profiles of the floor alone and of the wave alone: floor.cpuprofile, wave.cpuprofile)
 
-import { open, type FileHandle } from 'node:fs/promises';
+import { open, writeFile, type FileHandle } from 'node:fs/promises';
+import { Session } from 'node:inspector/promises';
+import { join } from 'node:path';
 import { FakeBitrix24 } from '../src/testing/fake-bitrix24.js';
 import type { TokenStore } from '../src/store/token-store.js';
 import { expiryFloor, expiryWave } from './expiry.js';
@@ -16,6 +22,8 @@ const kind = (process.argv[2] ?? 'postgres') as StoreKind;
 const portals = Number(process.argv[3] ?? 300);
 /** `maxConcurrentRefreshes` of the pool (the library's default: 8). */
 const turns = process.argv[4] === undefined ? undefined : Number(process.argv[4]);
+/** `without-lock-and-get`: the coordinator's path for a store that has no tryLockAndGet. */
+const fused = process.argv[5] !== 'without-lock-and-get';
 const counts: Record<string, number> = {};
 const count = (name: string): void => void (counts[name] = (counts[name] ?? 0) + 1);
 let syncing = 0;
@@ -44,14 +52,18 @@ await handle.close();
 
 /** Wraps a store's methods (and its leases') with counters. */
 function counted(store: TokenStore): TokenStore {
-  for (const name of ['get', 'upsert', 'update', 'tryLock', 'acquire', 'list'] as const) {
+  if (!fused) (store as { tryLockAndGet?: unknown }).tryLockAndGet = undefined;
+  for (const name of ['get', 'upsert', 'update', 'tryLock', 'tryLockAndGet', 'acquire', 'list'] as const) {
     const original = (store as unknown as Record<string, ((...args: unknown[]) => Promise<unknown>) | undefined>)[name];
     if (original === undefined) continue;
     (store as unknown as Record<string, unknown>)[name] = async (...args: unknown[]) => {
       count(name);
+      const started = performance.now();
       const result = await original.apply(store, args);
-      if (name === 'tryLock' && result !== undefined) {
-        const lease = result as { release: () => Promise<void>; renew?: (ttl: number) => Promise<boolean> };
+      counts[`${name} ms, total`] = Math.round((counts[`${name} ms, total`] ?? 0) + performance.now() - started);
+      const leased = name === 'tryLockAndGet' ? (result as { lease?: unknown }).lease : name === 'tryLock' ? result : undefined;
+      if (leased !== undefined) {
+        const lease = leased as { release: () => Promise<void>; renew?: (ttl: number) => Promise<boolean> };
         const release = lease.release.bind(lease);
         lease.release = () => (count('release'), release());
         if (lease.renew !== undefined) {
@@ -79,17 +91,44 @@ const timedFetch = async (input: string, init: RequestInit): Promise<Response> =
   }
 };
 
+/** CPU time (user + system) this process spent, ms: the floor's and the wave's work, apart from their wall time. */
+const cpuMs = (usage: NodeJS.CpuUsage): number => Math.round((usage.user + usage.system) / 1000);
+
+/** Profiles what runs between `start` and `stop` into `<B24PT_PROFILE_DIR>/<name>.cpuprofile` (nothing without the variable). */
+const profileDir = process.env['B24PT_PROFILE_DIR'];
+const inspector = profileDir === undefined ? undefined : new Session();
+inspector?.connect();
+await inspector?.post('Profiler.enable');
+const profiling = {
+  start: async (): Promise<void> => {
+    await inspector?.post('Profiler.start');
+  },
+  stop: async (name: string): Promise<void> => {
+    if (inspector === undefined || profileDir === undefined) return;
+    const { profile } = await inspector.post('Profiler.stop');
+    await writeFile(join(profileDir, `${name}.cpuprofile`), JSON.stringify(profile));
+  },
+};
+
 const b24 = await FakeBitrix24.start();
 try {
+  await profiling.start();
+  let cpu = process.cpuUsage();
   const floor = await expiryFloor(b24, portals, 5);
+  const floorCpuMs = cpuMs(process.cpuUsage(cpu));
+  await profiling.stop('floor');
   const wave = await expiryWave(b24, portals, 5, kind, undefined, (store) => {
     counted(store);
     return () => {
       for (const k of Object.keys(counts)) delete counts[k];
+      cpu = process.cpuUsage();
+      void profiling.start();
     };
   }, { ...(turns === undefined ? {} : { maxConcurrentRefreshes: turns }), fetch: timedFetch });
+  const waveCpuMs = cpuMs(process.cpuUsage(cpu));
+  await profiling.stop('wave');
   const perRefresh = Object.fromEntries(Object.entries(counts).map(([k, v]) => [k, +(v / Math.max(1, wave.refreshRequests)).toFixed(2)]));
-  console.log(JSON.stringify({ kind, portals, maxConcurrentRefreshes: turns ?? 8, floorMs: Math.round(floor.wallMs), waveMs: Math.round(wave.wallMs), ratio: +(wave.wallMs / floor.wallMs).toFixed(2), p99: Math.round(wave.p99Ms), floorP99: Math.round(floor.p99Ms), refreshes: wave.refreshRequests, failed: wave.failed, counts, perRefresh }));
+  console.log(JSON.stringify({ kind, portals, maxConcurrentRefreshes: turns ?? 8, tryLockAndGet: fused, floorMs: Math.round(floor.wallMs), waveMs: Math.round(wave.wallMs), ratio: +(wave.wallMs / floor.wallMs).toFixed(2), floorCpuMs, waveCpuMs, p99: Math.round(wave.p99Ms), floorP99: Math.round(floor.p99Ms), refreshes: wave.refreshRequests, failed: wave.failed, counts, perRefresh }));
 } finally {
   await b24.close();
 }

@@ -13,6 +13,7 @@ export type {
   TokenStore,
   StoreCapabilities,
   StoreLease,
+  LockedRead,
   PortalListOptions,
   PortalListPage,
 } from './store/token-store.js';

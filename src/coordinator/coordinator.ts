@@ -22,7 +22,7 @@ import { Backoff } from './backoff.js';
 import { RequestTurns, waitForFlight, type Flight } from './flights.js';
 import { isUsable, refreshWindow } from './freshness.js';
 import { HostClock } from './host-clock.js';
-import { keepLease, takeLock } from './lock.js';
+import { keepLease, lockAndReadOf, takeLock } from './lock.js';
 import { chainKeyOf, pairPatch } from './records.js';
 import { ChainWriter, LOST_ROTATION } from './writes.js';
 
@@ -187,7 +187,11 @@ export class RefreshCoordinator {
    * is dropped and thrown as typed.
    */
   async readActive(memberId: string, chain: ChainId): Promise<PortalRecord> {
-    const record = await this.read(memberId, chain);
+    return this.#active(memberId, chain, await this.read(memberId, chain));
+  }
+
+  /** {@link readActive}'s judgement of a record already read. */
+  #active(memberId: string, chain: ChainId, record: PortalRecord | undefined): PortalRecord {
     if (record === undefined) {
       this.#o.hooks.drop(memberId, chain, 'lifecycle');
       throw new PortalNotInstalledError(memberId);
@@ -231,10 +235,9 @@ export class RefreshCoordinator {
     return flight;
   }
 
-  /** Reads for a request: an operator's reactivation may read a chain that is not active. */
-  async #readFor(known: PortalRecord, request: RefreshRequest): Promise<PortalRecord> {
-    if (request.reason !== 'reactivate') return this.readActive(known.memberId, known.chain);
-    const record = await this.read(known.memberId, known.chain);
+  /** Judges a record read for a request: an operator's reactivation may take a chain that is not active. */
+  #checkFor(known: PortalRecord, request: RefreshRequest, record: PortalRecord | undefined): PortalRecord {
+    if (request.reason !== 'reactivate') return this.#active(known.memberId, known.chain, record);
     if (record === undefined) throw new PortalNotInstalledError(known.memberId);
     return record;
   }
@@ -244,20 +247,26 @@ export class RefreshCoordinator {
     const { memberId, chain } = known;
     const key = chainKeyOf(memberId, chain);
     try {
-      // Step 2: another worker (or an install) may already have moved the chain on.
-      const stored = await this.#readFor(known, request);
-      if (this.#movedOn(stored, known, request)) return this.#adopted(stored);
+      // Step 2: another worker (or an install) may already have moved the chain on. A store that
+      // answers the record with the lock (tryLockAndGet) makes this read with step 3's try instead.
+      if (lockAndReadOf(this.#o.store) === undefined) {
+        const stored = this.#checkFor(known, request, await this.read(memberId, chain));
+        if (this.#movedOn(stored, known, request)) return this.#adopted(stored);
+      }
 
       // Step 3: the store's lock, waiting while another worker holds it.
-      const lock = await takeLock(this.#o, this.counters, known, async () => {
-        const stored = await this.#readFor(known, request);
-        return this.#movedOn(stored, known, request) ? stored : undefined;
+      const lock = await takeLock(this.#o, this.counters, known, {
+        read: () => this.read(memberId, chain),
+        movedOn: (record) => {
+          const stored = this.#checkFor(known, request, record);
+          return this.#movedOn(stored, known, request) ? stored : undefined;
+        },
       });
       if ('adopt' in lock) return this.#adopted(lock.adopt);
       const renewing = keepLease(this.#o, lock.lease, known);
       try {
-        // Step 4: re-read under the lock.
-        const current = await this.#readFor(known, request);
+        // Step 4: re-read under the lock (made with the lock when the store answered the record).
+        const current = this.#checkFor(known, request, lock.read === undefined ? await this.read(memberId, chain) : lock.read.record);
         if (this.#movedOn(current, known, request)) return this.#adopted(current);
         // Steps 5 and 6.
         const record = await this.#refreshAndPersist(current, request, sent);

@@ -52,6 +52,18 @@ export interface StoreLease {
   renew?(ttlMs: number): Promise<boolean>;
 }
 
+/** What {@link TokenStore.tryLockAndGet} answers: the try for the lock and the chain's record, together. */
+export interface LockedRead {
+  /** The lease, or `undefined` when another live lease holds the lock. */
+  readonly lease: StoreLease | undefined;
+  /**
+   * The chain's record, `undefined` when none is stored. With a lease it is read after the lease was
+   * taken, so it holds every write committed before (a previous holder's new pair included), as
+   * a `get` made after `tryLock` would; without one it is what was stored when the try was made.
+   */
+  readonly record: PortalRecord | undefined;
+}
+
 /** One page of {@link TokenStore.list}. */
 export interface PortalListPage {
   /** Records in ascending `memberId` order. */
@@ -170,6 +182,20 @@ export interface TokenStore {
    * @returns the lease, or `undefined` when another live lease holds the lock.
    */
   tryLock?(key: ChainKey, ttlMs: number): Promise<StoreLease | undefined>;
+
+  /**
+   * {@link tryLock} and {@link get} of the same chain in one round trip: tries once to take the lock
+   * for `ttlMs`, then reads the record, and answers both. Optional even when `capabilities.lock` is
+   * true (a store without it gets a `tryLock` and then a `get`); the refresh coordinator uses it when
+   * present, so a refresh of a chain whose lock is free costs one round trip before the OAuth
+   * request instead of three (read, lock, read again under the lock).
+   *
+   * The rules of `tryLock` hold for the lease (takeover of a lapsed one, exclusion of a live one),
+   * and the record follows the rule of {@link LockedRead.record}: never older than the last write
+   * committed before the lease was taken. A store that cannot read the record (an encrypted store's
+   * record that does not open) releases the lease it took before it throws.
+   */
+  tryLockAndGet?(key: ChainKey, ttlMs: number): Promise<LockedRead>;
 
   /**
    * Lists portal chains (`chain: 'portal'` only) in ascending `memberId` order, a page at a time,

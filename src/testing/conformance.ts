@@ -14,6 +14,7 @@ import type { Register, SuiteContext } from './conformance/context.js';
 import { registerCrossProcessCases } from './conformance/cross-process.js';
 import { registerDeleteCases } from './conformance/deletes.js';
 import { registerListCases } from './conformance/lists.js';
+import { registerLockReadCases } from './conformance/lock-read.js';
 import { registerLockCases } from './conformance/locks.js';
 
 /** How the suite runs a store in other processes; see {@link TokenStoreSuiteOptions.crossProcess}. */
@@ -196,7 +197,7 @@ function capabilityGroups(capabilities: StoreCapabilities, crossProcess: boolean
     ['deletes and versions', registerDeleteCases],
     ['chains', registerChainCases],
   ];
-  if (capabilities.lock) groups.push(['lock', registerLockCases]);
+  if (capabilities.lock) groups.push(['lock', registerLockCases], ['lock and read', registerLockReadCases]);
   if (capabilities.list) groups.push(['list', registerListCases]);
   if (capabilities.changes === true) groups.push(['change feed', registerChangeCases]);
   if (capabilities.budget === true) groups.push(['request budget', registerBudgetCases]);

@@ -149,13 +149,17 @@ describe('RefreshCoordinator: the lock (step 3) and the re-read under it (step 4
     expect(h.refresh.calls).toHaveLength(1);
   });
 
-  it('adopts a pair stored between the first read and the lock', async () => {
+  it.each([
+    ['with tryLockAndGet: a pair stored before the read that comes with the lock', true, 1],
+    ['without it: a pair stored between the first read and the lock', false, 2],
+  ] as const)('adopts %s', async (_title, fused, racedRead) => {
     const h = harness();
+    if (!fused) h.store.withoutLockAndGet();
     const record = await seeded(h);
     let reads = 0;
     h.store.beforeGet = async () => {
       reads++;
-      if (reads === 2) {
+      if (reads === racedRead) {
         const current = (await MemoryTokenStore.prototype.get.call(h.store, 'member-a')) as PortalRecord;
         await MemoryTokenStore.prototype.update.call(h.store, 'member-a', current.version, {
           accessToken: 'raced',
@@ -168,6 +172,8 @@ describe('RefreshCoordinator: the lock (step 3) and the re-read under it (step 4
     const result = await h.coordinator.ensureFresh(view(record), { reason: 'expiring' });
     expect(result.accessToken).toBe('raced');
     expect(h.refresh.calls).toHaveLength(0);
+    expect(reads, 'reads of the chain').toBe(racedRead);
+    expect(await h.store.tryLock('member-a', 1000), 'the lock taken to read is released').toBeDefined();
   });
 
   it('works without a lock on a store that declares none', async () => {
@@ -186,7 +192,10 @@ describe('RefreshCoordinator: the lock (step 3) and the re-read under it (step 4
     expect((await h.coordinator.ensureFresh(view(record), { reason: 'expiring' })).accessToken).toBe('access-1');
   });
 
-  it('wakes on a reported change of the chain instead of after the pause, and adopts without refreshing', async () => {
+  it.each([
+    ['with tryLockAndGet (the next try reads)', true],
+    ['without it (a read after the wait)', false],
+  ] as const)('wakes on a reported change of the chain instead of after the pause, and adopts without refreshing, %s', async (_title, fused) => {
     const waits: { key: string; ms: number; wake: (changed: boolean) => void; signal: AbortSignal | undefined }[] = [];
     const waitForChange: ChangeWait = (key, ms, signal) =>
       new Promise<boolean>((resolve, reject) => {
@@ -194,6 +203,7 @@ describe('RefreshCoordinator: the lock (step 3) and the re-read under it (step 4
         signal?.addEventListener('abort', () => reject(new Error('disarmed')), { once: true });
       });
     const h = harness({ waitForChange });
+    if (!fused) h.store.withoutLockAndGet();
     const record = await seeded(h);
     const other = (await h.store.tryLock('member-a', 60_000)) as StoreLease;
     const pending = h.coordinator.ensureFresh(view(record), { reason: 'expiring' });
@@ -205,7 +215,29 @@ describe('RefreshCoordinator: the lock (step 3) and the re-read under it (step 4
     expect((await pending).accessToken).toBe('theirs');
     expect(h.refresh.calls).toHaveLength(0);
     expect(h.clock.now()).toBe(NOW);
-    expect(waits).toHaveLength(1);
+    // The next try arms its wait first and disarms it when it takes the lock (to read, then adopt).
+    expect(waits.map((w) => w.signal?.aborted ?? false)).toEqual(fused ? [false, true] : [false]);
+  });
+
+  it('adopts what the holder stored from the refused try itself, without waiting (tryLockAndGet)', async () => {
+    const h = harness();
+    const record = await seeded(h);
+    const other = (await h.store.tryLock('member-a', 60_000)) as StoreLease;
+    await h.store.update('member-a', record.version, { accessToken: 'theirs', refreshToken: 'theirs-r', expires: Math.floor(NOW / 1000) + 3600, chainUpdatedAt: NOW });
+    expect((await h.coordinator.ensureFresh(view(record), { reason: 'expiring' })).accessToken).toBe('theirs');
+    expect(h.coordinator.counters.lockWaits, 'no wait').toBe(0);
+    expect(h.refresh.calls).toHaveLength(0);
+    await other.release();
+  });
+
+  it('releases the lock it took when the record that came with it is revoked (tryLockAndGet)', async () => {
+    const h = harness();
+    const record = await seeded(h);
+    await h.store.update('member-a', record.version, { state: 'revoked', revokedReason: 'invalid_grant', revokedAt: NOW });
+    await expect(h.coordinator.ensureFresh(view(record), { reason: 'expiring' })).rejects.toBeInstanceOf(PortalRevokedError);
+    await h.coordinator.close();
+    expect(await h.store.tryLock('member-a', 1000), 'the lock is free again').toBeDefined();
+    expect(h.refresh.calls).toHaveLength(0);
   });
 
   it('disarms the wait armed before a try that takes the lock or fails', async () => {

@@ -9,7 +9,7 @@ import type { Logger } from '../../src/logger.js';
 import type { TokenResponse } from '../../src/oauth/oauth-client.js';
 import type { EvictionReason, PoolEventMap, PoolEventName } from '../../src/pool-events.js';
 import { MemoryTokenStore } from '../../src/store/memory/store.js';
-import type { ChainKey, ConditionalWriteResult, PortalRecord, PortalRecordInput, PortalRecordPatch, TokenStore } from '../../src/store/token-store.js';
+import type { ChainKey, ConditionalWriteResult, LockedRead, PortalRecord, PortalRecordInput, PortalRecordPatch, TokenStore } from '../../src/store/token-store.js';
 
 /** A MemoryTokenStore whose `update` and `get` a test can interpose on. */
 export class ScriptedStore extends MemoryTokenStore {
@@ -28,6 +28,18 @@ export class ScriptedStore extends MemoryTokenStore {
   override async get(key: ChainKey): Promise<PortalRecord | undefined> {
     await this.beforeGet?.(key);
     return super.get(key);
+  }
+
+  /** Through `tryLock` and `get`, so that what a test puts in their place acts on this one too. */
+  override async tryLockAndGet(key: ChainKey, ttlMs: number): Promise<LockedRead> {
+    const lease = await this.tryLock(key, ttlMs);
+    return { lease, record: await this.get(key) };
+  }
+
+  /** Takes `tryLockAndGet` away: the coordinator then reads, locks and reads again (a store of someone else's). */
+  withoutLockAndGet(): this {
+    (this as { tryLockAndGet?: unknown }).tryLockAndGet = undefined;
+    return this;
   }
 }
 

@@ -52,6 +52,7 @@ describe('describeTokenStore against broken stores', () => {
   let misspelt: Run;
   let chainBlind: Run;
   let leakyFeed: Run;
+  let staleLockRead: Run;
 
   beforeAll(async () => {
     scratch = await mkdtemp(join(tmpdir(), 'b24pt-suite-'));
@@ -61,7 +62,7 @@ describe('describeTokenStore against broken stores', () => {
       runBrokenSuite('classic', 'a held lock excludes a second holder until it is released'),
     ]);
     [misspelt, chainBlind] = await Promise.all([runBrokenSuite('classic', 'no such test'), runBrokenSuite('chain-blind')]);
-    leakyFeed = await runBrokenSuite('leaky-feed');
+    [leakyFeed, staleLockRead] = await Promise.all([runBrokenSuite('leaky-feed'), runBrokenSuite('stale-lock-read')]);
   }, 120_000);
 
   afterAll(async () => {
@@ -103,6 +104,19 @@ describe('describeTokenStore against broken stores', () => {
   it('fails the change-feed case for a feed that leaks tokens, and passes the others', () => {
     expectStatus(leakyFeed, ['no change carries a token, and a closed subscription hears nothing more'], 'failed');
     expectStatus(leakyFeed, ['deletePortal reaches a subscriber as the deletion of every chain of the portal'], 'passed');
+  });
+
+  it('fails the lock-and-read case for a tryLockAndGet that reads before it locks, and passes the others', () => {
+    expectStatus(staleLockRead, ['holders taking turns through tryLockAndGet each read the previous holder’s write (no conditional write conflicts)'], 'failed');
+    expectStatus(
+      staleLockRead,
+      [
+        'tryLockAndGet takes a free lock and answers the stored record; the lease excludes until released',
+        'tryLockAndGet of a chain with no record takes the lock, answers undefined and creates nothing',
+        'a held lock excludes a second holder until it is released',
+      ],
+      'passed',
+    );
   });
 
   it('registers no case of a capability the store does not declare, and says the cross-process cases were skipped', () => {

@@ -192,7 +192,7 @@ describe('EncryptedTokenStore passes the inner store through', () => {
       deletePortal: () => Promise.resolve(0),
     };
     const wrapped = encrypt(bare);
-    expect([wrapped.tryLock, wrapped.list, wrapped.listChains, wrapped.subscribe]).toStrictEqual([undefined, undefined, undefined, undefined]);
+    expect([wrapped.tryLock, wrapped.tryLockAndGet, wrapped.list, wrapped.listChains, wrapped.subscribe]).toStrictEqual([undefined, undefined, undefined, undefined, undefined]);
     expect(wrapped.capabilities).toStrictEqual(bare.capabilities);
     await expect(wrapped.rekey(), 'rekey needs listing').rejects.toThrow(/capabilities\.list/);
     dir = await mkdtemp(join(tmpdir(), 'b24pt-enc-pass-'));
@@ -201,6 +201,23 @@ describe('EncryptedTokenStore passes the inner store through', () => {
     const lease = await file.tryLock?.('member', 5_000);
     expect(await file.inner.tryLock?.('member', 5_000), "the inner store's lock is held").toBeUndefined();
     await lease?.release();
+  });
+
+  it("passes tryLockAndGet through with the record decrypted, and frees the lease when the record does not open", async () => {
+    const inner = new MemoryTokenStore();
+    const store = encrypt(inner);
+    const stored = await store.upsert(sampleRecord('member'));
+    const { lease, record } = (await store.tryLockAndGet?.('member', 5_000)) ?? {};
+    expect(lease, 'the lease is taken').toBeDefined();
+    expect(record, 'the record, decrypted').toStrictEqual(stored);
+    expect((await inner.get('member'))?.accessToken, 'stored sealed').not.toBe(stored.accessToken);
+    expect(await inner.tryLock('member', 5_000), "the inner store's lock is held").toBeUndefined();
+    await lease?.release();
+    // A record sealed under a key this store does not hold.
+    await encrypt(inner, { k2: KEY2 }, 'k2').upsert(sampleRecord('member'));
+    await expect(store.tryLockAndGet?.('member', 5_000)).rejects.toBeInstanceOf(DecryptionError);
+    expect(await inner.tryLock('member', 5_000), 'the lease taken with the unreadable record was released').toBeDefined();
+    expect(encrypt(new MemoryTokenStore({})).tryLockAndGet, 'present when the inner store has it').toBeTypeOf('function');
   });
 });
 

@@ -21,6 +21,7 @@ import type {
   StoreCapabilities,
   StoreChangeListener,
   StoreLease,
+  LockedRead,
   StoreSubscription,
   TokenStore,
   UnreadableRecord,
@@ -78,6 +79,12 @@ export class EncryptedTokenStore implements TokenStore {
   readonly inner: TokenStore;
   /** Present when the inner store has it: takes the inner store's lock. See {@link TokenStore.tryLock}. */
   declare readonly tryLock?: (key: ChainKey, ttlMs: number) => Promise<StoreLease | undefined>;
+  /**
+   * Present when the inner store has it: the inner store's lock and record in one round trip, the
+   * record decrypted. A record that does not open frees the lease taken with it before the
+   * `DecryptionError` is thrown. See {@link TokenStore.tryLockAndGet}.
+   */
+  declare readonly tryLockAndGet?: (key: ChainKey, ttlMs: number) => Promise<LockedRead>;
   /** Present when the inner store has it: the inner store's change feed (no token in it). See {@link TokenStore.subscribe}. */
   declare readonly subscribe?: (listener: StoreChangeListener) => Promise<StoreSubscription>;
   /** Present when the inner store has it: the inner store's request budget (holds no token). See {@link TokenStore.acquire}. */
@@ -114,9 +121,20 @@ export class EncryptedTokenStore implements TokenStore {
     this.#open = { allowPlaintext };
     this.capabilities = { ...inner.capabilities };
     // Optional methods exist exactly when the inner store has them.
-    const self = this as { -readonly [K in 'tryLock' | 'subscribe' | 'list' | 'listChains' | 'listAll' | 'acquire']?: EncryptedTokenStore[K] };
+    const self = this as { -readonly [K in 'tryLock' | 'tryLockAndGet' | 'subscribe' | 'list' | 'listChains' | 'listAll' | 'acquire']?: EncryptedTokenStore[K] };
     if (inner.acquire !== undefined) self.acquire = (key, spec) => (inner.acquire as NonNullable<TokenStore['acquire']>).call(inner, key, spec);
     if (inner.tryLock !== undefined) self.tryLock = (key, ttlMs) => (inner.tryLock as NonNullable<TokenStore['tryLock']>).call(inner, key, ttlMs);
+    if (inner.tryLockAndGet !== undefined) {
+      self.tryLockAndGet = async (key, ttlMs) => {
+        const { lease, record } = await (inner.tryLockAndGet as NonNullable<TokenStore['tryLockAndGet']>).call(inner, key, ttlMs);
+        try {
+          return { lease, record: record === undefined ? undefined : this.#openRecord(record) };
+        } catch (error) {
+          await lease?.release().catch(() => undefined);
+          throw error;
+        }
+      };
+    }
     if (inner.subscribe !== undefined) {
       self.subscribe = (listener) => (inner.subscribe as NonNullable<TokenStore['subscribe']>).call(inner, listener);
     }

@@ -35,6 +35,7 @@ import type {
   PortalRecordPatch,
   StoreCapabilities,
   StoreLease,
+  LockedRead,
   TokenStore,
 } from '../token-store.js';
 
@@ -231,6 +232,29 @@ export class FileTokenStore implements TokenStore {
   async tryLock(key: ChainKey, ttlMs: number): Promise<StoreLease | undefined> {
     const at = locate(key);
     checkTtlMs(ttlMs);
+    return this.#take(at, ttlMs);
+  }
+
+  /**
+   * Takes the lock file, then reads the chain's file: the read starts after the lease is held, so
+   * it sees every write made before (a writer renames its file into place before it releases).
+   * Saves the caller one pass through the store, not a file system call. See
+   * {@link TokenStore.tryLockAndGet}.
+   */
+  async tryLockAndGet(key: ChainKey, ttlMs: number): Promise<LockedRead> {
+    const at = locate(key);
+    checkTtlMs(ttlMs);
+    const lease = await this.#take(at, ttlMs);
+    try {
+      return { lease, record: await this.#guard(at, 'read', () => this.#read(at)) };
+    } catch (error) {
+      // The caller never sees this lease: free it now rather than at its lapse.
+      await lease?.release().catch(() => undefined);
+      throw error;
+    }
+  }
+
+  #take(at: Located, ttlMs: number): Promise<StoreLease | undefined> {
     return this.#guard(at, 'lock', async () => {
       await this.#root.prepare();
       const lock = new FileLock(join(this.directory, `${at.stem}.lock`), this.#now, this.#fileMode);

@@ -30,6 +30,7 @@ import type {
   StoreChange,
   StoreChangeListener,
   StoreLease,
+  LockedRead,
   StoreSubscription,
   TokenStore,
 } from '../token-store.js';
@@ -87,6 +88,10 @@ export class MemoryTokenStore implements TokenStore {
 
   /** {@inheritDoc TokenStore.get} */
   async get(key: ChainKey): Promise<PortalRecord | undefined> {
+    return this.#read(key);
+  }
+
+  #read(key: ChainKey): PortalRecord | undefined {
     const { memberId, chain } = resolveKey(key);
     const record = this.#portals.get(memberId)?.get(chain);
     return record === undefined ? undefined : { ...record };
@@ -187,6 +192,10 @@ export class MemoryTokenStore implements TokenStore {
 
   /** {@inheritDoc TokenStore.tryLock} */
   async tryLock(key: ChainKey, ttlMs: number): Promise<StoreLease | undefined> {
+    return this.#lock(key, ttlMs);
+  }
+
+  #lock(key: ChainKey, ttlMs: number): StoreLease | undefined {
     const { memberId, chain } = resolveKey(key);
     checkTtlMs(ttlMs);
     const name = `${memberId} ${chain}`;
@@ -212,6 +221,13 @@ export class MemoryTokenStore implements TokenStore {
         return true;
       },
     };
+  }
+
+  /** {@inheritDoc TokenStore.tryLockAndGet} */
+  async tryLockAndGet(key: ChainKey, ttlMs: number): Promise<LockedRead> {
+    // One synchronous step: no write lands between the try and the read.
+    const lease = this.#lock(key, ttlMs);
+    return { lease, record: this.#read(key) };
   }
 
   /** {@inheritDoc TokenStore.list} */

@@ -45,6 +45,7 @@ export interface Statements {
   readonly delete: string;
   readonly deletePortal: string;
   readonly lock: string;
+  readonly lockAndGet: string;
   readonly release: string;
   readonly renew: string;
   readonly acquire: string;
@@ -82,6 +83,26 @@ export function statements(n: SchemaNames, durable = true): Statements {
       ON CONFLICT (member_id, chain) DO UPDATE SET token = EXCLUDED.token, expires_at = EXCLUDED.expires_at
       WHERE l.expires_at <= ${NOW_MS}
       RETURNING l.expires_at, ${LIGHT_COMMIT}`,
+    // tryLockAndGet in one statement (one implicit transaction, no session state: it works through a
+    // transaction pooler). The lease as in `lock`; then the record, read by a LATERAL subquery that
+    // refers to the lease's row, so it runs after the insert, and with FOR SHARE, so it answers the
+    // newest committed version of the row rather than the one in the statement's snapshot: a
+    // previous holder whose write and release both committed after this statement began is
+    // seen (its release is what let the insert through). The one row always comes back; with no
+    // lease its lease_expires_at is null, with no record its version is null. Nothing here holds a
+    // token, so the transaction commits without waiting for its WAL flush (LIGHT_COMMIT).
+    lockAndGet: `WITH l AS (
+        INSERT INTO ${n.locks} AS l (member_id, chain, token, expires_at) VALUES ($1, $2, $3, ${NOW_MS} + $4)
+        ON CONFLICT (member_id, chain) DO UPDATE SET token = EXCLUDED.token, expires_at = EXCLUDED.expires_at
+        WHERE l.expires_at <= ${NOW_MS}
+        RETURNING l.expires_at, true AS taken)
+      SELECT k.expires_at AS lease_expires_at, r.*, ${LIGHT_COMMIT}
+      FROM (SELECT 1) AS one
+      LEFT JOIN l AS k ON true
+      LEFT JOIN LATERAL (
+        SELECT * FROM ${n.records} AS c
+        WHERE c.member_id = $1 AND c.chain = $2 AND NOT c.deleted AND coalesce(k.taken, true)
+        FOR SHARE) AS r ON true`,
     release: `DELETE FROM ${n.locks} WHERE member_id = $1 AND chain = $2 AND token = $3 RETURNING ${LIGHT_COMMIT}`,
     renew: `UPDATE ${n.locks} SET expires_at = ${NOW_MS} + $4
       WHERE member_id = $1 AND chain = $2 AND token = $3 AND expires_at > ${NOW_MS} RETURNING expires_at, ${LIGHT_COMMIT}`,

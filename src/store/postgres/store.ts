@@ -31,6 +31,7 @@ import type {
   StoreCapabilities,
   StoreChangeListener,
   StoreLease,
+  LockedRead,
   StoreSubscription,
   TokenStore,
 } from '../token-store.js';
@@ -247,7 +248,30 @@ export class PostgresTokenStore implements TokenStore {
     const token = randomUUID();
     const { rows } = await this.#query('lock', memberId, this.#sql.lock, [memberId, chain, token, Math.ceil(ttlMs)]);
     if (rows[0] === undefined) return undefined;
-    const expiresAt = Number(rows[0]['expires_at']);
+    return this.#lease(memberId, chain, token, Number(rows[0]['expires_at']));
+  }
+
+  /**
+   * {@link tryLock} and {@link get} in one statement: the lease row as `tryLock` takes it, and the
+   * chain's newest committed record, read after the lease was taken. See
+   * {@link TokenStore.tryLockAndGet}.
+   */
+  async tryLockAndGet(key: ChainKey, ttlMs: number): Promise<LockedRead> {
+    const { memberId, chain } = this.#key(key);
+    checkTtlMs(ttlMs);
+    const token = randomUUID();
+    const { rows } = await this.#query('lock', memberId, this.#sql.lockAndGet, [memberId, chain, token, Math.ceil(ttlMs)]);
+    const row = rows[0];
+    if (row === undefined) throw new StoreError('PostgreSQL answered a lock and read with no row', { memberId });
+    const leaseExpiresAt = row['lease_expires_at'];
+    return {
+      lease: leaseExpiresAt === null || leaseExpiresAt === undefined ? undefined : this.#lease(memberId, chain, token, Number(leaseExpiresAt)),
+      record: row['version'] === null || row['version'] === undefined ? undefined : rowToRecord(row),
+    };
+  }
+
+  /** The lease of the lock row this store took with `token`. */
+  #lease(memberId: string, chain: string, token: string, expiresAt: number): StoreLease {
     return {
       token,
       expiresAt,

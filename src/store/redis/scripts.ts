@@ -185,6 +185,19 @@ return 0`,
   false,
 );
 
+/**
+ * KEYS: lock, record (one slot: both after the portal's hash tag on a cluster). ARGV: token, ttl ms.
+ * tryLockAndGet: takes the lease as tryLock's `SET NX PX` does, then reads the record; a script runs
+ * alone, so the record holds every write made before the lease. Returns {1 if taken else 0, record
+ * hash (an empty list when missing)}.
+ */
+export const LOCK_AND_GET = script(
+  2,
+  `local taken = redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2])
+return {taken and 1 or 0, redis.call('HGETALL', KEYS[2])}`,
+  false,
+);
+
 /** KEYS: lock. ARGV: token, ttl ms. Extends the lease only if this token still holds it. */
 export const RENEW = script(
   1,

@@ -26,6 +26,7 @@ import type {
   StoreCapabilities,
   StoreChangeListener,
   StoreLease,
+  LockedRead,
   StoreSubscription,
   TokenStore,
 } from '../token-store.js';
@@ -226,9 +227,33 @@ export class RedisTokenStore implements TokenStore {
       return c.call('SET', lockKey, token, 'NX', 'PX', ttl);
     });
     if (reply !== 'OK') return undefined;
+    return this.#lease(memberId, lockKey, token, started + ttl);
+  }
+
+  /**
+   * {@link tryLock} and {@link get} in one script (`SET NX PX`, then `HGETALL`, on the portal's slot).
+   * See `TokenStore.tryLockAndGet`.
+   */
+  async tryLockAndGet(key: ChainKey, ttlMs: number): Promise<LockedRead> {
+    const { memberId, chain } = resolveKey(key);
+    checkTtlMs(ttlMs);
+    const k = this.#keys.of(memberId);
+    const lockKey = k.lock(memberId, chain);
+    const token = randomBytes(16).toString('hex');
+    const ttl = Math.max(1, Math.ceil(ttlMs));
+    // Measured before the script is sent (a connection being opened first makes it earlier still):
+    // never later than Redis's own expiry of the lease.
+    const started = Date.now();
+    const reply = await this.#script('tryLock', memberId, S.LOCK_AND_GET, [lockKey, k.record(memberId, chain)], [token, ttl]);
+    const [taken, stored] = Array.isArray(reply) ? (reply as [unknown, unknown]) : [undefined, undefined];
+    return { lease: int(taken) === 1 ? this.#lease(memberId, lockKey, token, started + ttl) : undefined, record: decodeRecord(stored, memberId, chain) };
+  }
+
+  /** The lease `token` holds on `lockKey`. */
+  #lease(memberId: string, lockKey: string, token: string, expiresAt: number): StoreLease {
     return {
       token,
-      expiresAt: started + ttl,
+      expiresAt,
       release: async () => {
         await this.#script('release', memberId, S.UNLOCK, [lockKey], [token]);
       },

@@ -30,6 +30,7 @@ import type {
   PortalRecordPatch,
   StoreCapabilities,
   StoreLease,
+  LockedRead,
   TokenStore,
 } from '../token-store.js';
 import { SqliteConnection } from './connection.js';
@@ -168,19 +169,42 @@ export class SqliteTokenStore implements TokenStore {
     const { memberId, chain } = resolveKey(key);
     checkTtlMs(ttlMs);
     const database = await this.#open();
-    const locks = this.#names.locks;
     const token = randomUUID();
-    const now = this.#now();
-    const expiresAt = now + ttlMs;
-    const taken = this.#write(database, 'tryLock', memberId, () => {
-      // Inserts the lease, or takes over a lapsed one; a live lease makes this change nothing.
-      const sql =
-        `INSERT INTO ${locks} (member_key, chain, token, expires_at) VALUES (?, ?, ?, ?) ` +
-        'ON CONFLICT (member_key, chain) DO UPDATE SET token = excluded.token, expires_at = excluded.expires_at ' +
-        'WHERE expires_at <= ?';
-      return this.#statement(database, sql).run(memberKey(memberId), chain, token, expiresAt, now).changes === 1;
-    });
-    if (!taken) return undefined;
+    const expiresAt = this.#now() + ttlMs;
+    const taken = this.#write(database, 'tryLock', memberId, () => this.#takeLock(database, memberId, chain, token, expiresAt, ttlMs));
+    return taken ? this.#lease(memberId, chain, token, expiresAt) : undefined;
+  }
+
+  /**
+   * Takes the lock and reads the chain in one `BEGIN IMMEDIATE` transaction: no other writer can
+   * come in between, so the record holds every write made before the lease. See
+   * {@link TokenStore.tryLockAndGet}.
+   */
+  async tryLockAndGet(key: ChainKey, ttlMs: number): Promise<LockedRead> {
+    const { memberId, chain } = resolveKey(key);
+    checkTtlMs(ttlMs);
+    const database = await this.#open();
+    const token = randomUUID();
+    const expiresAt = this.#now() + ttlMs;
+    const { taken, record } = this.#write(database, 'tryLock', memberId, () => ({
+      taken: this.#takeLock(database, memberId, chain, token, expiresAt, ttlMs),
+      record: this.#live(database, memberId, chain),
+    }));
+    return { lease: taken ? this.#lease(memberId, chain, token, expiresAt) : undefined, record };
+  }
+
+  /** Inserts the lease, or takes over a lapsed one; a live lease makes this change nothing. Inside a write. */
+  #takeLock(database: SqliteDatabase, memberId: string, chain: string, token: string, expiresAt: number, ttlMs: number): boolean {
+    const sql =
+      `INSERT INTO ${this.#names.locks} (member_key, chain, token, expires_at) VALUES (?, ?, ?, ?) ` +
+      'ON CONFLICT (member_key, chain) DO UPDATE SET token = excluded.token, expires_at = excluded.expires_at ' +
+      'WHERE expires_at <= ?';
+    return this.#statement(database, sql).run(memberKey(memberId), chain, token, expiresAt, expiresAt - ttlMs).changes === 1;
+  }
+
+  /** The lease of a lock row this store took with `token`. */
+  #lease(memberId: string, chain: string, token: string, expiresAt: number): StoreLease {
+    const locks = this.#names.locks;
     return {
       token,
       expiresAt,

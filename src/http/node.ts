@@ -78,8 +78,11 @@ async function serve(handler: PlainHandler, limit: number, req: MaybeParsedReque
       : // Left unread beyond the limit rather than destroyed: the socket must carry the 413 back.
         await readBounded(req as AsyncIterable<Uint8Array>, limit, { cancel: false });
     if (read === TOO_LARGE) {
-      // Stop reading; Node closes the connection once this answer is flushed.
+      // Node closes the connection once this answer is flushed; the rest of the body is read and
+      // dropped meanwhile (bounded), because closing a socket with unread bytes resets it and the
+      // sender would see ECONNRESET instead of the 413.
       send(res, payloadTooLargeResponse(), { connection: 'close' });
+      discardRest(req, limit);
       return;
     }
     body = read;
@@ -87,6 +90,25 @@ async function serve(handler: PlainHandler, limit: number, req: MaybeParsedReque
   const query = new URL(req.url ?? '/', 'http://localhost').searchParams;
   const response = await handler({ method: req.method ?? 'GET', headers: req.headers, body, query });
   send(res, response);
+}
+
+/** Reads past the limit what a too-large body still sends, up to 4 times the limit or 2 s, then cuts the connection. */
+function discardRest(req: IncomingMessage, limit: number): void {
+  let left = 4 * Math.max(limit, 64 * 1024);
+  const cut = setTimeout(() => req.destroy(), 2_000);
+  cut.unref();
+  const done = (): void => clearTimeout(cut);
+  req.on('data', (chunk: Uint8Array) => {
+    left -= chunk.byteLength;
+    if (left < 0) {
+      done();
+      req.destroy();
+    }
+  });
+  req.once('end', done);
+  req.once('close', done);
+  req.once('error', done);
+  req.resume();
 }
 
 function isFetchRequest(value: unknown): boolean {

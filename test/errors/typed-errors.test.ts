@@ -19,7 +19,7 @@ import {
 import { LINE_BREAKING } from '../../src/errors/escape.js';
 import { PortalClientPool } from '../../src/pool/pool.js';
 import { MemoryTokenStore } from '../../src/store/memory/store.js';
-import type { BudgetGrant, BudgetSpec, ChainKey, PortalRecord, StoreLease } from '../../src/store/token-store.js';
+import type { BudgetGrant, BudgetSpec, ChainKey, LockedRead, PortalRecord, StoreLease } from '../../src/store/token-store.js';
 import { FakeBitrix24, seedStore } from '../../src/testing/fake-bitrix24.js';
 import { recordingLogger } from '../pool/helpers.js';
 
@@ -43,6 +43,10 @@ class RawFailingStore extends MemoryTokenStore {
   override async tryLock(key: ChainKey, ttlMs: number): Promise<StoreLease | undefined> {
     if (this.failLock) throw new Error('lock table gone');
     return super.tryLock(key, ttlMs);
+  }
+  override async tryLockAndGet(key: ChainKey, ttlMs: number): Promise<LockedRead> {
+    if (this.failLock) throw new Error('lock table gone');
+    return super.tryLockAndGet(key, ttlMs);
   }
   override async acquire(key: string, spec: BudgetSpec): Promise<BudgetGrant> {
     if (this.failAcquire) throw new Error('budget table gone');

@@ -1,0 +1,4 @@
+// A lease overrun across real processes, on Redis (the case: test/pool/lease-overrun.ts).
+import { describeLeaseOverrun } from './lease-overrun.js';
+
+await describeLeaseOverrun('Redis');

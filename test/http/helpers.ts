@@ -132,7 +132,9 @@ export function rawRequest(
 ): Promise<RawAnswer> {
   return new Promise((resolve, reject) => {
     let answered = false;
-    const req = httpRequest(url, { method: options.method ?? 'POST', headers: options.headers ?? {} }, (res) => {
+    // A connection of its own (`agent: false`): Node's global agent keeps sockets alive, and one the
+    // server closes as idle just as it is reused answers ECONNRESET, which is the client's race, not the handler's.
+    const req = httpRequest(url, { method: options.method ?? 'POST', headers: options.headers ?? {}, agent: false }, (res) => {
       answered = true;
       const chunks: Buffer[] = [];
       res.on('data', (chunk: Buffer) => chunks.push(chunk));

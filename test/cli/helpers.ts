@@ -4,6 +4,7 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { PortalRecord, PortalRecordInput, TokenStore } from '../../src/store/token-store.js';
 import type { CliIo } from '../../src/cli/io.js';
+import { expect } from 'vitest';
 
 export const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
 
@@ -131,4 +132,25 @@ export async function dropRedisPrefix(url: string, prefix: string): Promise<void
   } finally {
     client.disconnect();
   }
+}
+
+/**
+ * Asserts that every chain of `target` equals the source's record of the same key, versions
+ * included, and returns how many there are. It pages through the target and reads the source by
+ * key, because the file store's `listChains` reads the whole directory on every call.
+ */
+export async function expectSameRecords(source: TokenStore, target: TokenStore): Promise<number> {
+  let n = 0;
+  let after: string | undefined;
+  do {
+    const page = await target.list!({ after, limit: 500 });
+    for (const portal of page.records) {
+      for (const record of [portal, ...(await target.listChains!(portal.memberId))]) {
+        expect(record).toEqual(await source.get({ memberId: record.memberId, chain: record.chain }));
+        n++;
+      }
+    }
+    after = page.next;
+  } while (after !== undefined);
+  return n;
 }

@@ -9,9 +9,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FileTokenStore } from '../../src/store/file/store.js';
 import { PostgresTokenStore } from '../../src/store/postgres/index.js';
-import type { TokenStore } from '../../src/store/token-store.js';
 import { serviceAvailable, SERVICES } from '../support/services.js';
-import { CLI, dropPostgresPrefix, recordInput, runBinary, seedPortals, TOKEN } from './helpers.js';
+import { CLI, dropPostgresPrefix, recordInput, runBinary, seedPortals, TOKEN, expectSameRecords } from './helpers.js';
 
 const postgres = await serviceAvailable('postgres');
 const run = `${process.pid}_${Date.now().toString(36)}`;
@@ -24,26 +23,6 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-/**
- * Asserts that every chain of `target` equals the source's record of the same key, versions
- * included, and returns how many there are. It pages through the target and reads the source by
- * key, because the file store's `listChains` reads the whole directory on every call.
- */
-async function expectSameRecords(source: TokenStore, target: TokenStore): Promise<number> {
-  let n = 0;
-  let after: string | undefined;
-  do {
-    const page = await target.list!({ after, limit: 500 });
-    for (const portal of page.records) {
-      for (const record of [portal, ...(await target.listChains!(portal.memberId))]) {
-        expect(record).toEqual(await source.get({ memberId: record.memberId, chain: record.chain }));
-        n++;
-      }
-    }
-    after = page.next;
-  } while (after !== undefined);
-  return n;
-}
 describe.skipIf(!postgres)('10,000 portals from the file store to PostgreSQL', () => {
   const prefix = `cli_mig_${run}`;
   const url = `${SERVICES.postgres.url}?tablePrefix=${prefix}`;

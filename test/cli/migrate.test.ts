@@ -10,9 +10,8 @@ import { EncryptedTokenStore } from '../../src/store/encrypted/store.js';
 import { MemoryTokenStore } from '../../src/store/memory/store.js';
 import { RedisTokenStore } from '../../src/store/redis/index.js';
 import { SqliteTokenStore } from '../../src/store/sqlite/index.js';
-import type { TokenStore } from '../../src/store/token-store.js';
 import { serviceAvailable, SERVICES } from '../support/services.js';
-import { dropRedisPrefix, memoryIo, recordInput, runBinary, seedPortals, TOKEN } from './helpers.js';
+import { dropRedisPrefix, memoryIo, recordInput, runBinary, seedPortals, TOKEN, expectSameRecords } from './helpers.js';
 
 const redis = await serviceAvailable('redis');
 const run = `${process.pid}_${Date.now().toString(36)}`;
@@ -25,26 +24,6 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-/**
- * Asserts that every chain of `target` equals the source's record of the same key, versions
- * included, and returns how many there are. It pages through the target and reads the source by
- * key, because the file store's `listChains` reads the whole directory on every call.
- */
-async function expectSameRecords(source: TokenStore, target: TokenStore): Promise<number> {
-  let n = 0;
-  let after: string | undefined;
-  do {
-    const page = await target.list!({ after, limit: 500 });
-    for (const portal of page.records) {
-      for (const record of [portal, ...(await target.listChains!(portal.memberId))]) {
-        expect(record).toEqual(await source.get({ memberId: record.memberId, chain: record.chain }));
-        n++;
-      }
-    }
-    after = page.next;
-  } while (after !== undefined);
-  return n;
-}
 describe('small migrations', () => {
   it('SQLite to an encrypted Redis store: dry run writes nothing, then versions carry over', async () => {
     if (!redis) return;

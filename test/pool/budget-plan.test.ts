@@ -1,45 +1,14 @@
 // The pool's request budget and the operating-time limit: a 429 OPERATION_TIME_LIMIT holds the method
 // for every worker until its reset; the portal's plan (from app.info) sets its default budget.
 // Counts only, never times. (Split from budget.test.ts so the files run side by side.)
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { RateLimitedError,  findPortalTokensError } from '../../src/errors.js';
-import { PortalClientPool } from '../../src/pool/pool.js';
+import { describe, expect, it } from 'vitest';
+import { RateLimitedError, findPortalTokensError } from '../../src/errors.js';
+import type { PortalClientPool } from '../../src/pool/pool.js';
 import { withRequestDeadline } from '../../src/budget/budget.js';
 import { MemoryTokenStore } from '../../src/store/memory/store.js';
-import type { TokenStore } from '../../src/store/token-store.js';
-import { FakeBitrix24 } from '../../src/testing/fake-bitrix24.js';
-import { recordingLogger, seedPortal } from './helpers.js';
+import { b24, LIMITS, newPool, seeded, useBudgetRig } from './budget-rig.js';
 
-// The stand-in's bucket and the pool's budget: small numbers so a test takes a second or two.
-const LIMITS = { ratePerSec: 10, burst: 10 };
-
-let b24: FakeBitrix24;
-let dir: string;
-beforeAll(async () => {
-  b24 = await FakeBitrix24.start();
-  dir = await mkdtemp(join(tmpdir(), 'b24pt-budget-'));
-});
-afterAll(async () => {
-  await b24.close();
-  await rm(dir, { recursive: true, force: true });
-});
-afterEach(() => {
-  b24.limitRequests(null);
-  b24.resetStats();
-});
-
-function newPool(store: TokenStore, extra: Partial<ConstructorParameters<typeof PortalClientPool>[0]> = {}): PortalClientPool {
-  return new PortalClientPool({ ...b24.trust, store, clientId: b24.clientId, clientSecret: b24.clientSecret, requestBudget: LIMITS, logger: recordingLogger(), ...extra });
-}
-
-async function seeded(store: TokenStore): Promise<string> {
-  const portal = b24.addPortal();
-  await seedPortal(store, b24, portal.memberId, b24.issueChain(portal.memberId));
-  return portal.memberId;
-}
+useBudgetRig();
 
 describe('429 OPERATION_TIME_LIMIT and the portal plan', () => {
   const sum = (pools: PortalClientPool[], memberId: string, field: 'operationTimeLimit' | 'operatingWaits'): number =>

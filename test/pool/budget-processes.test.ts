@@ -2,42 +2,15 @@
 // costs a 503 per worker, not per call; workers on a fresh bucket share one budget. Counts only,
 // never times. (Split from budget.test.ts so the files run side by side.)
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { PoolStats } from '../../src/pool-events.js';
 import { FileTokenStore } from '../../src/store/file/store.js';
-import type { TokenStore } from '../../src/store/token-store.js';
-import { FakeBitrix24 } from '../../src/testing/fake-bitrix24.js';
-import { seedPortal } from './helpers.js';
 import { nodeArgs } from '../support/children.js';
+import { b24, dir, LIMITS, seeded, useBudgetRig } from './budget-rig.js';
 
-// The stand-in's bucket and the pool's budget: small numbers so a test takes a second or two.
-const LIMITS = { ratePerSec: 10, burst: 10 };
-
-let b24: FakeBitrix24;
-let dir: string;
-beforeAll(async () => {
-  b24 = await FakeBitrix24.start();
-  dir = await mkdtemp(join(tmpdir(), 'b24pt-budget-'));
-});
-afterAll(async () => {
-  await b24.close();
-  await rm(dir, { recursive: true, force: true });
-});
-afterEach(() => {
-  b24.limitRequests(null);
-  b24.resetStats();
-});
-
-async function seeded(store: TokenStore): Promise<string> {
-  const portal = b24.addPortal();
-  await seedPortal(store, b24, portal.memberId, b24.issueChain(portal.memberId));
-  return portal.memberId;
-}
+useBudgetRig();
 
 interface WorkerOutcome {
   ok: number;

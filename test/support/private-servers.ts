@@ -242,6 +242,51 @@ function pings(port: number): Promise<boolean> {
   });
 }
 
+
+/**
+ * Starts a server on a free port with `launch`, and gives the test its controls: `stop` with
+ * `signal` (and wait), `start` on the same port, `dispose` (stop and remove `dir`).
+ */
+async function serve(
+  name: string,
+  dir: string,
+  signal: NodeJS.Signals,
+  urlOf: (port: number) => string,
+  launch: (port: number) => Promise<ChildProcess>,
+): Promise<PrivateServer> {
+  let child: ChildProcess | undefined;
+  let port: number;
+  try {
+    port = await onFreePort(async (candidate) => {
+      child = await launch(candidate);
+      return candidate;
+    });
+  } catch (error) {
+    await rm(dir, { recursive: true, force: true });
+    throw error;
+  }
+  let disposed = false;
+  return {
+    url: urlOf(port),
+    port,
+    async stop() {
+      await stopChild(child, signal);
+      child = undefined;
+    },
+    async start() {
+      if (disposed) throw new Error(`this private ${name} was disposed`);
+      if (child !== undefined) return;
+      child = await launch(port);
+    },
+    async dispose() {
+      disposed = true;
+      await stopChild(child, signal);
+      child = undefined;
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
 /**
  * Starts a `redis-server` of the test's own on a free loopback port, keeping nothing on disk
  * (`--save "" --appendonly no`), and resolves once it answers PING.
@@ -250,9 +295,8 @@ export async function startPrivateRedis(): Promise<PrivateServer> {
   const binary = onPath('redis-server');
   if (binary === undefined) throw new Error('redis-server not found (check privateServerAvailable first)');
   const dir = await ownDir('redis');
-  let child: ChildProcess | undefined;
 
-  const launch = async (port: number): Promise<void> => {
+  const launch = async (port: number): Promise<ChildProcess> => {
     const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--dir', dir, '--logfile', ''];
     const started = spawnServer(binary, args, 'TERM', undefined);
     try {
@@ -262,40 +306,14 @@ export async function startPrivateRedis(): Promise<PrivateServer> {
       throw error;
     }
     drain(started);
-    child = started;
-    if (!(await pings(port))) throw new Error(`redis-server on port ${port} does not answer PING`);
+    if (!(await pings(port))) {
+      await stopChild(started, 'SIGKILL');
+      throw new Error(`redis-server on port ${port} does not answer PING`);
+    }
+    return started;
   };
 
-  let port: number;
-  try {
-    port = await onFreePort(async (candidate) => {
-      await launch(candidate);
-      return candidate;
-    });
-  } catch (error) {
-    await rm(dir, { recursive: true, force: true });
-    throw error;
-  }
-  let disposed = false;
-  return {
-    url: `redis://127.0.0.1:${port}`,
-    port,
-    async stop() {
-      await stopChild(child, 'SIGTERM');
-      child = undefined;
-    },
-    async start() {
-      if (disposed) throw new Error('this private Redis was disposed');
-      if (child !== undefined) return;
-      await launch(port);
-    },
-    async dispose() {
-      disposed = true;
-      await stopChild(child, 'SIGTERM');
-      child = undefined;
-      await rm(dir, { recursive: true, force: true });
-    },
-  };
+  return serve('Redis', dir, 'SIGTERM', (port) => `redis://127.0.0.1:${port}`, launch);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -355,7 +373,6 @@ export async function startPrivatePostgres(): Promise<PrivateServer> {
   const user = postgresUser();
   const template = await pgTemplate(binDir, user);
   const dir = await ownDir('pg');
-  let child: ChildProcess | undefined;
   try {
     if (user !== undefined) await chown(dir, user.uid, user.gid);
     // cp -a keeps the owner and the 0700 mode PostgreSQL insists on.
@@ -365,7 +382,7 @@ export async function startPrivatePostgres(): Promise<PrivateServer> {
     throw error;
   }
 
-  const launch = async (port: number): Promise<void> => {
+  const launch = async (port: number): Promise<ChildProcess> => {
     const args = [
       '-D', join(dir, 'data'),
       '-p', String(port),
@@ -386,37 +403,8 @@ export async function startPrivatePostgres(): Promise<PrivateServer> {
       throw error;
     }
     drain(started);
-    child = started;
+    return started;
   };
 
-  let port: number;
-  try {
-    port = await onFreePort(async (candidate) => {
-      await launch(candidate);
-      return candidate;
-    });
-  } catch (error) {
-    await rm(dir, { recursive: true, force: true });
-    throw error;
-  }
-  let disposed = false;
-  return {
-    url: `postgres://postgres@127.0.0.1:${port}/test`,
-    port,
-    async stop() {
-      await stopChild(child, 'SIGINT');
-      child = undefined;
-    },
-    async start() {
-      if (disposed) throw new Error('this private PostgreSQL was disposed');
-      if (child !== undefined) return;
-      await launch(port);
-    },
-    async dispose() {
-      disposed = true;
-      await stopChild(child, 'SIGINT');
-      child = undefined;
-      await rm(dir, { recursive: true, force: true });
-    },
-  };
+  return serve('PostgreSQL', dir, 'SIGINT', (port) => `postgres://postgres@127.0.0.1:${port}/test`, launch);
 }

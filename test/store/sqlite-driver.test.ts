@@ -5,8 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
-import { StoreError } from '../../src/errors.js';
-import { SqliteTokenStore } from '../../src/store/sqlite/index.js';
+import type { StoreError as StoreErrorClass } from '../../src/errors.js';
+import type { SqliteTokenStore as SqliteTokenStoreClass } from '../../src/store/sqlite/index.js';
 import { sampleRecord } from '../../src/testing/conformance/records.js';
 
 const driver = vi.hoisted(() => ({ loads: 0 }));
@@ -17,8 +17,15 @@ vi.mock('better-sqlite3', () => {
   throw Object.assign(new Error("Cannot find package 'better-sqlite3'"), { code: 'ERR_MODULE_NOT_FOUND' });
 });
 
+// The test worker runs other files before this one (vitest's isolate is off): the store module may
+// already hold the real driver it loaded for them. Import the library afresh, after the mock.
+let StoreError: typeof StoreErrorClass;
+let SqliteTokenStore: typeof SqliteTokenStoreClass;
 let dir: string;
 beforeAll(async () => {
+  vi.resetModules();
+  ({ StoreError } = await import('../../src/errors.js'));
+  ({ SqliteTokenStore } = await import('../../src/store/sqlite/index.js'));
   dir = await mkdtemp(join(tmpdir(), 'b24pt-sqlite-driver-'));
 });
 afterAll(async () => {
@@ -36,11 +43,11 @@ it('rejects with a StoreError naming the package to install when the driver is m
   for (const attempt of [() => store.ready(), () => store.get('member')]) {
     const error: unknown = await attempt().catch((caught: unknown) => caught);
     expect(error).toBeInstanceOf(StoreError);
-    expect((error as StoreError).message).toMatch(/optional peer dependency better-sqlite3.*npm install better-sqlite3/);
-    expect((error as StoreError).transient).toBe(false);
+    expect((error as StoreErrorClass).message).toMatch(/optional peer dependency better-sqlite3.*npm install better-sqlite3/);
+    expect((error as StoreErrorClass).transient).toBe(false);
     // The loader's own error is kept in the cause chain (vitest wraps it once more).
     const codes: unknown[] = [];
-    for (let cause: unknown = (error as StoreError).cause; cause instanceof Error; cause = cause.cause) {
+    for (let cause: unknown = (error as StoreErrorClass).cause; cause instanceof Error; cause = cause.cause) {
       codes.push((cause as { code?: unknown }).code);
     }
     expect(codes).toContain('ERR_MODULE_NOT_FOUND');

@@ -1,10 +1,12 @@
-// Vitest global setup: the package tests import the built `dist/` (the README example resolves
-// 'b24-portal-tokens' to it), so build it with tsup once, before any test file runs, when it is
-// missing or older than the sources. A fresh clone's `npx vitest run` then works, and a run right
-// after a build does not build again. SKIP_DIST_BUILD=1 skips the check (for runs that need no dist).
-// Then it bundles the scripts the tests run as child processes (test/support/children.ts says why).
-import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
+// Vitest global setup: the package and CLI tests use the built `dist/` (the README example resolves
+// 'b24-portal-tokens' to it), so it builds it with tsup when it is missing or older than the sources.
+// A fresh clone's `npx vitest run` then works, and a run right after a build does not build again.
+// The build (about 15 s, most of it declarations) runs beside the test files: the files that need
+// dist/ wait for it (test/support/dist.ts), the others start at once. SKIP_DIST_BUILD=1 skips the
+// check (for runs that need no dist). It also bundles the scripts the tests run as child processes
+// (test/support/children.ts says why).
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
@@ -72,21 +74,48 @@ async function bundleChildren(): Promise<string> {
   }
 }
 
-export default async function setup(project: TestProject): Promise<void> {
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   // In watch mode the sources change under the run: the children load them through tsx each time.
   project.provide('childrenDir', project.config.watch ? '' : await bundleChildren());
-  buildDist();
+  const build = startDistBuild();
+  project.provide('distBuild', build?.statusFile ?? '');
+  // The build is never left running after the run (an interrupted run, a single file that needed no dist).
+  return async () => {
+    if (build === undefined) return;
+    await build.done;
+    rmSync(build.statusFile, { force: true });
+  };
 }
 
-function buildDist(): void {
-  if (process.env['SKIP_DIST_BUILD'] === '1') return;
+interface DistBuild {
+  /** Where the build's outcome is written when it ends (test/support/dist.ts reads it). */
+  readonly statusFile: string;
+  /** Settles when the build has ended and its outcome is written. */
+  readonly done: Promise<void>;
+}
+
+/** Starts tsup when dist/ is stale, without waiting for it: the build and its status file, or undefined when none is needed. */
+function startDistBuild(): DistBuild | undefined {
+  if (process.env['SKIP_DIST_BUILD'] === '1') return undefined;
   const reason = staleReason();
-  if (reason === null) return;
-  process.stdout.write(`global setup: ${reason}; building it with tsup\n`);
-  try {
-    execFileSync(join(root, 'node_modules', '.bin', 'tsup'), ['--silent'], { cwd: root, stdio: ['ignore', 'inherit', 'inherit'] });
-  } catch {
-    // Not fatal: the tests that need dist/ fail on their own (test/package says so first), the rest run.
-    process.stderr.write('global setup: WARNING: building dist/ with tsup failed (output above); tests of the built package will fail\n');
-  }
+  if (reason === null) return undefined;
+  const statusDir = join(root, '.tmp');
+  mkdirSync(statusDir, { recursive: true });
+  const statusFile = join(statusDir, `dist-build-${process.pid}.json`);
+  rmSync(statusFile, { force: true });
+  process.stdout.write(`global setup: ${reason}; building it with tsup beside the tests that do not need it\n`);
+  const done = new Promise<void>((resolve) => {
+    let output = '';
+    const finish = (ok: boolean, detail: string): void => {
+      if (!ok) process.stderr.write(`global setup: WARNING: building dist/ with tsup failed; tests of the built package will fail\n${detail}\n`);
+      writeFileSync(statusFile, JSON.stringify({ ok, output: detail }));
+      resolve();
+    };
+    const child = spawn(join(root, 'node_modules', '.bin', 'tsup'), ['--silent'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.on('error', (error) => finish(false, String(error)));
+    child.on('close', (code, signal) => finish(code === 0, code === 0 ? '' : `tsup exited with ${code ?? signal}:\n${output}`));
+  });
+  return { statusFile, done };
 }

@@ -10,6 +10,9 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { FileTokenStore } from '../src/store/file/store.js';
 import { FakeBitrix24, seedStore } from '../src/testing/fake-bitrix24.js';
+import { DIST_WAIT_MS, distReady } from './support/dist.js';
+
+beforeAll(distReady, DIST_WAIT_MS); // dist/ may still be building (test/global-setup.ts)
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 let b24: FakeBitrix24;

@@ -11,6 +11,9 @@ import { FileTokenStore } from '../../src/store/file/store.js';
 import { FakeBitrix24, seedStore } from '../../src/testing/fake-bitrix24.js';
 import { SERVICES, serviceAvailable } from '../support/services.js';
 import { CLI, memoryIo, runBinary } from './helpers.js';
+import { DIST_WAIT_MS, distReady } from '../support/dist.js';
+
+beforeAll(distReady, DIST_WAIT_MS); // dist/ may still be building (test/global-setup.ts)
 
 const postgres = await serviceAvailable('postgres');
 let b24: FakeBitrix24;

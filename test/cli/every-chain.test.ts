@@ -15,6 +15,9 @@ import { PostgresTokenStore } from '../../src/store/postgres/index.js';
 import type { TokenStore } from '../../src/store/token-store.js';
 import { SERVICES, serviceAvailable } from '../support/services.js';
 import { dropPostgresPrefix, memoryIo, recordInput } from './helpers.js';
+import { DIST_WAIT_MS, distReady } from '../support/dist.js';
+
+beforeAll(distReady, DIST_WAIT_MS); // dist/ may still be building (test/global-setup.ts)
 
 let dir: string;
 const pgAvailable = await serviceAvailable('postgres');

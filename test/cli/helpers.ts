@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import type { PortalRecord, PortalRecordInput, TokenStore } from '../../src/store/token-store.js';
 import type { CliIo } from '../../src/cli/io.js';
 import { expect } from 'vitest';
+import { distReady } from '../support/dist.js';
 
 export const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
 
@@ -18,7 +19,8 @@ export interface CliRun {
 }
 
 /** Runs the binary with `args`; the environment holds only what is passed (plus PATH). */
-export function runBinary(args: readonly string[], env: Record<string, string> = {}, input?: string): Promise<CliRun> {
+export async function runBinary(args: readonly string[], env: Record<string, string> = {}, input?: string): Promise<CliRun> {
+  await distReady(); // dist/cli.js: the global setup may still be building it
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [CLI, ...args], {
       env: { PATH: process.env['PATH'] ?? '', ...env },

@@ -11,6 +11,9 @@ import { PostgresTokenStore } from '../../src/store/postgres/index.js';
 import { serviceAvailable, SERVICES } from '../support/services.js';
 import { dropPostgresPrefix, runBinary, token, TOKEN } from './helpers.js';
 import { FakeBitrix24 } from '../../src/testing/fake-bitrix24.js';
+import { DIST_WAIT_MS, distReady } from '../support/dist.js';
+
+beforeAll(distReady, DIST_WAIT_MS); // dist/ may still be building (test/global-setup.ts)
 
 // Every chain is proven at the OAuth host before it is stored: the entries are the stand-in's.
 let b24: FakeBitrix24;

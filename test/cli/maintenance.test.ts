@@ -9,6 +9,9 @@ import { EncryptedTokenStore } from '../../src/store/encrypted/store.js';
 import { SqliteTokenStore } from '../../src/store/sqlite/index.js';
 import { FakeBitrix24, seedStore } from '../../src/testing/fake-bitrix24.js';
 import { recordInput, runBinary, seedPortals, TOKEN } from './helpers.js';
+import { DIST_WAIT_MS, distReady } from '../support/dist.js';
+
+beforeAll(distReady, DIST_WAIT_MS); // dist/ may still be building (test/global-setup.ts)
 
 let b24: FakeBitrix24;
 let dir: string;

@@ -11,6 +11,9 @@ import { FileTokenStore } from '../../src/store/file/store.js';
 import { PostgresTokenStore } from '../../src/store/postgres/index.js';
 import { serviceAvailable, SERVICES } from '../support/services.js';
 import { CLI, dropPostgresPrefix, recordInput, runBinary, seedPortals, TOKEN, expectSameRecords } from './helpers.js';
+import { DIST_WAIT_MS, distReady } from '../support/dist.js';
+
+beforeAll(distReady, DIST_WAIT_MS); // dist/ may still be building (test/global-setup.ts)
 
 const postgres = await serviceAvailable('postgres');
 const run = `${process.pid}_${Date.now().toString(36)}`;

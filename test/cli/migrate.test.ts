@@ -12,6 +12,9 @@ import { RedisTokenStore } from '../../src/store/redis/index.js';
 import { SqliteTokenStore } from '../../src/store/sqlite/index.js';
 import { serviceAvailable, SERVICES } from '../support/services.js';
 import { dropRedisPrefix, memoryIo, recordInput, runBinary, seedPortals, TOKEN, expectSameRecords } from './helpers.js';
+import { DIST_WAIT_MS, distReady } from '../support/dist.js';
+
+beforeAll(distReady, DIST_WAIT_MS); // dist/ may still be building (test/global-setup.ts)
 
 const redis = await serviceAvailable('redis');
 const run = `${process.pid}_${Date.now().toString(36)}`;

@@ -13,6 +13,9 @@ import { RedisTokenStore } from '../../src/store/redis/index.js';
 import { adminQuery, dropTables, enterGate, uniquePrefix } from '../store/fixtures/pg-support.js';
 import { SERVICES, serviceAvailable } from '../support/services.js';
 import { dropRedisPrefix, recordInput, runBinary, seedPortals, TOKEN } from './helpers.js';
+import { DIST_WAIT_MS, distReady } from '../support/dist.js';
+
+beforeAll(distReady, DIST_WAIT_MS); // dist/ may still be building (test/global-setup.ts)
 
 const postgres = await serviceAvailable('postgres');
 const redis = await serviceAvailable('redis');

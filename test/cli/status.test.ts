@@ -10,6 +10,9 @@ import { FileTokenStore } from '../../src/store/file/store.js';
 import { MemoryTokenStore } from '../../src/store/memory/store.js';
 import { SqliteTokenStore } from '../../src/store/sqlite/index.js';
 import { memoryIo, recordInput, runBinary, seedPortals, TOKEN } from './helpers.js';
+import { DIST_WAIT_MS, distReady } from '../support/dist.js';
+
+beforeAll(distReady, DIST_WAIT_MS); // dist/ may still be building (test/global-setup.ts)
 
 let dir: string;
 beforeAll(async () => {

@@ -6,6 +6,9 @@ import { existsSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { redactUrl } from '../../src/cli/store-url.js';
 import { CLI, runBinary } from './helpers.js';
+import { DIST_WAIT_MS, distReady } from '../support/dist.js';
+
+beforeAll(distReady, DIST_WAIT_MS); // dist/ may still be building (test/global-setup.ts)
 
 const SECRET = 'Sx9kQ2';
 

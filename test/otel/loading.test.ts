@@ -3,7 +3,10 @@
 
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { expect, it } from 'vitest';
+import { beforeAll, expect, it } from 'vitest';
+import { DIST_WAIT_MS, distReady } from '../support/dist.js';
+
+beforeAll(distReady, DIST_WAIT_MS); // dist/ may still be building (test/global-setup.ts)
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 

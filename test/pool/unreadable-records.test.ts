@@ -13,6 +13,9 @@ import { EncryptedTokenStore } from '../../src/store/encrypted/store.js';
 import { FileTokenStore } from '../../src/store/file/store.js';
 import { FakeBitrix24, seedStore } from '../../src/testing/fake-bitrix24.js';
 import { memoryIo } from '../cli/helpers.js';
+import { DIST_WAIT_MS, distReady } from '../support/dist.js';
+
+beforeAll(distReady, DIST_WAIT_MS); // dist/ may still be building (test/global-setup.ts)
 
 const KEY = Buffer.alloc(32, 9).toString('base64');
 let b24: FakeBitrix24;

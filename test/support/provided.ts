@@ -6,5 +6,7 @@ declare module 'vitest' {
   export interface ProvidedContext {
     /** The directory of this run's bundled child scripts (test/support/children.ts), or '' when there are none. */
     childrenDir: string;
+    /** The status file of the dist/ build this run started (test/support/dist.ts), or '' when dist/ was up to date. */
+    distBuild: string;
   }
 }

@@ -1,5 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { defineConfig } from 'vitest/config';
+import LongestFirst from './test/support/sequencer.js';
 
 // Most test files wait (on child processes, the stand-in, the databases) more than they compute, so
 // the main pass runs more files at once than there are cores (vitest's default is cores - 1: one
@@ -9,6 +10,8 @@ const workers = Number(process.env['B24PT_TEST_WORKERS'] ?? availableParallelism
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    // Longest files first (from this machine's last run, or test/timings.json on a fresh clone).
+    sequence: { sequencer: LongestFirst },
     // The 30-process fleet needs the machine to itself, and the long soaks (*.soak.test.ts: crash
     // trials, 10,000-portal migrate, 10,000-body fuzz) take minutes: both run in `npm run test:soak`
     // (vitest.soak.config.ts), which CI runs too. The outage tests stop servers of their own

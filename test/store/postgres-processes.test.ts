@@ -12,10 +12,11 @@ import { defaultExecArgv, moduleUrl, StoreChild } from '../../src/testing/confor
 import { sampleRecord } from '../../src/testing/conformance/records.js';
 import { serviceAvailable } from '../support/services.js';
 import { adminQuery, dropTables, enterGate, PG_URL, uniquePrefix } from './fixtures/pg-support.js';
-import { nodeArgs } from '../support/children.js';
+import { childModule, nodeArgs } from '../support/children.js';
 
 const available = await serviceAvailable('postgres');
-const opener = moduleUrl(fileURLToPath(new URL('./fixtures/open-postgres-store.ts', import.meta.url)));
+const openerChild = childModule(new URL('./fixtures/open-postgres-store.ts', import.meta.url)); // its bundle when there is one
+const opener = moduleUrl(openerChild.module);
 const starter = fileURLToPath(new URL('./fixtures/pg-start-worker.ts', import.meta.url));
 const MEMBER = 'a223c6b3710f85df22e9377d6c4f7553';
 
@@ -43,7 +44,7 @@ describe.skipIf(!available)('PostgresTokenStore across processes', () => {
     return store;
   };
   const child = async (): Promise<StoreChild> => {
-    const started = await StoreChild.start({ module: opener, args: { connectionString: PG_URL, tablePrefix: prefix } }, defaultExecArgv(opener));
+    const started = await StoreChild.start({ module: opener, args: { connectionString: PG_URL, tablePrefix: prefix } }, openerChild.execArgv ?? defaultExecArgv(opener));
     children.push(started);
     return started;
   };

@@ -1,24 +1,25 @@
 // RedisTokenStore across real processes: many starting at once on an empty prefix, a lock holder
 // killed with SIGKILL, a holder paused past its lease (the conditional write is the fence), and
 // changes written in one process delivered to a subscriber in another.
-import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { RedisTokenStore } from '../../src/store/redis/index.js';
 import type { PortalRecord, StoreChange } from '../../src/store/token-store.js';
 import { defaultExecArgv, moduleUrl, StoreChild } from '../../src/testing/conformance/child.js';
 import { sampleRecord } from '../../src/testing/conformance/records.js';
+import { childModule } from '../support/children.js';
 import { serviceAvailable } from '../support/services.js';
 import { dropPrefix, inspector, keysUnder, REDIS_URL, uniquePrefix } from './fixtures/redis-support.js';
 
 const available = await serviceAvailable('redis');
 const admin = inspector();
-const module = moduleUrl(fileURLToPath(new URL('./fixtures/open-redis-store.ts', import.meta.url)));
+const opener = childModule(new URL('./fixtures/open-redis-store.ts', import.meta.url)); // its bundle when there is one
+const module = moduleUrl(opener.module);
 const SECRET = 'SECRET-REFRESH-TOKEN-90ab';
 const children: StoreChild[] = [];
 const stores: RedisTokenStore[] = [];
 
 function startChild(keyPrefix: string, ready = false): Promise<StoreChild> {
-  return StoreChild.start({ module, args: { url: REDIS_URL, keyPrefix, ready } }, defaultExecArgv(module)).then((child) => {
+  return StoreChild.start({ module, args: { url: REDIS_URL, keyPrefix, ready } }, opener.execArgv ?? defaultExecArgv(module)).then((child) => {
     children.push(child);
     return child;
   });

@@ -1,5 +1,6 @@
 // Builds every public entry point as ESM + CJS with declarations for both, and the command-line
-// tool as one ESM file with a shebang (`bin` in package.json).
+// tool as ESM with a shebang (`bin` in package.json): dist/cli.js and its chunks in dist/cli-chunks/.
+import { rmSync } from 'node:fs';
 import { defineConfig } from 'tsup';
 
 const external = ['@bitrix24/b24jssdk', 'vitest', 'better-sqlite3', 'pg', 'ioredis', 'redis', '@opentelemetry/api'];
@@ -18,7 +19,9 @@ export default defineConfig([
     format: ['esm', 'cjs'],
     dts: true,
     sourcemap: true,
-    clean: true,
+    // Everything but the command-line tool's output: both builds run at once, and this clean must not
+    // race the other build's writes (that build empties dist/cli-chunks/ itself).
+    clean: ['!cli.js', '!cli.js.map', '!cli-chunks/**'],
     target: 'node20',
     platform: 'node',
     splitting: true,
@@ -26,7 +29,11 @@ export default defineConfig([
     external,
   },
   {
-    // The `b24-portal-tokens` executable: standalone (no shared chunks), ESM, no declarations.
+    // The `b24-portal-tokens` executable: ESM, no declarations, none of the library's chunks. Split,
+    // so that the modules it imports dynamically (src/cli/bitrix24.ts: the pool and the SDK) load only
+    // when a command needs them; unsplit, esbuild would hoist their imports into dist/cli.js. Its
+    // chunks go to dist/cli-chunks/ (never mixed with the library's dist/chunk-*), emptied before
+    // each build of it so no stale chunk is packed.
     entry: { cli: 'src/cli/main.ts' },
     format: ['esm'],
     dts: false,
@@ -34,9 +41,21 @@ export default defineConfig([
     clean: false,
     target: 'node20',
     platform: 'node',
-    splitting: false,
+    splitting: true,
     treeshake: true,
-    banner: { js: '#!/usr/bin/env node' },
+    // The shebang is main.ts's first line: esbuild keeps it in dist/cli.js alone (a `banner` would
+    // put it atop every chunk too), and tsup makes that file executable.
+    esbuildOptions(options) {
+      options.chunkNames = 'cli-chunks/[name]-[hash]';
+    },
+    esbuildPlugins: [
+      {
+        name: 'clean-cli-chunks',
+        setup(build) {
+          build.onStart(() => rmSync('dist/cli-chunks', { recursive: true, force: true }));
+        },
+      },
+    ],
     external,
   },
 ]);

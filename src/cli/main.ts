@@ -1,3 +1,4 @@
+#!/usr/bin/env node
 // The `b24-portal-tokens` executable: real stdio, a terminal prompt, the exit code.
 
 import { readFileSync } from 'node:fs';

@@ -4,11 +4,9 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import type { TokenStore } from '../store/token-store.js';
 import { CliError, describeFailure, ExitCode, scrub } from './errors.js';
 import type { CliIo } from './io.js';
-import { proveByRefresh, readRecipe, runImport, type ProveChain } from './import-recipe.js';
-import { credentials, runForget, runReactivate, runRekey, runSweepCommand, runSweepDryRun, type AppCredentials } from './maintenance.js';
-import { OAuthClient } from '../oauth/oauth-client.js';
-import { normalizeTrustedHosts } from '../protocol/oauth-hosts.js';
-import { trustedOAuthBaseOf } from '../guard/trusted-hosts.js';
+import { readRecipe, runImport } from './import-recipe.js';
+import { credentials, runForget, runRekey, runSweepDryRun } from './maintenance.js';
+import type * as Bitrix24Commands from './bitrix24.js';
 import { migrateReport, runMigrate } from './migrate.js';
 import { runStatus, summaryLine } from './status.js';
 import { openStore, type OpenedStore, type StoreAccess } from './store-url.js';
@@ -58,11 +56,13 @@ async function withStore<T>(url: string | undefined, io: CliIo, work: (store: To
   }
 }
 
-/** The proof of an imported chain: a refresh at the trusted OAuth host its serverEndpoint names. */
-function recipeProof(creds: AppCredentials): ProveChain {
-  const oauth = new OAuthClient({ clientId: creds.clientId, clientSecret: creds.clientSecret });
-  const trusted = creds.trustedOAuthHosts ?? normalizeTrustedHosts(undefined, '--oauth-host');
-  return proveByRefresh((entry) => oauth.refresh(trustedOAuthBaseOf(entry.serverEndpoint, trusted, entry.memberId), entry.refreshToken), Date.now);
+/**
+ * The commands that call Bitrix24 (the pool, the SDK, the OAuth client), loaded when one runs: the
+ * others, `--help` and `--version` never pay for importing the SDK. Only ever import bitrix24.js
+ * through here (the bundle keeps a dynamically imported module in a chunk of its own).
+ */
+function bitrix24(): Promise<typeof Bitrix24Commands> {
+  return import('./bitrix24.js');
 }
 
 /** Builds the program; each action stores its exit code in `state.code`. */
@@ -109,6 +109,7 @@ export function buildProgram(io: CliIo, state: { code: number }): Command {
         return;
       }
       const creds = credentials(io, o);
+      const { runSweepCommand } = await bitrix24();
       state.code = await withStore(o.store, io, (store) =>
         runSweepCommand(store, io, creds, { idleDays: o.idleDays, concurrency: o.concurrency, pageSize: o.pageSize, userChains: o.userChains === true, verbose: o.verbose === true }),
       );
@@ -147,7 +148,7 @@ export function buildProgram(io: CliIo, state: { code: number }): Command {
     .option('--oauth-host <url...>', 'OAuth hosts the chains may be proven at (or B24PT_OAUTH_HOSTS, comma-separated; default Bitrix24\u2019s own)')
     .action(async (file: string, o: { to: string; dryRun?: boolean; clientId?: string; clientSecret?: string; oauthHost?: string[] }) => {
       // Each chain is proven at the OAuth host (one refresh) before it is stored: credentials first.
-      const prove = o.dryRun === true ? undefined : recipeProof(credentials(io, o));
+      const prove = o.dryRun === true ? undefined : (await bitrix24()).recipeProof(credentials(io, o));
       const entries = await readRecipe(file);
       await withStore(o.to, io, async (to) => {
         const result = await runImport(entries, to, io, { dryRun: o.dryRun === true, now: Date.now(), prove });
@@ -170,6 +171,7 @@ export function buildProgram(io: CliIo, state: { code: number }): Command {
     .option('--oauth-host <url...>', 'OAuth hosts refreshes may go to (or B24PT_OAUTH_HOSTS, comma-separated; default Bitrix24\u2019s own)')
     .action(async (memberId: string, o: { store?: string; userId?: number; clientId?: string; clientSecret?: string; oauthHost?: string[] }) => {
       const creds = credentials(io, o);
+      const { runReactivate } = await bitrix24();
       state.code = await withStore(o.store, io, (store) => runReactivate(store, io, creds, memberId, o.userId));
     });
 

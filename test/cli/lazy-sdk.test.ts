@@ -8,7 +8,10 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FileTokenStore } from '../../src/store/file/store.js';
+import { DIST_WAIT_MS, distReady } from '../support/dist.js';
 import { recordInput, runBinary, type CliRun } from './helpers.js';
+
+beforeAll(distReady, DIST_WAIT_MS); // dist/ may still be building (test/global-setup.ts)
 
 const SDK = /[\\/]node_modules[\\/]@bitrix24[\\/]b24jssdk[\\/]/;
 const BITRIX24_CHUNK = /[\\/]dist[\\/]cli-chunks[\\/]bitrix24-[^/\\]+\.js$/;

@@ -9,6 +9,7 @@ import { registerBudgetCases, registerCrossProcessBudgetCases } from './conforma
 import { registerChainCases } from './conformance/chains.js';
 import { registerChangeCases, registerCrossProcessChangeCases } from './conformance/changes.js';
 import { defaultExecArgv, moduleUrl, StoreChild } from './conformance/child.js';
+import { ChildPool } from './conformance/pool.js';
 import { registerConditionalCases } from './conformance/conditional.js';
 import type { Register, SuiteContext } from './conformance/context.js';
 import { registerCrossProcessCases } from './conformance/cross-process.js';
@@ -24,11 +25,19 @@ export interface CrossProcessOptions<S extends TokenStore = TokenStore> {
    * export, is a function `(args) => TokenStore | Promise<TokenStore>` that opens a store on the
    * **same backing data** as the store {@link TokenStoreSuiteOptions.create} returned. The suite
    * loads it in real child processes.
+   *
+   * The suite keeps its child processes from one test to the next within a `describeTokenStore`
+   * block, so one process may call the function several times, once per test, with that test's
+   * `args`; before each further call it closes the store the function returned before (`close()`,
+   * when the store has one, after releasing the leases taken through it). A function that cannot
+   * open a second store in one process (it throws, or returns a store it returned before) makes the
+   * suite start a fresh process for every later test instead.
    */
   readonly module: string | URL;
   /**
    * Computes the argument passed to the module's function from the test's store (for example its
-   * directory, database schema or key prefix). The value crosses a process boundary as JSON.
+   * directory, database schema or key prefix); called with each test's store when the test asks for
+   * a child process. The value crosses a process boundary as JSON.
    * @defaultValue `() => undefined`
    */
   readonly args?: ((store: S) => unknown) | undefined;
@@ -119,7 +128,7 @@ export async function describeTokenStore<S extends TokenStore>(
 ): Promise<void> {
   // vitest refuses to be loaded outside its runner (and through require), so it is loaded only
   // here: importing `b24-portal-tokens/testing` for FakeBitrix24 works anywhere, CJS included.
-  const { afterEach, beforeEach, describe, expect, it } = await loadVitest();
+  const { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } = await loadVitest();
   if (typeof options.create !== 'function') throw new TypeError('options.create must be a function');
   const ttl = options.leaseTtlMs ?? 200;
   if (!Number.isFinite(ttl) || ttl <= 0) throw new TypeError('options.leaseTtlMs must be a positive number');
@@ -142,13 +151,34 @@ export async function describeTokenStore<S extends TokenStore>(
     console.warn(`[describeTokenStore] ${name}: the cross-process cases were skipped (${why})`);
   }
 
+  // The cross-process cases that will run: a child is warmed for them only when there is one.
+  const crossTitles: string[] = [];
+  if (crossProcess) {
+    const collect = { test: (title: string) => void crossTitles.push(title), capabilities } as unknown as SuiteContext;
+    groups.find(([title]) => title === CROSS_PROCESS_GROUP)?.[1](collect);
+  }
+  const warm = crossTitles.some((title) => !skip.has(title));
+
   describe(name, () => {
     let current: S | undefined;
-    const children = new Set<StoreChild>();
     const store = (): S => {
       if (current === undefined) throw new Error('the store is only available inside a test');
       return current;
     };
+    // The block's child processes, reused from test to test (each test opens its own store in them).
+    const children = new ChildPool(() => {
+      if (cross === undefined || crossUrl === undefined) throw new Error('crossProcess is not configured');
+      return StoreChild.start({ module: crossUrl, open: false }, cross.execArgv ?? defaultExecArgv(crossUrl));
+    });
+
+    // One child starts while the first cases run, so the first cross-process case finds it ready.
+    beforeAll(() => {
+      if (warm) children.warm();
+    });
+
+    afterAll(async () => {
+      await children.drain();
+    });
 
     beforeEach(async () => {
       current = await options.create();
@@ -157,10 +187,9 @@ export async function describeTokenStore<S extends TokenStore>(
       );
     });
 
-    afterEach(async () => {
-      const running = [...children];
-      children.clear();
-      await Promise.all(running.map((child) => child.stop()));
+    afterEach(async (context) => {
+      // The children close this test's store before it is destroyed; those of a failed test are stopped.
+      await children.endTest(context.task.result?.state === 'fail');
       const finished = current;
       current = undefined;
       if (finished === undefined) return;
@@ -169,11 +198,8 @@ export async function describeTokenStore<S extends TokenStore>(
     });
 
     const spawnChild = async (): Promise<StoreChild> => {
-      if (cross === undefined || crossUrl === undefined) throw new Error('crossProcess is not configured');
-      const args = cross.args?.(store());
-      const child = await StoreChild.start({ module: crossUrl, args }, cross.execArgv ?? defaultExecArgv(crossUrl));
-      children.add(child);
-      return child;
+      if (cross === undefined) throw new Error('crossProcess is not configured');
+      return children.take(cross.args?.(store()));
     };
 
     const test: Register = (title, body, timeout) => {
@@ -186,6 +212,8 @@ export async function describeTokenStore<S extends TokenStore>(
     options.extraTests?.(store);
   });
 }
+
+const CROSS_PROCESS_GROUP = 'across processes';
 
 type Group = readonly [title: string, register: (suite: SuiteContext) => void];
 
@@ -203,7 +231,7 @@ function capabilityGroups(capabilities: StoreCapabilities, crossProcess: boolean
   if (capabilities.budget === true) groups.push(['request budget', registerBudgetCases]);
   if (crossProcess) {
     groups.push([
-      'across processes',
+      CROSS_PROCESS_GROUP,
       (suite) => {
         registerCrossProcessCases(suite);
         if (capabilities.changes === true) registerCrossProcessChangeCases(suite);

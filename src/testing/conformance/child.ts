@@ -10,26 +10,56 @@ export interface ChildSpec {
   /** A file: URL of the user's module. */
   readonly module: string;
   /** The JSON argument for the module's factory. */
-  readonly args: unknown;
+  readonly args?: unknown;
+  /**
+   * Whether the child opens a store (with `args`) before it reports ready; `false` starts it with no
+   * store, to be opened later by {@link StoreChild.open}.
+   * @defaultValue true
+   */
+  readonly open?: boolean | undefined;
 }
 
 // Plain JavaScript on purpose: it runs before (and without) any TypeScript loader.
 const CHILD_SCRIPT = String.raw`
 const spec = JSON.parse(process.env.B24PT_CONFORMANCE_CHILD);
 const send = (message) => new Promise((done) => process.send(message, () => done()));
+let factory;
 let store;
+// Every store the factory returned in this process: a factory that hands back one it returned
+// before (a cached, closed store) cannot open a second store here.
+const returned = new WeakSet();
+// The leases taken through the current store, by token.
+const leases = new Map();
+async function openStore(args) {
+  await closeStore(true);
+  const next = await factory(args);
+  if ((typeof next !== 'object' && typeof next !== 'function') || next === null) throw new Error('the opener function returned no store');
+  if (returned.has(next)) throw new Error('the opener function returned a store it had returned before: it cannot open a second store in one process');
+  returned.add(next);
+  store = next;
+}
+// Closes the current store; with release, first gives back every lease still held through it
+// (best effort), so nothing this store took outlives it in the process or the backing data.
+async function closeStore(release) {
+  const closing = store;
+  const held = [...leases.values()];
+  store = undefined;
+  leases.clear();
+  if (closing === undefined) return;
+  if (release) for (const lease of held) await Promise.resolve().then(() => lease.release()).catch(() => undefined);
+  await closing.close?.();
+}
 try {
   const loaded = await import(spec.module);
-  let factory = loaded.createStore ?? loaded.default;
+  factory = loaded.createStore ?? loaded.default;
   // A CommonJS module (or TypeScript compiled as one) arrives as its exports object.
   if (factory !== null && typeof factory === 'object') factory = factory.createStore ?? factory.default;
   if (typeof factory !== 'function') throw new Error('the module exports neither a default function nor createStore');
-  store = await factory(spec.args);
+  if (spec.open !== false) await openStore(spec.args);
 } catch (error) {
   await send({ type: 'fatal', message: String((error && error.stack) || error) });
   process.exit(1);
 }
-const leases = new Map();
 // Every op names its record by key (a memberId string or { memberId, chain }); memberId is the older spelling.
 const keyOf = (message) => message.key ?? message.memberId;
 const ops = {
@@ -89,16 +119,36 @@ const ops = {
     );
   },
   async exit() {
-    await store.close?.();
+    await closeStore(false);
     return null;
   },
+};
+// What works with no store open: opening one, closing it, leaving.
+const lifecycle = {
+  async open({ args }) {
+    await openStore(args);
+    return null;
+  },
+  async close() {
+    await closeStore(true);
+    return null;
+  },
+  exit: ops.exit,
 };
 process.on('message', async (message) => {
   let reply;
   try {
-    reply = { id: message.id, ok: true, value: await ops[message.op](message) };
+    let op = lifecycle[message.op];
+    if (op === undefined) {
+      if (!Object.hasOwn(ops, message.op)) throw new Error('unknown operation ' + message.op);
+      if (store === undefined) throw new Error('no store is open in this child');
+      op = ops[message.op];
+    }
+    reply = { id: message.id, ok: true, value: await op(message) };
   } catch (error) {
-    reply = { id: message.id, ok: false, error: String((error && error.message) || error) };
+    // An open that fails says where (the user's factory), as a failed start does.
+    const text = message.op === 'open' ? (error && error.stack) || error : (error && error.message) || error;
+    reply = { id: message.id, ok: false, error: String(text) };
   }
   await send(reply);
   if (message.op === 'exit') process.exit(0);
@@ -131,9 +181,12 @@ export class StoreChild {
   readonly #pending = new Map<number, { resolve: (value: unknown) => void; reject: (error: Error) => void }>();
   readonly #exited: Promise<void>;
   #nextId = 1;
+  #opens: number;
+  #failed = false;
 
-  private constructor(child: ChildProcess) {
+  private constructor(child: ChildProcess, opens: number) {
     this.#process = child;
+    this.#opens = opens;
     this.#exited = new Promise((resolve) => child.once('exit', () => resolve()));
     child.on('message', (message: Message) => {
       if (!('id' in message)) return;
@@ -150,14 +203,14 @@ export class StoreChild {
     });
   }
 
-  /** Spawns a child and waits until its store is open. */
+  /** Spawns a child and waits until it is ready: its store open, unless `spec.open` is `false`. */
   static async start(spec: ChildSpec, execArgv: readonly string[], startTimeoutMs = 20_000): Promise<StoreChild> {
     const child = spawn(process.execPath, [...execArgv, '--input-type=module', '-e', CHILD_SCRIPT], {
       cwd: process.cwd(),
       env: { ...process.env, B24PT_CONFORMANCE_CHILD: JSON.stringify(spec) },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
-    const handle = new StoreChild(child);
+    const handle = new StoreChild(child, spec.open === false ? 0 : 1);
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         child.kill('SIGKILL');
@@ -187,8 +240,24 @@ export class StoreChild {
     return this.#process.pid;
   }
 
-  /** Runs one operation in the child. */
-  async call<T>(op: string, params: Record<string, unknown> = {}): Promise<T> {
+  /** How many stores this child has opened (the one it started with included). */
+  get opens(): number {
+    return this.#opens;
+  }
+
+  /**
+   * Whether the child can serve another test: it is alive, answers nothing late (no request is
+   * pending) and no request of it ever failed or timed out.
+   */
+  get reusable(): boolean {
+    return !this.#failed && this.#pending.size === 0 && this.#process.exitCode === null && this.#process.signalCode === null && this.#process.connected;
+  }
+
+  /**
+   * Runs one operation in the child. A failed operation, or one that has not answered within
+   * `timeoutMs` (no limit when absent), rejects and leaves the child not {@link reusable}.
+   */
+  async call<T>(op: string, params: Record<string, unknown> = {}, timeoutMs?: number): Promise<T> {
     const id = this.#nextId++;
     let pendingReject: (error: Error) => void = () => undefined;
     const result = new Promise<unknown>((resolve, reject) => {
@@ -200,7 +269,33 @@ export class StoreChild {
       this.#pending.delete(id);
       pendingReject(error);
     });
-    return (await result) as T;
+    let timer: NodeJS.Timeout | undefined;
+    if (timeoutMs !== undefined) {
+      // The entry stays pending, so the child is not reusable even if the answer comes later.
+      timer = setTimeout(() => pendingReject(new Error(`child store did not answer ${op} within ${timeoutMs} ms`)), timeoutMs);
+    }
+    try {
+      return (await result) as T;
+    } catch (error) {
+      this.#failed = true;
+      throw error;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /**
+   * Opens a store for `args` through the module's function, closing (and releasing the leases of)
+   * the store the child had open first.
+   */
+  async open(args: unknown, timeoutMs = 20_000): Promise<void> {
+    this.#opens++;
+    await this.call('open', { args }, timeoutMs);
+  }
+
+  /** Releases the leases the child still holds, forgets them and closes its store; the child stays. */
+  async close(timeoutMs = 5_000): Promise<void> {
+    await this.call('close', {}, timeoutMs);
   }
 
   /** Kills the child the hard way (no cleanup runs) and waits until it is gone. */

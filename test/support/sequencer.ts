@@ -2,8 +2,8 @@
 // hold the run open alone (vitest's own order on a fresh clone, with no record of earlier runs, is
 // the larger file first, and some of the longest files are small: a lease waited out, a failover).
 // A file's duration is this machine's last run (vitest's cache under node_modules/.vite) or else
-// the committed test/timings.json (`npm run test:timings` rewrites it from the last `npm test`
-// report); files known to neither come after, larger first. Files that failed last time go first.
+// the committed test/timings.json (`npm run test:timings` rewrites it from this machine's last
+// run); files known to neither come after, larger first. Files that failed last time go first.
 import { readFileSync } from 'node:fs';
 import { relative } from 'node:path';
 import { BaseSequencer, type TestSpecification } from 'vitest/node';

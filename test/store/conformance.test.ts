@@ -4,12 +4,12 @@
 import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 interface JsonReport {
-  testResults: { status: string; message: string; assertionResults: { title: string; status: string }[] }[];
+  testResults: { name: string; status: string; message: string; assertionResults: { title: string; status: string }[] }[];
 }
 
 interface Run {
@@ -20,21 +20,21 @@ interface Run {
 const run = promisify(execFile);
 let scratch: string;
 
-async function runBrokenSuite(broken: string, skip?: string): Promise<Run> {
-  const outputFile = join(scratch, `${Math.random().toString(36).slice(2)}.json`);
-  const env: NodeJS.ProcessEnv = { ...process.env, B24PT_BROKEN: broken };
-  if (skip === undefined) delete env['B24PT_SKIP'];
-  else env['B24PT_SKIP'] = skip;
+/** Runs every broken store's suite (test/store/fixtures/broken/) in one child vitest: each file's run, by file name. */
+async function runBrokenSuites(): Promise<Map<string, Run>> {
+  const outputFile = join(scratch, 'report.json');
+  const env: NodeJS.ProcessEnv = { ...process.env };
   const vitest = join(process.cwd(), 'node_modules', 'vitest', 'vitest.mjs');
   const config = 'test/store/fixtures/vitest.broken.config.ts';
-  // The JSON report for the statuses; the default reporter's output for what the suite printed.
+  // The JSON report for the statuses; the default reporter's output for what the suites printed.
   const args = [vitest, 'run', '--config', config, '--reporter=json', '--reporter=default', `--outputFile.json=${outputFile}`];
   // The child run is expected to fail; its exit code says nothing, the report says everything.
   const outcome = await run(process.execPath, args, { env, cwd: process.cwd(), maxBuffer: 16 * 1024 * 1024 }).catch(
     (error: { stdout?: string; stderr?: string }) => error,
   );
   const report = JSON.parse(await readFile(outputFile, 'utf8')) as JsonReport;
-  return { report, output: `${outcome.stdout ?? ''}${outcome.stderr ?? ''}` };
+  const output = `${outcome.stdout ?? ''}${outcome.stderr ?? ''}`;
+  return new Map(report.testResults.map((file) => [basename(file.name, '.suite.ts'), { report: { testResults: [file] }, output }]));
 }
 
 function statuses({ report }: Run): Map<string, string> {
@@ -56,13 +56,13 @@ describe('describeTokenStore against broken stores', () => {
 
   beforeAll(async () => {
     scratch = await mkdtemp(join(tmpdir(), 'b24pt-suite-'));
-    // Two at a time: each is a whole vitest run, and the machine is small.
-    [classic, skipped] = await Promise.all([
-      runBrokenSuite('classic'),
-      runBrokenSuite('classic', 'a held lock excludes a second holder until it is released'),
-    ]);
-    [misspelt, chainBlind] = await Promise.all([runBrokenSuite('classic', 'no such test'), runBrokenSuite('chain-blind')]);
-    [leakyFeed, staleLockRead] = await Promise.all([runBrokenSuite('leaky-feed'), runBrokenSuite('stale-lock-read')]);
+    const runs = await runBrokenSuites();
+    const of = (name: string): Run => {
+      const found = runs.get(name);
+      if (found === undefined) throw new Error(`the child vitest reported no file ${name}.suite.ts`);
+      return found;
+    };
+    [classic, skipped, misspelt, chainBlind, leakyFeed, staleLockRead] = ['classic', 'skipped', 'misspelt', 'chain-blind', 'leaky-feed', 'stale-lock-read'].map(of) as [Run, Run, Run, Run, Run, Run];
   }, 120_000);
 
   afterAll(async () => {

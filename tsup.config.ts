@@ -4,6 +4,9 @@ import { rmSync } from 'node:fs';
 import { defineConfig } from 'tsup';
 
 const external = ['@bitrix24/b24jssdk', 'vitest', 'better-sqlite3', 'pg', 'ioredis', 'redis', '@opentelemetry/api'];
+// B24PT_BUILD_DTS=0 leaves the declarations out: the test suite's own build of a fresh clone
+// (test/global-setup.ts) needs none, and they are nine tenths of the build's CPU.
+const dts = process.env['B24PT_BUILD_DTS'] !== '0';
 
 export default defineConfig([
   {
@@ -17,7 +20,7 @@ export default defineConfig([
       otel: 'src/otel/index.ts',
     },
     format: ['esm', 'cjs'],
-    dts: true,
+    dts,
     sourcemap: true,
     // Everything but the command-line tool's output: both builds run at once, and this clean must not
     // race the other build's writes (that build empties dist/cli-chunks/ itself).

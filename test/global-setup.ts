@@ -1,7 +1,7 @@
 // Vitest global setup: the package and CLI tests use the built `dist/` (the README example resolves
 // 'b24-portal-tokens' to it), so it builds it with tsup when it is missing or older than the sources.
 // A fresh clone's `npx vitest run` then works, and a run right after a build does not build again.
-// The build (about 15 s, most of it declarations) runs beside the test files: the files that need
+// The build (JavaScript only, 2 s) runs beside the test files: the files that need
 // dist/ wait for it (test/support/dist.ts), the others start at once. SKIP_DIST_BUILD=1 skips the
 // check (for runs that need no dist). It also bundles the scripts the tests run as child processes
 // (test/support/children.ts says why).
@@ -15,8 +15,12 @@ import './support/provided.js'; // the type of `childrenDir` (types only)
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
-/** Outputs that only a complete build leaves (declarations come last, in their own pass). */
-const OUTPUTS = ['cli.js', 'index.js', 'index.cjs', 'index.d.ts', 'index.d.cts', 'testing/index.js', 'testing/index.d.cts'];
+/**
+ * Outputs that only a complete build leaves. Declarations are not among them: the build here leaves
+ * them out (B24PT_BUILD_DTS=0, tsup.config.ts), and only the declarations' own check reads them
+ * (test/package/dist-imports.test.ts, after `npm run build`, as CI runs it).
+ */
+const OUTPUTS = ['cli.js', 'index.js', 'index.cjs', 'testing/index.js', 'testing/index.cjs'];
 
 /** The newest modification time of the files below `path` (or of `path` itself), in ms. */
 function newestMtime(path: string): number {
@@ -111,7 +115,11 @@ function startDistBuild(): DistBuild | undefined {
       writeFileSync(statusFile, JSON.stringify({ ok, output: detail }));
       resolve();
     };
-    const child = spawn(join(root, 'node_modules', '.bin', 'tsup'), ['--silent'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(join(root, 'node_modules', '.bin', 'tsup'), ['--silent'], {
+      cwd: root,
+      env: { ...process.env, B24PT_BUILD_DTS: '0' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
     child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
     child.on('error', (error) => finish(false, String(error)));

@@ -23,6 +23,15 @@ function run(kind: 'esm' | 'cjs', specifier: string): string[] {
   return JSON.parse(out.trim()) as string[];
 }
 
+/** The names api/root-exports.txt lists, sorted. */
+function rootExportsSnapshot(): string[] {
+  return readFileSync(`${root}/api/root-exports.txt`, 'utf8')
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line !== '' && !line.startsWith('#'))
+    .sort();
+}
+
 describe('the built package', () => {
   it('has a dist folder (test/global-setup.ts builds it first)', () => {
     expect(existsSync(`${root}/dist/index.js`)).toBe(true);
@@ -38,13 +47,17 @@ describe('the built package', () => {
     });
   }
 
-  it('the root entry declares exactly the names in api/root-exports.txt, and /store and /testing load what they list', () => {
-    const snapshot = readFileSync(`${root}/api/root-exports.txt`, 'utf8')
-      .split('\n')
-      .map((line) => line.trim())
-      .filter((line) => line !== '' && !line.startsWith('#'))
-      .sort();
-    for (const file of ['index.d.ts', 'index.d.cts']) {
+  it('the root entry declares exactly the names in api/root-exports.txt', (context) => {
+    const snapshot = rootExportsSnapshot();
+    // `npm run build` writes the declarations (CI builds before it tests); the suite's own build of a
+    // fresh clone leaves them out (test/global-setup.ts: they are nine tenths of the build's CPU).
+    const files = ['index.d.ts', 'index.d.cts'];
+    if (!files.every((file) => existsSync(`${root}/dist/${file}`))) {
+      if (process.env['CI'] === 'true') throw new Error('dist/ has no declarations: CI runs `npm run build` before `npm test`');
+      console.warn('[dist-imports] dist/ has no declarations (the test build leaves them out): `npm run build` first to check them');
+      context.skip();
+    }
+    for (const file of files) {
       const declared = [...readFileSync(`${root}/dist/${file}`, 'utf8').matchAll(/^export \{([^}]*)\}/gm)]
         .flatMap((match) => (match[1] ?? '').split(','))
         .map((spec) => spec.trim().replace(/^type /, '').split(' as ').pop()!.trim())
@@ -52,6 +65,10 @@ describe('the built package', () => {
         .sort();
       expect(declared).toEqual(snapshot);
     }
+  });
+
+  it('the root entry loads the values of api/root-exports.txt, and /store and /testing load what they list', () => {
+    const snapshot = rootExportsSnapshot();
     const values = run('esm', 'b24-portal-tokens');
     // The runtime values are the snapshot's names minus the type-only ones (48 today).
     expect(values).toHaveLength(48);

@@ -6,7 +6,7 @@ import { dirname, join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { staleReason } from '../global-setup.js';
 
-const OUTPUTS = ['cli.js', 'index.js', 'index.cjs', 'index.d.ts', 'index.d.cts', 'testing/index.js', 'testing/index.d.cts'];
+const OUTPUTS = ['cli.js', 'index.js', 'index.cjs', 'testing/index.js', 'testing/index.cjs'];
 let base: string;
 
 async function touch(path: string, seconds: number): Promise<void> {

@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { inject } from 'vitest';
 import './provided.js'; // the type of `distBuild`
 
-/** How long a file waits for the build before it fails (the build takes about 15 s alone); also its hook timeout. */
+/** How long a file waits for the build before it fails (the build alone takes a few seconds); also its hook timeout. */
 export const DIST_WAIT_MS = 180_000;
 
 let ready: Promise<void> | undefined;

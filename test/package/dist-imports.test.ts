@@ -11,16 +11,29 @@ const root = fileURLToPath(new URL('../..', import.meta.url));
 const pkg = JSON.parse(readFileSync(`${root}/package.json`, 'utf8')) as { exports: Record<string, unknown> };
 const subpaths = Object.keys(pkg.exports).filter((key) => key !== './package.json');
 
-function run(kind: 'esm' | 'cjs', specifier: string): string[] {
+const specifiers = subpaths.map((subpath) => (subpath === '.' ? 'b24-portal-tokens' : `b24-portal-tokens/${subpath.slice(2)}`));
+
+/** Every subpath's export names, loaded in one process per module system (each load is a fresh process's first). */
+function loadAll(kind: 'esm' | 'cjs'): Record<string, string[]> {
+  const list = JSON.stringify(specifiers);
   const code =
     kind === 'esm'
-      ? `const m = await import(${JSON.stringify(specifier)}); console.log(JSON.stringify(Object.keys(m).sort()));`
-      : `const m = require(${JSON.stringify(specifier)}); console.log(JSON.stringify(Object.keys(m).sort()));`;
+      ? `const out = {}; for (const s of ${list}) out[s] = Object.keys(await import(s)).sort(); console.log(JSON.stringify(out));`
+      : `const out = {}; for (const s of ${list}) out[s] = Object.keys(require(s)).sort(); console.log(JSON.stringify(out));`;
   const out = execFileSync(process.execPath, kind === 'esm' ? ['--input-type=module', '-e', code] : ['-e', code], {
     cwd: root,
     encoding: 'utf8',
   });
-  return JSON.parse(out.trim()) as string[];
+  return JSON.parse(out.trim()) as Record<string, string[]>;
+}
+
+const loaded: { esm?: Record<string, string[]>; cjs?: Record<string, string[]> } = {};
+
+/** The export names of `specifier` loaded from dist in ESM or CJS. */
+function run(kind: 'esm' | 'cjs', specifier: string): string[] {
+  const names = (loaded[kind] ??= loadAll(kind))[specifier];
+  if (names === undefined) throw new Error(`${specifier} is not a subpath of package.json's exports`);
+  return names;
 }
 
 /** The names api/root-exports.txt lists, sorted. */
@@ -37,8 +50,7 @@ describe('the built package', () => {
     expect(existsSync(`${root}/dist/index.js`)).toBe(true);
   });
 
-  for (const subpath of subpaths) {
-    const specifier = subpath === '.' ? 'b24-portal-tokens' : `b24-portal-tokens/${subpath.slice(2)}`;
+  for (const specifier of specifiers) {
     it(`${specifier} loads in ESM and CJS with the same exports`, () => {
       const esm = run('esm', specifier);
       const cjs = run('cjs', specifier);

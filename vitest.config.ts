@@ -17,8 +17,8 @@ export default defineConfig({
     // (vitest.soak.config.ts), which CI runs too. The outage tests stop servers of their own
     // (test/support/private-servers.ts), so they run here, beside everything else.
     exclude: ['test/**/*-fleet.test.ts', 'test/**/*.soak.test.ts', 'node_modules/**'],
-    // Builds dist/ once, before any file runs, when it is missing or older than src/ (the package
-    // and README tests import the built package).
+    // Builds dist/ when it is missing or older than src/, beside the files that do not need it (the
+    // CLI, package and README tests wait for it: test/support/dist.ts).
     globalSetup: ['test/global-setup.ts'],
     // Every file: whatever the library lets out (logs, events, errors, answers, stats) is searched for
     // every secret the stand-in Bitrix24 minted in that file; a find fails the file.

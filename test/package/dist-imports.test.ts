@@ -46,7 +46,7 @@ function rootExportsSnapshot(): string[] {
 }
 
 describe('the built package', () => {
-  it('has a dist folder (test/global-setup.ts builds it first)', () => {
+  it('has a dist folder (test/global-setup.ts builds it)', () => {
     expect(existsSync(`${root}/dist/index.js`)).toBe(true);
   });
 
